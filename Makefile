@@ -1,0 +1,66 @@
+# nflow - build, test and install.
+#   make              library (static + shared), examples and tests
+#   make test         run the test suite (prints "N passed, N failed")
+#   make test SAN=1   the same suite built with ASan + UBSan (in build-san/)
+#   make install PREFIX=/usr/local
+CC      ?= cc
+PREFIX  ?= /usr/local
+SAN     ?= 0
+ifeq ($(SAN),1)
+BUILD   ?= build-san
+OPT     ?= -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+BUILD   ?= build
+OPT     ?= -O2 -g
+endif
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-function
+CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fPIC -Iinclude
+LDLIBS  += -lm
+
+LIB_SRC  := $(sort $(wildcard src/*/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(sort $(wildcard tests/*.c))
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+EX_SRC   := $(sort $(wildcard examples/*.c))
+EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
+
+.PHONY: all lib test examples install clean
+all: lib examples $(BUILD)/tests/run
+
+lib: $(BUILD)/libnflow.a $(BUILD)/libnflow.so
+
+$(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tests/*.h) Makefile
+	@mkdir -p $(dir $@)
+	@echo "  CC $<"; $(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libnflow.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libnflow.so: $(LIB_OBJ)
+	$(CC) $(CFLAGS) -shared -Wl,-soname,libnflow.so.0 -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+examples: $(EX_BIN)
+$(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libnflow.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libnflow.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/run: $(TEST_OBJ) $(BUILD)/libnflow.a
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libnflow.a $(LDFLAGS) $(LDLIBS) -lpthread
+
+test: all
+	./$(BUILD)/tests/run $(BUILD)/examples
+
+$(BUILD)/nflow.pc: nflow.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBS@|$(LDLIBS)|' nflow.pc.in > $@
+
+install: lib $(BUILD)/nflow.pc
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/nflow.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/libnflow.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libnflow.so $(DESTDIR)$(PREFIX)/lib/libnflow.so.0
+	ln -sf libnflow.so.0 $(DESTDIR)$(PREFIX)/lib/libnflow.so
+	install -m 644 $(BUILD)/nflow.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
+clean:
+	rm -rf build build-san build-clang

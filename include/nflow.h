@@ -1,0 +1,248 @@
+/*
+ * nflow.h - normalizing flows in C: bijectors, distributions, flows.
+ *
+ * Conventions (the same as TensorFlow Probability):
+ *   - A bijector's FORWARD maps base space to data space (the sampling
+ *     direction); its INVERSE maps data space to base space (the density
+ *     direction).  log p(y) = log p_base(inverse(y)) + ildj(y).
+ *   - Data are row-major batches of n rows of d floats ("n x d").
+ *   - Every fallible call returns an nf_status; on failure a readable message
+ *     naming the function, the object and the offending value is kept for the
+ *     calling thread and returned by nf_last_error().
+ *   - Constructors return a new object through their last argument; the caller
+ *     frees it with the matching *_free function (NULL is accepted there).
+ *   - Composite constructors (chain, invert, transformed) take ownership of
+ *     their parts on success only; on failure the caller still owns them.
+ *   - The library never prints and never exits.  Objects hold no hidden
+ *     mutable state: a bijector or distribution may be used from several
+ *     threads at once; an nf_rng belongs to one thread at a time.
+ */
+#ifndef NFLOW_H
+#define NFLOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NF_VERSION_MAJOR 0
+#define NF_VERSION_MINOR 1
+#define NF_VERSION_PATCH 0
+
+/* ------------------------------------------------------------------------ */
+/* Status codes and errors                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef enum nf_status {
+    NF_OK = 0,
+    NF_ERR_ARG = 1,         /* invalid argument: NULL pointer, bad count, bad option */
+    NF_ERR_SHAPE = 2,       /* dimensions of two objects or arrays disagree */
+    NF_ERR_DOMAIN = 3,      /* an input is non-finite or outside the map's domain */
+    NF_ERR_NUMERIC = 4,     /* a result overflowed or became non-finite */
+    NF_ERR_NOMEM = 5,       /* an allocation failed */
+    NF_ERR_UNSUPPORTED = 6  /* the operation is not defined for this object */
+} nf_status;
+
+/* Short fixed description of a status code ("domain error", ...). */
+const char *nf_status_str(nf_status s);
+
+/* Message of the last failed nflow call made by the calling thread ("" if
+ * none).  The pointer stays valid until the thread's next failing call. */
+const char *nf_last_error(void);
+
+/* Library version as "MAJOR.MINOR.PATCH". */
+const char *nf_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Random numbers                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* A seedable generator (xoshiro256**, seeded through splitmix64).  The same
+ * seed gives the same stream on every run and machine.  Not to be shared
+ * between threads without a lock; give each thread its own. */
+typedef struct nf_rng nf_rng;
+
+nf_status nf_rng_create(uint64_t seed, nf_rng **out);
+void nf_rng_free(nf_rng *rng);
+/* Uniform on [0, 1), 24 random bits. */
+float nf_rng_uniform(nf_rng *rng);
+/* Standard normal (Box-Muller in double precision). */
+float nf_rng_normal(nf_rng *rng);
+/* Uniform 64-bit integer, and an integer uniform on [0, bound). */
+uint64_t nf_rng_u64(nf_rng *rng);
+uint64_t nf_rng_below(nf_rng *rng, uint64_t bound);
+void nf_rng_fill_uniform(nf_rng *rng, float *out, size_t n);
+void nf_rng_fill_normal(nf_rng *rng, float *out, size_t n);
+
+/* ------------------------------------------------------------------------ */
+/* Bijectors                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct nf_bijector nf_bijector;
+
+/* --- elementwise bijectors (y_ij = f(x_ij)) ------------------------------ */
+/* Every constructor takes the event dimension d (row length). */
+
+nf_status nf_bijector_identity(size_t d, nf_bijector **out);
+/* y = x + shift.  `count` values: 1 (broadcast to all d columns) or d. */
+nf_status nf_bijector_shift(size_t d, const float *shift, size_t count, nf_bijector **out);
+/* y = scale * x, every scale nonzero.  `count` is 1 or d. */
+nf_status nf_bijector_scale(size_t d, const float *scale, size_t count, nf_bijector **out);
+/* y = shift + scale * x (TFP AffineScalar), scale nonzero. */
+nf_status nf_bijector_affine_scalar(size_t d, float shift, float scale, nf_bijector **out);
+/* y = exp(x). */
+nf_status nf_bijector_exp(size_t d, nf_bijector **out);
+/* y = log(x), x > 0 (the inverse of exp). */
+nf_status nf_bijector_log(size_t d, nf_bijector **out);
+/* y = 1 / (1 + exp(-x)); inverse needs 0 < y < 1. */
+nf_status nf_bijector_sigmoid(size_t d, nf_bijector **out);
+/* y = tanh(x); inverse needs -1 < y < 1. */
+nf_status nf_bijector_tanh(size_t d, nf_bijector **out);
+/* y = log(1 + exp(x)); inverse needs y > 0. */
+nf_status nf_bijector_softplus(size_t d, nf_bijector **out);
+/* y = Phi(x), the standard normal CDF; inverse needs 0 < y < 1. */
+nf_status nf_bijector_normal_cdf(size_t d, nf_bijector **out);
+/* y = x for x >= 0, alpha * x for x < 0, alpha > 0 learnable.  The stored
+ * (trainable) parameter is log(alpha), so alpha stays positive. */
+nf_status nf_bijector_leaky_relu(size_t d, float alpha, nf_bijector **out);
+
+/* --- linear bijectors ---------------------------------------------------- */
+
+/* TFP Affine: y = (L + V V^T) x + shift, with L (d x d) lower triangular
+ * with nonzero diagonal, V (d x r).  The log-det uses the matrix
+ * determinant lemma and the inverse the Woodbury identity.
+ * Inputs (any may be NULL for the default):
+ *   shift: d values (default 0);
+ *   scale_tril: d x d row-major, only the lower triangle read (default I);
+ *   perturb: d x r row-major V (default 0; see nf_bijector_init_params).
+ * Parameters are stored as [shift (d), L packed by rows (d(d+1)/2), V (d*r)]. */
+nf_status nf_bijector_affine(size_t d, size_t r, const float *shift, const float *scale_tril,
+                             const float *perturb, nf_bijector **out);
+
+/* y_j = x_{perm[j]} (TFP Permute); perm is a permutation of 0..d-1. */
+nf_status nf_bijector_permute(size_t d, const size_t *perm, nf_bijector **out);
+/* Reverses the order of the d columns. */
+nf_status nf_bijector_reverse(size_t d, nf_bijector **out);
+
+/* --- composition ---------------------------------------------------------- */
+
+/* TFP order: chain([b_{k-1}, ..., b_1, b_0]) applies bs[k-1] FIRST in the
+ * forward direction, bs[0] last.  All parts must share one dimension.  Takes
+ * ownership of the k parts on success; their parameters move into the
+ * chain's single flat buffer. */
+nf_status nf_bijector_chain(nf_bijector **bs, size_t k, nf_bijector **out);
+/* Swaps forward and inverse of b; takes ownership of b on success. */
+nf_status nf_bijector_invert(nf_bijector *b, nf_bijector **out);
+
+/* --- user-defined bijectors (TFP Inline) ---------------------------------- */
+
+/* Callbacks on whole batches (n rows of d floats).  Each returns 0 on
+ * success, or a non-zero value to report a failure (which nflow turns into
+ * NF_ERR_DOMAIN, naming the bijector).  Log-det callbacks WRITE ldj[i]. */
+typedef struct nf_inline_fns {
+    int (*forward)(void *user, const float *x, float *y, size_t n, size_t d);
+    int (*inverse)(void *user, const float *y, float *x, size_t n, size_t d);
+    int (*forward_log_det)(void *user, const float *x, float *ldj, size_t n, size_t d);
+    /* Optional: if NULL, ildj(y) = -fldj(inverse(y)). */
+    int (*inverse_log_det)(void *user, const float *y, float *ldj, size_t n, size_t d);
+    /* Optional reverse-mode gradients.  Given upstream dL/dy (n x d) and
+     * dL/dldj (n), WRITE dL/dx (n x d) for the forward map; likewise for the
+     * inverse with the roles of x and y swapped.  Without them the inline
+     * bijector cannot be trained through (NF_ERR_UNSUPPORTED). */
+    int (*forward_backward)(void *user, const float *x, const float *dy, const float *dldj,
+                            float *dx, size_t n, size_t d);
+    int (*inverse_backward)(void *user, const float *y, const float *dx, const float *dldj,
+                            float *dy, size_t n, size_t d);
+    /* Optional: +1 increasing, -1 decreasing, 0 unknown (used by cdf). */
+    int monotone;
+    /* Optional: called with `user` when the bijector is freed. */
+    void (*destroy)(void *user);
+} nf_inline_fns;
+
+/* `name` (copied, at most 31 characters kept) appears in error messages. */
+nf_status nf_bijector_inline(size_t d, const char *name, const nf_inline_fns *fns, void *user,
+                             nf_bijector **out);
+
+/* --- using bijectors ------------------------------------------------------ */
+
+void nf_bijector_free(nf_bijector *b);
+size_t nf_bijector_dim(const nf_bijector *b);
+const char *nf_bijector_name(const nf_bijector *b);
+
+/* x: n x d in the domain; y: n x d; ldj: n values (may be NULL) receiving
+ * log|det dy/dx| of each row.  x and y may alias. */
+nf_status nf_bijector_forward(const nf_bijector *b, const float *x, size_t n, float *y, float *ldj);
+/* y: n x d; x: n x d; ldj: n values (may be NULL) receiving log|det dx/dy|. */
+nf_status nf_bijector_inverse(const nf_bijector *b, const float *y, size_t n, float *x, float *ldj);
+nf_status nf_bijector_forward_log_det_jacobian(const nf_bijector *b, const float *x, size_t n,
+                                               float *ldj);
+nf_status nf_bijector_inverse_log_det_jacobian(const nf_bijector *b, const float *y, size_t n,
+                                               float *ldj);
+
+/* Reverse-mode gradients of a scalar loss L through one pass.
+ * Forward pass x -> (y, ldj): given dy = dL/dy (n x d, NULL means zero) and
+ * dldj = dL/dldj (n, NULL means zero), WRITES dx = dL/dx (n x d, may be NULL)
+ * and ADDS dL/dparams into dparams (nf_bijector_param_count values, may be
+ * NULL).  Inverse pass y -> (x, ldj): the same with the roles swapped. */
+nf_status nf_bijector_forward_backward(const nf_bijector *b, const float *x, size_t n,
+                                       const float *dy, const float *dldj, float *dx,
+                                       float *dparams);
+nf_status nf_bijector_inverse_backward(const nf_bijector *b, const float *y, size_t n,
+                                       const float *dx, const float *dldj, float *dy,
+                                       float *dparams);
+
+/* +1 if every coordinate map is increasing, -1 if decreasing (only
+ * meaningful for d = 1), 0 if unknown. */
+int nf_bijector_monotone(const nf_bijector *b);
+
+/* Parameters: one flat float buffer per bijector (a chain holds its parts'
+ * parameters contiguously, in application order of the parts).  The pointer
+ * is writable: an optimiser updates it in place.  NULL when count is 0. */
+size_t nf_bijector_param_count(const nf_bijector *b);
+float *nf_bijector_params(nf_bijector *b);
+/* Random initialisation of the trainable parameters that need it (e.g. the
+ * low-rank factor of affine, whose gradient vanishes at V = 0). */
+nf_status nf_bijector_init_params(nf_bijector *b, nf_rng *rng);
+
+/* ------------------------------------------------------------------------ */
+/* Distributions                                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct nf_dist nf_dist;
+
+/* Normal(loc, scale), scalar (d = 1), scale > 0. */
+nf_status nf_dist_normal(float loc, float scale, nf_dist **out);
+/* Uniform(low, high), scalar (d = 1), low < high; support [low, high). */
+nf_status nf_dist_uniform(float low, float high, nf_dist **out);
+/* Independent normals: loc (d values, NULL = 0) and scale_diag (d values,
+ * each > 0; NULL = 1). */
+nf_status nf_dist_mvn_diag(size_t d, const float *loc, const float *scale_diag, nf_dist **out);
+/* Independent normals with scale = multiplier * I (TFP's
+ * scale_identity_multiplier), multiplier > 0. */
+nf_status nf_dist_mvn_scaled_identity(size_t d, const float *loc, float multiplier, nf_dist **out);
+/* The distribution of y = b.forward(z), z ~ base.  Takes ownership of base
+ * and b on success. */
+nf_status nf_dist_transformed(nf_dist *base, nf_bijector *b, nf_dist **out);
+
+void nf_dist_free(nf_dist *dist);
+size_t nf_dist_dim(const nf_dist *dist);
+const char *nf_dist_name(const nf_dist *dist);
+
+/* x: n x d; out: n log-densities (-inf outside the support). */
+nf_status nf_dist_log_prob(const nf_dist *dist, const float *x, size_t n, float *out);
+nf_status nf_dist_prob(const nf_dist *dist, const float *x, size_t n, float *out);
+/* Scalar distributions (d = 1) only; for a transformed one the bijector must
+ * be monotone (nf_bijector_monotone != 0). */
+nf_status nf_dist_cdf(const nf_dist *dist, const float *x, size_t n, float *out);
+/* out: n x d samples drawn with rng. */
+nf_status nf_dist_sample(const nf_dist *dist, nf_rng *rng, size_t n, float *out);
+/* Samples and their log-densities in one pass (consistent with log_prob). */
+nf_status nf_dist_sample_and_log_prob(const nf_dist *dist, nf_rng *rng, size_t n, float *x,
+                                      float *log_prob);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NFLOW_H */

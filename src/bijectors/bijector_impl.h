@@ -1,0 +1,85 @@
+/*
+ * bijector_impl.h - the bijector interface (design.md section 3).
+ *
+ * A bijector is a `const` ops table shared by all instances plus per-instance
+ * state that starts with `struct nf_bijector`.  Every pass works on a batch of
+ * n rows of d floats and never allocates: the caller hands it
+ *   - scratch: scratch_bytes(b, n) bytes of temporary memory, and
+ *   - tape:    tape_bytes(b, n) bytes that a forward/inverse pass fills (when
+ *              non-NULL) with whatever its backward pass will need again.
+ * Argument order follows llm.c: outputs first, then inputs.
+ *
+ * Log-det terms ACCUMULATE into ldj (ldj[i] += ...), so a chain needs no
+ * temporary for them.  Backward passes WRITE the input gradient (dx or dy,
+ * which may be NULL when not wanted) and ACCUMULATE into dparams (the
+ * bijector's slice of the flat gradient buffer, may be NULL).
+ */
+#ifndef NF_BIJECTOR_IMPL_H
+#define NF_BIJECTOR_IMPL_H
+
+#include "../core/core.h"
+
+typedef struct nf_pass {
+    size_t n;      /* rows in this batch */
+    void *tape;    /* tape_bytes(b, n) bytes, or NULL: nothing is saved */
+    void *scratch; /* scratch_bytes(b, n) bytes */
+} nf_pass;
+
+typedef struct nf_bijector_ops {
+    const char *name;
+    /* forward: x -> y, ldj += log|det dy/dx| (ldj may be NULL) */
+    nf_status (*forward)(const nf_bijector *b, const nf_pass *p, float *y, float *ldj,
+                         const float *x);
+    /* inverse: y -> x, ldj += log|det dx/dy| (ldj may be NULL) */
+    nf_status (*inverse)(const nf_bijector *b, const nf_pass *p, float *x, float *ldj,
+                         const float *y);
+    /* reverse mode through forward: given dy, dldj (both non-NULL), the pass
+     * input x and output y (and the tape of the same pass if one was given),
+     * write dx (may be NULL) and add into dparams (may be NULL). */
+    nf_status (*forward_backward)(const nf_bijector *b, const nf_pass *p, float *dx,
+                                  float *dparams, const float *dy, const float *dldj,
+                                  const float *x, const float *y);
+    /* reverse mode through inverse: given dx, dldj, input y and output x. */
+    nf_status (*inverse_backward)(const nf_bijector *b, const nf_pass *p, float *dy,
+                                  float *dparams, const float *dx, const float *dldj,
+                                  const float *y, const float *x);
+    /* optional sizes (NULL means 0) */
+    size_t (*scratch_bytes)(const nf_bijector *b, size_t n);
+    size_t (*tape_bytes)(const nf_bijector *b, size_t n);
+    /* optional: called after b->params moved (chain and invert rebind parts) */
+    void (*rebind)(nf_bijector *b);
+    /* optional: +1 / -1 / 0, see nf_bijector_monotone; NULL means 0 */
+    int (*monotone)(const nf_bijector *b);
+    /* optional: random initialisation of parameters */
+    nf_status (*init_params)(nf_bijector *b, nf_rng *rng);
+    /* optional: frees what the instance owns beyond the struct itself */
+    void (*destroy)(nf_bijector *b);
+} nf_bijector_ops;
+
+struct nf_bijector {
+    const nf_bijector_ops *ops;
+    const char *name; /* defaults to ops->name */
+    size_t d;         /* event dimension */
+    size_t nparams;
+    float *params;    /* nparams floats; owned when owns_params */
+    int owns_params;
+};
+
+/* Allocates `size` zeroed bytes for an instance (whose first member is a
+ * struct nf_bijector) and `nparams` zeroed parameters.  NULL on failure with
+ * the error message set. */
+nf_bijector *nf__bijector_alloc(size_t size, const nf_bijector_ops *ops, size_t d,
+                                size_t nparams);
+/* Moves b's parameters into `storage` (nparams floats) and rebinds parts. */
+void nf__bijector_bind(nf_bijector *b, float *storage);
+
+static inline size_t nf__scratch_bytes(const nf_bijector *b, size_t n) {
+    return b->ops->scratch_bytes ? b->ops->scratch_bytes(b, n) : 0;
+}
+static inline size_t nf__tape_bytes(const nf_bijector *b, size_t n) {
+    return b->ops->tape_bytes ? b->ops->tape_bytes(b, n) : 0;
+}
+/* Checks the constructor's common arguments; sets the message on failure. */
+nf_status nf__check_ctor(const char *fn, size_t d, nf_bijector **out);
+
+#endif

@@ -1,0 +1,79 @@
+/*
+ * core.h - internal helpers shared by every layer of nflow: error reporting,
+ * aligned carving of workspaces, and numerically stable scalar functions.
+ * Not part of the public API.
+ */
+#ifndef NF_CORE_H
+#define NF_CORE_H
+
+#include "nflow.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define NF_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define NF_PRINTF(a, b)
+#endif
+
+/* Records a formatted message for the calling thread and returns `s`. */
+nf_status nf__err(nf_status s, const char *fmt, ...) NF_PRINTF(2, 3);
+/* Prefixes the calling thread's current message with "fn: " and returns s. */
+nf_status nf__err_prefix(nf_status s, const char *fn);
+
+/* Propagates a failing status. */
+#define NF_TRY(expr)                    \
+    do {                                \
+        nf_status nf__s_ = (expr);      \
+        if (nf__s_ != NF_OK) return nf__s_; \
+    } while (0)
+
+/* Workspaces are carved into 64-byte aligned pieces. */
+#define NF_ALIGN_BYTES 64u
+static inline size_t nf__align(size_t bytes) {
+    return (bytes + NF_ALIGN_BYTES - 1) & ~(size_t)(NF_ALIGN_BYTES - 1);
+}
+/* Returns *cursor and advances it by nf__align(bytes). */
+static inline void *nf__carve(unsigned char **cursor, size_t bytes) {
+    void *p = *cursor;
+    *cursor += nf__align(bytes);
+    return p;
+}
+/* 64-byte aligned allocation of `bytes` (0 gives a valid minimal block). */
+void *nf__aligned_alloc(size_t bytes);
+void nf__aligned_free(void *p);
+
+/* Index of the first non-finite value among n, or n if all are finite. */
+size_t nf__first_nonfinite(const float *x, size_t n);
+/* Reports NF_ERR_DOMAIN naming `what`, if some value of the n x d batch x is
+ * not finite. */
+nf_status nf__check_finite(const char *what, const float *x, size_t n, size_t d);
+
+/* Stable scalar functions (double precision). */
+static inline double nf__softplus(double x) { /* log(1 + e^x) */
+    return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+}
+static inline double nf__sigmoid(double x) {
+    if (x >= 0) return 1.0 / (1.0 + exp(-x));
+    double e = exp(x);
+    return e / (1.0 + e);
+}
+#define NF_LOG_SQRT_2PI 0.91893853320467274178
+#define NF_SQRT1_2 0.70710678118654752440
+#define NF_LN2 0.69314718055994530942
+/* Standard normal CDF and its inverse (0 < p < 1). */
+double nf__ndtr(double x);
+double nf__ndtri(double p);
+
+/* Small dense linear algebra in double, row-major n x n. */
+/* LU with partial pivoting in place; piv receives the row permutation.
+ * Returns 0, or 1 if a pivot is exactly zero.  *logabsdet gets log|det|. */
+int nf__lu(double *a, size_t n, size_t *piv, double *logabsdet);
+/* Solves A x = b (in place in b) with the factors of nf__lu. */
+void nf__lu_solve(const double *lu, const size_t *piv, size_t n, double *b);
+/* Solves A^T x = b (in place in b) with the factors of nf__lu. */
+void nf__lu_solve_t(const double *lu, const size_t *piv, size_t n, double *b);
+
+#endif

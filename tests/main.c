@@ -1,0 +1,43 @@
+/*
+ * main.c - runs every suite and prints the closing line "N passed, N failed".
+ * Usage: run [EXAMPLE_DIR]   (the examples are run and checked when given)
+ */
+#include "test.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+
+test_counts tc;
+
+void test_fail(const char *file, int line, const char *fmt, ...) {
+    tc.failed++;
+    if (tc.failed > 200) return; /* keep the log readable */
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stdout, "FAIL %s:%d: ", file, line);
+    vfprintf(stdout, fmt, ap);
+    fputc('\n', stdout);
+    va_end(ap);
+}
+
+static void suite(const char *name, void (*fn)(void)) {
+    long p = tc.passed, f = tc.failed;
+    fn();
+    printf("%-14s %6ld passed, %ld failed\n", name, tc.passed - p, tc.failed - f);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    suite("core", test_core);
+    suite("conformance", test_conformance);
+    suite("bijectors", test_bijectors);
+    suite("dist", test_dist);
+    suite("threads", test_threads);
+    if (argc > 1) {
+        long p = tc.passed, f = tc.failed;
+        test_examples(argv[1]);
+        printf("%-14s %6ld passed, %ld failed\n", "examples", tc.passed - p, tc.failed - f);
+    }
+    printf("%ld passed, %ld failed\n", tc.passed, tc.failed);
+    return tc.failed ? 1 : 0;
+}

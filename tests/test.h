@@ -1,0 +1,67 @@
+/*
+ * test.h - a minimal test harness.  Every CHECK counts one check; the runner
+ * prints "N passed, N failed" at the end and exits non-zero on failure.
+ */
+#ifndef NF_TEST_H
+#define NF_TEST_H
+
+#include "nflow.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct test_counts {
+    long passed, failed;
+} test_counts;
+
+extern test_counts tc;
+
+void test_fail(const char *file, int line, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+#define CHECK(cond, ...)                                        \
+    do {                                                        \
+        if (cond) tc.passed++;                                  \
+        else test_fail(__FILE__, __LINE__, __VA_ARGS__);        \
+    } while (0)
+
+/* |a - b| <= tol * (1 + |b|) */
+#define CHECK_NEAR(a, b, tol, ...)                                                       \
+    do {                                                                                 \
+        double ta_ = (a), tb_ = (b);                                                     \
+        if (fabs(ta_ - tb_) <= (tol) * (1 + fabs(tb_))) tc.passed++;                      \
+        else {                                                                           \
+            char tm_[256];                                                               \
+            snprintf(tm_, sizeof tm_, __VA_ARGS__);                                      \
+            test_fail(__FILE__, __LINE__, "%s: got %.9g, expected %.9g", tm_, ta_, tb_); \
+        }                                                                                \
+    } while (0)
+
+#define CHECK_OK(expr)                                                                 \
+    do {                                                                               \
+        nf_status s_ = (expr);                                                         \
+        CHECK(s_ == NF_OK, "%s failed: %s (%s)", #expr, nf_status_str(s_), nf_last_error()); \
+    } while (0)
+
+/* The call must fail with `code` and a message containing `needle`. */
+#define CHECK_ERR(expr, code, needle)                                                          \
+    do {                                                                                       \
+        nf_status s_ = (expr);                                                                 \
+        CHECK(s_ == (code) && strstr(nf_last_error(), (needle)) != NULL,                       \
+              "%s: expected %s with \"%s\", got %s: \"%s\"", #expr, nf_status_str(code), needle, \
+              nf_status_str(s_), nf_last_error());                                             \
+    } while (0)
+
+/* Suites (one file each). */
+void test_core(void);
+void test_conformance(void);
+void test_bijectors(void);
+void test_dist(void);
+void test_threads(void);
+void test_examples(const char *example_dir);
+
+#endif

@@ -1,0 +1,377 @@
+/*
+ * test_conformance.c - the table-driven conformance suite (design.md 5.1).
+ * For every bijector in the table, on random inputs in its domain:
+ *   1. inverse(forward(x)) == x and ildj(forward(x)) == -fldj(x);
+ *   2. fldj and ildj equal log|det J| of a finite-difference Jacobian;
+ *   3. every gradient (inputs and parameters, both directions) equals
+ *      central finite differences of L = sum(g * out) + sum(gl * ldj);
+ *   4. a batch gives the same rows as one row at a time;
+ *   5. non-finite and out-of-domain inputs are reported, naming the bijector.
+ * Finite differences use the 4-point stencil with h = 2^-8, so x +- h is
+ * exact in float and the error is dominated by float rounding (~1e-5).
+ */
+#include "test.h"
+
+#include <stdlib.h>
+
+#define NROW 5
+#define H (1.0 / 256)
+#define TOL 2e-3
+
+typedef nf_status (*maker)(size_t d, nf_rng *rng, nf_bijector **out);
+
+typedef struct bcase {
+    const char *label;
+    maker make;
+    size_t d;
+    float lo, hi; /* forward inputs drawn uniformly in [lo, hi] ... */
+    float gap;    /* ... with |x| >= gap (kinks at 0) */
+    float bad;    /* an out-of-domain value (NAN: none) */
+    int bad_fwd;  /* 1: `bad` is a forward input, 0: an inverse input */
+} bcase;
+
+static float runif(nf_rng *r, float lo, float hi) { return lo + (hi - lo) * nf_rng_uniform(r); }
+
+/* ---- makers -------------------------------------------------------------- */
+
+static nf_status mk_identity(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return nf_bijector_identity(d, o); }
+static nf_status mk_shift_vec(size_t d, nf_rng *r, nf_bijector **o) {
+    float s[8];
+    for (size_t j = 0; j < d; j++) s[j] = nf_rng_normal(r);
+    return nf_bijector_shift(d, s, d, o);
+}
+static nf_status mk_shift_one(size_t d, nf_rng *r, nf_bijector **o) {
+    (void)r;
+    float s = 0.7f;
+    return nf_bijector_shift(d, &s, 1, o);
+}
+static nf_status mk_scale_vec(size_t d, nf_rng *r, nf_bijector **o) {
+    float s[8];
+    for (size_t j = 0; j < d; j++) s[j] = (j % 2 ? -1 : 1) * runif(r, 0.5f, 2.0f);
+    return nf_bijector_scale(d, s, d, o);
+}
+static nf_status mk_affine_scalar(size_t d, nf_rng *r, nf_bijector **o) {
+    (void)r;
+    return nf_bijector_affine_scalar(d, 0.3f, -1.7f, o);
+}
+static nf_status affine_r(size_t d, size_t rank, nf_rng *r, nf_bijector **o) {
+    float sh[8], L[64], V[64];
+    for (size_t i = 0; i < d; i++) {
+        sh[i] = nf_rng_normal(r);
+        for (size_t j = 0; j < d; j++)
+            L[i * d + j] = i == j ? (i % 2 ? -1 : 1) * runif(r, 0.6f, 1.5f) : 0.3f * nf_rng_normal(r);
+        for (size_t k = 0; k < rank; k++) V[i * rank + k] = 0.5f * nf_rng_normal(r);
+    }
+    return nf_bijector_affine(d, rank, sh, L, V, o);
+}
+static nf_status mk_affine(size_t d, nf_rng *r, nf_bijector **o) { return affine_r(d, 2, r, o); }
+static nf_status mk_affine_r0(size_t d, nf_rng *r, nf_bijector **o) { return affine_r(d, 0, r, o); }
+static nf_status mk_exp(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return nf_bijector_exp(d, o); }
+static nf_status mk_log(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return nf_bijector_log(d, o); }
+static nf_status mk_sigmoid(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return nf_bijector_sigmoid(d, o); }
+static nf_status mk_tanh(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return nf_bijector_tanh(d, o); }
+static nf_status mk_softplus(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return nf_bijector_softplus(d, o); }
+static nf_status mk_ncdf(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return nf_bijector_normal_cdf(d, o); }
+static nf_status mk_leaky(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return nf_bijector_leaky_relu(d, 0.3f, o); }
+static nf_status mk_permute(size_t d, nf_rng *r, nf_bijector **o) {
+    (void)r;
+    size_t p[8];
+    for (size_t j = 0; j < d; j++) p[j] = (j + 2) % d;
+    return nf_bijector_permute(d, p, o);
+}
+static nf_status mk_reverse(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return nf_bijector_reverse(d, o); }
+
+static nf_status mk_invert(nf_bijector *in, nf_status s, nf_bijector **o) {
+    if (s) return s;
+    s = nf_bijector_invert(in, o);
+    if (s) nf_bijector_free(in);
+    return s;
+}
+static nf_status mk_inv_sigmoid(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_bijector *b = NULL;
+    return mk_invert(b, mk_sigmoid(d, r, &b), o);
+}
+static nf_status mk_inv_affine(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_bijector *b = NULL;
+    return mk_invert(b, mk_affine(d, r, &b), o);
+}
+
+static nf_status chain_of(nf_bijector **bs, size_t k, nf_bijector **o) {
+    for (size_t i = 0; i < k; i++)
+        if (!bs[i]) {
+            for (size_t j = 0; j < k; j++) nf_bijector_free(bs[j]);
+            return NF_ERR_ARG;
+        }
+    nf_status s = nf_bijector_chain(bs, k, o);
+    if (s)
+        for (size_t j = 0; j < k; j++) nf_bijector_free(bs[j]);
+    return s;
+}
+/* chain([affine, softplus, scale, leaky_relu]): leaky_relu is applied first. */
+static nf_status mk_chain(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_bijector *bs[4] = {0};
+    mk_affine(d, r, &bs[0]);
+    mk_softplus(d, r, &bs[1]);
+    mk_scale_vec(d, r, &bs[2]);
+    nf_bijector_leaky_relu(d, 0.5f, &bs[3]);
+    return chain_of(bs, 4, o);
+}
+/* chain([reverse, chain([affine, permute]), invert(affine_scalar)]) */
+static nf_status mk_nested(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_bijector *in[2] = {0}, *bs[3] = {0}, *as = NULL;
+    mk_affine(d, r, &in[0]);
+    mk_permute(d, r, &in[1]);
+    mk_reverse(d, r, &bs[0]);
+    chain_of(in, 2, &bs[1]);
+    mk_invert(as, mk_affine_scalar(d, r, &as), &bs[2]);
+    return chain_of(bs, 3, o);
+}
+
+/* The seed's leaky ReLU as an inline bijector, alpha = 0.5, with gradients. */
+#define INL_A 0.5f
+static int inl_fwd(void *u, const float *x, float *y, size_t n, size_t d) {
+    (void)u;
+    for (size_t i = 0; i < n * d; i++) y[i] = x[i] >= 0 ? x[i] : INL_A * x[i];
+    return 0;
+}
+static int inl_inv(void *u, const float *y, float *x, size_t n, size_t d) {
+    (void)u;
+    for (size_t i = 0; i < n * d; i++) x[i] = y[i] >= 0 ? y[i] : y[i] / INL_A;
+    return 0;
+}
+static int inl_fldj(void *u, const float *x, float *l, size_t n, size_t d) {
+    (void)u;
+    for (size_t i = 0; i < n; i++) {
+        l[i] = 0;
+        for (size_t j = 0; j < d; j++) l[i] += x[i * d + j] < 0 ? logf(INL_A) : 0;
+    }
+    return 0;
+}
+static int inl_fb(void *u, const float *x, const float *dy, const float *dl, float *dx, size_t n, size_t d) {
+    (void)u, (void)dl;
+    for (size_t i = 0; i < n * d; i++) dx[i] = x[i] >= 0 ? dy[i] : INL_A * dy[i];
+    return 0;
+}
+static int inl_ib(void *u, const float *y, const float *dx, const float *dl, float *dy, size_t n, size_t d) {
+    (void)u, (void)dl;
+    for (size_t i = 0; i < n * d; i++) dy[i] = y[i] >= 0 ? dx[i] : dx[i] / INL_A;
+    return 0;
+}
+static nf_status mk_inline(size_t d, nf_rng *r, nf_bijector **o) {
+    (void)r;
+    nf_inline_fns f = {.forward = inl_fwd, .inverse = inl_inv, .forward_log_det = inl_fldj,
+                       .forward_backward = inl_fb, .inverse_backward = inl_ib, .monotone = 1};
+    return nf_bijector_inline(d, "my_leaky_relu", &f, NULL, o);
+}
+
+static const bcase cases[] = {
+    {"identity", mk_identity, 3, -2, 2, 0, NAN, 0},
+    {"shift", mk_shift_vec, 3, -2, 2, 0, NAN, 0},
+    {"shift", mk_shift_one, 2, -2, 2, 0, NAN, 0},
+    {"scale", mk_scale_vec, 3, -2, 2, 0, NAN, 0},
+    {"affine_scalar", mk_affine_scalar, 2, -2, 2, 0, NAN, 0},
+    {"affine", mk_affine, 3, -2, 2, 0, NAN, 0},
+    {"affine", mk_affine, 1, -2, 2, 0, NAN, 0},
+    {"affine", mk_affine_r0, 4, -2, 2, 0, NAN, 0},
+    {"exp", mk_exp, 3, -2, 2, 0, -1.0f, 0},
+    {"log", mk_log, 3, 0.3f, 3, 0, -0.5f, 1},
+    {"sigmoid", mk_sigmoid, 3, -2, 2, 0, 1.0f, 0},
+    {"tanh", mk_tanh, 3, -1.2f, 1.2f, 0, -1.0f, 0},
+    {"softplus", mk_softplus, 3, -2, 2, 0, 0.0f, 0},
+    {"normal_cdf", mk_ncdf, 3, -1.5f, 1.5f, 0, 1.0f, 0},
+    {"leaky_relu", mk_leaky, 3, -2, 2, 0.2f, NAN, 0},
+    {"permute", mk_permute, 3, -2, 2, 0, NAN, 0},
+    {"reverse", mk_reverse, 4, -2, 2, 0, NAN, 0},
+    {"invert", mk_inv_sigmoid, 3, 0.1f, 0.9f, 0, 0.0f, 1},
+    {"invert", mk_inv_affine, 3, -2, 2, 0, NAN, 0},
+    {"chain", mk_chain, 3, -2, 2, 0.2f, NAN, 0},
+    {"chain", mk_nested, 3, -2, 2, 0, NAN, 0},
+    {"my_leaky_relu", mk_inline, 2, -2, 2, 0.2f, NAN, 0},
+};
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static double det_log_abs(double *a, size_t n) {
+    double lad = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t p = k;
+        for (size_t i = k + 1; i < n; i++)
+            if (fabs(a[i * n + k]) > fabs(a[p * n + k])) p = i;
+        for (size_t j = 0; j < n; j++) {
+            double t = a[k * n + j];
+            a[k * n + j] = a[p * n + j], a[p * n + j] = t;
+        }
+        if (a[k * n + k] == 0) return -INFINITY;
+        lad += log(fabs(a[k * n + k]));
+        for (size_t i = k + 1; i < n; i++) {
+            double f = a[i * n + k] / a[k * n + k];
+            for (size_t j = k; j < n; j++) a[i * n + j] -= f * a[k * n + j];
+        }
+    }
+    return lad;
+}
+
+static nf_status pass(const nf_bijector *b, int fwd, const float *in, size_t n, float *out, float *ldj) {
+    return fwd ? nf_bijector_forward(b, in, n, out, ldj) : nf_bijector_inverse(b, in, n, out, ldj);
+}
+
+/* L = sum g * out + sum gl * ldj over the batch, in double. */
+static double loss(const nf_bijector *b, int fwd, const float *in, const float *g, const float *gl) {
+    size_t d = nf_bijector_dim(b);
+    float out[NROW * 8], ldj[NROW];
+    if (pass(b, fwd, in, NROW, out, ldj) != NF_OK) return NAN;
+    double s = 0;
+    for (size_t i = 0; i < NROW; i++) {
+        s += (double)gl[i] * ldj[i];
+        for (size_t j = 0; j < d; j++) s += (double)g[i * d + j] * out[i * d + j];
+    }
+    return s;
+}
+
+/* 4-point central difference of f(v) around *v, restoring *v. */
+#define STENCIL(v, expr, result)                                    \
+    do {                                                            \
+        float v0_ = *(v);                                           \
+        double f_[4];                                               \
+        const double st_[4] = {-2 * H, -H, H, 2 * H};               \
+        for (int s_ = 0; s_ < 4; s_++) {                            \
+            *(v) = (float)(v0_ + st_[s_]);                          \
+            f_[s_] = (expr);                                        \
+        }                                                           \
+        *(v) = v0_;                                                 \
+        (result) = (f_[0] - 8 * f_[1] + 8 * f_[2] - f_[3]) / (12 * H); \
+    } while (0)
+
+static void check_case(const bcase *c, size_t ci) {
+    nf_rng *rng = NULL;
+    nf_rng_create(1000 + ci, &rng);
+    nf_bijector *b = NULL;
+    nf_status st = c->make(c->d, rng, &b);
+    CHECK(st == NF_OK, "case %zu (%s): constructor failed: %s", ci, c->label, nf_last_error());
+    if (st) {
+        nf_rng_free(rng);
+        return;
+    }
+    const size_t d = c->d, n = NROW;
+    const char *nm = nf_bijector_name(b);
+    CHECK(strcmp(nm, c->label) == 0, "case %zu: name is %s, expected %s", ci, nm, c->label);
+    CHECK(nf_bijector_dim(b) == d, "case %zu (%s): dim", ci, nm);
+
+    float x[NROW * 8], y[NROW * 8], x2[NROW * 8], fldj[NROW], ildj[NROW];
+    for (size_t i = 0; i < n * d; i++) {
+        do x[i] = runif(rng, c->lo, c->hi);
+        while (c->gap > 0 && fabsf(x[i]) < c->gap);
+    }
+
+    /* 1. round trip */
+    CHECK_OK(nf_bijector_forward(b, x, n, y, fldj));
+    CHECK_OK(nf_bijector_inverse(b, y, n, x2, ildj));
+    for (size_t i = 0; i < n * d; i++)
+        CHECK_NEAR(x2[i], x[i], 1e-4, "case %zu (%s): inverse(forward(x))[%zu]", ci, nm, i);
+    for (size_t i = 0; i < n; i++)
+        CHECK_NEAR(ildj[i], -fldj[i], 1e-4, "case %zu (%s): ildj(y) vs -fldj(x), row %zu", ci, nm, i);
+    float l2[NROW];
+    CHECK_OK(nf_bijector_forward_log_det_jacobian(b, x, n, l2));
+    for (size_t i = 0; i < n; i++) CHECK(l2[i] == fldj[i], "case %zu (%s): fldj call differs", ci, nm);
+    CHECK_OK(nf_bijector_inverse_log_det_jacobian(b, y, n, l2));
+    for (size_t i = 0; i < n; i++) CHECK(l2[i] == ildj[i], "case %zu (%s): ildj call differs", ci, nm);
+
+    /* 2. log-det against a finite-difference Jacobian, both directions */
+    for (int fwd = 1; fwd >= 0; fwd--) {
+        for (size_t i = 0; i < n; i++) {
+            float row[8], out[8];
+            double J[64];
+            memcpy(row, (fwd ? x : y) + i * d, d * sizeof(float));
+            for (size_t j = 0; j < d; j++) {
+                double col[4][8];
+                float v0 = row[j];
+                const double steps[4] = {-2 * H, -H, H, 2 * H};
+                for (int s = 0; s < 4; s++) {
+                    row[j] = (float)(v0 + steps[s]);
+                    pass(b, fwd, row, 1, out, NULL);
+                    for (size_t k = 0; k < d; k++) col[s][k] = out[k];
+                }
+                row[j] = v0;
+                for (size_t k = 0; k < d; k++)
+                    J[k * d + j] = (col[0][k] - 8 * col[1][k] + 8 * col[2][k] - col[3][k]) / (12 * H);
+            }
+            double ref = det_log_abs(J, d);
+            CHECK_NEAR(fwd ? fldj[i] : ildj[i], ref, TOL, "case %zu (%s): %s log-det vs finite differences, row %zu",
+                       ci, nm, fwd ? "forward" : "inverse", i);
+        }
+    }
+
+    /* 3. gradients against finite differences, both directions */
+    size_t np = nf_bijector_param_count(b);
+    float *params = nf_bijector_params(b);
+    CHECK((np == 0) == (params == NULL), "case %zu (%s): params pointer vs count", ci, nm);
+    float g[NROW * 8], gl[NROW], gin[NROW * 8];
+    float *dp = calloc(np + 1, sizeof(float));
+    for (int fwd = 1; fwd >= 0; fwd--) {
+        float *in = fwd ? x : y;
+        nf_rng_fill_normal(rng, g, n * d);
+        nf_rng_fill_normal(rng, gl, n);
+        for (size_t i = 0; i < n * d; i++) gin[i] = NAN; /* must be overwritten */
+        memset(dp, 0, (np + 1) * sizeof(float));
+        st = fwd ? nf_bijector_forward_backward(b, in, n, g, gl, gin, dp)
+                 : nf_bijector_inverse_backward(b, in, n, g, gl, gin, dp);
+        CHECK(st == NF_OK, "case %zu (%s): backward failed: %s", ci, nm, nf_last_error());
+        if (st) continue;
+        for (size_t k = 0; k < n * d; k++) {
+            double fd;
+            STENCIL(&in[k], loss(b, fwd, in, g, gl), fd);
+            CHECK_NEAR(gin[k], fd, TOL, "case %zu (%s): %s input gradient [%zu]", ci, nm,
+                       fwd ? "forward" : "inverse", k);
+        }
+        for (size_t k = 0; k < np; k++) {
+            double fd;
+            STENCIL(&params[k], loss(b, fwd, in, g, gl), fd);
+            CHECK_NEAR(dp[k], fd, TOL, "case %zu (%s): %s parameter gradient [%zu]", ci, nm,
+                       fwd ? "forward" : "inverse", k);
+        }
+        /* NULL gradients mean zero; NULL outputs are allowed. */
+        float dp2[1];
+        st = fwd ? nf_bijector_forward_backward(b, in, n, NULL, NULL, NULL, np ? NULL : dp2)
+                 : nf_bijector_inverse_backward(b, in, n, NULL, NULL, NULL, NULL);
+        CHECK(st == NF_OK, "case %zu (%s): backward with NULL arrays: %s", ci, nm, nf_last_error());
+    }
+    free(dp);
+
+    /* 4. batch independence */
+    for (size_t i = 0; i < n; i++) {
+        float yr[8], lr;
+        CHECK_OK(nf_bijector_forward(b, x + i * d, 1, yr, &lr));
+        for (size_t j = 0; j < d; j++)
+            CHECK_NEAR(yr[j], y[i * d + j], 1e-6, "case %zu (%s): row %zu alone vs in a batch", ci, nm, i);
+        CHECK_NEAR(lr, fldj[i], 1e-6, "case %zu (%s): ldj of row %zu alone vs in a batch", ci, nm, i);
+    }
+    /* in-place (aliased) call gives the same answer */
+    float xa[NROW * 8];
+    memcpy(xa, x, n * d * sizeof(float));
+    CHECK_OK(nf_bijector_forward(b, xa, n, xa, NULL));
+    for (size_t i = 0; i < n * d; i++) CHECK(xa[i] == y[i], "case %zu (%s): in-place forward differs", ci, nm);
+
+    /* 5. errors */
+    float bad[NROW * 8];
+    memcpy(bad, x, n * d * sizeof(float));
+    bad[d + 1 < n * d ? d + 1 : 0] = NAN;
+    CHECK_ERR(nf_bijector_forward(b, bad, n, y, fldj), NF_ERR_DOMAIN, nm);
+    CHECK_ERR(nf_bijector_inverse(b, bad, n, y, fldj), NF_ERR_DOMAIN, "non-finite");
+    if (!isnan(c->bad)) {
+        memcpy(bad, c->bad_fwd ? x : y, n * d * sizeof(float));
+        bad[2 * d] = c->bad; /* row 2, column 0 */
+        st = pass(b, c->bad_fwd, bad, n, x2, NULL);
+        CHECK(st == NF_ERR_DOMAIN && strstr(nf_last_error(), "row 2"),
+              "case %zu (%s): out-of-domain input %g: got %s: %s", ci, nm, (double)c->bad,
+              nf_status_str(st), nf_last_error());
+    }
+    CHECK_ERR(nf_bijector_forward(b, NULL, n, y, NULL), NF_ERR_ARG, "NULL");
+    CHECK_OK(nf_bijector_forward(b, NULL, 0, NULL, NULL)); /* an empty batch is fine */
+
+    nf_bijector_free(b);
+    nf_rng_free(rng);
+}
+
+void test_conformance(void) {
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(&cases[i], i);
+}
