@@ -25,6 +25,7 @@ EX_SRC   := $(sort $(wildcard examples/*.c))
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all lib test examples install clean
+.SECONDARY:
 all: lib examples $(BUILD)/tests/run
 
 lib: $(BUILD)/libnflow.a $(BUILD)/libnflow.so

@@ -94,7 +94,7 @@ static nf_status chain_forward(const nf_bijector *b, const nf_pass *p, float *y,
         nf_pass q = {p->n, tape_part(c, p, i), w.part_scratch};
         nf_status s = c->app[i]->ops->forward(c->app[i], &q, out, ldj, cur);
         if (s) return part_error(c, i, s);
-        if (i < c->k - 1) NF_TRY(check_part(c, i, out, p->n, 1));
+        NF_TRY(check_part(c, i, out, p->n, 1));
         cur = out;
     }
     return NF_OK;
@@ -111,7 +111,7 @@ static nf_status chain_inverse(const nf_bijector *b, const nf_pass *p, float *x,
         nf_pass q = {p->n, tape_part(c, p, i), w.part_scratch};
         nf_status s = c->app[i]->ops->inverse(c->app[i], &q, out, ldj, cur);
         if (s) return part_error(c, i, s);
-        if (i > 0) NF_TRY(check_part(c, i, out, p->n, 0));
+        NF_TRY(check_part(c, i, out, p->n, 0));
         cur = out;
     }
     return NF_OK;

@@ -1,0 +1,17 @@
+#!/bin/sh
+# setup.sh - installs what nflow needs on Debian (apt), builds it and runs the
+# main job.  `./setup.sh --deps-only` installs the packages and stops.
+set -e
+cd "$(dirname "$0")"
+PKGS="build-essential clang pkg-config"
+SUDO=
+[ "$(id -u)" = 0 ] || SUDO=sudo
+missing=
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
+[ "${1:-}" = "--deps-only" ] && exit 0
+make -j2
+./build/examples/walkthrough

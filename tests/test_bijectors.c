@@ -1,0 +1,205 @@
+/*
+ * test_bijectors.c - bijector behaviour beyond the conformance table:
+ * PyTorch reference values (ref_torch.h), TFP chain order, flat parameter
+ * buffers, monotonicity, constructor errors, overflow reports.
+ */
+#include "test.h"
+
+#include "ref_torch.h"
+
+#include <stdlib.h>
+
+static nf_status make_named(const char *name, double param, nf_bijector **b) {
+    if (!strcmp(name, "exp")) return nf_bijector_exp(1, b);
+    if (!strcmp(name, "log")) return nf_bijector_log(1, b);
+    if (!strcmp(name, "sigmoid")) return nf_bijector_sigmoid(1, b);
+    if (!strcmp(name, "tanh")) return nf_bijector_tanh(1, b);
+    if (!strcmp(name, "softplus")) return nf_bijector_softplus(1, b);
+    if (!strcmp(name, "normal_cdf")) return nf_bijector_normal_cdf(1, b);
+    if (!strcmp(name, "affine_scalar")) return nf_bijector_affine_scalar(1, 0.3f, (float)param, b);
+    if (!strcmp(name, "leaky_relu")) return nf_bijector_leaky_relu(1, (float)param, b);
+    return NF_ERR_ARG;
+}
+
+static void test_reference_values(void) {
+    for (size_t i = 0; i < sizeof ref_scalars / sizeof ref_scalars[0]; i++) {
+        const ref_scalar *r = &ref_scalars[i];
+        nf_bijector *b = NULL;
+        CHECK_OK(make_named(r->name, r->param, &b));
+        if (!b) continue;
+        float x = (float)r->x, y, l, xb, il;
+        CHECK_OK(nf_bijector_forward(b, &x, 1, &y, &l));
+        /* float input rounding moves y by f'(x) dx; compare with 1e-6 relative slack */
+        CHECK_NEAR(y, r->y, 2e-6, "%s(%g) vs PyTorch", r->name, r->x);
+        CHECK_NEAR(l, r->fldj, 2e-6, "%s fldj(%g) vs PyTorch", r->name, r->x);
+        float yf = (float)r->y;
+        if (nf_bijector_inverse(b, &yf, 1, &xb, &il) == NF_OK) {
+            CHECK_NEAR(xb, r->x, 2e-5, "%s inverse(%g) vs PyTorch", r->name, r->y);
+            CHECK_NEAR(il, -r->fldj, 2e-5, "%s ildj(%g) vs PyTorch", r->name, r->y);
+        } else {
+            /* only allowed where float rounding puts y on the boundary */
+            CHECK(yf == 1.0f || yf == -1.0f, "%s inverse(%g) failed: %s", r->name, r->y, nf_last_error());
+        }
+        nf_bijector_free(b);
+    }
+
+    /* Affine with a rank-2 update against torch.linalg. */
+    enum { d = REF_AFF_D, r = REF_AFF_R, n = REF_AFF_N };
+    float L[d * d], V[d * r], sh[d], x[n * d], y[n * d], back[n * d], l[n], il[n];
+    for (int i = 0; i < d * d; i++) L[i] = (float)ref_aff_L[i];
+    for (int i = 0; i < d * r; i++) V[i] = (float)ref_aff_V[i];
+    for (int i = 0; i < d; i++) sh[i] = (float)ref_aff_b[i];
+    for (int i = 0; i < n * d; i++) x[i] = (float)ref_aff_x[i];
+    nf_bijector *a = NULL;
+    CHECK_OK(nf_bijector_affine(d, r, sh, L, V, &a));
+    CHECK(nf_bijector_param_count(a) == d + d * (d + 1) / 2 + d * r, "affine parameter count");
+    CHECK_OK(nf_bijector_forward(a, x, n, y, l));
+    for (int i = 0; i < n * d; i++) CHECK_NEAR(y[i], ref_aff_y[i], 1e-5, "affine y[%d] vs PyTorch", i);
+    for (int i = 0; i < n; i++) CHECK_NEAR(l[i], ref_aff_logdet, 1e-5, "affine log|det| vs PyTorch slogdet");
+    CHECK_OK(nf_bijector_inverse(a, y, n, back, il));
+    for (int i = 0; i < n * d; i++) CHECK_NEAR(back[i], ref_aff_x[i], 1e-5, "affine Woodbury inverse[%d]", i);
+    for (int i = 0; i < n; i++) CHECK_NEAR(il[i], -ref_aff_logdet, 1e-5, "affine ildj");
+    /* A singular L + V V^T is refused, not turned into inf. */
+    float Ls[4] = {1, 0, 0, 1}, Vs[2] = {0, 0};
+    nf_bijector *s = NULL;
+    CHECK_OK(nf_bijector_affine(2, 1, NULL, Ls, Vs, &s));
+    float *p = nf_bijector_params(s); /* [shift 2, L 3, V 2] */
+    p[2 + 0] = 1, p[2 + 1] = 0, p[2 + 2] = -1; /* L = diag(1, -1) */
+    p[5] = 0, p[6] = 1;                         /* V = (0, 1): M = diag(1, 0) */
+    CHECK_ERR(nf_bijector_forward(s, x, 1, y, l), NF_ERR_DOMAIN, "singular");
+    nf_bijector_free(s);
+    nf_bijector_free(a);
+}
+
+static void test_chain_semantics(void) {
+    /* TFP order: chain([exp, shift(1)]).forward(x) = exp(x + 1). */
+    nf_bijector *e = NULL, *sh = NULL, *c = NULL;
+    float one = 1;
+    CHECK_OK(nf_bijector_exp(1, &e));
+    CHECK_OK(nf_bijector_shift(1, &one, 1, &sh));
+    nf_bijector *parts[2] = {e, sh};
+    CHECK_OK(nf_bijector_chain(parts, 2, &c));
+    float x = 0.5f, y, l;
+    CHECK_OK(nf_bijector_forward(c, &x, 1, &y, &l));
+    CHECK_NEAR(y, exp(1.5), 1e-6, "chain applies the last part first");
+    CHECK_NEAR(l, 1.5, 1e-6, "chain fldj = log exp'(x + 1)");
+    /* Parameters live in one flat buffer; editing it changes the part. */
+    CHECK(nf_bijector_param_count(c) == 1, "chain parameter count");
+    nf_bijector_params(c)[0] = 2;
+    CHECK_OK(nf_bijector_forward(c, &x, 1, &y, NULL));
+    CHECK_NEAR(y, exp(2.5), 1e-6, "chain parameter buffer drives the shift");
+    CHECK(nf_bijector_monotone(c) == 1, "exp o shift is increasing");
+    nf_bijector_free(c);
+
+    /* invert(exp) is log. */
+    nf_bijector *inv = NULL, *lg = NULL;
+    CHECK_OK(nf_bijector_exp(2, &e));
+    CHECK_OK(nf_bijector_invert(e, &inv));
+    CHECK_OK(nf_bijector_log(2, &lg));
+    float xs[4] = {0.5f, 1, 2, 3}, y1[4], y2[4], l1[2], l2[2];
+    CHECK_OK(nf_bijector_forward(inv, xs, 2, y1, l1));
+    CHECK_OK(nf_bijector_forward(lg, xs, 2, y2, l2));
+    for (int i = 0; i < 4; i++) CHECK_NEAR(y1[i], y2[i], 1e-7, "invert(exp) == log");
+    for (int i = 0; i < 2; i++) CHECK_NEAR(l1[i], l2[i], 1e-6, "invert(exp) ldj == log ldj");
+    nf_bijector_free(inv);
+    nf_bijector_free(lg);
+
+    /* Monotonicity for the cdf of transformed distributions. */
+    float neg = -2;
+    nf_bijector *sc = NULL, *pm = NULL;
+    CHECK_OK(nf_bijector_scale(1, &neg, 1, &sc));
+    CHECK(nf_bijector_monotone(sc) == -1, "negative scale is decreasing");
+    nf_bijector_free(sc);
+    CHECK_OK(nf_bijector_reverse(2, &pm));
+    CHECK(nf_bijector_monotone(pm) == 0, "a 2-D permutation is not coordinatewise monotone");
+    nf_bijector_free(pm);
+}
+
+static void test_errors(void) {
+    nf_bijector *b = NULL, *b2 = NULL, *c = NULL;
+    size_t bad_perm[3] = {0, 0, 2}, out_perm[2] = {0, 5};
+    CHECK_ERR(nf_bijector_permute(3, bad_perm, &b), NF_ERR_ARG, "repeated");
+    CHECK_ERR(nf_bijector_permute(2, out_perm, &b), NF_ERR_ARG, "out of range");
+    CHECK_ERR(nf_bijector_leaky_relu(2, 0.0f, &b), NF_ERR_DOMAIN, "alpha");
+    CHECK_ERR(nf_bijector_exp(0, &b), NF_ERR_ARG, "dimension");
+    float L0[4] = {1, 0, 0, 0};
+    CHECK_ERR(nf_bijector_affine(2, 1, NULL, L0, NULL, &b), NF_ERR_DOMAIN, "diagonal");
+    float two[2] = {1, 2};
+    CHECK_ERR(nf_bijector_shift(3, two, 2, &b), NF_ERR_SHAPE, "1 or d=3");
+    nf_inline_fns none = {0};
+    CHECK_ERR(nf_bijector_inline(1, "x", &none, NULL, &b), NF_ERR_ARG, "required");
+    /* chain of different dimensions */
+    CHECK_OK(nf_bijector_exp(2, &b));
+    CHECK_OK(nf_bijector_exp(3, &b2));
+    nf_bijector *parts[2] = {b, b2};
+    CHECK_ERR(nf_bijector_chain(parts, 2, &c), NF_ERR_SHAPE, "dimension 3");
+    nf_bijector *same[2] = {b, b};
+    CHECK_ERR(nf_bijector_chain(same, 2, &c), NF_ERR_ARG, "twice");
+    nf_bijector_free(b2); /* the failed chains did not take ownership */
+    /* overflow is reported with the bijector's name, never returned as inf */
+    float big[2] = {1, 100}, y[2];
+    CHECK_ERR(nf_bijector_forward(b, big, 1, y, NULL), NF_ERR_NUMERIC, "exp");
+    CHECK(strstr(nf_last_error(), "column 1") != NULL, "overflow names the column: %s", nf_last_error());
+    /* inside a chain, the part that overflowed is named */
+    nf_bijector *sh = NULL;
+    float s50 = 50;
+    CHECK_OK(nf_bijector_scale(2, &s50, 1, &sh));
+    nf_bijector *ch[2] = {b, sh}; /* scale first, then exp */
+    CHECK_OK(nf_bijector_chain(ch, 2, &c));
+    float mid[2] = {1, 3};
+    CHECK_ERR(nf_bijector_forward(c, mid, 1, y, NULL), NF_ERR_NUMERIC, "part 0 (exp)");
+    nf_bijector_free(c);
+    /* a trained scale that reached 0 is reported */
+    float s1 = 1;
+    CHECK_OK(nf_bijector_scale(1, &s1, 1, &b));
+    nf_bijector_params(b)[0] = 0;
+    CHECK_ERR(nf_bijector_inverse(b, big, 1, y, NULL), NF_ERR_DOMAIN, "not invertible");
+    nf_bijector_free(b);
+}
+
+static int id_cb(void *u, const float *x, float *y, size_t n, size_t d) {
+    (void)u;
+    memcpy(y, x, n * d * sizeof(float));
+    return 0;
+}
+static int zero_ldj(void *u, const float *x, float *l, size_t n, size_t d) {
+    (void)u, (void)x, (void)d;
+    memset(l, 0, n * sizeof(float));
+    return 0;
+}
+static int failing(void *u, const float *x, float *y, size_t n, size_t d) {
+    (void)u, (void)x, (void)y, (void)n, (void)d;
+    return 7;
+}
+
+static void test_inline_and_init(void) {
+    nf_inline_fns f = {.forward = id_cb, .inverse = failing, .forward_log_det = zero_ldj};
+    nf_bijector *b = NULL;
+    CHECK_OK(nf_bijector_inline(2, "user_map", &f, NULL, &b));
+    float x[2] = {1, 2}, y[2];
+    CHECK_OK(nf_bijector_forward(b, x, 1, y, NULL));
+    CHECK_ERR(nf_bijector_inverse(b, x, 1, y, NULL), NF_ERR_DOMAIN, "user_map: the inverse callback reported failure (code 7)");
+    CHECK_ERR(nf_bijector_forward_backward(b, x, 1, NULL, NULL, y, NULL), NF_ERR_UNSUPPORTED, "no forward_backward");
+    nf_bijector_free(b);
+
+    /* affine's V starts at 0 (a saddle of the loss) until init_params */
+    nf_rng *rng = NULL;
+    nf_rng_create(3, &rng);
+    CHECK_OK(nf_bijector_affine(2, 2, NULL, NULL, NULL, &b));
+    float *p = nf_bijector_params(b);
+    size_t np = nf_bijector_param_count(b);
+    CHECK(p[np - 1] == 0 && p[2] == 1, "default affine is the identity");
+    CHECK_OK(nf_bijector_init_params(b, rng));
+    int nonzero = 0;
+    for (size_t i = 5; i < np; i++) nonzero += p[i] != 0;
+    CHECK(nonzero == 4, "init_params draws V (%d nonzero)", nonzero);
+    nf_bijector_free(b);
+    nf_rng_free(rng);
+}
+
+void test_bijectors(void) {
+    test_reference_values();
+    test_chain_semantics();
+    test_errors();
+    test_inline_and_init();
+}

@@ -1,0 +1,210 @@
+/*
+ * test_dist.c - distributions: the seed's reference numbers, PyTorch
+ * reference values, sampling moments, sample_and_log_prob consistency, cdf
+ * rules and error reports.
+ */
+#include "test.h"
+
+#include "ref_torch.h"
+
+#include <stdlib.h>
+
+static void test_seed_numbers(void) {
+    nf_dist *n01 = NULL, *u01 = NULL;
+    nf_bijector *ncdf = NULL;
+    CHECK_OK(nf_dist_normal(0, 1, &n01));
+    CHECK_OK(nf_dist_uniform(0, 1, &u01));
+    CHECK_OK(nf_bijector_normal_cdf(1, &ncdf));
+    float x = 2.01f, lp, u, l, lu;
+    CHECK_OK(nf_dist_log_prob(n01, &x, 1, &lp));
+    CHECK_NEAR(lp, -2.938989, 2e-7, "Normal(0,1).log_prob(2.01)");
+    CHECK_OK(nf_bijector_forward(ncdf, &x, 1, &u, &l));
+    CHECK_OK(nf_dist_log_prob(u01, &u, 1, &lu));
+    CHECK_NEAR(lu + l, lp, 1e-7, "Uniform.log_prob(Phi(x)) + Phi.fldj(x) == Normal.log_prob(x)");
+    float xs[3] = {0, 0.5f, 1}, lps[3], c[3];
+    const double want[3] = {-0.9189385, -1.0439385, -1.4189385}, wc[3] = {0.5, 0.6914625, 0.8413447};
+    CHECK_OK(nf_dist_log_prob(n01, xs, 3, lps));
+    CHECK_OK(nf_dist_cdf(n01, xs, 3, c));
+    for (int i = 0; i < 3; i++) {
+        CHECK_NEAR(lps[i], want[i], 1e-7, "Normal(0,1).log_prob(%g)", xs[i]);
+        CHECK_NEAR(c[i], wc[i], 1e-7, "Normal(0,1).cdf(%g)", xs[i]);
+    }
+    float pr[3];
+    CHECK_OK(nf_dist_prob(n01, xs, 3, pr));
+    for (int i = 0; i < 3; i++) CHECK_NEAR(pr[i], exp(want[i]), 1e-6, "prob = exp(log_prob)");
+    nf_dist_free(n01);
+    nf_dist_free(u01);
+    nf_bijector_free(ncdf);
+}
+
+static void test_transformed(void) {
+    nf_dist *base = NULL, *td = NULL;
+    nf_bijector *b = NULL;
+    CHECK_OK(nf_dist_normal(0, 1, &base));
+    CHECK_OK(nf_bijector_affine_scalar(1, 0, 2, &b));
+    CHECK_OK(nf_dist_transformed(base, b, &td));
+    CHECK(strcmp(nf_dist_name(td), "transformed") == 0 && nf_dist_dim(td) == 1, "name and dim");
+    float z[3], lp[3], c[3];
+    for (int i = 0; i < 3; i++) z[i] = (float)ref_td_z[i];
+    CHECK_OK(nf_dist_log_prob(td, z, 3, lp));
+    CHECK_OK(nf_dist_cdf(td, z, 3, c));
+    for (int i = 0; i < 3; i++) {
+        CHECK_NEAR(lp[i], ref_td_logp[i], 1e-7, "transformed log_prob(%g) vs PyTorch", z[i]);
+        CHECK_NEAR(c[i], ref_td_cdf[i], 1e-7, "transformed cdf(%g) vs PyTorch", z[i]);
+    }
+    /* sample_and_log_prob agrees with log_prob, and samples have the right spread */
+    nf_rng *rng = NULL;
+    nf_rng_create(11, &rng);
+    enum { M = 50000 };
+    float *s = malloc(M * sizeof(float)), *sl = malloc(M * sizeof(float)), *l2 = malloc(M * sizeof(float));
+    CHECK_OK(nf_dist_sample_and_log_prob(td, rng, M, s, sl));
+    CHECK_OK(nf_dist_log_prob(td, s, M, l2));
+    double m = 0, v = 0, worst = 0;
+    for (int i = 0; i < M; i++) {
+        m += s[i], v += (double)s[i] * s[i];
+        if (fabs(sl[i] - l2[i]) > worst) worst = fabs(sl[i] - l2[i]);
+    }
+    m /= M, v = v / M - m * m;
+    CHECK(worst < 1e-5, "sample_and_log_prob vs log_prob: max difference %g", worst);
+    CHECK(fabs(m) < 0.03 && fabs(v - 4) < 0.08, "samples of 2 N(0,1): mean %g var %g", m, v);
+    nf_dist_free(td);
+
+    /* A decreasing bijector flips the cdf: y = -x has F(y) = 1 - Phi(-y) = Phi(y). */
+    float neg = -1;
+    CHECK_OK(nf_dist_normal(0, 1, &base));
+    CHECK_OK(nf_bijector_scale(1, &neg, 1, &b));
+    CHECK_OK(nf_dist_transformed(base, b, &td));
+    float y = 0.7f, cy;
+    CHECK_OK(nf_dist_cdf(td, &y, 1, &cy));
+    CHECK_NEAR(cy, 0.758036347776927, 1e-6, "cdf through a decreasing bijector");
+    nf_dist_free(td);
+
+    /* A nonlinear 2-D transformed distribution: consistency of the two paths. */
+    nf_dist *b2 = NULL;
+    nf_bijector *parts[3] = {0}, *ch = NULL;
+    float loc[2] = {0.5f, -1}, sd[2] = {1, 0.5f};
+    CHECK_OK(nf_dist_mvn_diag(2, loc, sd, &b2));
+    CHECK_OK(nf_bijector_affine(2, 1, NULL, NULL, NULL, &parts[0]));
+    CHECK_OK(nf_bijector_softplus(2, &parts[1]));
+    CHECK_OK(nf_bijector_leaky_relu(2, 0.3f, &parts[2]));
+    CHECK_OK(nf_bijector_chain(parts, 3, &ch));
+    CHECK_OK(nf_bijector_init_params(ch, rng));
+    CHECK_OK(nf_dist_transformed(b2, ch, &td));
+    float s2[2000], sl2[1000], l22[1000];
+    CHECK_OK(nf_dist_sample_and_log_prob(td, rng, 1000, s2, sl2));
+    CHECK_OK(nf_dist_log_prob(td, s2, 1000, l22));
+    worst = 0;
+    for (int i = 0; i < 1000; i++)
+        if (fabs(sl2[i] - l22[i]) > worst) worst = fabs(sl2[i] - l22[i]);
+    CHECK(worst < 1e-4, "2-D transformed: sample_and_log_prob vs log_prob, max difference %g", worst);
+    CHECK_ERR(nf_dist_cdf(td, s2, 1, c), NF_ERR_UNSUPPORTED, "scalar");
+    nf_dist_free(td);
+    free(s), free(sl), free(l2);
+    nf_rng_free(rng);
+}
+
+static void test_basic_dists(void) {
+    nf_dist *mvn = NULL, *iso = NULL, *u = NULL;
+    float loc[2] = {1, -0.5f}, sd[2] = {2, 0.5f}, x[6], lp[3];
+    for (int i = 0; i < 6; i++) x[i] = (float)ref_mvn_x[i];
+    CHECK_OK(nf_dist_mvn_diag(2, loc, sd, &mvn));
+    CHECK_OK(nf_dist_log_prob(mvn, x, 3, lp));
+    for (int i = 0; i < 3; i++) CHECK_NEAR(lp[i], ref_mvn_logp[i], 1e-7, "mvn_diag log_prob vs PyTorch, row %d", i);
+    CHECK_ERR(nf_dist_cdf(mvn, x, 1, lp), NF_ERR_UNSUPPORTED, "only scalar");
+    CHECK_OK(nf_dist_mvn_scaled_identity(2, NULL, 2.0f, &iso));
+    float z[2] = {0, 0};
+    CHECK_OK(nf_dist_log_prob(iso, z, 1, lp));
+    CHECK_NEAR(lp[0], -2 * (log(2.0) + 0.91893853320467274), 1e-7, "scaled identity log_prob at 0");
+
+    CHECK_OK(nf_dist_uniform(-1, 3, &u));
+    float in[3] = {0.5f, -1.5f, 3.0f}, c[3];
+    CHECK_OK(nf_dist_log_prob(u, in, 3, lp));
+    CHECK_NEAR(lp[0], ref_uni_logp[0], 1e-7, "uniform log_prob vs PyTorch");
+    CHECK(isinf(lp[1]) && lp[1] < 0 && isinf(lp[2]), "uniform log_prob outside [low, high) is -inf");
+    CHECK_OK(nf_dist_cdf(u, in, 3, c));
+    CHECK(c[0] == 0.375f && c[1] == 0 && c[2] == 1, "uniform cdf clamps");
+
+    /* sampling moments */
+    nf_rng *rng = NULL;
+    nf_rng_create(5, &rng);
+    enum { M = 40000 };
+    float *s = malloc(2 * M * sizeof(float));
+    CHECK_OK(nf_dist_sample(mvn, rng, M, s));
+    double m0 = 0, m1 = 0, v0 = 0, v1 = 0;
+    for (int i = 0; i < M; i++) m0 += s[2 * i], m1 += s[2 * i + 1];
+    m0 /= M, m1 /= M;
+    for (int i = 0; i < M; i++)
+        v0 += (s[2 * i] - m0) * (s[2 * i] - m0), v1 += (s[2 * i + 1] - m1) * (s[2 * i + 1] - m1);
+    v0 /= M, v1 /= M;
+    CHECK(fabs(m0 - 1) < 0.05 && fabs(m1 + 0.5) < 0.02, "mvn sample means %g %g", m0, m1);
+    CHECK(fabs(v0 - 4) < 0.15 && fabs(v1 - 0.25) < 0.01, "mvn sample variances %g %g", v0, v1);
+    CHECK_OK(nf_dist_sample(u, rng, M, s));
+    int inside = 1;
+    for (int i = 0; i < M; i++) inside &= s[i] >= -1 && s[i] < 3;
+    CHECK(inside, "uniform samples lie in [low, high)");
+    free(s);
+    nf_rng_free(rng);
+
+    /* errors */
+    nf_dist *bad = NULL;
+    CHECK_ERR(nf_dist_normal(0, 0, &bad), NF_ERR_DOMAIN, "scale[0]=0");
+    CHECK_ERR(nf_dist_normal(NAN, 1, &bad), NF_ERR_DOMAIN, "loc");
+    CHECK_ERR(nf_dist_uniform(1, 1, &bad), NF_ERR_DOMAIN, "low < high");
+    float nanx[2] = {0, NAN};
+    CHECK_ERR(nf_dist_log_prob(mvn, nanx, 1, lp), NF_ERR_DOMAIN, "column 1");
+    CHECK_ERR(nf_dist_sample(mvn, NULL, 1, lp), NF_ERR_ARG, "rng");
+    nf_bijector *e3 = NULL;
+    CHECK_OK(nf_bijector_exp(3, &e3));
+    CHECK_ERR(nf_dist_transformed(mvn, e3, &bad), NF_ERR_SHAPE, "dimension");
+    nf_bijector_free(e3); /* not taken on failure */
+    nf_dist_free(mvn);
+    nf_dist_free(iso);
+    nf_dist_free(u);
+
+    /* log-normal: log_prob outside the support of exp is a domain error */
+    nf_dist *n01 = NULL, *ln = NULL;
+    nf_bijector *e1 = NULL;
+    CHECK_OK(nf_dist_normal(0, 1, &n01));
+    CHECK_OK(nf_bijector_exp(1, &e1));
+    CHECK_OK(nf_dist_transformed(n01, e1, &ln));
+    float yv[2] = {1.0f, -1.0f};
+    CHECK_OK(nf_dist_log_prob(ln, yv, 1, lp));
+    CHECK_NEAR(lp[0], -0.91893853320467274, 1e-7, "log-normal density at 1");
+    CHECK_ERR(nf_dist_log_prob(ln, yv, 2, lp), NF_ERR_DOMAIN, "y > 0");
+    nf_dist_free(ln);
+}
+
+static void test_normal_cdf_sampling(void) {
+    /* normal_cdf.inverse(u), u ~ Uniform(0,1) (here as a transformed
+     * distribution), is standard normal. */
+    nf_dist *u = NULL, *td = NULL;
+    nf_bijector *ncdf = NULL, *inv = NULL;
+    CHECK_OK(nf_dist_uniform(0x1.0p-24f, 1, &u));
+    CHECK_OK(nf_bijector_normal_cdf(1, &ncdf));
+    CHECK_OK(nf_bijector_invert(ncdf, &inv));
+    CHECK_OK(nf_dist_transformed(u, inv, &td));
+    nf_rng *rng = NULL;
+    nf_rng_create(99, &rng);
+    enum { M = 100000 };
+    float *s = malloc(M * sizeof(float)), *lp = malloc(M * sizeof(float));
+    CHECK_OK(nf_dist_sample_and_log_prob(td, rng, M, s, lp));
+    double m = 0, v = 0, worst = 0;
+    for (int i = 0; i < M; i++) {
+        m += s[i], v += (double)s[i] * s[i];
+        double ref = -0.5 * s[i] * s[i] - 0.91893853320467274;
+        if (fabs(lp[i] - ref) > worst) worst = fabs(lp[i] - ref);
+    }
+    m /= M, v = v / M - m * m;
+    CHECK(fabs(m) < 0.015 && fabs(v - 1) < 0.02, "normal_cdf.inverse(u): mean %g, var %g", m, v);
+    CHECK(worst < 1e-4, "its log_prob is the standard normal's (max diff %g)", worst);
+    free(s), free(lp);
+    nf_rng_free(rng);
+    nf_dist_free(td);
+}
+
+void test_dist(void) {
+    test_seed_numbers();
+    test_transformed();
+    test_basic_dists();
+    test_normal_cdf_sampling();
+}

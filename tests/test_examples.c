@@ -1,0 +1,60 @@
+/*
+ * test_examples.c - runs the example programs and checks what they print.
+ */
+#include "test.h"
+
+#include <stdlib.h>
+
+/* Finds the line starting with `key` in `out` and parses up to `max`
+ * numbers after its '='.  Returns how many were read. */
+static int numbers_after(const char *out, const char *key, double *v, int max) {
+    const char *p = strstr(out, key);
+    if (!p) return 0;
+    p = strchr(p, '=');
+    if (!p) return 0;
+    p++;
+    int k = 0;
+    while (k < max && *p && *p != '\n') {
+        char *end;
+        double x = strtod(p, &end);
+        if (end != p) {
+            v[k++] = x;
+            p = end;
+        } else
+            p++;
+    }
+    return k;
+}
+
+static void check_walkthrough(const char *dir) {
+    char cmd[1024], out[8192] = {0};
+    snprintf(cmd, sizeof cmd, "%s/walkthrough", dir);
+    FILE *f = popen(cmd, "r");
+    CHECK(f != NULL, "could not run %s", cmd);
+    if (!f) return;
+    size_t len = fread(out, 1, sizeof out - 1, f);
+    out[len] = 0;
+    int rc = pclose(f);
+    CHECK(rc == 0, "walkthrough exited with %d", rc);
+    double v[4];
+    /* The seed's numbers, to the 6 significant digits printed. */
+    CHECK(numbers_after(out, "Normal(0,1).log_prob(2.01)", v, 1) == 1 && v[0] == -2.93899,
+          "walkthrough: Normal(0,1).log_prob(2.01) printed as -2.93899");
+    CHECK(numbers_after(out, "Uniform.log_prob(Phi(2.01))", v, 1) == 1 && v[0] == -2.93899,
+          "walkthrough: the normal CDF route gives the same number");
+    const double lp[3] = {-0.918939, -1.04394, -1.41894}, tl[3] = {-1.61209, -1.73709, -2.11209},
+                 cd[3] = {0.5, 0.691462, 0.841345};
+    double w[8];
+    int k = numbers_after(out, "Normal(0,1).log_prob([0, 0.5, 1])", w, 8);
+    CHECK(k == 3 && w[0] == lp[0] && w[1] == lp[1] && w[2] == lp[2], "walkthrough: Normal log_prob([0, 0.5, 1])");
+    k = numbers_after(out, "transformed(Normal, affine_scalar(0, 2)).log_prob(2x)", w, 8);
+    CHECK(k == 3 && w[0] == tl[0] && w[1] == tl[1] && w[2] == tl[2], "walkthrough: transformed log_prob");
+    k = numbers_after(out, "transformed(...).cdf(2x)", w, 8);
+    CHECK(k == 3 && w[0] == cd[0] && w[1] == cd[1] && w[2] == cd[2], "walkthrough: transformed cdf");
+    k = numbers_after(out, "mean, variance of normal_cdf.inverse(u)", w, 8);
+    CHECK(k == 2 && fabs(w[0]) < 0.02 && fabs(w[1] - 1) < 0.03, "walkthrough: standard normal moments");
+    k = numbers_after(out, "inline leaky_relu(0.5).forward", w, 8);
+    CHECK(k == 4 && w[0] == -1 && w[1] == -0.25 && w[3] == 2, "walkthrough: inline leaky relu");
+}
+
+void test_examples(const char *dir) { check_walkthrough(dir); }
