@@ -3,7 +3,7 @@
 # main job.  `./setup.sh --deps-only` installs the packages and stops.
 set -e
 cd "$(dirname "$0")"
-PKGS="build-essential clang pkg-config"
+PKGS="build-essential clang pkg-config libopenblas-dev"
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 missing=

@@ -242,6 +242,192 @@ nf_status nf_dist_sample(const nf_dist *dist, nf_rng *rng, size_t n, float *out)
 nf_status nf_dist_sample_and_log_prob(const nf_dist *dist, nf_rng *rng, size_t n, float *x,
                                       float *log_prob);
 
+
+/* ------------------------------------------------------------------------ */
+/* Trainable bijectors: coupling layers (NICE, RealNVP) and MAF / IAF       */
+/* ------------------------------------------------------------------------ */
+
+typedef enum nf_activation {
+    NF_ACT_IDENTITY = 0,
+    NF_ACT_RELU = 1,
+    NF_ACT_LEAKY_RELU = 2, /* slope 0.01 for x < 0, as PyTorch's nn.LeakyReLU() */
+    NF_ACT_TANH = 3,
+    NF_ACT_SIGMOID = 4,
+    NF_ACT_ELU = 5
+} nf_activation;
+
+typedef enum nf_init {
+    NF_INIT_TORCH = 0,  /* W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch nn.Linear */
+    NF_INIT_GLOROT = 1, /* W ~ U(-sqrt(6/(fan_in+fan_out)), +...), b = 0 */
+    NF_INIT_HE = 2      /* W ~ N(0, 2/fan_in), b = 0 */
+} nf_init;
+
+#define NF_MAX_HIDDEN 8
+
+/* A multilayer perceptron's shape.  Parameters of each linear layer are
+ * stored as weight [out, in] (PyTorch layout) then bias [out]. */
+typedef struct nf_net_opts {
+    size_t hidden[NF_MAX_HIDDEN]; /* hidden layer widths */
+    size_t nhidden;               /* number of hidden layers (0..8) */
+    nf_activation activation;     /* of the hidden layers; the output is linear */
+    nf_init init;
+    int zero_last;                /* start the output layer at zero, so the layer
+                                     starts as the identity (avoids NaN in deep flows) */
+} nf_net_opts;
+
+/* Affine coupling (RealNVP, Dinh et al. 2017) or additive coupling (NICE,
+ * Dinh et al. 2015).  Conditioning coordinates x_c pass unchanged; the others
+ *   forward (base -> data):  y_t = x_t * exp(s(x_c)) + t(x_c),  fldj = sum s
+ *   inverse (data -> base):  x_t = (y_t - t(y_c)) * exp(-s(y_c)) (one pass)
+ * Only the transformed coordinates are computed; the networks read only x_c. */
+typedef struct nf_coupling_opts {
+    nf_net_opts net;
+    const unsigned char *mask; /* d flags, 1 = conditioning coordinate (dataflowr's
+                                  mask); NULL: the first num_masked coordinates (TFP) */
+    size_t num_masked;
+    int separate_nets;         /* 1: separate s and t networks (dataflowr);
+                                  0: one network with a shift and a log-scale head (TFP) */
+    int tanh_scale;            /* s = tanh(network output) (dataflowr's scale net) */
+    int shift_only;            /* NICE: s = 0, volume preserving */
+} nf_coupling_opts;
+
+/* The networks' parameters are drawn with rng (NF_INIT_*). */
+nf_status nf_bijector_coupling(size_t d, const nf_coupling_opts *opts, nf_rng *rng,
+                               nf_bijector **out);
+/* A chain of `layers` couplings whose conditioning halves alternate (layer k
+ * conditions on coordinates j with (j + k) odd: for d = 2 the masks are
+ * [0,1], [1,0], ... in application order, as in dataflowr).  opts->mask and
+ * opts->num_masked are ignored. */
+nf_status nf_bijector_realnvp(size_t d, size_t layers, const nf_coupling_opts *opts, nf_rng *rng,
+                              nf_bijector **out);
+
+typedef enum nf_order { NF_ORDER_NATURAL = 0, NF_ORDER_REVERSED = 1, NF_ORDER_RANDOM = 2 } nf_order;
+
+/* Masked autoregressive flow layer (Papamakarios et al. 2017; TFP's
+ * MaskedAutoregressiveFlow with a MADE of Germain et al. 2015).  The MADE
+ * gives per coordinate a shift m_i and log-scale a_i of earlier coordinates:
+ *   inverse (data -> base, density): z = (x - m(x)) * exp(-a(x)), ONE pass,
+ *            ildj = -sum a;
+ *   forward (base -> data, sampling): x_i = z_i exp(a_i) + m_i, d passes.
+ * IAF (Kingma et al. 2016) is invert(MAF): sampling in one pass, density in
+ * d passes. */
+typedef struct nf_maf_opts {
+    nf_net_opts net;
+    nf_order order;            /* input order (degrees) of the MADE */
+} nf_maf_opts;
+
+nf_status nf_bijector_maf(size_t d, const nf_maf_opts *opts, nf_rng *rng, nf_bijector **out);
+nf_status nf_bijector_iaf(size_t d, const nf_maf_opts *opts, nf_rng *rng, nf_bijector **out);
+
+/* ------------------------------------------------------------------------ */
+/* Flows: a base distribution and a bijector, trained by maximum likelihood */
+/* ------------------------------------------------------------------------ */
+
+typedef struct nf_flow nf_flow;
+
+/* Takes ownership of b (and of base, which may be NULL for a standard normal
+ * of b's dimension) on success. */
+nf_status nf_flow_create(nf_bijector *b, nf_dist *base, nf_flow **out);
+void nf_flow_free(nf_flow *flow);
+size_t nf_flow_dim(const nf_flow *flow);
+size_t nf_flow_param_count(const nf_flow *flow);
+float *nf_flow_params(nf_flow *flow);
+const nf_bijector *nf_flow_bijector(const nf_flow *flow);
+
+/* A standard scaler inside the model: the bijector sees (x - mean) / std, and
+ * log_prob, sample and every other call stay in the user's units (log_prob
+ * includes -sum log std).  NULL mean/std removes it. */
+nf_status nf_flow_set_scaler(nf_flow *flow, const float *mean, const float *std);
+/* Fits the scaler to data (column means and standard deviations). */
+nf_status nf_flow_fit_scaler(nf_flow *flow, const float *x, size_t n);
+
+nf_status nf_flow_log_prob(const nf_flow *flow, const float *x, size_t n, float *out);
+nf_status nf_flow_sample(const nf_flow *flow, nf_rng *rng, size_t n, float *x);
+nf_status nf_flow_sample_and_log_prob(const nf_flow *flow, nf_rng *rng, size_t n, float *x,
+                                      float *log_prob);
+/* z = the bijector's inverse of x (in base space), e.g. for the dataflowr
+ * figure "z = f^-1(X)". */
+nf_status nf_flow_to_base(const nf_flow *flow, const float *x, size_t n, float *z);
+/* Number of stages nf_flow_sample_stages writes: 1 + the parts of the chain
+ * (1 + 1 if the bijector is not a chain). */
+size_t nf_flow_stage_count(const nf_flow *flow);
+/* Draws n base samples and pushes them through the chain part by part:
+ * out[s] (n x d each, stage_count blocks) holds the samples after s parts
+ * (out[0] = base samples, the last = flow samples, in the user's units).
+ * names[s] (may be NULL) receives each stage's bijector name ("base" first). */
+nf_status nf_flow_sample_stages(const nf_flow *flow, nf_rng *rng, size_t n, float *out,
+                                const char **names);
+
+/* ------------------------------------------------------------------------ */
+/* Training                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef struct nf_train_progress {
+    size_t step, total_steps;  /* optimiser steps so far, and planned */
+    size_t epoch;              /* completed epochs (0 for streamed data) */
+    int epoch_end;             /* 1 when an epoch (or a log interval) just ended */
+    double train_loss;         /* mean NLL of the last step, or of the epoch at its end */
+    double val_loss;           /* mean validation NLL (NAN when there is none) */
+} nf_train_progress;
+
+typedef struct nf_train_opts {
+    float lr, beta1, beta2, eps;   /* Adam */
+    float weight_decay;            /* L2 added to the gradient (Adam, not AdamW) */
+    size_t batch;                  /* rows per step; 0 = the whole training set */
+    size_t epochs;                 /* nf_flow_fit: passes over the data */
+    size_t steps;                  /* nf_flow_fit_stream: optimiser steps */
+    float val_split;               /* nf_flow_fit: last fraction held out (Keras) */
+    size_t patience;               /* early stopping after this many epochs
+                                      without validation improvement (0: off);
+                                      the best parameters are restored */
+    float clip_norm;               /* clip the gradient's global L2 norm (0: off) */
+    uint64_t seed;                 /* shuffling and streamed data */
+    int standardize;               /* nf_flow_fit: fit the scaler to the training rows */
+    size_t log_every;              /* nf_flow_fit_stream: callback interval in steps */
+    /* Called after every epoch (fit) or log_every steps (fit_stream); a
+     * non-zero return stops training. */
+    int (*callback)(void *user, const nf_train_progress *p);
+    void *user;
+} nf_train_opts;
+
+/* lr 1e-3, betas 0.9/0.999, eps 1e-8, batch 100, epochs 100, steps 1000,
+ * val_split 0, patience 0, clip_norm 0, seed 0, log_every 100. */
+nf_train_opts nf_train_defaults(void);
+
+typedef struct nf_train_report {
+    size_t steps, epochs;
+    double train_loss;       /* last epoch's (or last log interval's) mean NLL */
+    double val_loss;         /* last validation NLL (NAN without validation) */
+    double best_val_loss;
+    size_t best_epoch;
+    int stopped_early;
+    double seconds;
+    /* per-epoch (fit) or per-log-interval (fit_stream) histories, n_history
+     * entries each, owned by the report: free with nf_train_report_free. */
+    double *train_history, *val_history;
+    size_t n_history;
+} nf_train_report;
+void nf_train_report_free(nf_train_report *r);
+
+/* Maximum likelihood on n rows of data (n x d), minibatches with shuffling. */
+nf_status nf_flow_fit(nf_flow *flow, const float *data, size_t n, const nf_train_opts *opts,
+                      nf_train_report *report);
+/* Maximum likelihood on fresh batches drawn by `draw` at every step. */
+typedef int (*nf_sampler_fn)(void *user, nf_rng *rng, float *x, size_t n);
+nf_status nf_flow_fit_stream(nf_flow *flow, nf_sampler_fn draw, void *draw_user,
+                             const nf_train_opts *opts, nf_train_report *report);
+
+/* ------------------------------------------------------------------------ */
+/* Toy data sets (2-D)                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* scikit-learn's make_moons(n, noise): two interleaved half circles, the
+ * second shifted by (1, -0.5), Gaussian noise of std `noise`, rows shuffled.
+ * labels (may be NULL) receive 0 or 1. */
+nf_status nf_data_moons(nf_rng *rng, size_t n, float noise, float *x, int *labels);
+/* Names: "moons", "circles", "8gaussians", "checkerboard", "spirals", "pinwheel". */
+nf_status nf_data_generate(const char *name, nf_rng *rng, size_t n, float noise, float *x, int *labels);
+
 #ifdef __cplusplus
 }
 #endif

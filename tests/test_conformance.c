@@ -164,6 +164,51 @@ static nf_status mk_inline(size_t d, nf_rng *r, nf_bijector **o) {
     return nf_bijector_inline(d, "my_leaky_relu", &f, NULL, o);
 }
 
+/* Trainable flows: small nets with smooth activations, so finite
+ * differences do not straddle a ReLU kink. */
+static nf_net_opts small_net(nf_activation a) {
+    nf_net_opts o = {.hidden = {8, 8}, .nhidden = 2, .activation = a};
+    return o;
+}
+static nf_status mk_realnvp_sep(size_t d, nf_rng *r, nf_bijector **o) {
+    unsigned char mask[8] = {0, 1, 0, 1, 0, 1, 0, 1};
+    nf_coupling_opts c = {.net = small_net(NF_ACT_TANH), .mask = mask, .separate_nets = 1, .tanh_scale = 1};
+    return nf_bijector_coupling(d, &c, r, o);
+}
+static nf_status mk_realnvp_joint(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_coupling_opts c = {.net = small_net(NF_ACT_ELU), .num_masked = 1};
+    return nf_bijector_coupling(d, &c, r, o);
+}
+static nf_status mk_nice(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_coupling_opts c = {.net = small_net(NF_ACT_SIGMOID), .num_masked = 2, .shift_only = 1};
+    return nf_bijector_coupling(d, &c, r, o);
+}
+static nf_status mk_realnvp_stack(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_coupling_opts c = {.net = small_net(NF_ACT_TANH), .separate_nets = 1, .tanh_scale = 1};
+    return nf_bijector_realnvp(d, 4, &c, r, o);
+}
+static nf_status mk_maf(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_maf_opts m = {.net = small_net(NF_ACT_TANH), .order = NF_ORDER_NATURAL};
+    return nf_bijector_maf(d, &m, r, o);
+}
+static nf_status mk_maf_random(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_maf_opts m = {.net = small_net(NF_ACT_ELU), .order = NF_ORDER_RANDOM};
+    m.net.hidden[0] = 12, m.net.nhidden = 1;
+    return nf_bijector_maf(d, &m, r, o);
+}
+static nf_status mk_iaf(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_maf_opts m = {.net = small_net(NF_ACT_TANH), .order = NF_ORDER_REVERSED};
+    return nf_bijector_iaf(d, &m, r, o);
+}
+/* seed 002: chain([maf, permute, maf]) */
+static nf_status mk_maf_chain(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_bijector *bs[3] = {0};
+    mk_maf(d, r, &bs[0]);
+    mk_reverse(d, r, &bs[1]);
+    mk_maf(d, r, &bs[2]);
+    return chain_of(bs, 3, o);
+}
+
 static const bcase cases[] = {
     {"identity", mk_identity, 3, -2, 2, 0, NAN, 0},
     {"shift", mk_shift_vec, 3, -2, 2, 0, NAN, 0},
@@ -187,6 +232,15 @@ static const bcase cases[] = {
     {"chain", mk_chain, 3, -2, 2, 0.2f, NAN, 0},
     {"chain", mk_nested, 3, -2, 2, 0, NAN, 0},
     {"my_leaky_relu", mk_inline, 2, -2, 2, 0.2f, NAN, 0},
+    {"realnvp", mk_realnvp_sep, 3, -2, 2, 0, NAN, 0},
+    {"realnvp", mk_realnvp_joint, 3, -2, 2, 0, NAN, 0},
+    {"nice", mk_nice, 4, -2, 2, 0, NAN, 0},
+    {"chain", mk_realnvp_stack, 2, -2, 2, 0, NAN, 0},
+    {"maf", mk_maf, 3, -2, 2, 0, NAN, 0},
+    {"maf", mk_maf_random, 4, -2, 2, 0, NAN, 0},
+    {"maf", mk_maf, 1, -2, 2, 0, NAN, 0},
+    {"iaf", mk_iaf, 3, -2, 2, 0, NAN, 0},
+    {"chain", mk_maf_chain, 2, -2, 2, 0, NAN, 0},
 };
 
 /* ---- helpers ------------------------------------------------------------- */

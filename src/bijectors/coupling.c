@@ -1,0 +1,308 @@
+/*
+ * coupling.c - affine coupling (RealNVP, Dinh, Sohl-Dickstein & Bengio 2017)
+ * and additive coupling (NICE, Dinh, Krueger & Bengio 2015), as in
+ * dataflowr's RealNVP and TFP's RealNVP bijector.
+ *
+ * Conditioning coordinates c pass unchanged; transformed coordinates t:
+ *   forward (base -> data):  y_t = x_t * exp(s) + sh,       fldj = sum s
+ *   inverse (data -> base):  x_t = (y_t - sh) * exp(-s),   ildj = -sum s
+ * with (s, sh) = nets(x_c) and s = tanh(raw) when tanh_scale; s = 0 for NICE.
+ * The networks read only the n_c conditioning columns and produce only the
+ * n_t transformed ones (no whole-vector masking).
+ *
+ * Backward (g = upstream gradient of the pass output, gl of the log-det):
+ *   forward:  dx_t = g_t e^s,  dsh = g_t,  ds = g_t (y_t - sh) + gl
+ *   inverse:  dy_t = g_t e^-s, dsh = -g_t e^-s, ds = -g_t x_t - gl
+ *   ds_raw = ds (1 - s^2) with tanh; the nets' backward adds to dx_c.
+ * Parameters: [s-net, t-net] (separate) or [net] whose outputs are
+ * [shift (n_t), log-scale (n_t)] (TFP's order), or [shift net] (NICE).
+ */
+#include "bijector_impl.h"
+#include "../nn/nn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct coupling {
+    nf_bijector base;
+    size_t nc, nt;
+    size_t *ci, *ti;       /* conditioning and transformed column indices */
+    nf_mlp net[2];         /* separate: [s, t]; else net[0] only */
+    int nnets, separate, tanh_scale, shift_only;
+    nf_net_opts opts;
+} coupling;
+
+/* Workspace of one pass for n rows (tape when saving, scratch otherwise). */
+typedef struct cws {
+    float *xc;             /* n x nc gathered conditioning columns */
+    float *ntape[2];       /* the nets' tapes */
+} cws;
+
+static size_t region_bytes(const coupling *c, size_t n) {
+    size_t b = nf__align(n * c->nc * sizeof(float));
+    for (int k = 0; k < c->nnets; k++) b += nf__align(nf__mlp_tape_floats(&c->net[k], n) * sizeof(float));
+    return b;
+}
+
+static unsigned char *carve_region(const coupling *c, unsigned char *cur, size_t n, cws *w) {
+    w->xc = nf__carve(&cur, n * c->nc * sizeof(float));
+    for (int k = 0; k < c->nnets; k++) w->ntape[k] = nf__carve(&cur, nf__mlp_tape_floats(&c->net[k], n) * sizeof(float));
+    return cur;
+}
+
+static size_t net_scratch(const coupling *c, size_t n) {
+    size_t m = 0;
+    for (int k = 0; k < c->nnets; k++) {
+        size_t s = nf__mlp_scratch_bytes(&c->net[k], n);
+        if (s > m) m = s;
+    }
+    return nf__align(m);
+}
+
+static size_t cp_tape_bytes(const nf_bijector *b, size_t n) { return region_bytes((const coupling *)b, n); }
+
+static size_t cp_scratch_bytes(const nf_bijector *b, size_t n) {
+    const coupling *c = (const coupling *)b;
+    /* region (when no tape) + nets' scratch + backward: dout (n x 2nt), dxc (n x nc) x 2 */
+    return region_bytes(c, n) + net_scratch(c, n) + nf__align(2 * n * c->nt * sizeof(float)) +
+           2 * nf__align(n * c->nc * sizeof(float));
+}
+
+/* Output block (last tape block) of net k. */
+static const float *net_out(const coupling *c, const cws *w, int k, size_t n) {
+    const nf_mlp *m = &c->net[k];
+    return w->ntape[k] + nf__mlp_tape_floats(m, n) - n * m->w[m->nlin];
+}
+
+/* Runs the nets on the conditioning columns of `in`; returns pointers to
+ * raw-s (NULL for NICE) and shift rows with their row strides. */
+typedef struct st_view {
+    const float *s, *sh;
+    size_t ss, shs; /* row strides */
+} st_view;
+
+static void run_nets(const coupling *c, const nf_pass *p, cws *w, unsigned char *nscratch,
+                     const float *in, st_view *v) {
+    size_t n = p->n, d = c->base.d;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < c->nc; j++) w->xc[i * c->nc + j] = in[i * d + c->ci[j]];
+    const float *P = c->base.params;
+    for (int k = 0; k < c->nnets; k++) {
+        nf__mlp_forward(&c->net[k], P, w->ntape[k], nscratch, w->xc, n);
+        P += nf__mlp_param_count(&c->net[k]);
+    }
+    if (c->shift_only) {
+        v->s = NULL, v->sh = net_out(c, w, 0, n), v->ss = 0, v->shs = c->nt;
+    } else if (c->separate) {
+        v->s = net_out(c, w, 0, n), v->sh = net_out(c, w, 1, n), v->ss = v->shs = c->nt;
+    } else {
+        const float *o = net_out(c, w, 0, n);
+        v->sh = o, v->s = o + c->nt, v->ss = v->shs = 2 * c->nt;
+    }
+}
+
+static inline double scale_of(const coupling *c, const st_view *v, size_t i, size_t j) {
+    if (!v->s) return 0;
+    double r = v->s[i * v->ss + j];
+    return c->tanh_scale ? tanh(r) : r;
+}
+
+static nf_status cp_pass(const nf_bijector *b, const nf_pass *p, float *out, float *ldj,
+                         const float *in, int fwd) {
+    const coupling *c = (const coupling *)b;
+    size_t n = p->n, d = b->d;
+    cws w;
+    unsigned char *cur = p->scratch;
+    if (p->tape) carve_region(c, p->tape, n, &w);
+    else cur = carve_region(c, cur, n, &w);
+    st_view v;
+    run_nets(c, p, &w, cur, in, &v);
+    for (size_t i = 0; i < n; i++) {
+        double acc = 0;
+        for (size_t j = 0; j < c->nc; j++) out[i * d + c->ci[j]] = in[i * d + c->ci[j]];
+        for (size_t j = 0; j < c->nt; j++) {
+            double s = scale_of(c, &v, i, j), sh = v.sh[i * v.shs + j];
+            double u = in[i * d + c->ti[j]];
+            out[i * d + c->ti[j]] = (float)(fwd ? u * exp(s) + sh : (u - sh) * exp(-s));
+            acc += s;
+        }
+        if (ldj) ldj[i] += (float)(fwd ? acc : -acc);
+    }
+    return NF_OK;
+}
+
+static nf_status cp_forward(const nf_bijector *b, const nf_pass *p, float *y, float *ldj, const float *x) {
+    return cp_pass(b, p, y, ldj, x, 1);
+}
+static nf_status cp_inverse(const nf_bijector *b, const nf_pass *p, float *x, float *ldj, const float *y) {
+    return cp_pass(b, p, x, ldj, y, 0);
+}
+
+/* Shared backward.  in: the pass input, out: its output, g: upstream gradient
+ * of out, gl: of the log-det; writes gin (may be NULL). */
+static nf_status cp_backward(const nf_bijector *b, const nf_pass *p, float *gin, float *dparams,
+                             const float *g, const float *gl, const float *in, const float *out, int fwd) {
+    const coupling *c = (const coupling *)b;
+    size_t n = p->n, d = b->d, nt = c->nt, nc = c->nc;
+    cws w;
+    carve_region(c, p->tape, n, &w);
+    unsigned char *cur = (unsigned char *)p->scratch + region_bytes(c, n);
+    unsigned char *nscratch = cur;
+    cur += net_scratch(c, n);
+    float *dout = nf__carve(&cur, 2 * n * nt * sizeof(float));
+    float *dxc = nf__carve(&cur, n * nc * sizeof(float));
+    float *dxc2 = nf__carve(&cur, n * nc * sizeof(float));
+    st_view v;
+    if (c->shift_only) v = (st_view){NULL, net_out(c, &w, 0, n), 0, nt};
+    else if (c->separate) v = (st_view){net_out(c, &w, 0, n), net_out(c, &w, 1, n), nt, nt};
+    else v = (st_view){net_out(c, &w, 0, n) + nt, net_out(c, &w, 0, n), 2 * nt, 2 * nt};
+    /* gradients of the nets' outputs; layout follows the nets */
+    float *dsh, *ds;
+    size_t dstride;
+    if (c->shift_only) dsh = dout, ds = NULL, dstride = nt;
+    else if (c->separate) ds = dout, dsh = dout + n * nt, dstride = nt;
+    else dsh = dout, ds = dout + nt, dstride = 2 * nt;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < nt; j++) {
+            double s = scale_of(c, &v, i, j), sh = v.sh[i * v.shs + j];
+            double gg = g[i * d + c->ti[j]], gt, gsh, gs;
+            if (fwd) {
+                double es = exp(s);
+                gt = gg * es, gsh = gg, gs = gg * ((double)out[i * d + c->ti[j]] - sh) + gl[i];
+            } else {
+                double ems = exp(-s);
+                gt = gg * ems, gsh = -gg * ems, gs = -gg * (double)out[i * d + c->ti[j]] - gl[i];
+            }
+            if (gin) gin[i * d + c->ti[j]] = (float)gt;
+            dsh[i * dstride + j] = (float)gsh;
+            if (ds) ds[i * dstride + j] = (float)(c->tanh_scale ? gs * (1 - s * s) : gs);
+        }
+    /* back through the nets */
+    memset(dxc, 0, n * nc * sizeof(float));
+    float *P = c->base.params, *DP = dparams;
+    for (int k = 0; k < c->nnets; k++) {
+        const nf_mlp *m = &c->net[k];
+        float *dk = c->separate && k == 1 ? dout + n * nt : dout;
+        nf__mlp_backward(m, P, DP, gin ? dxc2 : NULL, dk, w.ntape[k], nscratch, w.xc, n);
+        if (gin)
+            for (size_t q = 0; q < n * nc; q++) dxc[q] += dxc2[q];
+        size_t np = nf__mlp_param_count(m);
+        P += np;
+        if (DP) DP += np;
+    }
+    if (gin)
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < nc; j++) gin[i * d + c->ci[j]] = g[i * d + c->ci[j]] + dxc[i * nc + j];
+    (void)in;
+    return NF_OK;
+}
+
+static nf_status cp_forward_backward(const nf_bijector *b, const nf_pass *p, float *dx, float *dparams,
+                                     const float *dy, const float *dldj, const float *x, const float *y) {
+    return cp_backward(b, p, dx, dparams, dy, dldj, x, y, 1);
+}
+static nf_status cp_inverse_backward(const nf_bijector *b, const nf_pass *p, float *dy, float *dparams,
+                                     const float *dx, const float *dldj, const float *y, const float *x) {
+    return cp_backward(b, p, dy, dparams, dx, dldj, y, x, 0);
+}
+
+static nf_status cp_init(nf_bijector *b, nf_rng *rng) {
+    coupling *c = (coupling *)b;
+    float *P = b->params;
+    for (int k = 0; k < c->nnets; k++) {
+        nf__mlp_init_params(&c->net[k], P, rng, c->opts.init, c->opts.zero_last);
+        P += nf__mlp_param_count(&c->net[k]);
+    }
+    return NF_OK;
+}
+
+static void cp_destroy(nf_bijector *b) {
+    coupling *c = (coupling *)b;
+    free(c->ci);
+    free(c->ti);
+}
+
+static const nf_bijector_ops coupling_ops = {
+    .name = "coupling",
+    .forward = cp_forward,
+    .inverse = cp_inverse,
+    .forward_backward = cp_forward_backward,
+    .inverse_backward = cp_inverse_backward,
+    .scratch_bytes = cp_scratch_bytes,
+    .tape_bytes = cp_tape_bytes,
+    .init_params = cp_init,
+    .destroy = cp_destroy,
+};
+
+nf_status nf_bijector_coupling(size_t d, const nf_coupling_opts *o, nf_rng *rng, nf_bijector **out) {
+    const char *fn = "nf_bijector_coupling";
+    NF_TRY(nf__check_ctor(fn, d, out));
+    if (!o || !rng) return nf__err(NF_ERR_ARG, "%s: opts and rng must not be NULL", fn);
+    if (d < 2) return nf__err(NF_ERR_ARG, "%s: a coupling layer needs d >= 2, got %zu", fn, d);
+    size_t nc = 0;
+    for (size_t j = 0; j < d; j++) nc += o->mask ? o->mask[j] != 0 : j < o->num_masked;
+    if (nc == 0 || nc == d)
+        return nf__err(NF_ERR_ARG, "%s: the mask must condition on 1..d-1 coordinates, it selects %zu of %zu", fn, nc, d);
+    coupling tmp = {0};
+    tmp.nc = nc, tmp.nt = d - nc;
+    tmp.separate = o->separate_nets && !o->shift_only;
+    tmp.shift_only = o->shift_only, tmp.tanh_scale = o->tanh_scale && !o->shift_only;
+    tmp.nnets = tmp.separate ? 2 : 1;
+    tmp.opts = o->net;
+    size_t outw = tmp.separate || tmp.shift_only ? tmp.nt : 2 * tmp.nt;
+    for (int k = 0; k < tmp.nnets; k++) {
+        nf_status s = nf__mlp_init(&tmp.net[k], nc, o->net.hidden, o->net.nhidden, outw, o->net.activation);
+        if (s) return nf__err_prefix(s, fn);
+    }
+    size_t np = 0;
+    for (int k = 0; k < tmp.nnets; k++) np += nf__mlp_param_count(&tmp.net[k]);
+    coupling *c = (coupling *)nf__bijector_alloc(sizeof(coupling), &coupling_ops, d, np);
+    if (!c) return nf__err_prefix(NF_ERR_NOMEM, fn);
+    nf_bijector base = c->base;
+    *c = tmp;
+    c->base = base;
+    c->base.name = tmp.shift_only ? "nice" : "realnvp";
+    c->ci = malloc(nc * sizeof(size_t));
+    c->ti = malloc((d - nc) * sizeof(size_t));
+    if (!c->ci || !c->ti) {
+        nf_bijector_free(&c->base);
+        return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
+    }
+    for (size_t j = 0, a = 0, t = 0; j < d; j++) {
+        int cond = o->mask ? o->mask[j] != 0 : j < o->num_masked;
+        if (cond) c->ci[a++] = j;
+        else c->ti[t++] = j;
+    }
+    cp_init(&c->base, rng);
+    *out = &c->base;
+    return NF_OK;
+}
+
+nf_status nf_bijector_realnvp(size_t d, size_t layers, const nf_coupling_opts *o, nf_rng *rng,
+                              nf_bijector **out) {
+    const char *fn = "nf_bijector_realnvp";
+    NF_TRY(nf__check_ctor(fn, d, out));
+    if (!o || layers == 0 || layers > 1024)
+        return nf__err(NF_ERR_ARG, "%s: needs opts and 1..1024 layers, got %zu", fn, layers);
+    nf_bijector **bs = calloc(layers, sizeof *bs);
+    unsigned char *mask = malloc(d);
+    if (!bs || !mask) {
+        free(bs), free(mask);
+        return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
+    }
+    nf_status s = NF_OK;
+    for (size_t k = 0; k < layers && !s; k++) {
+        nf_coupling_opts ok = *o;
+        for (size_t j = 0; j < d; j++) mask[j] = (unsigned char)((j + k) % 2 == 1);
+        ok.mask = mask;
+        /* application order k = 0 first: it goes last in the TFP-ordered list */
+        s = nf_bijector_coupling(d, &ok, rng, &bs[layers - 1 - k]);
+    }
+    if (!s) s = nf_bijector_chain(bs, layers, out);
+    if (s) {
+        for (size_t k = 0; k < layers; k++) nf_bijector_free(bs[k]);
+        nf__err_prefix(s, fn);
+    }
+    free(bs), free(mask);
+    return s;
+}

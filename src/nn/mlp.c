@@ -1,0 +1,196 @@
+/*
+ * mlp.c - multilayer perceptrons (and MADE's masked ones) with hand-written
+ * backward passes; every matrix product goes through CBLAS sgemm.
+ *
+ *   forward, layer l:   H_{l+1} = act(H_l W_l^T + b_l)      (no act on the output)
+ *   backward, layer l:  G_pre = G ⊙ act'(H_{l+1})
+ *                       dW_l += G_pre^T H_l,  db_l += sum_rows G_pre,
+ *                       G_l = G_pre W_l
+ * Masked layers use W_l ⊙ M_l in both passes and add dW ⊙ M_l, so masked
+ * weights never influence anything and get exactly zero gradient.
+ */
+#include "nn.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+nf_status nf__mlp_init(nf_mlp *m, size_t in, const size_t *hidden, size_t nhidden, size_t out,
+                       nf_activation act) {
+    memset(m, 0, sizeof *m);
+    if (nhidden + 1 > NF_MLP_MAX_LAYERS)
+        return nf__err(NF_ERR_ARG, "network: at most %d hidden layers, got %zu", NF_MLP_MAX_LAYERS - 1, nhidden);
+    if ((int)act < 0 || act > NF_ACT_ELU) return nf__err(NF_ERR_ARG, "network: unknown activation %d", (int)act);
+    m->nlin = nhidden + 1;
+    m->w[0] = in;
+    for (size_t l = 0; l < nhidden; l++) m->w[l + 1] = hidden[l];
+    m->w[nhidden + 1] = out;
+    m->act = act;
+    size_t total = 0;
+    for (size_t l = 0; l <= m->nlin; l++) {
+        if (m->w[l] == 0 || m->w[l] > 65536)
+            return nf__err(NF_ERR_ARG, "network: layer width %zu must be in 1..65536", m->w[l]);
+        if (l < m->nlin) total += m->w[l] * m->w[l + 1] + m->w[l + 1];
+    }
+    if (total > ((size_t)1 << 28))
+        return nf__err(NF_ERR_ARG, "network: %zu parameters is too many (max 2^28)", total);
+    return NF_OK;
+}
+
+void nf__mlp_free_masks(nf_mlp *m) {
+    for (size_t l = 0; l < NF_MLP_MAX_LAYERS; l++) {
+        free(m->masks[l]);
+        m->masks[l] = NULL;
+    }
+}
+
+size_t nf__mlp_param_count(const nf_mlp *m) {
+    size_t t = 0;
+    for (size_t l = 0; l < m->nlin; l++) t += m->w[l] * m->w[l + 1] + m->w[l + 1];
+    return t;
+}
+
+size_t nf__mlp_tape_floats(const nf_mlp *m, size_t n) {
+    size_t t = 0;
+    for (size_t l = 1; l <= m->nlin; l++) t += n * m->w[l];
+    return t;
+}
+
+size_t nf__mlp_max_width(const nf_mlp *m) {
+    size_t mx = 0;
+    for (size_t l = 0; l <= m->nlin; l++)
+        if (m->w[l] > mx) mx = m->w[l];
+    return mx;
+}
+
+static size_t max_weights(const nf_mlp *m) {
+    size_t mx = 0;
+    for (size_t l = 0; l < m->nlin; l++)
+        if (m->w[l] * m->w[l + 1] > mx) mx = m->w[l] * m->w[l + 1];
+    return mx;
+}
+
+size_t nf__mlp_scratch_bytes(const nf_mlp *m, size_t n) {
+    size_t wb = nf__align(max_weights(m) * sizeof(float));
+    return 2 * wb + 2 * nf__align(n * nf__mlp_max_width(m) * sizeof(float));
+}
+
+void nf__mlp_init_params(const nf_mlp *m, float *p, nf_rng *rng, nf_init s, int zero_last) {
+    for (size_t l = 0; l < m->nlin; l++) {
+        size_t a = m->w[l], b = m->w[l + 1];
+        float *W = p, *bias = p + a * b;
+        double bound = 1.0 / sqrt((double)a);
+        for (size_t k = 0; k < a * b; k++) {
+            double u = 2.0 * nf_rng_uniform(rng) - 1.0;
+            if (s == NF_INIT_GLOROT) W[k] = (float)(u * sqrt(6.0 / (double)(a + b)));
+            else if (s == NF_INIT_HE) W[k] = (float)(nf_rng_normal(rng) * sqrt(2.0 / (double)a));
+            else W[k] = (float)(u * bound);
+        }
+        for (size_t j = 0; j < b; j++)
+            bias[j] = s == NF_INIT_TORCH ? (float)((2.0 * nf_rng_uniform(rng) - 1.0) * bound) : 0.0f;
+        if (zero_last && l == m->nlin - 1) memset(W, 0, (a * b + b) * sizeof(float));
+        if (m->masks[l])
+            for (size_t k = 0; k < a * b; k++) W[k] *= m->masks[l][k];
+        p += a * b + b;
+    }
+}
+
+/* W_l, masked into `buf` when the layer has a mask. */
+static const float *weights(const nf_mlp *m, size_t l, const float *W, float *buf) {
+    if (!m->masks[l]) return W;
+    size_t k = m->w[l] * m->w[l + 1];
+    const float *M = m->masks[l];
+    for (size_t i = 0; i < k; i++) buf[i] = W[i] * M[i];
+    return buf;
+}
+
+const float *nf__mlp_forward(const nf_mlp *m, const float *params, float *tape, void *scratch,
+                             const float *x, size_t n) {
+    float *wbuf = scratch;
+    const float *in = x, *p = params;
+    float *t = tape;
+    for (size_t l = 0; l < m->nlin; l++) {
+        size_t a = m->w[l], b = m->w[l + 1];
+        const float *W = weights(m, l, p, wbuf), *bias = p + a * b;
+        for (size_t i = 0; i < n; i++) memcpy(t + i * b, bias, b * sizeof(float));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)b, (int)a, 1.0f, in, (int)a,
+                    W, (int)a, 1.0f, t, (int)b);
+        if (l + 1 < m->nlin) nf__act_forward(m->act, t, n * b);
+        in = t;
+        t += n * b;
+        p += a * b + b;
+    }
+    return in;
+}
+
+void nf__mlp_backward(const nf_mlp *m, const float *params, float *dparams, float *dx, float *dout,
+                      const float *tape, void *scratch, const float *x, size_t n) {
+    unsigned char *cur = scratch;
+    size_t wb = max_weights(m) * sizeof(float), gb = n * nf__mlp_max_width(m) * sizeof(float);
+    float *wbuf = nf__carve(&cur, wb), *dwbuf = nf__carve(&cur, wb);
+    float *gbuf[2] = {nf__carve(&cur, gb), nf__carve(&cur, gb)};
+    size_t off[NF_MLP_MAX_LAYERS], toff[NF_MLP_MAX_LAYERS], o = 0, to = 0;
+    for (size_t l = 0; l < m->nlin; l++) {
+        off[l] = o, toff[l] = to;
+        o += m->w[l] * m->w[l + 1] + m->w[l + 1];
+        to += n * m->w[l + 1];
+    }
+    float *g = dout;
+    int which = 0;
+    for (size_t l = m->nlin; l-- > 0;) {
+        size_t a = m->w[l], b = m->w[l + 1];
+        const float *out = tape + toff[l], *in = l ? tape + toff[l - 1] : x;
+        if (l + 1 < m->nlin) nf__act_backward(m->act, g, out, n * b);
+        if (dparams) {
+            float *dW = dparams + off[l], *db = dW + a * b;
+            if (m->masks[l]) {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)b, (int)a, (int)n, 1.0f, g,
+                            (int)b, in, (int)a, 0.0f, dwbuf, (int)a);
+                const float *M = m->masks[l];
+                for (size_t k = 0; k < a * b; k++) dW[k] += dwbuf[k] * M[k];
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)b, (int)a, (int)n, 1.0f, g,
+                            (int)b, in, (int)a, 1.0f, dW, (int)a);
+            }
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < b; j++) db[j] += g[i * b + j];
+        }
+        if (l == 0 && !dx) break;
+        float *next = l == 0 ? dx : gbuf[which];
+        which ^= 1;
+        const float *W = weights(m, l, params + off[l], wbuf);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)a, (int)b, 1.0f, g, (int)b,
+                    W, (int)a, 0.0f, next, (int)a);
+        g = next;
+    }
+}
+
+nf_status nf__made_masks(nf_mlp *m, const size_t *order, size_t d, size_t k) {
+    if (m->w[0] != d || m->w[m->nlin] != k * d)
+        return nf__err(NF_ERR_SHAPE, "made: network widths do not match d=%zu with %zu outputs per input", d, k);
+    size_t *deg[NF_MLP_MAX_LAYERS + 1] = {0};
+    nf_status s = NF_OK;
+    for (size_t l = 0; l < m->nlin; l++) {
+        deg[l] = malloc(m->w[l] * sizeof(size_t));
+        m->masks[l] = malloc(m->w[l] * m->w[l + 1] * sizeof(float));
+        if (!deg[l] || !m->masks[l]) s = nf__err(NF_ERR_NOMEM, "made: out of memory for masks");
+    }
+    if (!s) {
+        for (size_t i = 0; i < d; i++) deg[0][i] = order[i];
+        size_t cyc = d > 1 ? d - 1 : 1;
+        for (size_t l = 1; l < m->nlin; l++)
+            for (size_t u = 0; u < m->w[l]; u++) deg[l][u] = u % cyc + 1;
+        for (size_t l = 0; l < m->nlin; l++) {
+            size_t a = m->w[l], b = m->w[l + 1];
+            for (size_t u = 0; u < b; u++)
+                for (size_t v = 0; v < a; v++) {
+                    int on = l + 1 < m->nlin ? deg[l + 1][u] >= deg[l][v]
+                                             : order[u % d] > deg[l][v]; /* output u -> input u % d */
+                    m->masks[l][u * a + v] = on ? 1.0f : 0.0f;
+                }
+        }
+    }
+    for (size_t l = 0; l <= m->nlin; l++) free(deg[l]);
+    if (s) nf__mlp_free_masks(m);
+    return s;
+}

@@ -1,0 +1,65 @@
+/*
+ * nn.h - dense and masked-dense layers and MLPs on raw float arrays, each
+ * with forward and hand-written backward (llm.c style: outputs first, then
+ * saved activations, then inputs and weights, then sizes).
+ *
+ * Parameters of an MLP with widths w[0..L] (w[0] inputs, w[L] outputs) are
+ * laid out per linear layer l as W_l [w[l+1] x w[l]] (PyTorch's [out, in])
+ * followed by b_l [w[l+1]].  Hidden layers apply `act`; the output layer is
+ * linear.  Masked layers (MADE) multiply W_l by a 0/1 mask of the same shape.
+ */
+#ifndef NF_NN_H
+#define NF_NN_H
+
+#include "../core/core.h"
+
+#define NF_MLP_MAX_LAYERS 9 /* linear layers: up to 8 hidden layers + output */
+
+typedef struct nf_mlp {
+    size_t nlin;                         /* linear layers */
+    size_t w[NF_MLP_MAX_LAYERS + 1];     /* widths */
+    nf_activation act;                   /* hidden activation */
+    float *masks[NF_MLP_MAX_LAYERS];     /* NULL, or 0/1 masks [w[l+1] x w[l]] (owned) */
+} nf_mlp;
+
+/* Activation functions applied in place; the derivative is computed from the
+ * activation's OUTPUT h, so only outputs need saving. */
+void nf__act_forward(nf_activation a, float *h, size_t m);
+/* g[i] *= act'(pre) expressed through h[i] = act(pre) */
+void nf__act_backward(nf_activation a, float *g, const float *h, size_t m);
+const char *nf__act_name(nf_activation a);
+
+/* Sets up widths in, hidden..., out.  Returns NF_ERR_ARG with a message on bad sizes. */
+nf_status nf__mlp_init(nf_mlp *m, size_t in, const size_t *hidden, size_t nhidden, size_t out,
+                       nf_activation act);
+void nf__mlp_free_masks(nf_mlp *m);
+size_t nf__mlp_param_count(const nf_mlp *m);
+/* Floats the forward pass saves for n rows (every layer's output). */
+size_t nf__mlp_tape_floats(const nf_mlp *m, size_t n);
+/* Scratch bytes of forward and backward for n rows. */
+size_t nf__mlp_scratch_bytes(const nf_mlp *m, size_t n);
+/* Max width. */
+size_t nf__mlp_max_width(const nf_mlp *m);
+
+/* Draws parameters: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch
+ * nn.Linear default), Glorot-uniform or He-normal weights with zero biases.
+ * zero_last: the output layer starts at zero.  Masked entries are zeroed. */
+void nf__mlp_init_params(const nf_mlp *m, float *params, nf_rng *rng, nf_init s, int zero_last);
+
+/* Forward: tape receives every layer's output (n x w[l+1]); the network's
+ * output is the last block, returned.  x: n x w[0]. */
+const float *nf__mlp_forward(const nf_mlp *m, const float *params, float *tape, void *scratch,
+                             const float *x, size_t n);
+/* Backward from dout (n x w[L], gradient of the network's output): adds to
+ * dparams (may be NULL), writes dx (n x w[0], may be NULL).  Uses the tape of
+ * the matching forward.  dout may be modified. */
+void nf__mlp_backward(const nf_mlp *m, const float *params, float *dparams, float *dx, float *dout,
+                      const float *tape, void *scratch, const float *x, size_t n);
+
+/* MADE (Germain et al. 2015) masks for d inputs with the given input order
+ * (order[i] = degree of input i, a permutation of 1..d), `k` outputs per
+ * input (output block j*d + i belongs to input i), hidden degrees cycling
+ * through 1..d-1.  Output i depends only on inputs of degree < degree(i). */
+nf_status nf__made_masks(nf_mlp *m, const size_t *order, size_t d, size_t k);
+
+#endif
