@@ -33,6 +33,7 @@ int main(int argc, char **argv) {
     suite("bijectors", test_bijectors);
     suite("dist", test_dist);
     suite("threads", test_threads);
+    suite("train", test_train);
     if (argc > 1) {
         long p = tc.passed, f = tc.failed;
         test_examples(argv[1]);

@@ -79,6 +79,9 @@ static inline size_t nf__scratch_bytes(const nf_bijector *b, size_t n) {
 static inline size_t nf__tape_bytes(const nf_bijector *b, size_t n) {
     return b->ops->tape_bytes ? b->ops->tape_bytes(b, n) : 0;
 }
+/* If b is a chain: its parts in application order (first applied first)
+ * through *parts, and their number; otherwise 0. */
+size_t nf__chain_parts(const nf_bijector *b, nf_bijector *const **parts);
 /* Checks the constructor's common arguments; sets the message on failure. */
 nf_status nf__check_ctor(const char *fn, size_t d, nf_bijector **out);
 

@@ -199,6 +199,13 @@ static const nf_bijector_ops chain_ops = {
     .destroy = chain_destroy,
 };
 
+size_t nf__chain_parts(const nf_bijector *b, nf_bijector *const **parts) {
+    if (b->ops != &chain_ops) return 0;
+    const chain *c = (const chain *)b;
+    *parts = c->app;
+    return c->k;
+}
+
 nf_status nf_bijector_chain(nf_bijector **bs, size_t k, nf_bijector **out) {
     const char *fn = "nf_bijector_chain";
     if (!out) return nf__err(NF_ERR_ARG, "%s: out is NULL", fn);

@@ -1,0 +1,269 @@
+/*
+ * flow.c - a flow: a base distribution, a bijector (forward: base -> data)
+ * and an optional standard scaler, so that the user's units are kept:
+ *   log p(x) = log p_base(z) + ildj(y) - sum log std,
+ *   y = (x - mean) / std,  z = bijector.inverse(y).
+ * One-off calls process NF_FLOW_CHUNK rows at a time with one workspace.
+ */
+#include "flow.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+nf_status nf_flow_create(nf_bijector *b, nf_dist *base, nf_flow **out) {
+    const char *fn = "nf_flow_create";
+    if (!out) return nf__err(NF_ERR_ARG, "%s: out is NULL", fn);
+    *out = NULL;
+    if (!b) return nf__err(NF_ERR_ARG, "%s: bijector is NULL", fn);
+    if (base && base->d != b->d)
+        return nf__err(NF_ERR_SHAPE, "%s: base %s has dimension %zu, bijector %s has %zu", fn, base->name,
+                       base->d, b->name, b->d);
+    if (base && !base->ops->log_prob_grad)
+        return nf__err(NF_ERR_UNSUPPORTED, "%s: base %s has no log-density gradient, so it cannot be trained over", fn, base->name);
+    nf_flow *f = calloc(1, sizeof *f);
+    if (!f) return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
+    if (!base) {
+        nf_status s = nf_dist_mvn_diag(b->d, NULL, NULL, &f->base);
+        if (s) {
+            free(f);
+            return nf__err_prefix(s, fn);
+        }
+    } else
+        f->base = base;
+    f->bij = b;
+    f->d = b->d;
+    *out = f;
+    return NF_OK;
+}
+
+void nf_flow_free(nf_flow *f) {
+    if (!f) return;
+    nf_bijector_free(f->bij);
+    nf_dist_free(f->base);
+    free(f->mean);
+    free(f->std);
+    free(f);
+}
+
+size_t nf_flow_dim(const nf_flow *f) { return f ? f->d : 0; }
+size_t nf_flow_param_count(const nf_flow *f) { return f ? f->bij->nparams : 0; }
+float *nf_flow_params(nf_flow *f) { return f ? f->bij->params : NULL; }
+const nf_bijector *nf_flow_bijector(const nf_flow *f) { return f ? f->bij : NULL; }
+
+nf_status nf_flow_set_scaler(nf_flow *f, const float *mean, const float *std) {
+    const char *fn = "nf_flow_set_scaler";
+    if (!f) return nf__err(NF_ERR_ARG, "%s: flow is NULL", fn);
+    if (!mean || !std) {
+        f->has_scaler = 0;
+        return NF_OK;
+    }
+    for (size_t j = 0; j < f->d; j++)
+        if (!isfinite(mean[j]) || !isfinite(std[j]) || !(std[j] > 0))
+            return nf__err(NF_ERR_DOMAIN, "%s: column %zu: mean %g and std %g must be finite with std > 0", fn, j,
+                           (double)mean[j], (double)std[j]);
+    if (!f->mean) {
+        f->mean = malloc(f->d * sizeof(float));
+        f->std = malloc(f->d * sizeof(float));
+        if (!f->mean || !f->std) return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
+    }
+    memcpy(f->mean, mean, f->d * sizeof(float));
+    memcpy(f->std, std, f->d * sizeof(float));
+    f->log_std_sum = 0;
+    for (size_t j = 0; j < f->d; j++) f->log_std_sum += log((double)std[j]);
+    f->has_scaler = 1;
+    return NF_OK;
+}
+
+nf_status nf_flow_fit_scaler(nf_flow *f, const float *x, size_t n) {
+    const char *fn = "nf_flow_fit_scaler";
+    if (!f || !x || n < 2) return nf__err(NF_ERR_ARG, "%s: needs a flow and at least 2 rows", fn);
+    size_t d = f->d;
+    nf_status s = nf__check_finite("data", x, n, d);
+    if (s) return nf__err_prefix(s, fn);
+    double *acc = calloc(2 * d, sizeof(double));
+    float *m = malloc(2 * d * sizeof(float));
+    if (!acc || !m) {
+        free(acc), free(m);
+        return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) acc[j] += x[i * d + j];
+    for (size_t j = 0; j < d; j++) acc[j] /= (double)n;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) {
+            double c = x[i * d + j] - acc[j];
+            acc[d + j] += c * c;
+        }
+    s = NF_OK;
+    for (size_t j = 0; j < d; j++) {
+        m[j] = (float)acc[j];
+        m[d + j] = (float)sqrt(acc[d + j] / (double)n); /* population std, as scikit-learn */
+        if (!(m[d + j] > 0)) s = nf__err(NF_ERR_DOMAIN, "%s: column %zu is constant (std 0)", fn, j);
+    }
+    if (!s) s = nf_flow_set_scaler(f, m, m + d);
+    free(acc), free(m);
+    return s;
+}
+
+void nf__flow_scale_in(const nf_flow *f, float *x, size_t n) {
+    if (!f->has_scaler) return;
+    size_t d = f->d;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) x[i * d + j] = (x[i * d + j] - f->mean[j]) / f->std[j];
+}
+
+static void scale_out(const nf_flow *f, float *x, size_t n) {
+    if (!f->has_scaler) return;
+    size_t d = f->d;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) x[i * d + j] = f->mean[j] + f->std[j] * x[i * d + j];
+}
+
+/* One workspace for chunks of m rows: bijector scratch, base scratch, two
+ * n x d buffers and one of n floats. */
+typedef struct fws {
+    unsigned char *mem;
+    void *bscratch, *dscratch;
+    float *a, *b, *l;
+} fws;
+
+static nf_status ws_alloc(const nf_flow *f, size_t m, fws *w) {
+    size_t bs = nf__scratch_bytes(f->bij, m), ds = nf__dist_scratch(f->base, m);
+    size_t blk = nf__align(m * f->d * sizeof(float));
+    w->mem = nf__aligned_alloc(nf__align(bs) + nf__align(ds) + 2 * blk + nf__align(m * sizeof(float)));
+    if (!w->mem) return nf__err(NF_ERR_NOMEM, "out of memory for a workspace of %zu rows", m);
+    unsigned char *cur = w->mem;
+    w->bscratch = nf__carve(&cur, bs);
+    w->dscratch = nf__carve(&cur, ds);
+    w->a = nf__carve(&cur, m * f->d * sizeof(float));
+    w->b = nf__carve(&cur, m * f->d * sizeof(float));
+    w->l = nf__carve(&cur, m * sizeof(float));
+    return NF_OK;
+}
+
+static size_t chunk_of(size_t n) { return n < NF_FLOW_CHUNK ? n : NF_FLOW_CHUNK; }
+
+static nf_status check_call(const char *fn, const nf_flow *f, const void *a, const void *b, size_t n) {
+    if (!f) return nf__err(NF_ERR_ARG, "%s: flow is NULL", fn);
+    if (n && (!a || !b)) return nf__err(NF_ERR_ARG, "%s: NULL array", fn);
+    return NF_OK;
+}
+
+static nf_status nonfinite_out(const char *what, const float *v, size_t m, size_t width, size_t row0) {
+    size_t k = nf__first_nonfinite(v, m * width);
+    if (k == m * width) return NF_OK;
+    return nf__err(NF_ERR_NUMERIC, "%s is non-finite (%g) at row %zu", what, (double)v[k], row0 + k / width);
+}
+
+/* to_base: lp == NULL; log_prob: z == NULL. */
+static nf_status density(const char *fn, const nf_flow *f, const float *x, size_t n, float *lp, float *z) {
+    NF_TRY(check_call(fn, f, x, lp ? (void *)lp : (void *)z, n));
+    if (n == 0) return NF_OK;
+    size_t d = f->d, m = chunk_of(n);
+    nf_status s = nf__check_finite("input x", x, n, d);
+    if (s) return nf__err_prefix(s, fn);
+    fws w;
+    if ((s = ws_alloc(f, m, &w))) return nf__err_prefix(s, fn);
+    for (size_t r = 0; r < n && !s; r += m) {
+        size_t k = n - r < m ? n - r : m;
+        memcpy(w.a, x + r * d, k * d * sizeof(float));
+        nf__flow_scale_in(f, w.a, k);
+        memset(w.l, 0, k * sizeof(float));
+        nf_pass p = {k, NULL, w.bscratch};
+        float *zz = z ? z + r * d : w.b;
+        s = f->bij->ops->inverse(f->bij, &p, zz, lp ? w.l : NULL, w.a);
+        if (!s) s = nonfinite_out("the base-space point", zz, k, d, r);
+        if (!s && lp) {
+            s = f->base->ops->log_prob(f->base, w.dscratch, lp + r, zz, k);
+            for (size_t i = 0; i < k && !s; i++) {
+                lp[r + i] = (float)((double)lp[r + i] + w.l[i] - f->log_std_sum);
+                if (isnan(lp[r + i])) s = nf__err(NF_ERR_NUMERIC, "log_prob is NaN at row %zu", r + i);
+            }
+        }
+    }
+    nf__aligned_free(w.mem);
+    return s ? nf__err_prefix(s, fn) : NF_OK;
+}
+
+nf_status nf_flow_log_prob(const nf_flow *f, const float *x, size_t n, float *out) {
+    return density("nf_flow_log_prob", f, x, n, out, NULL);
+}
+
+nf_status nf_flow_to_base(const nf_flow *f, const float *x, size_t n, float *z) {
+    return density("nf_flow_to_base", f, x, n, NULL, z);
+}
+
+static nf_status draw(const char *fn, const nf_flow *f, nf_rng *rng, size_t n, float *x, float *lp) {
+    NF_TRY(check_call(fn, f, x, x, n));
+    if (!rng) return nf__err(NF_ERR_ARG, "%s: rng is NULL", fn);
+    if (n == 0) return NF_OK;
+    size_t d = f->d, m = chunk_of(n);
+    fws w;
+    nf_status s = ws_alloc(f, m, &w);
+    if (s) return nf__err_prefix(s, fn);
+    for (size_t r = 0; r < n && !s; r += m) {
+        size_t k = n - r < m ? n - r : m;
+        s = f->base->ops->sample(f->base, w.dscratch, rng, w.a, lp ? lp + r : NULL, k);
+        if (s) break;
+        memset(w.l, 0, k * sizeof(float));
+        nf_pass p = {k, NULL, w.bscratch};
+        s = f->bij->ops->forward(f->bij, &p, x + r * d, lp ? w.l : NULL, w.a);
+        if (!s) s = nonfinite_out("a sample", x + r * d, k, d, r);
+        if (s) break;
+        scale_out(f, x + r * d, k);
+        if (lp)
+            for (size_t i = 0; i < k; i++) lp[r + i] = (float)((double)lp[r + i] - w.l[i] - f->log_std_sum);
+    }
+    nf__aligned_free(w.mem);
+    return s ? nf__err_prefix(s, fn) : NF_OK;
+}
+
+nf_status nf_flow_sample(const nf_flow *f, nf_rng *rng, size_t n, float *x) {
+    return draw("nf_flow_sample", f, rng, n, x, NULL);
+}
+
+nf_status nf_flow_sample_and_log_prob(const nf_flow *f, nf_rng *rng, size_t n, float *x, float *lp) {
+    if (n && !lp) return nf__err(NF_ERR_ARG, "nf_flow_sample_and_log_prob: log_prob array is NULL");
+    return draw("nf_flow_sample_and_log_prob", f, rng, n, x, lp);
+}
+
+size_t nf_flow_stage_count(const nf_flow *f) {
+    if (!f) return 0;
+    nf_bijector *const *parts;
+    size_t k = nf__chain_parts(f->bij, &parts);
+    return 1 + (k ? k : 1) + (f->has_scaler ? 1 : 0);
+}
+
+nf_status nf_flow_sample_stages(const nf_flow *f, nf_rng *rng, size_t n, float *out, const char **names) {
+    const char *fn = "nf_flow_sample_stages";
+    NF_TRY(check_call(fn, f, out, out, n));
+    if (!rng) return nf__err(NF_ERR_ARG, "%s: rng is NULL", fn);
+    nf_bijector *const *parts;
+    nf_bijector *single[1] = {f->bij};
+    size_t k = nf__chain_parts(f->bij, &parts);
+    if (!k) parts = single, k = 1;
+    size_t d = f->d, blk = n * d;
+    if (names) {
+        names[0] = "base";
+        for (size_t i = 0; i < k; i++) names[1 + i] = parts[i]->name;
+        if (f->has_scaler) names[1 + k] = "scaler";
+    }
+    if (n == 0) return NF_OK;
+    size_t sb = 0, db = nf__dist_scratch(f->base, n);
+    for (size_t i = 0; i < k; i++)
+        if (nf__scratch_bytes(parts[i], n) > sb) sb = nf__scratch_bytes(parts[i], n);
+    unsigned char *mem = nf__aligned_alloc(nf__align(sb) + nf__align(db));
+    if (!mem) return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
+    nf_status s = f->base->ops->sample(f->base, mem + nf__align(sb), rng, out, NULL, n);
+    for (size_t i = 0; i < k && !s; i++) {
+        nf_pass p = {n, NULL, mem};
+        s = parts[i]->ops->forward(parts[i], &p, out + (i + 1) * blk, NULL, out + i * blk);
+        if (!s) s = nonfinite_out(parts[i]->name, out + (i + 1) * blk, n, d, 0);
+    }
+    if (!s && f->has_scaler) {
+        memcpy(out + (k + 1) * blk, out + k * blk, blk * sizeof(float));
+        scale_out(f, out + (k + 1) * blk, n);
+    }
+    nf__aligned_free(mem);
+    return s ? nf__err_prefix(s, fn) : NF_OK;
+}

@@ -1,0 +1,269 @@
+/*
+ * test_train.c - MADE's autoregressive property, flows (scaler, sampling,
+ * stages), data sets, and short training runs: the loss falls, the model
+ * stays invertible, seeds reproduce, early stopping restores the best
+ * parameters, and a non-finite loss stops training with the last good
+ * parameters kept.
+ */
+#include "test.h"
+
+#include "../src/nn/nn.h"
+
+#include <stdlib.h>
+
+static void test_made_autoregressive(void) {
+    enum { D = 5, K = 2 };
+    size_t order[D] = {3, 1, 5, 2, 4}, hidden[2] = {7, 9};
+    nf_mlp m;
+    CHECK_OK(nf__mlp_init(&m, D, hidden, 2, K * D, NF_ACT_RELU));
+    CHECK_OK(nf__made_masks(&m, order, D, K));
+    nf_rng *rng = NULL;
+    nf_rng_create(21, &rng);
+    float *p = malloc(nf__mlp_param_count(&m) * sizeof(float));
+    nf__mlp_init_params(&m, p, rng, NF_INIT_TORCH, 0);
+    float *tape = malloc(nf__mlp_tape_floats(&m, 1) * sizeof(float));
+    void *scr = malloc(nf__mlp_scratch_bytes(&m, 1));
+    float x[D], x2[D], out0[K * D];
+    nf_rng_fill_normal(rng, x, D);
+    memcpy(out0, nf__mlp_forward(&m, p, tape, scr, x, 1), sizeof out0);
+    int moved_any = 0;
+    for (size_t i = 0; i < D; i++) {
+        memcpy(x2, x, sizeof x);
+        x2[i] += 1.5f;
+        const float *o = nf__mlp_forward(&m, p, tape, scr, x2, 1);
+        for (size_t u = 0; u < K * D; u++) {
+            size_t j = u % D;
+            if (order[j] <= order[i])
+                CHECK(o[u] == out0[u], "MADE output %zu (input %zu, degree %zu) moved when input %zu (degree %zu) did",
+                      u, j, order[j], i, order[i]);
+            else
+                moved_any += o[u] != out0[u];
+        }
+    }
+    CHECK(moved_any > 0, "MADE outputs do depend on inputs of lower degree");
+    nf__mlp_free_masks(&m);
+    free(p), free(tape), free(scr);
+
+    /* Through the public MAF: with natural order, z_j ignores x_k for k > j. */
+    nf_maf_opts mo = {.net = {.hidden = {16, 16}, .nhidden = 2, .activation = NF_ACT_RELU}};
+    nf_bijector *maf = NULL;
+    CHECK_OK(nf_bijector_maf(4, &mo, rng, &maf));
+    float a[4] = {0.3f, -1, 0.7f, 2}, b[4], za[4], zb[4];
+    CHECK_OK(nf_bijector_inverse(maf, a, 1, za, NULL));
+    for (int i = 0; i < 4; i++) {
+        memcpy(b, a, sizeof a);
+        b[i] -= 0.9f;
+        CHECK_OK(nf_bijector_inverse(maf, b, 1, zb, NULL));
+        for (int j = 0; j < i; j++) CHECK(zb[j] == za[j], "MAF z_%d moved when x_%d did", j, i);
+        CHECK(zb[i] != za[i], "MAF z_%d follows x_%d", i, i);
+    }
+    nf_bijector_free(maf);
+    nf_rng_free(rng);
+}
+
+static int draw_moons(void *u, nf_rng *rng, float *x, size_t n) {
+    (void)u;
+    return nf_data_moons(rng, n, 0.05f, x, NULL) != NF_OK;
+}
+
+static nf_flow *small_realnvp(uint64_t seed) {
+    nf_rng *rng = NULL;
+    nf_rng_create(seed, &rng);
+    nf_coupling_opts c = {.net = {.hidden = {32, 32}, .nhidden = 2, .activation = NF_ACT_LEAKY_RELU},
+                          .separate_nets = 1, .tanh_scale = 1};
+    nf_bijector *b = NULL;
+    nf_flow *f = NULL;
+    CHECK_OK(nf_bijector_realnvp(2, 4, &c, rng, &b));
+    CHECK_OK(nf_flow_create(b, NULL, &f));
+    nf_rng_free(rng);
+    return f;
+}
+
+static double max_roundtrip(const nf_flow *f) {
+    nf_rng *rng = NULL;
+    nf_rng_create(77, &rng);
+    float z[400], x[400], z2[400];
+    nf_rng_fill_normal(rng, z, 400);
+    double w = INFINITY;
+    if (nf_bijector_forward(nf_flow_bijector(f), z, 200, x, NULL) == NF_OK &&
+        nf_bijector_inverse(nf_flow_bijector(f), x, 200, z2, NULL) == NF_OK) {
+        w = 0;
+        for (int i = 0; i < 400; i++)
+            if (fabs(z2[i] - z[i]) > w) w = fabs(z2[i] - z[i]);
+    }
+    nf_rng_free(rng);
+    return w;
+}
+
+static void test_stream_training(void) {
+    nf_flow *f = small_realnvp(1);
+    nf_train_opts o = nf_train_defaults();
+    o.lr = 3e-3f, o.batch = 64, o.steps = 300, o.log_every = 50, o.seed = 5;
+    nf_train_report r;
+    CHECK_OK(nf_flow_fit_stream(f, draw_moons, NULL, &o, &r));
+    CHECK(r.n_history == 6 && r.steps == 300, "history has %zu entries after %zu steps", r.n_history, r.steps);
+    if (r.n_history == 6)
+        CHECK(r.train_history[5] < r.train_history[0] - 0.3, "RealNVP loss falls: %.3f -> %.3f", r.train_history[0],
+              r.train_history[5]);
+    CHECK(max_roundtrip(f) < 1e-4, "trained RealNVP stays invertible (%.3g)", max_roundtrip(f));
+    /* same seed, same result, bit for bit */
+    nf_flow *g = small_realnvp(1);
+    nf_train_report r2;
+    CHECK_OK(nf_flow_fit_stream(g, draw_moons, NULL, &o, &r2));
+    CHECK(memcmp(nf_flow_params(f), nf_flow_params(g), nf_flow_param_count(f) * sizeof(float)) == 0,
+          "training is reproducible from its seeds");
+    nf_train_report_free(&r);
+    nf_train_report_free(&r2);
+    nf_flow_free(g);
+
+    /* sample_and_log_prob agrees with log_prob; stages end at the samples */
+    nf_rng *rng = NULL;
+    nf_rng_create(8, &rng);
+    float x[600], lp[300], lp2[300];
+    CHECK_OK(nf_flow_sample_and_log_prob(f, rng, 300, x, lp));
+    CHECK_OK(nf_flow_log_prob(f, x, 300, lp2));
+    double worst = 0;
+    for (int i = 0; i < 300; i++)
+        if (fabs(lp[i] - lp2[i]) > worst) worst = fabs(lp[i] - lp2[i]);
+    CHECK(worst < 1e-3, "flow sample_and_log_prob vs log_prob: %g", worst);
+    size_t ns = nf_flow_stage_count(f);
+    CHECK(ns == 5, "stages: base + 4 couplings, got %zu", ns);
+    float *st = malloc(ns * 50 * 2 * sizeof(float)), s1[100];
+    const char *names[8];
+    nf_rng *ra = NULL, *rb = NULL;
+    nf_rng_create(9, &ra);
+    nf_rng_create(9, &rb);
+    CHECK_OK(nf_flow_sample_stages(f, ra, 50, st, names));
+    CHECK_OK(nf_flow_sample(f, rb, 50, s1));
+    CHECK(memcmp(st + (ns - 1) * 100, s1, sizeof s1) == 0, "the last stage equals nf_flow_sample");
+    CHECK(!strcmp(names[0], "base") && !strcmp(names[1], "realnvp"), "stage names %s, %s", names[0], names[1]);
+    free(st);
+    nf_rng_free(ra), nf_rng_free(rb), nf_rng_free(rng);
+    nf_flow_free(f);
+}
+
+static nf_flow *small_maf(int iaf, uint64_t seed) {
+    nf_rng *rng = NULL;
+    nf_rng_create(seed, &rng);
+    nf_maf_opts m = {.net = {.hidden = {16, 16}, .nhidden = 2, .activation = NF_ACT_RELU}};
+    nf_bijector *bs[3] = {0}, *b = NULL;
+    size_t perm[2] = {1, 0};
+    if (iaf) {
+        nf_bijector_iaf(2, &m, rng, &bs[0]);
+        nf_bijector_iaf(2, &m, rng, &bs[2]);
+    } else {
+        nf_bijector_maf(2, &m, rng, &bs[0]);
+        nf_bijector_maf(2, &m, rng, &bs[2]);
+    }
+    nf_bijector_permute(2, perm, &bs[1]);
+    nf_flow *f = NULL;
+    CHECK_OK(nf_bijector_chain(bs, 3, &b));
+    CHECK_OK(nf_flow_create(b, NULL, &f));
+    nf_rng_free(rng);
+    return f;
+}
+
+static void test_fit_data(void) {
+    nf_rng *rng = NULL;
+    nf_rng_create(3, &rng);
+    enum { N = 1000 };
+    float *x = malloc(N * 2 * sizeof(float));
+    CHECK_OK(nf_data_moons(rng, N, 0.05f, x, NULL));
+    for (int iaf = 0; iaf < 2; iaf++) {
+        nf_flow *f = small_maf(iaf, 4);
+        nf_train_opts o = nf_train_defaults();
+        o.batch = 0, o.epochs = 150, o.val_split = 0.2f, o.standardize = 1, o.lr = 1e-2f;
+        nf_train_report r;
+        CHECK_OK(nf_flow_fit(f, x, N, &o, &r));
+        CHECK(r.epochs == 150 && r.n_history == 150, "%s: 150 epochs recorded", iaf ? "IAF" : "MAF");
+        CHECK(r.train_history[149] < r.train_history[0] - 0.5 && r.val_loss < r.val_history[0] - 0.5,
+              "%s (full batch, scaler): loss falls %.3f -> %.3f, validation %.3f -> %.3f", iaf ? "IAF" : "MAF",
+              r.train_history[0], r.train_history[149], r.val_history[0], r.val_loss);
+        CHECK(max_roundtrip(f) < 1e-3, "trained %s stays invertible (%.3g)", iaf ? "IAF" : "MAF", max_roundtrip(f));
+        nf_train_report_free(&r);
+        nf_flow_free(f);
+    }
+
+    /* early stopping: a huge learning rate stalls validation; the best
+     * epoch's parameters come back */
+    nf_flow *f = small_maf(0, 6);
+    nf_train_opts o = nf_train_defaults();
+    o.batch = 50, o.epochs = 400, o.val_split = 0.2f, o.standardize = 1, o.lr = 0.05f, o.patience = 3;
+    nf_train_report r;
+    CHECK_OK(nf_flow_fit(f, x, N, &o, &r));
+    CHECK(r.stopped_early && r.epochs < 400, "early stopping after %zu epochs", r.epochs);
+    float lp[200];
+    CHECK_OK(nf_flow_log_prob(f, x + 800 * 2, 200, lp));
+    double v = 0;
+    for (int i = 0; i < 200; i++) v -= lp[i] / 200.0;
+    CHECK_NEAR(v, r.best_val_loss, 1e-4, "restored parameters give the best validation loss");
+    nf_train_report_free(&r);
+
+    /* a non-finite loss stops training, naming the step; parameters are kept */
+    float *p = nf_flow_params(f);
+    size_t np = nf_flow_param_count(f);
+    p[np - 1] = -1e30f; /* a log-scale bias: z = (x - m) exp(1e30) overflows */
+    float *before = malloc(np * sizeof(float));
+    memcpy(before, p, np * sizeof(float));
+    o.patience = 0;
+    CHECK_ERR(nf_flow_fit(f, x, N, &o, &r), NF_ERR_NUMERIC, "step 1");
+    CHECK(memcmp(before, p, np * sizeof(float)) == 0, "parameters are unchanged after the failed step");
+    free(before);
+    /* bad data and options */
+    x[7] = NAN;
+    CHECK_ERR(nf_flow_fit(f, x, N, &o, &r), NF_ERR_DOMAIN, "row 3");
+    x[7] = 0;
+    o.lr = -1;
+    CHECK_ERR(nf_flow_fit(f, x, N, &o, &r), NF_ERR_ARG, "lr");
+    nf_flow_free(f);
+    free(x);
+    nf_rng_free(rng);
+}
+
+static void test_scaler_and_data(void) {
+    nf_rng *rng = NULL;
+    nf_rng_create(4, &rng);
+    nf_flow *f = small_realnvp(2);
+    float x[40], lp[20], lp2[20], y[40];
+    nf_rng_fill_normal(rng, x, 40);
+    float mean[2] = {3, -1}, sd[2] = {2, 0.5f};
+    CHECK_OK(nf_flow_log_prob(f, x, 20, lp));
+    for (int i = 0; i < 20; i++) y[2 * i] = 3 + 2 * x[2 * i], y[2 * i + 1] = -1 + 0.5f * x[2 * i + 1];
+    CHECK_OK(nf_flow_set_scaler(f, mean, sd));
+    CHECK_OK(nf_flow_log_prob(f, y, 20, lp2));
+    for (int i = 0; i < 20; i++)
+        CHECK_NEAR(lp2[i], lp[i] - log(2 * 0.5), 1e-5, "log_prob in user units includes the scaler's log-det");
+    float zero[2] = {1, 0};
+    CHECK_ERR(nf_flow_set_scaler(f, mean, zero), NF_ERR_DOMAIN, "std");
+    nf_flow_free(f);
+
+    const char *names[] = {"moons", "circles", "8gaussians", "checkerboard", "spirals", "pinwheel"};
+    float *d = malloc(4000 * 2 * sizeof(float));
+    int *lab = malloc(4000 * sizeof(int));
+    for (int k = 0; k < 6; k++) {
+        CHECK_OK(nf_data_generate(names[k], rng, 4000, 0.0f, d, lab));
+        CHECK(nf__first_nonfinite(d, 8000) == 8000, "%s data are finite", names[k]);
+    }
+    CHECK_OK(nf_data_moons(rng, 4000, 0.0f, d, lab));
+    double mx = 0, my = 0;
+    int ones = 0, on_arc = 1;
+    for (int i = 0; i < 4000; i++) {
+        mx += d[2 * i] / 4000.0, my += d[2 * i + 1] / 4000.0, ones += lab[i];
+        double cx = lab[i] ? 1 : 0, cy = lab[i] ? 0.5 : 0; /* noise-free points lie on unit circles */
+        on_arc &= fabs(hypot(d[2 * i] - cx, d[2 * i + 1] - cy) - 1) < 1e-5;
+    }
+    CHECK(ones == 2000, "moons: half of each label (%d)", ones);
+    CHECK(on_arc, "noise-free moons lie on the two half circles");
+    CHECK_NEAR(mx, 0.5, 1e-6, "moons mean x");
+    CHECK_NEAR(my, 0.25, 1e-4, "moons mean y");
+    CHECK_ERR(nf_data_generate("spiral", rng, 10, 0, d, NULL), NF_ERR_ARG, "known: moons");
+    free(d), free(lab);
+    nf_rng_free(rng);
+}
+
+void test_train(void) {
+    test_made_autoregressive();
+    test_stream_training();
+    test_fit_data();
+    test_scaler_and_data();
+}
