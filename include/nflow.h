@@ -403,7 +403,9 @@ typedef struct nf_train_report {
     int stopped_early;
     double seconds;
     /* per-epoch (fit) or per-log-interval (fit_stream) histories, n_history
-     * entries each, owned by the report: free with nf_train_report_free. */
+     * entries each, owned by the report: free with nf_train_report_free.
+     * When a fit fails, the histories are freed before it returns (the
+     * counters still say how far it got). */
     double *train_history, *val_history;
     size_t n_history;
 } nf_train_report;

@@ -253,6 +253,10 @@ nf_status nf_bijector_coupling(size_t d, const nf_coupling_opts *o, nf_rng *rng,
     for (int k = 0; k < tmp.nnets; k++) {
         nf_status s = nf__mlp_init(&tmp.net[k], nc, o->net.hidden, o->net.nhidden, outw, o->net.activation);
         if (s) return nf__err_prefix(s, fn);
+        /* Initialise as a network reading the whole masked vector (dataflowr,
+         * TFP's template on x * mask): the same weight distribution as the
+         * reference, though only the n_c live inputs are stored. */
+        tmp.net[k].fan_in0 = d;
     }
     size_t np = 0;
     for (int k = 0; k < tmp.nnets; k++) np += nf__mlp_param_count(&tmp.net[k]);

@@ -79,11 +79,12 @@ void nf__mlp_init_params(const nf_mlp *m, float *p, nf_rng *rng, nf_init s, int 
     for (size_t l = 0; l < m->nlin; l++) {
         size_t a = m->w[l], b = m->w[l + 1];
         float *W = p, *bias = p + a * b;
-        double bound = 1.0 / sqrt((double)a);
+        size_t fan = l == 0 && m->fan_in0 ? m->fan_in0 : a;
+        double bound = 1.0 / sqrt((double)fan);
         for (size_t k = 0; k < a * b; k++) {
             double u = 2.0 * nf_rng_uniform(rng) - 1.0;
-            if (s == NF_INIT_GLOROT) W[k] = (float)(u * sqrt(6.0 / (double)(a + b)));
-            else if (s == NF_INIT_HE) W[k] = (float)(nf_rng_normal(rng) * sqrt(2.0 / (double)a));
+            if (s == NF_INIT_GLOROT) W[k] = (float)(u * sqrt(6.0 / (double)(fan + b)));
+            else if (s == NF_INIT_HE) W[k] = (float)(nf_rng_normal(rng) * sqrt(2.0 / (double)fan));
             else W[k] = (float)(u * bound);
         }
         for (size_t j = 0; j < b; j++)

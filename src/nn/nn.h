@@ -20,6 +20,7 @@ typedef struct nf_mlp {
     size_t w[NF_MLP_MAX_LAYERS + 1];     /* widths */
     nf_activation act;                   /* hidden activation */
     float *masks[NF_MLP_MAX_LAYERS];     /* NULL, or 0/1 masks [w[l+1] x w[l]] (owned) */
+    size_t fan_in0;                      /* fan-in the first layer's init assumes (0: w[0]) */
 } nf_mlp;
 
 /* Activation functions applied in place; the derivative is computed from the

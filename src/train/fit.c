@@ -242,6 +242,7 @@ done:
     nf_rng_free(rng);
     free(idx);
     nf__aligned_free(t.mem);
+    if (s) nf_train_report_free(rep);
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
 
@@ -291,5 +292,6 @@ nf_status nf_flow_fit_stream(nf_flow *f, nf_sampler_fn draw, void *user, const n
     }
     nf_rng_free(rng);
     nf__aligned_free(t.mem);
+    if (s) nf_train_report_free(rep);
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
