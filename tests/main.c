@@ -34,6 +34,7 @@ int main(int argc, char **argv) {
     suite("dist", test_dist);
     suite("threads", test_threads);
     suite("train", test_train);
+    suite("torch_flows", test_torch_flows);
     if (argc > 1) {
         long p = tc.passed, f = tc.failed;
         test_examples(argv[1]);

@@ -63,6 +63,7 @@ void test_bijectors(void);
 void test_dist(void);
 void test_threads(void);
 void test_train(void);
+void test_torch_flows(void);
 void test_examples(const char *example_dir);
 
 #endif
