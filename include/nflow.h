@@ -285,6 +285,8 @@ typedef struct nf_coupling_opts {
     const unsigned char *mask; /* d flags, 1 = conditioning coordinate (dataflowr's
                                   mask); NULL: the first num_masked coordinates (TFP) */
     size_t num_masked;
+    float fraction_masked;     /* used when mask is NULL and num_masked is 0:
+                                  num_masked = floor(fraction_masked * d) (TFP) */
     int separate_nets;         /* 1: separate s and t networks (dataflowr);
                                   0: one network with a shift and a log-scale head (TFP) */
     int tanh_scale;            /* s = tanh(network output) (dataflowr's scale net) */

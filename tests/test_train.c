@@ -261,7 +261,51 @@ static void test_scaler_and_data(void) {
     nf_rng_free(rng);
 }
 
+static void test_options(void) {
+    /* TFP's fraction_masked: 0.5 of d = 4 conditions on the first 2 */
+    nf_rng *rng = NULL;
+    nf_rng_create(12, &rng);
+    nf_coupling_opts c = {.net = {.hidden = {8}, .nhidden = 1, .activation = NF_ACT_TANH}, .fraction_masked = 0.5f};
+    nf_bijector *b = NULL;
+    CHECK_OK(nf_bijector_coupling(4, &c, rng, &b));
+    float x[4] = {0.1f, -0.2f, 0.3f, 0.4f}, y[4];
+    CHECK_OK(nf_bijector_forward(b, x, 1, y, NULL));
+    CHECK(y[0] == x[0] && y[1] == x[1] && y[2] != x[2] && y[3] != x[3], "fraction_masked 0.5 keeps the first half");
+    nf_bijector_free(b);
+    c.fraction_masked = 0;
+    CHECK_ERR(nf_bijector_coupling(4, &c, rng, &b), NF_ERR_ARG, "fraction_masked");
+    c.num_masked = 4;
+    CHECK_ERR(nf_bijector_coupling(4, &c, rng, &b), NF_ERR_ARG, "1..d-1");
+
+    /* Gradient clipping.  With eps = 1 Adam's update is at most lr times the
+     * (clipped) gradient's norm, so 5 clipped steps move the parameters by at
+     * most 5 lr clip in L2 norm; unclipped ones move them much further. */
+    double moved[2];
+    for (int clip = 0; clip < 2; clip++) {
+        nf_flow *f = small_realnvp(3);
+        size_t np = nf_flow_param_count(f);
+        float *before = malloc(np * sizeof(float));
+        memcpy(before, nf_flow_params(f), np * sizeof(float));
+        nf_train_opts o = nf_train_defaults();
+        o.batch = 32, o.steps = 5, o.lr = 0.1f, o.eps = 1, o.log_every = 5;
+        o.clip_norm = clip ? 0.01f : 0;
+        CHECK_OK(nf_flow_fit_stream(f, draw_moons, NULL, &o, NULL));
+        double ss = 0;
+        for (size_t k = 0; k < np; k++) {
+            double dlt = nf_flow_params(f)[k] - before[k];
+            ss += dlt * dlt;
+        }
+        moved[clip] = sqrt(ss);
+        free(before);
+        nf_flow_free(f);
+    }
+    CHECK(moved[1] > 0 && moved[1] <= 5 * 0.1 * 0.01 * 1.001, "clipped steps move at most 5 lr clip: %g", moved[1]);
+    CHECK(moved[0] > 10 * moved[1], "unclipped steps move further: %g vs %g", moved[0], moved[1]);
+    nf_rng_free(rng);
+}
+
 void test_train(void) {
+    test_options();
     test_made_autoregressive();
     test_stream_training();
     test_fit_data();

@@ -239,8 +239,15 @@ nf_status nf_bijector_coupling(size_t d, const nf_coupling_opts *o, nf_rng *rng,
     NF_TRY(nf__check_ctor(fn, d, out));
     if (!o || !rng) return nf__err(NF_ERR_ARG, "%s: opts and rng must not be NULL", fn);
     if (d < 2) return nf__err(NF_ERR_ARG, "%s: a coupling layer needs d >= 2, got %zu", fn, d);
+    size_t nm = o->num_masked;
+    if (!o->mask && nm == 0) {
+        if (!(o->fraction_masked > 0 && o->fraction_masked < 1))
+            return nf__err(NF_ERR_ARG, "%s: give a mask, num_masked, or fraction_masked in (0, 1) (got %g)", fn,
+                           (double)o->fraction_masked);
+        nm = (size_t)floor((double)o->fraction_masked * (double)d);
+    }
     size_t nc = 0;
-    for (size_t j = 0; j < d; j++) nc += o->mask ? o->mask[j] != 0 : j < o->num_masked;
+    for (size_t j = 0; j < d; j++) nc += o->mask ? o->mask[j] != 0 : j < nm;
     if (nc == 0 || nc == d)
         return nf__err(NF_ERR_ARG, "%s: the mask must condition on 1..d-1 coordinates, it selects %zu of %zu", fn, nc, d);
     coupling tmp = {0};
@@ -273,7 +280,7 @@ nf_status nf_bijector_coupling(size_t d, const nf_coupling_opts *o, nf_rng *rng,
         return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
     }
     for (size_t j = 0, a = 0, t = 0; j < d; j++) {
-        int cond = o->mask ? o->mask[j] != 0 : j < o->num_masked;
+        int cond = o->mask ? o->mask[j] != 0 : j < nm;
         if (cond) c->ci[a++] = j;
         else c->ti[t++] = j;
     }
