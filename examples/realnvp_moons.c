@@ -4,7 +4,11 @@
  * 2-256-256-2 with leaky ReLU (tanh on s), standard normal prior, Adam
  * lr 1e-4, 5001 steps of fresh batches of 100 moons (noise 0.05).
  *
- * Usage: realnvp_moons [--steps N] [--seed S] [--heldout FILE.csv] [--out DIR]
+ * Usage: realnvp_moons [--steps N] [--seed S] [--zero-last] [--init torch|glorot|he]
+ *                      [--heldout FILE.csv] [--out DIR]
+ *   --zero-last: start every network's output layer at zero (each coupling
+ *              starts as the identity); --init: the weight initialisation
+ *              (default torch, PyTorch's nn.Linear).
  *   --heldout: 2-column CSV of held-out points (examples/data has 10,000
  *              moons written by scikit-learn); without it, 10,000 moons that
  *              nflow draws with another seed are used.
@@ -33,13 +37,23 @@ int main(int argc, char **argv) {
     size_t steps = 5001;
     uint64_t seed = 0;
     const char *heldout = NULL, *out = NULL;
+    int zero_last = 0;
+    nf_init init = NF_INIT_TORCH;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--heldout") && i + 1 < argc) heldout = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else {
-            fprintf(stderr, "usage: %s [--steps N] [--seed S] [--heldout FILE.csv] [--out DIR]\n", argv[0]);
+        else if (!strcmp(argv[i], "--zero-last")) zero_last = 1;
+        else if (!strcmp(argv[i], "--init") && i + 1 < argc) {
+            const char *v = argv[++i];
+            init = !strcmp(v, "glorot") ? NF_INIT_GLOROT : !strcmp(v, "he") ? NF_INIT_HE : NF_INIT_TORCH;
+            if (init == NF_INIT_TORCH && strcmp(v, "torch")) {
+                fprintf(stderr, "%s: --init must be torch, glorot or he\n", argv[0]);
+                return 1;
+            }
+        } else {
+            fprintf(stderr, "usage: %s [--steps N] [--seed S] [--zero-last] [--init torch|glorot|he] [--heldout FILE.csv] [--out DIR]\n", argv[0]);
             return 1;
         }
     }
@@ -47,6 +61,7 @@ int main(int argc, char **argv) {
     TRY(nf_rng_create(seed, &rng));
     nf_coupling_opts c = {.net = {.hidden = {256, 256}, .nhidden = 2, .activation = NF_ACT_LEAKY_RELU},
                           .separate_nets = 1, .tanh_scale = 1};
+    c.net.zero_last = zero_last, c.net.init = init;
     nf_bijector *b = NULL;
     nf_flow *flow = NULL;
     TRY(nf_bijector_realnvp(2, 6, &c, rng, &b));
