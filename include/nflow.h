@@ -422,6 +422,32 @@ nf_status nf_flow_fit_stream(nf_flow *flow, nf_sampler_fn draw, void *draw_user,
                              const nf_train_opts *opts, nf_train_report *report);
 
 /* ------------------------------------------------------------------------ */
+/* The spec language                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* One grammar for the C API and the CLI:
+ *   spec := name [ '(' [ arg {, arg} ] ')' ],  arg := [name '='] value,
+ *   value := number | name | spec | '[' value {, value} ']'
+ * Bijectors: identity, shift(v), scale(v), affine_scalar(shift, scale),
+ *   affine(rank=r), exp, log, sigmoid, tanh, softplus, normal_cdf,
+ *   leaky_relu(alpha=0.2), permute([..]), reverse, chain(b, ...) (TFP order),
+ *   invert(b), coupling(mask=[..] | num_masked=k | fraction_masked=f, ...),
+ *   realnvp(layers=6, hidden=[256,256], activation=leaky_relu, separate=1,
+ *   tanh_scale=1), nice(layers=4, ...), maf(layers=1, hidden=[256,256],
+ *   activation=relu, order=natural), iaf(...).  Network options on all of
+ *   coupling/realnvp/nice/maf/iaf: hidden, activation (identity, relu,
+ *   leaky_relu, tanh, sigmoid, elu), init (torch, glorot, he), zero_last.
+ *   maf/iaf with layers > 1 put reverse permutations between the layers.
+ * Distributions: normal(loc, scale), uniform(low, high),
+ *   mvn_diag(loc=[..], scale=[..]), transformed(dist, bijector).
+ * Errors name the column, with a caret line, and list the known names.
+ * rng draws the networks' initial weights (and random MADE orders). */
+nf_status nf_bijector_from_spec(const char *spec, size_t d, nf_rng *rng, nf_bijector **out);
+nf_status nf_dist_from_spec(const char *spec, nf_rng *rng, nf_dist **out);
+/* A bijector spec (standard normal base) or transformed(base, bijector). */
+nf_status nf_flow_from_spec(const char *spec, size_t d, nf_rng *rng, nf_flow **out);
+
+/* ------------------------------------------------------------------------ */
 /* Toy data sets (2-D)                                                       */
 /* ------------------------------------------------------------------------ */
 

@@ -35,6 +35,7 @@ int main(int argc, char **argv) {
     suite("threads", test_threads);
     suite("train", test_train);
     suite("torch_flows", test_torch_flows);
+    suite("spec", test_spec);
     if (argc > 1) {
         long p = tc.passed, f = tc.failed;
         test_examples(argv[1]);

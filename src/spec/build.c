@@ -1,0 +1,473 @@
+/*
+ * build.c - builds bijectors, distributions and flows from parsed specs.
+ * Every builder declares its arguments, so unknown arguments and names are
+ * reported with the list of known ones, pointing at the column.
+ */
+#include "spec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct bctx {
+    const char *text;
+    nf_rng *rng;
+} bctx;
+
+/* ---- argument access ---------------------------------------------------- */
+
+/* The argument called `key`, or the positional one at `pos` (-1: none). */
+static const sp_node *arg(const sp_node *n, const char *key, int pos) {
+    for (size_t i = 0; i < n->n; i++)
+        if (n->keys[i][0] && !strcmp(n->keys[i], key)) return n->kids[i];
+    int k = 0;
+    for (size_t i = 0; i < n->n; i++)
+        if (!n->keys[i][0] && k++ == pos) return n->kids[i];
+    return NULL;
+}
+
+/* Rejects keyword arguments outside `known` (a NULL-terminated list) and
+ * more than `npos` positional ones. */
+static nf_status check_args(const bctx *c, const sp_node *n, const char *const *known, int npos) {
+    int pos = 0;
+    for (size_t i = 0; i < n->n; i++) {
+        if (!n->keys[i][0]) {
+            if (++pos > npos)
+                return nf__spec_error(NF_ERR_ARG, c->text, n->kids[i]->col, "%s() takes %d positional argument%s", n->name,
+                                      npos, npos == 1 ? "" : "s");
+            continue;
+        }
+        int ok = 0;
+        for (int k = 0; known[k]; k++) ok |= !strcmp(known[k], n->keys[i]);
+        if (!ok) {
+            char list[256] = "";
+            for (int k = 0; known[k]; k++) {
+                strncat(list, k ? ", " : "", sizeof list - strlen(list) - 1);
+                strncat(list, known[k], sizeof list - strlen(list) - 1);
+            }
+            return nf__spec_error(NF_ERR_ARG, c->text, n->kids[i]->col, "unknown argument '%s' of %s() (known: %s)",
+                                  n->keys[i], n->name, list[0] ? list : "none");
+        }
+    }
+    return NF_OK;
+}
+
+static nf_status get_num(const bctx *c, const sp_node *n, const char *key, int pos, double lo, double hi, double def,
+                         double *out) {
+    const sp_node *v = arg(n, key, pos);
+    if (!v) {
+        *out = def;
+        return NF_OK;
+    }
+    if (v->kind == SP_NAME && (!strcmp(v->name, "true") || !strcmp(v->name, "false"))) {
+        *out = v->name[0] == 't';
+    } else if (v->kind != SP_NUM) {
+        return nf__spec_error(NF_ERR_ARG, c->text, v->col, "%s of %s() must be a number", key, n->name);
+    } else
+        *out = v->num;
+    if (!(*out >= lo && *out <= hi))
+        return nf__spec_error(NF_ERR_ARG, c->text, v->col, "%s of %s() must be in [%g, %g], got %g", key, n->name, lo, hi, *out);
+    return NF_OK;
+}
+
+static nf_status get_size(const bctx *c, const sp_node *n, const char *key, int pos, size_t lo, size_t hi, size_t def,
+                          size_t *out) {
+    double v;
+    NF_TRY(get_num(c, n, key, pos, (double)lo, (double)hi, (double)def, &v));
+    const sp_node *a = arg(n, key, pos);
+    if (v != floor(v)) return nf__spec_error(NF_ERR_ARG, c->text, a ? a->col : n->col, "%s of %s() must be a whole number", key, n->name);
+    *out = (size_t)v;
+    return NF_OK;
+}
+
+/* A list of numbers (or one number) with `d` entries: 1 broadcasts when `bcast`. */
+static nf_status get_vec(const bctx *c, const sp_node *n, const char *key, int pos, size_t d, float def,
+                         float *out, size_t *count) {
+    const sp_node *v = arg(n, key, pos);
+    if (!v) {
+        for (size_t j = 0; j < d; j++) out[j] = def;
+        if (count) *count = d;
+        return NF_OK;
+    }
+    if (v->kind == SP_NUM) {
+        for (size_t j = 0; j < d; j++) out[j] = (float)v->num;
+        if (count) *count = 1;
+        return NF_OK;
+    }
+    if (v->kind != SP_LIST || v->n != d)
+        return nf__spec_error(NF_ERR_SHAPE, c->text, v->col, "%s of %s() must be a number or a list of %zu numbers", key,
+                              n->name, d);
+    for (size_t j = 0; j < d; j++) {
+        if (v->kids[j]->kind != SP_NUM)
+            return nf__spec_error(NF_ERR_ARG, c->text, v->kids[j]->col, "%s of %s() must hold numbers", key, n->name);
+        out[j] = (float)v->kids[j]->num;
+    }
+    if (count) *count = d;
+    return NF_OK;
+}
+
+static nf_status get_name(const bctx *c, const sp_node *n, const char *key, const char *const *names, int def,
+                          int *out) {
+    const sp_node *v = arg(n, key, -1);
+    *out = def;
+    if (!v) return NF_OK;
+    if (v->kind == SP_NAME || (v->kind == SP_CALL && v->n == 0))
+        for (int k = 0; names[k]; k++)
+            if (!strcmp(names[k], v->name)) {
+                *out = k;
+                return NF_OK;
+            }
+    char list[256] = "";
+    for (int k = 0; names[k]; k++) {
+        strncat(list, k ? ", " : "", sizeof list - strlen(list) - 1);
+        strncat(list, names[k], sizeof list - strlen(list) - 1);
+    }
+    return nf__spec_error(NF_ERR_ARG, c->text, v->col, "%s of %s() must be one of: %s", key, n->name, list);
+}
+
+static const char *const ACTS[] = {"identity", "relu", "leaky_relu", "tanh", "sigmoid", "elu", NULL};
+static const char *const INITS[] = {"torch", "glorot", "he", NULL};
+static const char *const ORDERS[] = {"natural", "reversed", "random", NULL};
+
+/* hidden=[..], activation=, init=, zero_last= */
+static nf_status get_net(const bctx *c, const sp_node *n, int def_act, nf_net_opts *o) {
+    memset(o, 0, sizeof *o);
+    const sp_node *h = arg(n, "hidden", -1);
+    if (!h) {
+        o->hidden[0] = o->hidden[1] = 256, o->nhidden = 2;
+    } else if (h->kind == SP_NUM) {
+        o->hidden[0] = (size_t)h->num, o->nhidden = 1;
+        if (h->num != floor(h->num) || h->num < 1 || h->num > 65536)
+            return nf__spec_error(NF_ERR_ARG, c->text, h->col, "hidden widths must be whole numbers in 1..65536");
+    } else if (h->kind == SP_LIST && h->n <= NF_MAX_HIDDEN) {
+        for (size_t i = 0; i < h->n; i++) {
+            const sp_node *w = h->kids[i];
+            if (w->kind != SP_NUM || w->num != floor(w->num) || w->num < 1 || w->num > 65536)
+                return nf__spec_error(NF_ERR_ARG, c->text, w->col, "hidden widths must be whole numbers in 1..65536");
+            o->hidden[i] = (size_t)w->num;
+        }
+        o->nhidden = h->n;
+    } else
+        return nf__spec_error(NF_ERR_ARG, c->text, h->col, "hidden must be a list of at most %d widths", NF_MAX_HIDDEN);
+    int a, in;
+    double z;
+    NF_TRY(get_name(c, n, "activation", ACTS, def_act, &a));
+    NF_TRY(get_name(c, n, "init", INITS, 0, &in));
+    NF_TRY(get_num(c, n, "zero_last", -1, 0, 1, 0, &z));
+    o->activation = (nf_activation)a, o->init = (nf_init)in, o->zero_last = z != 0;
+    return NF_OK;
+}
+
+/* ---- bijectors ------------------------------------------------------------ */
+
+static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijector **out);
+
+static nf_status chain_or_single(nf_bijector **bs, size_t k, nf_bijector **out) {
+    if (k == 1) {
+        *out = bs[0];
+        return NF_OK;
+    }
+    nf_status s = nf_bijector_chain(bs, k, out);
+    if (s)
+        for (size_t i = 0; i < k; i++) nf_bijector_free(bs[i]);
+    return s;
+}
+
+/* maf / iaf stacks: layers with reverse permutations between them. */
+static nf_status build_maf(const bctx *c, const sp_node *n, size_t d, int iaf, nf_bijector **out) {
+    static const char *const known[] = {"layers", "hidden", "activation", "order", "init", "zero_last", NULL};
+    NF_TRY(check_args(c, n, known, 0));
+    nf_maf_opts m;
+    size_t layers;
+    int order;
+    NF_TRY(get_net(c, n, NF_ACT_RELU, &m.net));
+    NF_TRY(get_name(c, n, "order", ORDERS, 0, &order));
+    NF_TRY(get_size(c, n, "layers", -1, 1, 256, 1, &layers));
+    m.order = (nf_order)order;
+    nf_bijector **bs = calloc(2 * layers, sizeof *bs);
+    if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+    size_t k = 0;
+    nf_status s = NF_OK;
+    for (size_t l = 0; l < layers && !s; l++) {
+        if (l) s = nf_bijector_reverse(d, &bs[k++]);
+        if (!s) s = iaf ? nf_bijector_iaf(d, &m, c->rng, &bs[k++]) : nf_bijector_maf(d, &m, c->rng, &bs[k++]);
+    }
+    if (!s) s = chain_or_single(bs, k, out);
+    else
+        for (size_t i = 0; i < k; i++) nf_bijector_free(bs[i]);
+    free(bs);
+    return s;
+}
+
+static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int kind, nf_bijector **out) {
+    /* kind 0: coupling(), 1: realnvp(), 2: nice() */
+    static const char *const known[] = {"layers", "hidden", "activation", "init", "zero_last", "separate", "tanh_scale",
+                                        "shift_only", "mask", "num_masked", "fraction_masked", NULL};
+    NF_TRY(check_args(c, n, known, 0));
+    nf_coupling_opts o;
+    memset(&o, 0, sizeof o);
+    double sep, ts, so, fm;
+    size_t layers, nm;
+    NF_TRY(get_net(c, n, kind == 2 ? NF_ACT_RELU : NF_ACT_LEAKY_RELU, &o.net));
+    NF_TRY(get_num(c, n, "separate", -1, 0, 1, kind == 1, &sep));
+    NF_TRY(get_num(c, n, "tanh_scale", -1, 0, 1, kind == 1, &ts));
+    NF_TRY(get_num(c, n, "shift_only", -1, 0, 1, kind == 2, &so));
+    NF_TRY(get_num(c, n, "fraction_masked", -1, 0, 1, 0, &fm));
+    NF_TRY(get_size(c, n, "num_masked", -1, 0, 1 << 24, 0, &nm));
+    NF_TRY(get_size(c, n, "layers", -1, 1, 1024, kind == 0 ? 1 : kind == 1 ? 6 : 4, &layers));
+    o.separate_nets = sep != 0, o.tanh_scale = ts != 0, o.shift_only = so != 0;
+    o.fraction_masked = (float)fm, o.num_masked = nm;
+    if (d < 2) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() needs data of dimension >= 2, got %zu", n->name, d);
+    if (kind != 0) {
+        if (arg(n, "mask", -1) || nm || fm > 0)
+            return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() alternates its masks; use coupling() for a given mask", n->name);
+        return nf_bijector_realnvp(d, layers, &o, c->rng, out);
+    }
+    unsigned char *mask = NULL;
+    const sp_node *mv = arg(n, "mask", -1);
+    if (mv) {
+        float *tmp = malloc(d * sizeof(float));
+        mask = malloc(d);
+        if (!tmp || !mask) {
+            free(tmp), free(mask);
+            return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+        }
+        nf_status s = get_vec(c, n, "mask", -1, d, 0, tmp, NULL);
+        for (size_t j = 0; j < d && !s; j++) mask[j] = tmp[j] != 0;
+        free(tmp);
+        if (s) {
+            free(mask);
+            return s;
+        }
+        o.mask = mask;
+    } else if (!nm && !(fm > 0))
+        o.num_masked = d / 2;
+    nf_bijector *b = NULL;
+    nf_status s = NF_OK;
+    if (layers != 1) s = nf__spec_error(NF_ERR_ARG, c->text, n->col, "coupling() is one layer; use realnvp(layers=...)");
+    if (!s) s = nf_bijector_coupling(d, &o, c->rng, &b);
+    free(mask);
+    if (!s) *out = b;
+    return s;
+}
+
+static const char *const BIJ_NAMES =
+    "identity, shift, scale, affine_scalar, affine, exp, log, sigmoid, tanh, softplus, normal_cdf, leaky_relu, "
+    "permute, reverse, chain, invert, coupling, realnvp, nice, maf, iaf";
+
+static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    static const char *const none[] = {NULL};
+    const char *nm = n->name;
+    if (n->kind != SP_CALL && n->kind != SP_NAME)
+        return nf__spec_error(NF_ERR_ARG, c->text, n->col, "expected a bijector such as exp or maf(...)");
+    typedef nf_status (*simple_fn)(size_t, nf_bijector **);
+    static const struct {
+        const char *name;
+        simple_fn fn;
+    } simple[] = {{"identity", nf_bijector_identity}, {"exp", nf_bijector_exp},       {"log", nf_bijector_log},
+                  {"sigmoid", nf_bijector_sigmoid},   {"tanh", nf_bijector_tanh},     {"softplus", nf_bijector_softplus},
+                  {"normal_cdf", nf_bijector_normal_cdf}, {"reverse", nf_bijector_reverse}};
+    for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++)
+        if (!strcmp(nm, simple[i].name)) {
+            NF_TRY(check_args(c, n, none, 0));
+            return simple[i].fn(d, out);
+        }
+    if (!strcmp(nm, "shift") || !strcmp(nm, "scale")) {
+        static const char *const ks[] = {"shift", NULL}, *const kc[] = {"scale", NULL};
+        int is_shift = nm[1] == 'h';
+        NF_TRY(check_args(c, n, is_shift ? ks : kc, 1));
+        if (!arg(n, nm, 0)) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() needs a value", nm);
+        float *v = malloc(d * sizeof(float));
+        size_t cnt;
+        if (!v) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+        nf_status s = get_vec(c, n, nm, 0, d, 0, v, &cnt);
+        if (!s) s = is_shift ? nf_bijector_shift(d, v, cnt, out) : nf_bijector_scale(d, v, cnt, out);
+        free(v);
+        return s;
+    }
+    if (!strcmp(nm, "affine_scalar")) {
+        static const char *const k[] = {"shift", "scale", NULL};
+        double sh, sc;
+        NF_TRY(check_args(c, n, k, 2));
+        NF_TRY(get_num(c, n, "shift", 0, -1e30, 1e30, 0, &sh));
+        NF_TRY(get_num(c, n, "scale", 1, -1e30, 1e30, 1, &sc));
+        return nf_bijector_affine_scalar(d, (float)sh, (float)sc, out);
+    }
+    if (!strcmp(nm, "affine")) {
+        static const char *const k[] = {"rank", NULL};
+        size_t r;
+        NF_TRY(check_args(c, n, k, 1));
+        NF_TRY(get_size(c, n, "rank", 0, 0, 4096, 0, &r));
+        NF_TRY(nf_bijector_affine(d, r, NULL, NULL, NULL, out));
+        return nf_bijector_init_params(*out, c->rng);
+    }
+    if (!strcmp(nm, "leaky_relu")) {
+        static const char *const k[] = {"alpha", NULL};
+        double a;
+        NF_TRY(check_args(c, n, k, 1));
+        NF_TRY(get_num(c, n, "alpha", 0, 1e-30, 1e30, 0.2, &a));
+        return nf_bijector_leaky_relu(d, (float)a, out);
+    }
+    if (!strcmp(nm, "permute")) {
+        static const char *const k[] = {"permutation", NULL};
+        NF_TRY(check_args(c, n, k, 1));
+        const sp_node *v = arg(n, "permutation", 0);
+        if (!v || v->kind != SP_LIST || v->n != d)
+            return nf__spec_error(NF_ERR_SHAPE, c->text, v ? v->col : n->col, "permute() needs a list of %zu indices", d);
+        size_t *p = malloc(d * sizeof(size_t));
+        if (!p) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+        for (size_t j = 0; j < d; j++) {
+            const sp_node *e = v->kids[j];
+            if (e->kind != SP_NUM || e->num < 0 || e->num != floor(e->num) || e->num >= (double)d) {
+                free(p);
+                return nf__spec_error(NF_ERR_ARG, c->text, e->col, "permutation entries must be whole numbers in 0..%zu", d - 1);
+            }
+            p[j] = (size_t)e->num;
+        }
+        nf_status s = nf_bijector_permute(d, p, out);
+        free(p);
+        return s ? nf__spec_error(s, c->text, v->col, "not a permutation of 0..%zu", d - 1) : NF_OK;
+    }
+    if (!strcmp(nm, "chain")) {
+        if (n->n == 0) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "chain() needs at least one bijector");
+        NF_TRY(check_args(c, n, none, (int)n->n));
+        nf_bijector **bs = calloc(n->n, sizeof *bs);
+        if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+        nf_status s = NF_OK;
+        for (size_t i = 0; i < n->n && !s; i++) s = build_bij(c, n->kids[i], d, &bs[i]);
+        if (!s) s = nf_bijector_chain(bs, n->n, out);
+        if (s)
+            for (size_t i = 0; i < n->n; i++) nf_bijector_free(bs[i]);
+        free(bs);
+        return s;
+    }
+    if (!strcmp(nm, "invert")) {
+        NF_TRY(check_args(c, n, none, 1));
+        if (n->n != 1) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "invert() takes one bijector");
+        nf_bijector *b = NULL;
+        NF_TRY(build_bij(c, n->kids[0], d, &b));
+        nf_status s = nf_bijector_invert(b, out);
+        if (s) nf_bijector_free(b);
+        return s;
+    }
+    if (!strcmp(nm, "coupling")) return build_coupling(c, n, d, 0, out);
+    if (!strcmp(nm, "realnvp")) return build_coupling(c, n, d, 1, out);
+    if (!strcmp(nm, "nice")) return build_coupling(c, n, d, 2, out);
+    if (!strcmp(nm, "maf")) return build_maf(c, n, d, 0, out);
+    if (!strcmp(nm, "iaf")) return build_maf(c, n, d, 1, out);
+    return nf__spec_error(NF_ERR_ARG, c->text, n->col, "unknown bijector '%s' (known: %s)", nm, BIJ_NAMES);
+}
+
+/* ---- distributions ------------------------------------------------------- */
+
+static nf_status build_dist(const bctx *c, const sp_node *n, size_t d_hint, nf_dist **out) {
+    const char *nm = n->name;
+    if (n->kind != SP_CALL && n->kind != SP_NAME)
+        return nf__spec_error(NF_ERR_ARG, c->text, n->col, "expected a distribution such as normal(0, 1)");
+    if (!strcmp(nm, "normal")) {
+        static const char *const k[] = {"loc", "scale", NULL};
+        double loc, sc;
+        NF_TRY(check_args(c, n, k, 2));
+        NF_TRY(get_num(c, n, "loc", 0, -1e30, 1e30, 0, &loc));
+        NF_TRY(get_num(c, n, "scale", 1, 0, 1e30, 1, &sc));
+        return nf_dist_normal((float)loc, (float)sc, out);
+    }
+    if (!strcmp(nm, "uniform")) {
+        static const char *const k[] = {"low", "high", NULL};
+        double lo, hi;
+        NF_TRY(check_args(c, n, k, 2));
+        NF_TRY(get_num(c, n, "low", 0, -1e30, 1e30, 0, &lo));
+        NF_TRY(get_num(c, n, "high", 1, -1e30, 1e30, 1, &hi));
+        return nf_dist_uniform((float)lo, (float)hi, out);
+    }
+    if (!strcmp(nm, "mvn_diag")) {
+        static const char *const k[] = {"loc", "scale", "d", NULL};
+        NF_TRY(check_args(c, n, k, 2));
+        size_t d = d_hint;
+        const sp_node *l = arg(n, "loc", 0), *s = arg(n, "scale", 1);
+        if (l && l->kind == SP_LIST) d = l->n;
+        else if (s && s->kind == SP_LIST) d = s->n;
+        NF_TRY(get_size(c, n, "d", -1, 1, 1 << 24, d ? d : 1, &d));
+        float *v = malloc(2 * d * sizeof(float));
+        if (!v) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+        nf_status st = get_vec(c, n, "loc", 0, d, 0, v, NULL);
+        if (!st) st = get_vec(c, n, "scale", 1, d, 1, v + d, NULL);
+        if (!st) st = nf_dist_mvn_diag(d, v, v + d, out);
+        free(v);
+        return st;
+    }
+    if (!strcmp(nm, "transformed")) {
+        static const char *const none[] = {NULL};
+        NF_TRY(check_args(c, n, none, 2));
+        if (n->n != 2) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "transformed() takes a distribution and a bijector");
+        nf_dist *base = NULL, *t = NULL;
+        nf_bijector *b = NULL;
+        NF_TRY(build_dist(c, n->kids[0], d_hint, &base));
+        nf_status s = build_bij(c, n->kids[1], nf_dist_dim(base), &b);
+        if (!s) s = nf_dist_transformed(base, b, &t);
+        if (s) {
+            nf_dist_free(base);
+            nf_bijector_free(b);
+            return s;
+        }
+        *out = t;
+        return NF_OK;
+    }
+    return nf__spec_error(NF_ERR_ARG, c->text, n->col,
+                          "unknown distribution '%s' (known: normal, uniform, mvn_diag, transformed)", nm);
+}
+
+/* ---- public entry points -------------------------------------------------- */
+
+nf_status nf_bijector_from_spec(const char *spec, size_t d, nf_rng *rng, nf_bijector **out) {
+    const char *fn = "nf_bijector_from_spec";
+    if (!out || !rng) return nf__err(NF_ERR_ARG, "%s: out and rng must not be NULL", fn);
+    *out = NULL;
+    if (d == 0) return nf__err(NF_ERR_ARG, "%s: dimension must be >= 1", fn);
+    sp_node *n = NULL;
+    nf_status s = nf__spec_parse(spec, &n);
+    bctx c = {spec, rng};
+    if (!s) s = build_bij(&c, n, d, out);
+    nf__spec_free(n);
+    return s ? nf__err_prefix(s, fn) : NF_OK;
+}
+
+nf_status nf_dist_from_spec(const char *spec, nf_rng *rng, nf_dist **out) {
+    const char *fn = "nf_dist_from_spec";
+    if (!out || !rng) return nf__err(NF_ERR_ARG, "%s: out and rng must not be NULL", fn);
+    *out = NULL;
+    sp_node *n = NULL;
+    nf_status s = nf__spec_parse(spec, &n);
+    bctx c = {spec, rng};
+    if (!s) s = build_dist(&c, n, 0, out);
+    nf__spec_free(n);
+    return s ? nf__err_prefix(s, fn) : NF_OK;
+}
+
+nf_status nf_flow_from_spec(const char *spec, size_t d, nf_rng *rng, nf_flow **out) {
+    const char *fn = "nf_flow_from_spec";
+    if (!out || !rng) return nf__err(NF_ERR_ARG, "%s: out and rng must not be NULL", fn);
+    *out = NULL;
+    if (d == 0) return nf__err(NF_ERR_ARG, "%s: dimension must be >= 1", fn);
+    sp_node *n = NULL;
+    nf_status s = nf__spec_parse(spec, &n);
+    bctx c = {spec, rng};
+    nf_dist *base = NULL;
+    nf_bijector *b = NULL;
+    if (!s && !strcmp(n->name, "transformed")) {
+        if (n->n != 2) s = nf__spec_error(NF_ERR_ARG, spec, n->col, "transformed() takes a distribution and a bijector");
+        if (!s) s = build_dist(&c, n->kids[0], d, &base);
+        if (!s && nf_dist_dim(base) != d)
+            s = nf__spec_error(NF_ERR_SHAPE, spec, n->kids[0]->col, "the base has dimension %zu but the data %zu",
+                               nf_dist_dim(base), d);
+        if (!s) s = build_bij(&c, n->kids[1], d, &b);
+    } else if (!s)
+        s = build_bij(&c, n, d, &b);
+    if (!s) s = nf_flow_create(b, base, out);
+    if (s) {
+        nf_bijector_free(b);
+        nf_dist_free(base);
+    }
+    nf__spec_free(n);
+    return s ? nf__err_prefix(s, fn) : NF_OK;
+}

@@ -1,0 +1,73 @@
+/*
+ * test_spec.c - the spec language: the issue's examples build what they say,
+ * and malformed specs give a column, a caret and the expected thing.
+ */
+#include "test.h"
+
+#include <stdlib.h>
+
+static size_t count_of(const char *spec, size_t d) {
+    nf_rng *rng = NULL;
+    nf_rng_create(1, &rng);
+    nf_flow *f = NULL;
+    nf_status s = nf_flow_from_spec(spec, d, rng, &f);
+    CHECK(s == NF_OK, "spec %s: %s", spec, nf_last_error());
+    size_t n = f ? nf_flow_param_count(f) : 0;
+    nf_flow_free(f);
+    nf_rng_free(rng);
+    return n;
+}
+
+void test_spec(void) {
+    /* dataflowr RealNVP: 12 nets of 1*256+256 + 256*256+256 + 256+1 */
+    CHECK(count_of("realnvp(layers=6, hidden=[256,256])", 2) == 12 * 66561, "realnvp parameter count");
+    /* 5 MADEs of 2*256+256 + 256*256+256 + 256*4+4 */
+    CHECK(count_of("maf(layers=5, hidden=[256,256], activation=relu)", 2) == 5 * 67588, "maf parameter count");
+    CHECK(count_of("chain(maf(hidden=[16,16]), permute([1,0]), maf(hidden=[16,16]))", 2) == 2 * 388, "seed 002 chain");
+    CHECK(count_of("iaf(layers=2, hidden=[8])", 3) > 0, "iaf");
+    CHECK(count_of("nice(layers=4, hidden=[32,32])", 4) == 4 * (2 * 32 + 32 + 32 * 32 + 32 + 32 * 2 + 2), "nice");
+    CHECK(count_of("chain(leaky_relu(alpha=0.2), affine(rank=2))", 2) == 1 + 2 + 3 + 4, "seed 001 chain");
+    CHECK(count_of("coupling(mask=[1,0,1], hidden=[4], separate=1, tanh_scale=1)", 3) > 0, "coupling with a mask");
+    CHECK(count_of("transformed(mvn_diag(loc=[0,0], scale=[1,2]), maf(hidden=[8]))", 2) > 0, "transformed flow");
+    CHECK(count_of("  EXP ", 3) == 0, "names are case-insensitive and a bare name is a call");
+
+    /* the seed walkthrough through the spec language */
+    nf_rng *rng = NULL;
+    nf_rng_create(2, &rng);
+    nf_dist *td = NULL;
+    CHECK_OK(nf_dist_from_spec("transformed(normal(0,1), affine_scalar(shift=0, scale=2))", rng, &td));
+    float z[3] = {0, 1, 2}, lp[3];
+    const double want[3] = {-1.6120857, -1.7370857, -2.1120858};
+    CHECK_OK(nf_dist_log_prob(td, z, 3, lp));
+    for (int i = 0; i < 3; i++) CHECK_NEAR(lp[i], want[i], 1e-6, "spec-built transformed log_prob(%g)", z[i]);
+    nf_dist_free(td);
+    nf_bijector *b = NULL;
+    CHECK_OK(nf_bijector_from_spec("chain(exp, shift(1))", 1, rng, &b));
+    float x = 0.5f, y;
+    CHECK_OK(nf_bijector_forward(b, &x, 1, &y, NULL));
+    CHECK_NEAR(y, exp(1.5), 1e-6, "chain(exp, shift(1)) applies the shift first");
+    nf_bijector_free(b);
+
+    /* errors: column, caret, what was expected */
+    nf_flow *f = NULL;
+    CHECK_ERR(nf_flow_from_spec("realnvp(layers=6 hidden=[256])", 2, rng, &f), NF_ERR_ARG,
+              "expected ',' or ')' after an argument of realnvp(), found another character at column 18");
+    CHECK(strstr(nf_last_error(), "\n                   ^") != NULL, "caret under column 18: %s", nf_last_error());
+    CHECK_ERR(nf_flow_from_spec("realnvpp(layers=6)", 2, rng, &f), NF_ERR_ARG, "unknown bijector 'realnvpp' (known: identity");
+    CHECK_ERR(nf_flow_from_spec("maf(hiden=[16])", 2, rng, &f), NF_ERR_ARG, "unknown argument 'hiden' of maf() (known: layers");
+    CHECK_ERR(nf_flow_from_spec("maf(hidden=[100000000])", 2, rng, &f), NF_ERR_ARG, "1..65536");
+    CHECK_ERR(nf_flow_from_spec("maf(", 2, rng, &f), NF_ERR_ARG, "found the end");
+    CHECK_ERR(nf_flow_from_spec("maf(activation=swish)", 2, rng, &f), NF_ERR_ARG, "one of: identity, relu");
+    CHECK_ERR(nf_flow_from_spec("permute([0,0])", 2, rng, &f), NF_ERR_ARG, "not a permutation");
+    CHECK_ERR(nf_flow_from_spec("permute([0,1,2])", 2, rng, &f), NF_ERR_SHAPE, "list of 2 indices");
+    CHECK_ERR(nf_flow_from_spec("realnvp()", 1, rng, &f), NF_ERR_ARG, "dimension >= 2");
+    CHECK_ERR(nf_flow_from_spec("shift(1) extra", 2, rng, &f), NF_ERR_ARG, "unexpected text");
+    CHECK_ERR(nf_flow_from_spec("[1,2]", 2, rng, &f), NF_ERR_ARG, "expected a name");
+    CHECK_ERR(nf_dist_from_spec("gamma(1)", rng, &td), NF_ERR_ARG, "known: normal, uniform");
+    CHECK_ERR(nf_dist_from_spec("normal(0, -1)", rng, &td), NF_ERR_ARG, "scale of normal() must be in");
+    char deep[800] = "";
+    for (int i = 0; i < 100; i++) strcat(deep, "invert(");
+    CHECK_ERR(nf_flow_from_spec(deep, 2, rng, &f), NF_ERR_ARG, "nesting deeper");
+    CHECK(f == NULL, "no flow on failure");
+    nf_rng_free(rng);
+}
