@@ -448,6 +448,20 @@ nf_status nf_dist_from_spec(const char *spec, nf_rng *rng, nf_dist **out);
 nf_status nf_flow_from_spec(const char *spec, size_t d, nf_rng *rng, nf_flow **out);
 
 /* ------------------------------------------------------------------------ */
+/* Data files                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* Reads a table of numbers: CSV (comma or whitespace separated, optional
+ * header line, '#' comments; "-" is stdin) or NumPy .npy (float32/float64,
+ * C order, shape (n,) or (n, d)), chosen by the extension.  *data is
+ * malloc'd (free it with free()).  Errors name the file, line and column;
+ * NaN or infinite values are errors. */
+nf_status nf_read_table(const char *path, float **data, size_t *n, size_t *d);
+/* Writes n x d floats as CSV (header line if non-NULL) or .npy (float32),
+ * atomically (temporary file, then rename); "-" is stdout (CSV). */
+nf_status nf_write_table(const char *path, const float *x, size_t n, size_t d, const char *header);
+
+/* ------------------------------------------------------------------------ */
 /* Toy data sets (2-D)                                                       */
 /* ------------------------------------------------------------------------ */
 

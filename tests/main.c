@@ -36,6 +36,7 @@ int main(int argc, char **argv) {
     suite("train", test_train);
     suite("torch_flows", test_torch_flows);
     suite("spec", test_spec);
+    suite("io", test_io);
     if (argc > 1) {
         long p = tc.passed, f = tc.failed;
         test_examples(argv[1]);

@@ -65,6 +65,7 @@ void test_threads(void);
 void test_train(void);
 void test_torch_flows(void);
 void test_spec(void);
+void test_io(void);
 void test_examples(const char *example_dir);
 
 #endif

@@ -1,0 +1,266 @@
+/*
+ * table.c - numeric tables (n rows x d columns of float) in CSV and NumPy
+ * .npy files, chosen by extension; "-" is stdin/stdout in CSV.
+ *
+ * CSV: comma or whitespace separated, '#' starts a comment, blank lines are
+ * skipped, a first line that is not all numbers is a header.  Every value
+ * must be finite; errors name the file, line and column.
+ * NPY: versions 1-3, little-endian float32 or float64, C order, shape (n,)
+ * or (n, d); every size is checked against the file length before anything
+ * is allocated.
+ */
+#include "../core/core.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+/* ---- CSV ------------------------------------------------------------------ */
+
+typedef struct growbuf {
+    float *v;
+    size_t n, cap;
+} growbuf;
+
+static int push(growbuf *g, float x) {
+    if (g->n == g->cap) {
+        size_t nc = g->cap ? 2 * g->cap : 1024;
+        float *nv = realloc(g->v, nc * sizeof(float));
+        if (!nv) return 0;
+        g->v = nv, g->cap = nc;
+    }
+    g->v[g->n++] = x;
+    return 1;
+}
+
+static nf_status read_csv(const char *path, FILE *f, float **out, size_t *n_out, size_t *d_out) {
+    growbuf g = {0};
+    size_t d = 0, rows = 0, lineno = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    nf_status s = NF_OK;
+    int seen_first = 0;
+    while (!s && (len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash) *hash = 0;
+        char *p = line;
+        while (isspace((unsigned char)*p)) p++;
+        if (!*p) continue;
+        /* split into fields */
+        size_t k = 0, start = g.n;
+        int header = 0;
+        while (*p && !s) {
+            char *end;
+            size_t col = (size_t)(p - line) + 1;
+            errno = 0;
+            double v = strtod(p, &end);
+            if (end == p) {
+                if (!seen_first) {
+                    header = 1;
+                    break;
+                }
+                char tok[32];
+                size_t t = 0;
+                while (p[t] && p[t] != ',' && !isspace((unsigned char)p[t]) && t < 31) tok[t] = p[t], t++;
+                tok[t] = 0;
+                s = nf__err(NF_ERR_DOMAIN, "%s: line %zu, column %zu: '%s' is not a number", path, lineno, col, tok);
+                break;
+            }
+            if (!isfinite(v) || (errno == ERANGE && fabs(v) > 1)) {
+                s = nf__err(NF_ERR_DOMAIN, "%s: line %zu, column %zu: value %.*s is not a finite float", path, lineno,
+                            col, (int)(end - p), p);
+                break;
+            }
+            if (fabs(v) > 3.4e38) {
+                s = nf__err(NF_ERR_DOMAIN, "%s: line %zu, column %zu: value %g overflows float", path, lineno, col, v);
+                break;
+            }
+            if (!push(&g, (float)v)) {
+                s = nf__err(NF_ERR_NOMEM, "%s: out of memory at line %zu", path, lineno);
+                break;
+            }
+            k++;
+            p = end;
+            while (isspace((unsigned char)*p)) p++;
+            if (*p == ',') {
+                p++;
+                while (isspace((unsigned char)*p)) p++;
+                if (!*p) {
+                    s = nf__err(NF_ERR_DOMAIN, "%s: line %zu: a trailing comma with no value", path, lineno);
+                    break;
+                }
+            }
+        }
+        if (s) break;
+        if (header) {
+            g.n = start;
+            seen_first = 1;
+            continue;
+        }
+        seen_first = 1;
+        if (d == 0) d = k;
+        else if (k != d) {
+            s = nf__err(NF_ERR_SHAPE, "%s: line %zu has %zu columns, expected %zu like the first data row", path, lineno, k, d);
+            break;
+        }
+        rows++;
+    }
+    free(line);
+    if (!s && ferror(f)) s = nf__err(NF_ERR_ARG, "%s: read error", path);
+    if (!s && rows == 0) s = nf__err(NF_ERR_SHAPE, "%s: no data rows", path);
+    if (s) {
+        free(g.v);
+        return s;
+    }
+    *out = g.v, *n_out = rows, *d_out = d;
+    return NF_OK;
+}
+
+/* ---- NPY ------------------------------------------------------------------ */
+
+static nf_status npy_error(const char *path, const char *what) {
+    return nf__err(NF_ERR_DOMAIN, "%s: not a readable .npy file: %s", path, what);
+}
+
+static nf_status read_npy(const char *path, FILE *f, float **out, size_t *n_out, size_t *d_out) {
+    unsigned char head[12];
+    if (fseek(f, 0, SEEK_END) != 0) return npy_error(path, "cannot seek");
+    long flen = ftell(f);
+    rewind(f);
+    if (flen < 10 || fread(head, 1, 10, f) != 10) return npy_error(path, "shorter than a header");
+    if (memcmp(head, "\x93NUMPY", 6)) return npy_error(path, "no \\x93NUMPY magic");
+    int major = head[6];
+    size_t hlen, pre;
+    if (major == 1) {
+        hlen = head[8] | (size_t)head[9] << 8, pre = 10;
+    } else if (major == 2 || major == 3) {
+        if (fread(head + 10, 1, 2, f) != 2) return npy_error(path, "truncated header length");
+        hlen = head[8] | (size_t)head[9] << 8 | (size_t)head[10] << 16 | (size_t)head[11] << 24, pre = 12;
+    } else
+        return npy_error(path, "unknown format version");
+    if (hlen > 65536 || pre + hlen > (size_t)flen) return npy_error(path, "header length beyond the file");
+    char *h = malloc(hlen + 1);
+    if (!h) return nf__err(NF_ERR_NOMEM, "%s: out of memory", path);
+    if (fread(h, 1, hlen, f) != hlen) {
+        free(h);
+        return npy_error(path, "truncated header");
+    }
+    h[hlen] = 0;
+    int f4 = strstr(h, "'descr': '<f4'") || strstr(h, "'descr':'<f4'");
+    int f8 = strstr(h, "'descr': '<f8'") || strstr(h, "'descr':'<f8'");
+    int fortran = strstr(h, "'fortran_order': True") != NULL;
+    char *sh = strstr(h, "'shape':");
+    size_t dims[3] = {0, 0, 0}, nd = 0;
+    if (sh) {
+        char *p = strchr(sh, '(');
+        char *q = p ? strchr(p, ')') : NULL;
+        if (p && q) {
+            p++;
+            while (p < q && nd < 3) {
+                while (p < q && (isspace((unsigned char)*p) || *p == ',')) p++;
+                if (p >= q) break;
+                char *end;
+                unsigned long long v = strtoull(p, &end, 10);
+                if (end == p) {
+                    nd = 3;
+                    break;
+                }
+                dims[nd++] = (size_t)v;
+                p = end;
+            }
+        }
+    }
+    free(h);
+    if (!f4 && !f8) return npy_error(path, "dtype must be little-endian float32 ('<f4') or float64 ('<f8')");
+    if (fortran) return npy_error(path, "Fortran order is not supported; save a C-ordered array");
+    if (nd < 1 || nd > 2) return npy_error(path, "shape must be (n,) or (n, d)");
+    size_t n = dims[0], d = nd == 2 ? dims[1] : 1, es = f4 ? 4 : 8;
+    if (n == 0 || d == 0) return nf__err(NF_ERR_SHAPE, "%s: empty array (shape %zu x %zu)", path, n, d);
+    if (d > ((size_t)1 << 24) || n > SIZE_MAX / es / d) return npy_error(path, "absurd shape");
+    size_t need = n * d * es;
+    if ((size_t)flen - pre - hlen < need)
+        return nf__err(NF_ERR_DOMAIN, "%s: truncated: shape %zu x %zu needs %zu data bytes, the file has %zu", path, n, d,
+                       need, (size_t)flen - pre - hlen);
+    float *x = malloc(n * d * sizeof(float));
+    unsigned char *raw = malloc(need);
+    nf_status s = NF_OK;
+    if (!x || !raw) s = nf__err(NF_ERR_NOMEM, "%s: out of memory for %zu x %zu", path, n, d);
+    else if (fread(raw, 1, need, f) != need) s = npy_error(path, "short read");
+    for (size_t i = 0; !s && i < n * d; i++) {
+        double v;
+        if (f4) {
+            float t;
+            memcpy(&t, raw + 4 * i, 4);
+            v = t;
+        } else
+            memcpy(&v, raw + 8 * i, 8);
+        if (!isfinite(v) || fabs(v) > 3.4e38)
+            s = nf__err(NF_ERR_DOMAIN, "%s: row %zu, column %zu: value %g is not a finite float", path, i / d, i % d, v);
+        else
+            x[i] = (float)v;
+    }
+    free(raw);
+    if (s) {
+        free(x);
+        return s;
+    }
+    *out = x, *n_out = n, *d_out = d;
+    return NF_OK;
+}
+
+nf_status nf_read_table(const char *path, float **data, size_t *n, size_t *d) {
+    const char *fn = "nf_read_table";
+    if (!path || !data || !n || !d) return nf__err(NF_ERR_ARG, "%s: NULL argument", fn);
+    *data = NULL, *n = *d = 0;
+    int npy = ends_with(path, ".npy");
+    FILE *f = strcmp(path, "-") ? fopen(path, npy ? "rb" : "r") : stdin;
+    if (!f) return nf__err(NF_ERR_ARG, "%s: cannot open %s: %s", fn, path, strerror(errno));
+    nf_status s = npy ? read_npy(path, f, data, n, d) : read_csv(path, f, data, n, d);
+    if (f != stdin) fclose(f);
+    return s;
+}
+
+nf_status nf_write_table(const char *path, const float *x, size_t n, size_t d, const char *header) {
+    const char *fn = "nf_write_table";
+    if (!path || (n && !x) || d == 0) return nf__err(NF_ERR_ARG, "%s: bad arguments", fn);
+    int npy = ends_with(path, ".npy"), to_stdout = !strcmp(path, "-");
+    /* write to a temporary file, then rename: no half-written output */
+    char tmp[4096];
+    if (!to_stdout && snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return nf__err(NF_ERR_ARG, "%s: path too long", fn);
+    FILE *f = to_stdout ? stdout : fopen(tmp, npy ? "wb" : "w");
+    if (!f) return nf__err(NF_ERR_ARG, "%s: cannot create %s: %s", fn, path, strerror(errno));
+    int ok = 1;
+    if (npy) {
+        char h[128];
+        int len = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }", n, d);
+        size_t total = 10 + (size_t)len + 1, pad = (64 - total % 64) % 64;
+        unsigned short hl = (unsigned short)(len + 1 + pad);
+        unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff), (unsigned char)(hl >> 8)};
+        ok &= fwrite(pre, 1, 10, f) == 10 && fwrite(h, 1, (size_t)len, f) == (size_t)len;
+        for (size_t i = 0; i < pad; i++) ok &= fputc(' ', f) != EOF;
+        ok &= fputc('\n', f) != EOF;
+        ok &= fwrite(x, sizeof(float), n * d, f) == n * d; /* little-endian hosts only (x86-64, arm64) */
+    } else {
+        if (header) ok &= fprintf(f, "%s\n", header) >= 0;
+        for (size_t i = 0; i < n && ok; i++)
+            for (size_t j = 0; j < d; j++) ok &= fprintf(f, "%.9g%c", x[i * d + j], j + 1 < d ? ',' : '\n') >= 0;
+    }
+    if (to_stdout) return ok && fflush(f) == 0 ? NF_OK : nf__err(NF_ERR_ARG, "%s: write error on stdout", fn);
+    ok &= fflush(f) == 0;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return nf__err(NF_ERR_ARG, "%s: cannot write %s: %s", fn, path, strerror(errno));
+    }
+    return NF_OK;
+}

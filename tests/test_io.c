@@ -1,0 +1,107 @@
+/*
+ * test_io.c - CSV and NPY tables: round trips, headers and comments, and
+ * hostile files (wrong widths, junk, NaN, empty, truncated, absurd shapes)
+ * reported with file, line and column.
+ */
+#include "test.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+static const char *tmpdir(void) {
+    const char *t = getenv("TMPDIR");
+    return t && *t ? t : "/tmp";
+}
+
+static void write_file(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(data, 1, len, f);
+        fclose(f);
+    }
+}
+
+void test_io(void) {
+    char csv[512], npy[512], bad[512];
+    snprintf(csv, sizeof csv, "%s/nflow_test_%d.csv", tmpdir(), (int)getpid());
+    snprintf(npy, sizeof npy, "%s/nflow_test_%d.npy", tmpdir(), (int)getpid());
+    snprintf(bad, sizeof bad, "%s/nflow_test_bad_%d.csv", tmpdir(), (int)getpid());
+    float x[6] = {1.5f, -2, 3.25e-7f, 4, 1e30f, -0.125f}, *y = NULL;
+    size_t n, d;
+    CHECK_OK(nf_write_table(csv, x, 3, 2, "a,b"));
+    CHECK_OK(nf_read_table(csv, &y, &n, &d));
+    CHECK(n == 3 && d == 2 && y && !memcmp(x, y, sizeof x), "CSV round trip is exact (%zu x %zu)", n, d);
+    free(y);
+    CHECK_OK(nf_write_table(npy, x, 2, 3, NULL));
+    CHECK_OK(nf_read_table(npy, &y, &n, &d));
+    CHECK(n == 2 && d == 3 && y && !memcmp(x, y, sizeof x), "NPY round trip is exact");
+    free(y);
+
+    /* comments, blank lines, whitespace separators, a header */
+    const char *ok = "# points\nx y\n\n 1 2  # first\n3\t4\n";
+    write_file(bad, ok, strlen(ok));
+    CHECK_OK(nf_read_table(bad, &y, &n, &d));
+    CHECK(n == 2 && d == 2 && y && y[2] == 3 && y[3] == 4, "header, comments and whitespace");
+    free(y);
+
+    struct {
+        const char *text, *needle;
+        nf_status code;
+    } cases[] = {
+        {"1,2\n3,4,5\n", "line 2 has 3 columns, expected 2", NF_ERR_SHAPE},
+        {"1,2\n3,abc\n", "line 2, column 3: 'abc' is not a number", NF_ERR_DOMAIN},
+        {"1,2\nnan,4\n", "line 2, column 1: value nan is not a finite float", NF_ERR_DOMAIN},
+        {"1,inf\n", "not a finite float", NF_ERR_DOMAIN},
+        {"1,1e40\n", "overflows float", NF_ERR_DOMAIN},
+        {"# nothing\n\n", "no data rows", NF_ERR_SHAPE},
+        {"", "no data rows", NF_ERR_SHAPE},
+        {"1,2,\n", "trailing comma", NF_ERR_DOMAIN},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_file(bad, cases[i].text, strlen(cases[i].text));
+        y = NULL;
+        nf_status s = nf_read_table(bad, &y, &n, &d);
+        CHECK(s == cases[i].code && strstr(nf_last_error(), cases[i].needle) && strstr(nf_last_error(), bad),
+              "CSV case %zu: got %s: %s", i, nf_status_str(s), nf_last_error());
+        CHECK(y == NULL, "no data on failure");
+    }
+
+    /* hostile .npy files */
+    snprintf(bad, sizeof bad, "%s/nflow_test_bad_%d.npy", tmpdir(), (int)getpid());
+    unsigned char hdr[128] = "\x93NUMPY\x01\x00";
+    const char *dict[] = {
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000, 2), }",
+        "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 2), }",
+        "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }",
+    };
+    const char *needle[] = {"truncated", "dtype", "Fortran", "truncated"};
+    for (int k = 0; k < 4; k++) {
+        size_t len = strlen(dict[k]);
+        hdr[8] = (unsigned char)len, hdr[9] = 0;
+        memcpy(hdr + 10, dict[k], len);
+        float two[2] = {1, 2}; /* too few bytes for 2 x 2 */
+        memcpy(hdr + 10 + len, two, sizeof two);
+        write_file(bad, hdr, 10 + len + sizeof two);
+        nf_status s = nf_read_table(bad, &y, &n, &d);
+        CHECK(s == NF_ERR_DOMAIN && strstr(nf_last_error(), needle[k]), "NPY case %d: %s", k, nf_last_error());
+    }
+    write_file(bad, "\x93NUMPX", 6);
+    CHECK_ERR(nf_read_table(bad, &y, &n, &d), NF_ERR_DOMAIN, "shorter than a header");
+    /* float64 with the right size reads */
+    {
+        const char *h8 = "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }";
+        size_t len = strlen(h8);
+        unsigned char buf[200] = "\x93NUMPY\x01\x00";
+        buf[8] = (unsigned char)len;
+        memcpy(buf + 10, h8, len);
+        double v[3] = {0.5, -1, 2e-3};
+        memcpy(buf + 10 + len, v, sizeof v);
+        write_file(bad, buf, 10 + len + sizeof v);
+        CHECK_OK(nf_read_table(bad, &y, &n, &d));
+        CHECK(n == 3 && d == 1 && y && y[1] == -1 && y[2] == 2e-3f, "float64 (n,) reads as n x 1");
+        free(y);
+    }
+    CHECK_ERR(nf_read_table("/nonexistent/x.csv", &y, &n, &d), NF_ERR_ARG, "cannot open");
+    remove(csv), remove(npy), remove(bad);
+}
