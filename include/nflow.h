@@ -444,8 +444,29 @@ nf_status nf_flow_fit_stream(nf_flow *flow, nf_sampler_fn draw, void *draw_user,
  * rng draws the networks' initial weights (and random MADE orders). */
 nf_status nf_bijector_from_spec(const char *spec, size_t d, nf_rng *rng, nf_bijector **out);
 nf_status nf_dist_from_spec(const char *spec, nf_rng *rng, nf_dist **out);
-/* A bijector spec (standard normal base) or transformed(base, bijector). */
-nf_status nf_flow_from_spec(const char *spec, size_t d, nf_rng *rng, nf_flow **out);
+/* A bijector spec (standard normal base) or transformed(base, bijector).
+ * `seed` draws the initial weights (and random MADE orders); the flow keeps
+ * the spec and the seed, so it can be saved to a model file. */
+nf_status nf_flow_from_spec(const char *spec, size_t d, uint64_t seed, nf_flow **out);
+/* The spec a flow was built from (NULL if it was built by hand). */
+const char *nf_flow_spec(const nf_flow *flow);
+/* 1 and the scaler's arrays if the flow has one, else 0. */
+int nf_flow_scaler(const nf_flow *flow, const float **mean, const float **std);
+
+/* Model files: safetensors (8-byte little-endian header length, JSON header,
+ * raw little-endian float32 tensors) readable from Python with a few lines.
+ * __metadata__ holds format "nflow", version, the spec, the dimension, the
+ * build seed, the scaler and `summary` (a string, e.g. JSON, may be NULL);
+ * tensors are named like a PyTorch state_dict ("layers.0.s_net.0.weight",
+ * weights [out, in]), MADE masks and permutations stored as buffers.
+ * Saving writes a temporary file, fsyncs it and renames it.  Loading rebuilds
+ * the flow from its spec and checks every tensor's name, shape and size
+ * against the spec and the file length; only flows built from a spec can be
+ * saved. */
+nf_status nf_flow_save(const nf_flow *flow, const char *path, const char *summary);
+nf_status nf_flow_load(const char *path, nf_flow **out);
+/* The metadata value `key` of a model file's header (malloc'd; free()). */
+nf_status nf_model_metadata(const char *path, const char *key, char **value);
 
 /* ------------------------------------------------------------------------ */
 /* Data files                                                                */

@@ -37,6 +37,7 @@ int main(int argc, char **argv) {
     suite("torch_flows", test_torch_flows);
     suite("spec", test_spec);
     suite("io", test_io);
+    suite("model", test_model);
     if (argc > 1) {
         long p = tc.passed, f = tc.failed;
         test_examples(argv[1]);

@@ -7,14 +7,11 @@
 #include <stdlib.h>
 
 static size_t count_of(const char *spec, size_t d) {
-    nf_rng *rng = NULL;
-    nf_rng_create(1, &rng);
     nf_flow *f = NULL;
-    nf_status s = nf_flow_from_spec(spec, d, rng, &f);
+    nf_status s = nf_flow_from_spec(spec, d, 1, &f);
     CHECK(s == NF_OK, "spec %s: %s", spec, nf_last_error());
     size_t n = f ? nf_flow_param_count(f) : 0;
     nf_flow_free(f);
-    nf_rng_free(rng);
     return n;
 }
 
@@ -50,24 +47,24 @@ void test_spec(void) {
 
     /* errors: column, caret, what was expected */
     nf_flow *f = NULL;
-    CHECK_ERR(nf_flow_from_spec("realnvp(layers=6 hidden=[256])", 2, rng, &f), NF_ERR_ARG,
+    CHECK_ERR(nf_flow_from_spec("realnvp(layers=6 hidden=[256])", 2, 1, &f), NF_ERR_ARG,
               "expected ',' or ')' after an argument of realnvp(), found another character at column 18");
     CHECK(strstr(nf_last_error(), "\n                   ^") != NULL, "caret under column 18: %s", nf_last_error());
-    CHECK_ERR(nf_flow_from_spec("realnvpp(layers=6)", 2, rng, &f), NF_ERR_ARG, "unknown bijector 'realnvpp' (known: identity");
-    CHECK_ERR(nf_flow_from_spec("maf(hiden=[16])", 2, rng, &f), NF_ERR_ARG, "unknown argument 'hiden' of maf() (known: layers");
-    CHECK_ERR(nf_flow_from_spec("maf(hidden=[100000000])", 2, rng, &f), NF_ERR_ARG, "1..65536");
-    CHECK_ERR(nf_flow_from_spec("maf(", 2, rng, &f), NF_ERR_ARG, "found the end");
-    CHECK_ERR(nf_flow_from_spec("maf(activation=swish)", 2, rng, &f), NF_ERR_ARG, "one of: identity, relu");
-    CHECK_ERR(nf_flow_from_spec("permute([0,0])", 2, rng, &f), NF_ERR_ARG, "not a permutation");
-    CHECK_ERR(nf_flow_from_spec("permute([0,1,2])", 2, rng, &f), NF_ERR_SHAPE, "list of 2 indices");
-    CHECK_ERR(nf_flow_from_spec("realnvp()", 1, rng, &f), NF_ERR_ARG, "dimension >= 2");
-    CHECK_ERR(nf_flow_from_spec("shift(1) extra", 2, rng, &f), NF_ERR_ARG, "unexpected text");
-    CHECK_ERR(nf_flow_from_spec("[1,2]", 2, rng, &f), NF_ERR_ARG, "expected a name");
+    CHECK_ERR(nf_flow_from_spec("realnvpp(layers=6)", 2, 1, &f), NF_ERR_ARG, "unknown bijector 'realnvpp' (known: identity");
+    CHECK_ERR(nf_flow_from_spec("maf(hiden=[16])", 2, 1, &f), NF_ERR_ARG, "unknown argument 'hiden' of maf() (known: layers");
+    CHECK_ERR(nf_flow_from_spec("maf(hidden=[100000000])", 2, 1, &f), NF_ERR_ARG, "1..65536");
+    CHECK_ERR(nf_flow_from_spec("maf(", 2, 1, &f), NF_ERR_ARG, "found the end");
+    CHECK_ERR(nf_flow_from_spec("maf(activation=swish)", 2, 1, &f), NF_ERR_ARG, "one of: identity, relu");
+    CHECK_ERR(nf_flow_from_spec("permute([0,0])", 2, 1, &f), NF_ERR_ARG, "not a permutation");
+    CHECK_ERR(nf_flow_from_spec("permute([0,1,2])", 2, 1, &f), NF_ERR_SHAPE, "list of 2 indices");
+    CHECK_ERR(nf_flow_from_spec("realnvp()", 1, 1, &f), NF_ERR_ARG, "dimension >= 2");
+    CHECK_ERR(nf_flow_from_spec("shift(1) extra", 2, 1, &f), NF_ERR_ARG, "unexpected text");
+    CHECK_ERR(nf_flow_from_spec("[1,2]", 2, 1, &f), NF_ERR_ARG, "expected a name");
     CHECK_ERR(nf_dist_from_spec("gamma(1)", rng, &td), NF_ERR_ARG, "known: normal, uniform");
     CHECK_ERR(nf_dist_from_spec("normal(0, -1)", rng, &td), NF_ERR_ARG, "scale of normal() must be in");
     char deep[800] = "";
     for (int i = 0; i < 100; i++) strcat(deep, "invert(");
-    CHECK_ERR(nf_flow_from_spec(deep, 2, rng, &f), NF_ERR_ARG, "nesting deeper");
+    CHECK_ERR(nf_flow_from_spec(deep, 2, 1, &f), NF_ERR_ARG, "nesting deeper");
     CHECK(f == NULL, "no flow on failure");
     nf_rng_free(rng);
 }

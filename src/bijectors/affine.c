@@ -276,6 +276,13 @@ static nf_status affine_init(nf_bijector *b, nf_rng *rng) {
     return NF_OK;
 }
 
+static nf_status affine_tensors(const nf_bijector *b, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx) {
+    size_t d = b->d, r = ((const affine *)b)->r, nl = d * (d + 1) / 2;
+    NF_TRY(nf__emit(fn, ctx, prefix, "shift", off, 0, d));
+    NF_TRY(nf__emit(fn, ctx, prefix, "scale_tril_packed", off + d, 0, nl));
+    return r ? nf__emit(fn, ctx, prefix, "scale_perturb_factor", off + d + nl, d, r) : NF_OK;
+}
+
 static const nf_bijector_ops affine_ops = {
     .name = "affine",
     .forward = affine_forward,
@@ -285,6 +292,7 @@ static const nf_bijector_ops affine_ops = {
     .scratch_bytes = affine_scratch_bytes,
     .monotone = affine_monotone,
     .init_params = affine_init,
+    .tensors = affine_tensors,
 };
 
 nf_status nf_bijector_affine(size_t d, size_t r, const float *shift, const float *scale_tril,

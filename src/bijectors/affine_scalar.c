@@ -31,7 +31,7 @@ static void shift_partials(const float *p, double x, double *fx, double *lx, dou
     (void)p, (void)x;
     *fx = 1, *lx = 0, fp[0] = 1, lp[0] = 0;
 }
-static const nf_ew_kernel shift_kernel = {.name = "shift", .k = 1, .monotone = 1,
+static const nf_ew_kernel shift_kernel = {.name = "shift", .k = 1, .monotone = 1, .pnames = {"shift"},
                                           .fwd = shift_fwd, .inv = shift_inv,
                                           .partials = shift_partials};
 
@@ -52,7 +52,7 @@ static int scale_inv(const float *p, double y, double *x, double *l) { return af
 static void scale_partials(const float *p, double x, double *fx, double *lx, double *fp, double *lp) {
     *fx = p[0], *lx = 0, fp[0] = x, lp[0] = 1.0 / p[0];
 }
-static const nf_ew_kernel scale_kernel = {.name = "scale", .k = 1, .param_domain = "scale != 0",
+static const nf_ew_kernel scale_kernel = {.name = "scale", .k = 1, .param_domain = "scale != 0", .pnames = {"scale"},
                                           .fwd = scale_fwd, .inv = scale_inv,
                                           .partials = scale_partials};
 
@@ -64,7 +64,7 @@ static void as_partials(const float *p, double x, double *fx, double *lx, double
     fp[1] = x, lp[1] = 1.0 / p[1];
 }
 static const nf_ew_kernel affine_scalar_kernel = {
-    .name = "affine_scalar", .k = 2, .param_domain = "scale != 0",
+    .name = "affine_scalar", .k = 2, .param_domain = "scale != 0", .pnames = {"shift", "scale"},
     .fwd = as_fwd, .inv = as_inv, .partials = as_partials};
 
 static nf_status slots(const char *fn, size_t d, size_t count, const float *v) {

@@ -6,7 +6,9 @@
  * workspace per call.
  */
 #include "bijector_impl.h"
+#include "../nn/nn.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +44,43 @@ void nf__bijector_bind(nf_bijector *b, float *storage) {
     /* Parts still point into `old` until they are rebound: free it after. */
     if (b->ops->rebind) b->ops->rebind(b);
     if (owned) free(old);
+}
+
+nf_status nf__emit(nf_tensor_fn fn, void *ctx, const char *prefix, const char *name, size_t off, size_t rows,
+                   size_t cols) {
+    nf_tensor_info t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "%s%s", prefix, name);
+    t.ndim = rows ? 2 : 1;
+    t.shape[0] = rows ? rows : cols, t.shape[1] = rows ? cols : 0;
+    t.count = rows ? rows * cols : cols;
+    t.offset = off;
+    return fn(ctx, &t);
+}
+
+nf_status nf__mlp_tensors(const nf_mlp *m, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx) {
+    for (size_t l = 0; l < m->nlin; l++) {
+        char nm[48];
+        size_t a = m->w[l], b = m->w[l + 1];
+        snprintf(nm, sizeof nm, "%zu.weight", 2 * l);
+        NF_TRY(nf__emit(fn, ctx, prefix, nm, off, b, a));
+        snprintf(nm, sizeof nm, "%zu.bias", 2 * l);
+        NF_TRY(nf__emit(fn, ctx, prefix, nm, off + a * b, 0, b));
+        if (m->masks[l]) {
+            nf_tensor_info t;
+            memset(&t, 0, sizeof t);
+            snprintf(t.name, sizeof t.name, "%s%zu.mask", prefix, 2 * l);
+            t.ndim = 2, t.shape[0] = b, t.shape[1] = a, t.count = a * b, t.buffer = m->masks[l];
+            NF_TRY(fn(ctx, &t));
+        }
+        off += a * b + b;
+    }
+    return NF_OK;
+}
+
+nf_status nf__bijector_tensors(const nf_bijector *b, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx) {
+    if (b->ops->tensors) return b->ops->tensors(b, prefix, off, fn, ctx);
+    return b->nparams ? nf__emit(fn, ctx, prefix, "params", off, 0, b->nparams) : NF_OK;
 }
 
 nf_status nf__check_ctor(const char *fn, size_t d, nf_bijector **out) {

@@ -25,6 +25,18 @@ typedef struct nf_pass {
     void *scratch; /* scratch_bytes(b, n) bytes */
 } nf_pass;
 
+/* One named tensor of a bijector, for model files: a slice of the flat
+ * parameter buffer (buffer == NULL) or a fixed buffer such as a MADE mask. */
+typedef struct nf_tensor_info {
+    char name[160];
+    size_t shape[2];
+    int ndim;
+    size_t offset;        /* parameters: offset in the flow's flat buffer */
+    const float *buffer;  /* fixed buffers: their values */
+    size_t count;
+} nf_tensor_info;
+typedef nf_status (*nf_tensor_fn)(void *ctx, const nf_tensor_info *t);
+
 typedef struct nf_bijector_ops {
     const char *name;
     /* forward: x -> y, ldj += log|det dy/dx| (ldj may be NULL) */
@@ -52,6 +64,10 @@ typedef struct nf_bijector_ops {
     int (*monotone)(const nf_bijector *b);
     /* optional: random initialisation of parameters */
     nf_status (*init_params)(nf_bijector *b, nf_rng *rng);
+    /* optional: lists named tensors (PyTorch state_dict style) with names
+     * prefixed by `prefix` and parameter offsets by `off`; NULL: one tensor
+     * "params" holding every parameter */
+    nf_status (*tensors)(const nf_bijector *b, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx);
     /* optional: frees what the instance owns beyond the struct itself */
     void (*destroy)(nf_bijector *b);
 } nf_bijector_ops;
@@ -82,6 +98,14 @@ static inline size_t nf__tape_bytes(const nf_bijector *b, size_t n) {
 /* If b is a chain: its parts in application order (first applied first)
  * through *parts, and their number; otherwise 0. */
 size_t nf__chain_parts(const nf_bijector *b, nf_bijector *const **parts);
+/* Lists b's tensors (dispatching to ops->tensors or the default). */
+nf_status nf__bijector_tensors(const nf_bijector *b, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx);
+/* Emits one parameter tensor (ndim 1 when rows == 0). */
+nf_status nf__emit(nf_tensor_fn fn, void *ctx, const char *prefix, const char *name, size_t off, size_t rows,
+                   size_t cols);
+struct nf_mlp;
+/* The tensors of an MLP whose parameters start at `off` (see nn.h). */
+nf_status nf__mlp_tensors(const struct nf_mlp *m, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx);
 /* Checks the constructor's common arguments; sets the message on failure. */
 nf_status nf__check_ctor(const char *fn, size_t d, nf_bijector **out);
 

@@ -178,6 +178,17 @@ static nf_status chain_init(nf_bijector *b, nf_rng *rng) {
     return NF_OK;
 }
 
+/* Parts are named by their position in the caller's (TFP-ordered) list. */
+static nf_status chain_tensors(const nf_bijector *b, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx) {
+    const chain *c = (const chain *)b;
+    for (size_t i = 0; i < c->k; i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%slayers.%zu.", prefix, c->k - 1 - i);
+        NF_TRY(nf__bijector_tensors(c->app[i], p, off + c->off[i], fn, ctx));
+    }
+    return NF_OK;
+}
+
 static void chain_destroy(nf_bijector *b) {
     chain *c = (chain *)b;
     for (size_t i = 0; i < c->k; i++) nf_bijector_free(c->app[i]);
@@ -196,6 +207,7 @@ static const nf_bijector_ops chain_ops = {
     .rebind = chain_rebind,
     .monotone = chain_monotone,
     .init_params = chain_init,
+    .tensors = chain_tensors,
     .destroy = chain_destroy,
 };
 

@@ -20,6 +20,7 @@
 #include "bijector_impl.h"
 #include "../nn/nn.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -216,6 +217,18 @@ static nf_status cp_init(nf_bijector *b, nf_rng *rng) {
     return NF_OK;
 }
 
+static nf_status cp_tensors(const nf_bijector *b, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx) {
+    const coupling *c = (const coupling *)b;
+    const char *names[2] = {c->separate ? "s_net." : c->shift_only ? "t_net." : "net.", "t_net."};
+    for (int k = 0; k < c->nnets; k++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s%s", prefix, names[k]);
+        NF_TRY(nf__mlp_tensors(&c->net[k], p, off, fn, ctx));
+        off += nf__mlp_param_count(&c->net[k]);
+    }
+    return NF_OK;
+}
+
 static void cp_destroy(nf_bijector *b) {
     coupling *c = (coupling *)b;
     free(c->ci);
@@ -231,6 +244,7 @@ static const nf_bijector_ops coupling_ops = {
     .scratch_bytes = cp_scratch_bytes,
     .tape_bytes = cp_tape_bytes,
     .init_params = cp_init,
+    .tensors = cp_tensors,
     .destroy = cp_destroy,
 };
 
@@ -309,7 +323,8 @@ nf_status nf_bijector_realnvp(size_t d, size_t layers, const nf_coupling_opts *o
         /* application order k = 0 first: it goes last in the TFP-ordered list */
         s = nf_bijector_coupling(d, &ok, rng, &bs[layers - 1 - k]);
     }
-    if (!s) s = nf_bijector_chain(bs, layers, out);
+    if (!s && layers == 1) *out = bs[0]; /* one layer is the coupling itself */
+    else if (!s) s = nf_bijector_chain(bs, layers, out);
     if (s) {
         for (size_t k = 0; k < layers; k++) nf_bijector_free(bs[k]);
         nf__err_prefix(s, fn);

@@ -133,6 +133,14 @@ static int ew_monotone(const nf_bijector *b) {
     return sign;
 }
 
+/* k == 1: one tensor [nslot]; k == 2 (one slot): one [1] tensor each. */
+static nf_status ew_tensors(const nf_bijector *b, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx) {
+    const ew *e = (const ew *)b;
+    for (size_t m = 0; m < e->kern->k; m++)
+        NF_TRY(nf__emit(fn, ctx, prefix, e->kern->pnames[m], off + m, 0, e->kern->k == 1 ? e->nslot : 1));
+    return NF_OK;
+}
+
 static const nf_bijector_ops ew_ops = {
     .name = "elementwise",
     .forward = ew_forward,
@@ -141,6 +149,7 @@ static const nf_bijector_ops ew_ops = {
     .inverse_backward = ew_inverse_backward,
     .scratch_bytes = ew_scratch_bytes,
     .monotone = ew_monotone,
+    .tensors = ew_tensors,
 };
 
 nf_status nf__ew_create(const char *fn, const nf_ew_kernel *kern, size_t d, size_t nslot,

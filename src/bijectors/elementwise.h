@@ -25,6 +25,7 @@ typedef struct nf_ew_kernel {
     const char *inv_domain;    /* e.g. "0 < y < 1" */
     const char *param_domain;  /* e.g. "scale != 0" */
     int monotone;              /* +1 / -1, or 0: sign of f_x, found from the parameters */
+    const char *pnames[NF_EW_MAXP]; /* tensor names of the parameters */
     /* p: this column's k parameters.  Return an NF_EW_* code. */
     int (*fwd)(const float *p, double x, double *y, double *ldj);
     int (*inv)(const float *p, double y, double *x, double *ildj);

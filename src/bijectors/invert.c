@@ -5,6 +5,8 @@
  */
 #include "bijector_impl.h"
 
+#include <stdio.h>
+
 typedef struct invert {
     nf_bijector base;
     nf_bijector *inner;
@@ -43,6 +45,11 @@ static nf_status inv_init(nf_bijector *b, nf_rng *rng) {
     nf_bijector *in = ((invert *)b)->inner;
     return in->ops->init_params ? in->ops->init_params(in, rng) : NF_OK;
 }
+static nf_status inv_tensors(const nf_bijector *b, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx) {
+    char p[160];
+    snprintf(p, sizeof p, "%sbijector.", prefix);
+    return nf__bijector_tensors(INNER(b), p, off, fn, ctx);
+}
 static void inv_destroy(nf_bijector *b) { nf_bijector_free(((invert *)b)->inner); }
 
 static const nf_bijector_ops invert_ops = {
@@ -56,6 +63,7 @@ static const nf_bijector_ops invert_ops = {
     .rebind = inv_rebind,
     .monotone = inv_monotone,
     .init_params = inv_init,
+    .tensors = inv_tensors,
     .destroy = inv_destroy,
 };
 

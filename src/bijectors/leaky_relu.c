@@ -26,7 +26,7 @@ static void lr_partials(const float *p, double x, double *fx, double *lx, double
     if (x >= 0) *fx = 1, fp[0] = 0, lp[0] = 0;
     else *fx = a, fp[0] = a * x, lp[0] = 1;
 }
-static const nf_ew_kernel leaky_relu_kernel = {.name = "leaky_relu", .k = 1, .monotone = 1,
+static const nf_ew_kernel leaky_relu_kernel = {.name = "leaky_relu", .k = 1, .monotone = 1, .pnames = {"log_alpha"},
                                                .fwd = lr_fwd, .inv = lr_inv,
                                                .partials = lr_partials};
 

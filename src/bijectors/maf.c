@@ -23,6 +23,7 @@
 #include "bijector_impl.h"
 #include "../nn/nn.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,6 +158,12 @@ static nf_status maf_init(nf_bijector *b, nf_rng *rng) {
     return NF_OK;
 }
 
+static nf_status maf_tensors(const nf_bijector *b, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx) {
+    char p[160];
+    snprintf(p, sizeof p, "%smade.", prefix);
+    return nf__mlp_tensors(&((const maf *)b)->made, p, off, fn, ctx);
+}
+
 static void maf_destroy(nf_bijector *b) {
     maf *f = (maf *)b;
     nf__mlp_free_masks(&f->made);
@@ -173,6 +180,7 @@ static const nf_bijector_ops maf_ops = {
     .scratch_bytes = maf_scratch_bytes,
     .tape_bytes = maf_tape_bytes,
     .init_params = maf_init,
+    .tensors = maf_tensors,
     .destroy = maf_destroy,
 };
 

@@ -5,12 +5,14 @@
  */
 #include "bijector_impl.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct permute {
     nf_bijector base;
     size_t *perm;
+    float *permf; /* the permutation as floats, for model files */
 } permute;
 
 static nf_status perm_forward(const nf_bijector *b, const nf_pass *p, float *y, float *ldj,
@@ -49,7 +51,19 @@ static nf_status perm_inverse_backward(const nf_bijector *b, const nf_pass *p, f
 
 static int perm_monotone(const nf_bijector *b) { return b->d == 1 ? 1 : 0; }
 
-static void perm_destroy(nf_bijector *b) { free(((permute *)b)->perm); }
+static void perm_destroy(nf_bijector *b) {
+    free(((permute *)b)->perm);
+    free(((permute *)b)->permf);
+}
+
+static nf_status perm_tensors(const nf_bijector *b, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx) {
+    (void)off;
+    nf_tensor_info t;
+    memset(&t, 0, sizeof t);
+    snprintf(t.name, sizeof t.name, "%spermutation", prefix);
+    t.ndim = 1, t.shape[0] = t.count = b->d, t.buffer = ((const permute *)b)->permf;
+    return fn(ctx, &t);
+}
 
 static const nf_bijector_ops permute_ops = {
     .name = "permute",
@@ -58,6 +72,7 @@ static const nf_bijector_ops permute_ops = {
     .forward_backward = perm_forward_backward,
     .inverse_backward = perm_inverse_backward,
     .monotone = perm_monotone,
+    .tensors = perm_tensors,
     .destroy = perm_destroy,
 };
 
@@ -87,6 +102,12 @@ static nf_status make(const char *fn, size_t d, const size_t *perm, int reverse,
         return nf__err_prefix(NF_ERR_NOMEM, fn);
     }
     P->perm = pm;
+    P->permf = malloc(d * sizeof(float));
+    if (!P->permf) {
+        nf_bijector_free(&P->base);
+        return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
+    }
+    for (size_t j = 0; j < d; j++) P->permf[j] = (float)pm[j];
     if (reverse) P->base.name = "reverse";
     *out = &P->base;
     return NF_OK;

@@ -42,6 +42,7 @@ void nf_flow_free(nf_flow *f) {
     nf_dist_free(f->base);
     free(f->mean);
     free(f->std);
+    free(f->spec);
     free(f);
 }
 
@@ -49,6 +50,14 @@ size_t nf_flow_dim(const nf_flow *f) { return f ? f->d : 0; }
 size_t nf_flow_param_count(const nf_flow *f) { return f ? f->bij->nparams : 0; }
 float *nf_flow_params(nf_flow *f) { return f ? f->bij->params : NULL; }
 const nf_bijector *nf_flow_bijector(const nf_flow *f) { return f ? f->bij : NULL; }
+const char *nf_flow_spec(const nf_flow *f) { return f && f->spec ? f->spec : NULL; }
+
+int nf_flow_scaler(const nf_flow *f, const float **mean, const float **std) {
+    if (!f || !f->has_scaler) return 0;
+    if (mean) *mean = f->mean;
+    if (std) *std = f->std;
+    return 1;
+}
 
 nf_status nf_flow_set_scaler(nf_flow *f, const float *mean, const float *std) {
     const char *fn = "nf_flow_set_scaler";

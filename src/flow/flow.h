@@ -14,6 +14,8 @@ struct nf_flow {
     int has_scaler;   /* data = mean + std * model */
     float *mean, *std;
     double log_std_sum;
+    char *spec;           /* the spec it was built from (NULL: built by hand) */
+    uint64_t build_seed;  /* the seed of its initial weights and MADE orders */
 };
 
 /* Rows per chunk of the one-off calls (bounds their workspace). */

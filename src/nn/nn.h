@@ -57,6 +57,11 @@ const float *nf__mlp_forward(const nf_mlp *m, const float *params, float *tape, 
 void nf__mlp_backward(const nf_mlp *m, const float *params, float *dparams, float *dx, float *dout,
                       const float *tape, void *scratch, const float *x, size_t n);
 
+/* Lists the MLP's tensors as a PyTorch nn.Sequential of Linear layers and
+ * activations: "<prefix>0.weight" [w1, w0], "<prefix>0.bias", "<prefix>2.weight",
+ * ..., and "<prefix>N.mask" buffers for masked layers.  Defined in
+ * src/bijectors (it emits bijector tensor records). */
+
 /* MADE (Germain et al. 2015) masks for d inputs with the given input order
  * (order[i] = degree of input i, a permutation of 1..d), `k` outputs per
  * input (output block j*d + i belongs to input i), hidden degrees cycling

@@ -4,6 +4,7 @@
  * reported with the list of known ones, pointing at the column.
  */
 #include "spec.h"
+#include "../flow/flow.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -444,11 +445,13 @@ nf_status nf_dist_from_spec(const char *spec, nf_rng *rng, nf_dist **out) {
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
 
-nf_status nf_flow_from_spec(const char *spec, size_t d, nf_rng *rng, nf_flow **out) {
+nf_status nf_flow_from_spec(const char *spec, size_t d, uint64_t seed, nf_flow **out) {
     const char *fn = "nf_flow_from_spec";
-    if (!out || !rng) return nf__err(NF_ERR_ARG, "%s: out and rng must not be NULL", fn);
+    if (!out) return nf__err(NF_ERR_ARG, "%s: out is NULL", fn);
     *out = NULL;
     if (d == 0) return nf__err(NF_ERR_ARG, "%s: dimension must be >= 1", fn);
+    nf_rng *rng = NULL;
+    NF_TRY(nf_rng_create(seed, &rng));
     sp_node *n = NULL;
     nf_status s = nf__spec_parse(spec, &n);
     bctx c = {spec, rng};
@@ -467,7 +470,16 @@ nf_status nf_flow_from_spec(const char *spec, size_t d, nf_rng *rng, nf_flow **o
     if (s) {
         nf_bijector_free(b);
         nf_dist_free(base);
+    } else {
+        (*out)->spec = strdup(spec);
+        (*out)->build_seed = seed;
+        if (!(*out)->spec) {
+            nf_flow_free(*out);
+            *out = NULL;
+            s = nf__err(NF_ERR_NOMEM, "out of memory");
+        }
     }
     nf__spec_free(n);
+    nf_rng_free(rng);
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
