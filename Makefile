@@ -17,7 +17,11 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fPIC -Iinclude
 LDLIBS  += -lopenblas -lm
 
-LIB_SRC  := $(sort $(wildcard src/*/*.c))
+LIB_SRC  := $(sort $(filter-out src/cli/% src/plot/%,$(wildcard src/*/*.c)))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c src/plot/*.c))
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+CAIRO_CFLAGS := $(shell pkg-config --cflags cairo 2>/dev/null)
+CAIRO_LIBS   := $(shell pkg-config --libs cairo 2>/dev/null || echo -lcairo)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/*.c))
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
@@ -26,7 +30,7 @@ EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all lib test examples install clean
 .SECONDARY:
-all: lib examples $(BUILD)/tests/run
+all: lib examples $(BUILD)/nflow $(BUILD)/tests/run
 
 lib: $(BUILD)/libnflow.a $(BUILD)/libnflow.so
 
@@ -41,6 +45,11 @@ $(BUILD)/libnflow.a: $(LIB_OBJ)
 $(BUILD)/libnflow.so: $(LIB_OBJ)
 	$(CC) $(CFLAGS) -shared -Wl,-soname,libnflow.so.0 -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
+$(BUILD)/src/plot/%.o: CFLAGS += $(CAIRO_CFLAGS)
+
+$(BUILD)/nflow: $(CLI_OBJ) $(BUILD)/libnflow.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libnflow.a $(LDFLAGS) $(CAIRO_LIBS) $(LDLIBS)
+
 examples: $(EX_BIN)
 $(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libnflow.a
 	@mkdir -p $(dir $@)
@@ -50,18 +59,20 @@ $(BUILD)/tests/run: $(TEST_OBJ) $(BUILD)/libnflow.a
 	$(CC) $(CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libnflow.a $(LDFLAGS) $(LDLIBS) -lpthread
 
 test: all
-	./$(BUILD)/tests/run $(BUILD)/examples
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 ./$(BUILD)/tests/run $(BUILD)
 
 $(BUILD)/nflow.pc: nflow.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBS@|$(LDLIBS)|' nflow.pc.in > $@
 
-install: lib $(BUILD)/nflow.pc
+install: lib $(BUILD)/nflow $(BUILD)/nflow.pc
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/nflow.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libnflow.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libnflow.so $(DESTDIR)$(PREFIX)/lib/libnflow.so.0
 	ln -sf libnflow.so.0 $(DESTDIR)$(PREFIX)/lib/libnflow.so
 	install -m 644 $(BUILD)/nflow.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BUILD)/nflow $(DESTDIR)$(PREFIX)/bin/
 
 clean:
 	rm -rf build build-san build-clang

@@ -1,9 +1,11 @@
 #!/bin/sh
 # setup.sh - installs what nflow needs on Debian (apt), builds it and runs the
-# main job.  `./setup.sh --deps-only` installs the packages and stops.
+# main job: trains dataflowr's RealNVP on the two moons and writes the model,
+# the figures and runs/moons/report.html.  `./setup.sh --deps-only` installs
+# the packages and stops.
 set -e
 cd "$(dirname "$0")"
-PKGS="build-essential clang pkg-config libopenblas-dev"
+PKGS="build-essential clang pkg-config libopenblas-dev libcairo2-dev"
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 missing=
@@ -14,4 +16,4 @@ if [ -n "$missing" ]; then
 fi
 [ "${1:-}" = "--deps-only" ] && exit 0
 make -j2
-./build/examples/walkthrough
+./build/nflow train --data moons --flow "realnvp(layers=6, hidden=[256,256])" --lr 1e-4 --steps 5000 --out runs/moons

@@ -1,6 +1,7 @@
 /*
  * main.c - runs every suite and prints the closing line "N passed, N failed".
- * Usage: run [EXAMPLE_DIR]   (the examples are run and checked when given)
+ * Usage: run [BUILD_DIR]   (the examples and the nflow command are run and
+ * checked when given)
  */
 #include "test.h"
 
@@ -39,9 +40,14 @@ int main(int argc, char **argv) {
     suite("io", test_io);
     suite("model", test_model);
     if (argc > 1) {
+        char ex[1024];
+        snprintf(ex, sizeof ex, "%s/examples", argv[1]);
         long p = tc.passed, f = tc.failed;
-        test_examples(argv[1]);
+        test_examples(ex);
         printf("%-14s %6ld passed, %ld failed\n", "examples", tc.passed - p, tc.failed - f);
+        p = tc.passed, f = tc.failed;
+        test_cli(argv[1]);
+        printf("%-14s %6ld passed, %ld failed\n", "cli", tc.passed - p, tc.failed - f);
     }
     printf("%ld passed, %ld failed\n", tc.passed, tc.failed);
     return tc.failed ? 1 : 0;

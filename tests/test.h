@@ -8,6 +8,7 @@
 #include "nflow.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -68,5 +69,6 @@ void test_spec(void);
 void test_io(void);
 void test_model(void);
 void test_examples(const char *example_dir);
+void test_cli(const char *build_dir);
 
 #endif

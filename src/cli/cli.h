@@ -1,0 +1,76 @@
+/*
+ * cli.h - the nflow command.  Uses only the public API (include/nflow.h).
+ * Exit codes: 0 ok, 1 usage error, 2 bad data or model file, 3 numerical
+ * failure.
+ */
+#ifndef NF_CLI_H
+#define NF_CLI_H
+
+#include "nflow.h"
+
+#include <stdio.h>
+
+enum { EXIT_USAGE = 1, EXIT_DATA = 2, EXIT_NUMERIC = 3 };
+
+/* A tiny option parser: options are "--name value" or "--flag"; anything
+ * else is a positional argument. */
+typedef struct args {
+    int argc;
+    char **argv;
+    int *used;
+    const char *cmd;
+} args;
+
+int args_init(args *a, const char *cmd, int argc, char **argv);
+void args_free(args *a);
+/* Value of --name (NULL if absent); exits with a usage error if it has none. */
+const char *opt_str(args *a, const char *name, const char *def);
+int opt_flag(args *a, const char *name);
+double opt_num(args *a, const char *name, double def, double lo, double hi);
+/* Fails with a usage error naming the first argument no option consumed. */
+int args_check_all_used(args *a);
+const char *arg_positional(args *a, int k);
+
+/* Prints "nflow CMD: message" and returns the exit code. */
+int fail(const char *cmd, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* The exit code for a library status in a context where data or model
+ * files are read (2) or computation happens (3). */
+int status_exit(nf_status s);
+
+int cmd_train(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_logprob(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+
+/* Progress display: a live bar on a terminal, a line every 10% otherwise. */
+typedef struct progress {
+    int quiet, tty;
+    double t0, last_print;
+    size_t last_decile;
+} progress;
+void progress_init(progress *p, int quiet);
+void progress_update(progress *p, const nf_train_progress *tp);
+void progress_done(progress *p);
+double now_seconds(void);
+
+/* Figures and the report (plot.c); return 0 or an exit code. */
+typedef struct run_info {
+    const char *cmdline, *spec, *data_name;
+    size_t n_params, dim, steps, epochs;
+    double seconds, train_nll, val_nll, test_nll;
+    const double *train_hist, *val_hist;
+    size_t n_hist, hist_every; /* epochs (1) or steps per entry */
+    const char *format;        /* png, svg, pdf */
+} run_info;
+int make_figures(const char *cmd, const nf_flow *flow, const float *data, size_t n, const char *dir,
+                 const run_info *info, char names[][64], int *nfig);
+int write_report(const char *cmd, const char *dir, const run_info *info, char names[][64], int nfig);
+
+#endif

@@ -1,0 +1,264 @@
+/*
+ * cmd_train.c - nflow train: fit a flow by maximum likelihood and write the
+ * model, its loss history, figures and an HTML report.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *HELP =
+    "usage: nflow train --data NAME|FILE --flow SPEC --out DIR [options]\n"
+    "\n"
+    "Fits a normalizing flow to data by maximum likelihood (Adam) and writes\n"
+    "DIR/model.nflow, DIR/history.csv, the figures and DIR/report.html.\n"
+    "\n"
+    "  --data NAME|FILE  moons, circles, 8gaussians, checkerboard, spirals, pinwheel\n"
+    "                    (generated), or a CSV / .npy file of n rows x d columns\n"
+    "  --flow SPEC       the flow, e.g. \"realnvp(layers=6, hidden=[256,256])\",\n"
+    "                    \"maf(layers=5, hidden=[256,256])\", \"chain(maf(hidden=[16,16]),\n"
+    "                    permute([1,0]), maf(hidden=[16,16]))\" (see docs/spec.md)\n"
+    "  --out DIR         output folder (created if missing)\n"
+    "  --steps N         optimiser steps (default 5000); with generated data every\n"
+    "                    step draws a fresh batch\n"
+    "  --epochs N        passes over the data instead (a file, or --n generated points)\n"
+    "  --batch B         rows per step (default 100; 0 = the whole training set)\n"
+    "  --lr LR           Adam learning rate (default 0.001)\n"
+    "  --val-split F     last fraction of the rows held out for validation (default 0;\n"
+    "                    0.2 is Keras' choice)\n"
+    "  --patience P      stop after P epochs without validation improvement and keep\n"
+    "                    the best parameters (needs --val-split)\n"
+    "  --clip C          clip the gradient's L2 norm to C\n"
+    "  --weight-decay W  L2 weight decay\n"
+    "  --standardize     fit a standard scaler inside the model (densities stay in\n"
+    "                    the data's units)\n"
+    "  --n N             generated points for --epochs training (default 1000)\n"
+    "  --noise F         noise of generated data (default 0.05)\n"
+    "  --seed S          seed of the weights, batches and generated data (default 0)\n"
+    "  --format FMT      figures as png (default), svg or pdf\n"
+    "  --quiet           no progress display\n"
+    "\n"
+    "The test NLL is measured on 10,000 fresh points for generated data, on the\n"
+    "validation rows for a file.  Exit codes: 0 ok, 1 usage, 2 bad data or model\n"
+    "file, 3 numerical failure (e.g. a NaN loss: the step is named).\n"
+    "\n"
+    "Example:\n"
+    "  nflow train --data moons --flow \"realnvp(layers=6, hidden=[256,256])\" \\\n"
+    "              --steps 5000 --out runs/moons\n";
+
+static const char *const GENERATED[] = {"moons", "circles", "8gaussians", "checkerboard", "spirals", "pinwheel", NULL};
+
+typedef struct gen {
+    const char *name;
+    float noise;
+} gen;
+
+static int draw(void *user, nf_rng *rng, float *x, size_t n) {
+    const gen *g = user;
+    return nf_data_generate(g->name, rng, n, g->noise, x, NULL) != NF_OK;
+}
+
+typedef struct hist {
+    progress *pr;
+    double *train, *val;
+    size_t n, cap;
+} hist;
+
+static int on_progress(void *user, const nf_train_progress *p) {
+    progress_update(((hist *)user)->pr, p);
+    return 0;
+}
+
+static int mkdir_p(const char *dir) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(tmp, 0777) && errno != EEXIST ? -1 : 0;
+}
+
+static double mean_nll(const nf_flow *f, const float *x, size_t n, nf_status *s) {
+    float *lp = malloc(n * sizeof(float));
+    double acc = 0;
+    *s = lp ? nf_flow_log_prob(f, x, n, lp) : NF_ERR_NOMEM;
+    for (size_t i = 0; !*s && i < n; i++) acc -= lp[i];
+    free(lp);
+    return acc / (double)n;
+}
+
+int cmd_train(int argc, char **argv) {
+    const char *cmd = "train";
+    args a;
+    if (args_init(&a, cmd, argc, argv)) return fail(cmd, EXIT_DATA, "out of memory");
+    if (opt_flag(&a, "--help") || opt_flag(&a, "-h")) {
+        fputs(HELP, stdout);
+        args_free(&a);
+        return 0;
+    }
+    const char *data = opt_str(&a, "--data", NULL), *spec = opt_str(&a, "--flow", NULL), *out = opt_str(&a, "--out", NULL);
+    const char *format = opt_str(&a, "--format", "png");
+    int has_steps = 0, has_epochs = 0;
+    for (int i = 0; i < argc; i++) has_steps |= !strcmp(argv[i], "--steps"), has_epochs |= !strcmp(argv[i], "--epochs");
+    size_t steps = (size_t)opt_num(&a, "--steps", 5000, 1, 1e9), epochs = (size_t)opt_num(&a, "--epochs", 0, 1, 1e9);
+    nf_train_opts o = nf_train_defaults();
+    o.batch = (size_t)opt_num(&a, "--batch", 100, 0, 1e8);
+    o.lr = (float)opt_num(&a, "--lr", 1e-3, 1e-12, 10);
+    o.val_split = (float)opt_num(&a, "--val-split", 0, 0, 0.99);
+    o.patience = (size_t)opt_num(&a, "--patience", 0, 0, 1e9);
+    o.clip_norm = (float)opt_num(&a, "--clip", 0, 0, 1e30);
+    o.weight_decay = (float)opt_num(&a, "--weight-decay", 0, 0, 1e3);
+    o.standardize = opt_flag(&a, "--standardize");
+    size_t ngen = (size_t)opt_num(&a, "--n", 1000, 2, 1e9);
+    float noise = (float)opt_num(&a, "--noise", 0.05, 0, 1e3);
+    uint64_t seed = (uint64_t)opt_num(&a, "--seed", 0, 0, 1.8e19);
+    int quiet = opt_flag(&a, "--quiet");
+    int rc = args_check_all_used(&a);
+    args_free(&a);
+    if (rc) return rc;
+    if (!data || !spec || !out) return fail(cmd, EXIT_USAGE, "--data, --flow and --out are required");
+    if (has_steps && has_epochs) return fail(cmd, EXIT_USAGE, "give --steps or --epochs, not both");
+    if (strcmp(format, "png") && strcmp(format, "svg") && strcmp(format, "pdf"))
+        return fail(cmd, EXIT_USAGE, "--format must be png, svg or pdf");
+    int generated = 0;
+    for (int k = 0; GENERATED[k]; k++) generated |= !strcmp(data, GENERATED[k]);
+
+    /* data */
+    float *x = NULL, *test = NULL, *hv = NULL;
+    size_t n = 0, d = 2, ntest = 0;
+    nf_rng *rng = NULL;
+    nf_flow *flow = NULL;
+    nf_train_report rep;
+    memset(&rep, 0, sizeof rep);
+    nf_status s = nf_rng_create(seed ^ 0x5eedULL, &rng);
+    if (s) { rc = fail(cmd, EXIT_DATA, "%s", nf_last_error()); goto out; }
+    if (generated) {
+        n = has_epochs ? ngen : 0;
+        if (n) {
+            x = malloc(n * 2 * sizeof(float));
+            if (!x || nf_data_generate(data, rng, n, noise, x, NULL)) { rc = fail(cmd, EXIT_DATA, "%s", nf_last_error()); goto out; }
+        }
+        ntest = 10000;
+        test = malloc(ntest * 2 * sizeof(float));
+        nf_rng *tr = NULL;
+        nf_rng_create(seed + 12345, &tr);
+        if (!test || nf_data_generate(data, tr, ntest, noise, test, NULL)) { rc = fail(cmd, EXIT_DATA, "%s", nf_last_error()); goto out; }
+        nf_rng_free(tr);
+    } else {
+        if ((s = nf_read_table(data, &x, &n, &d))) { rc = fail(cmd, EXIT_DATA, "%s", nf_last_error()); goto out; }
+        if (!has_epochs) { /* --steps on a file: whole epochs covering at least that many steps */
+            size_t ntr = n - (size_t)((double)n * o.val_split), b = o.batch && o.batch < ntr ? o.batch : ntr;
+            size_t per = (ntr + b - 1) / (b ? b : 1);
+            epochs = (steps + per - 1) / (per ? per : 1);
+        } else
+            epochs = epochs ? epochs : 100;
+    }
+    if (o.patience && o.val_split <= 0) { rc = fail(cmd, EXIT_USAGE, "--patience needs --val-split"); goto out; }
+
+    if ((s = nf_flow_from_spec(spec, d, seed, &flow))) {
+        fprintf(stderr, "nflow train: %s\n", nf_last_error());
+        rc = s == NF_ERR_NOMEM ? EXIT_DATA : EXIT_USAGE;
+        goto out;
+    }
+    if (generated && !has_epochs && o.standardize) {
+        /* the scaler of a stream: fitted on 100,000 points drawn once */
+        size_t m = 100000;
+        float *big = malloc(m * 2 * sizeof(float));
+        if (!big || nf_data_generate(data, rng, m, noise, big, NULL) || nf_flow_fit_scaler(flow, big, m)) {
+            free(big);
+            rc = fail(cmd, EXIT_DATA, "%s", nf_last_error());
+            goto out;
+        }
+        free(big);
+    }
+    if (mkdir_p(out)) { rc = fail(cmd, EXIT_DATA, "cannot create %s: %s", out, strerror(errno)); goto out; }
+
+    progress pr;
+    progress_init(&pr, quiet);
+    hist h = {&pr, NULL, NULL, 0, 0};
+    o.seed = seed + 1;
+    o.callback = on_progress, o.user = &h;
+    size_t hist_every = 1;
+    if (generated && !has_epochs) {
+        o.steps = steps;
+        o.log_every = steps >= 100 ? steps / 100 : 1;
+        hist_every = o.log_every;
+        gen g = {data, noise};
+        s = nf_flow_fit_stream(flow, draw, &g, &o, &rep);
+    } else {
+        o.epochs = epochs;
+        s = nf_flow_fit(flow, x, n, &o, &rep);
+    }
+    progress_done(&pr);
+    if (s) {
+        fprintf(stderr, "nflow train: %s\n", nf_last_error());
+        rc = s == NF_ERR_NUMERIC ? EXIT_NUMERIC : EXIT_DATA;
+        goto out;
+    }
+
+    /* evaluation */
+    double test_nll = NAN;
+    if (generated) test_nll = mean_nll(flow, test, ntest, &s);
+    else if (o.val_split > 0) test_nll = rep.val_loss;
+    if (s) { rc = fail(cmd, EXIT_NUMERIC, "evaluating the test NLL: %s", nf_last_error()); goto out; }
+
+    char path[4096], summary[1024];
+    snprintf(summary, sizeof summary,
+             "{\"data\": \"%s\", \"steps\": %zu, \"epochs\": %zu, \"seconds\": %.3f, \"train_nll\": %.6g, "
+             "\"val_nll\": %.6g, \"test_nll\": %.6g, \"seed\": %llu}",
+             generated ? data : "file", rep.steps, rep.epochs, rep.seconds, rep.train_loss,
+             isnan(rep.val_loss) ? -1.0 : rep.val_loss, isnan(test_nll) ? -1.0 : test_nll, (unsigned long long)seed);
+    snprintf(path, sizeof path, "%s/model.nflow", out);
+    if ((s = nf_flow_save(flow, path, summary))) { rc = fail(cmd, EXIT_DATA, "%s", nf_last_error()); goto out; }
+    /* the loss history */
+    hv = malloc((rep.n_history + 1) * 3 * sizeof(float));
+    for (size_t i = 0; hv && i < rep.n_history; i++) {
+        hv[3 * i] = (float)((i + 1) * hist_every);
+        hv[3 * i + 1] = (float)rep.train_history[i];
+        hv[3 * i + 2] = isnan(rep.val_history[i]) ? -1.0f : (float)rep.val_history[i];
+    }
+    snprintf(path, sizeof path, "%s/history.csv", out);
+    if (!hv || nf_write_table(path, hv, rep.n_history, 3, hist_every == 1 && !(generated && !has_epochs)
+                                                               ? "epoch,train_nll,val_nll"
+                                                               : "step,train_nll,val_nll"))
+        { rc = fail(cmd, EXIT_DATA, "cannot write %s", path); goto out; }
+
+    /* figures and report */
+    char cmdline[2048] = "nflow train";
+    for (int i = 0; i < argc; i++) {
+        strncat(cmdline, " ", sizeof cmdline - strlen(cmdline) - 1);
+        int quote = strpbrk(argv[i], " ()[],\"") != NULL;
+        if (quote) strncat(cmdline, "\"", sizeof cmdline - strlen(cmdline) - 1);
+        strncat(cmdline, argv[i], sizeof cmdline - strlen(cmdline) - 1);
+        if (quote) strncat(cmdline, "\"", sizeof cmdline - strlen(cmdline) - 1);
+    }
+    run_info info = {cmdline, spec, data, nf_flow_param_count(flow), d, rep.steps, rep.epochs, rep.seconds,
+                     rep.train_loss, rep.val_loss, test_nll, rep.train_history, rep.val_history, rep.n_history,
+                     hist_every, format};
+    char names[16][64];
+    int nfig = 0;
+    rc = make_figures(cmd, flow, generated ? test : x, generated ? ntest : n, out, &info, names, &nfig);
+    if (!rc) rc = write_report(cmd, out, &info, names, nfig);
+    if (!quiet || !rc) {
+        printf("model:   %s/model.nflow (%zu parameters)\n", out, nf_flow_param_count(flow));
+        printf("trained: %zu steps, %zu epochs in %.1f s; final train NLL %.4f", rep.steps, rep.epochs, rep.seconds,
+               rep.train_loss);
+        if (!isnan(rep.val_loss)) printf(", validation %.4f", rep.val_loss);
+        printf("\n");
+        if (!isnan(test_nll)) printf("test NLL: %.4f nats (%s)\n", test_nll, generated ? "10,000 fresh points" : "validation rows");
+        if (!rc) printf("report:  %s/report.html (%d figures)\n", out, nfig);
+    }
+out:
+    free(hv);
+    nf_train_report_free(&rep);
+    nf_flow_free(flow);
+    nf_rng_free(rng);
+    free(x), free(test);
+    return rc;
+}

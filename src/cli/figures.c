@@ -1,0 +1,250 @@
+/*
+ * figures.c - the figures of a trained flow and the HTML report:
+ *   samples   data vs flow samples side by side (seed 002's compare_samples)
+ *   density   the learned density on a 200 x 200 grid, with contours (d = 2)
+ *   flow_2x2  dataflowr's z = f^-1(X), z ~ p(z), X ~ p(X), X = f(z)
+ *   stages    samples after each bijector of the chain, titled by name
+ *   loss      training and validation loss curves
+ * Scatter figures show the first two coordinates.
+ */
+#include "cli.h"
+#include "../plot/plot.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Range of column c of n rows (stride d): 0.5%..99.5% quantiles widened by 15%. */
+static void range_of(const float *x, size_t n, size_t d, size_t c, double *lo, double *hi) {
+    float *v = malloc(n * sizeof(float));
+    if (!v || n == 0) {
+        free(v);
+        *lo = -3, *hi = 3;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) v[i] = x[i * d + c];
+    qsort(v, n, sizeof(float), cmp_float);
+    double a = v[(size_t)(0.005 * (double)(n - 1))], b = v[(size_t)(0.995 * (double)(n - 1))], m = 0.15 * (b - a + 1e-6);
+    *lo = a - m, *hi = b + m;
+    free(v);
+}
+
+static int finish(const char *cmd, pl_fig *f, const char *path) {
+    if (!f || pl_fig_finish(f)) return fail(cmd, EXIT_DATA, "cannot write the figure %s", path);
+    return 0;
+}
+
+static void fig_path(char *path, size_t sz, const char *dir, const char *name, const char *fmt) {
+    snprintf(path, sz, "%s/%s.%s", dir, name, fmt);
+}
+
+int make_figures(const char *cmd, const nf_flow *flow, const float *data, size_t n, const char *dir,
+                 const run_info *info, char names[][64], int *nfig) {
+    size_t d = nf_flow_dim(flow), m = 2000;
+    const char *fmt = info->format ? info->format : "png";
+    char path[4096];
+    int rc = 0;
+    *nfig = 0;
+    nf_rng *rng = NULL;
+    nf_rng_create(7, &rng);
+    size_t ns = nf_flow_stage_count(flow);
+    float *st = malloc(ns * m * d * sizeof(float)), *zdata = NULL;
+    const char **snames = malloc(ns * sizeof(char *));
+    if (!st || !snames) return fail(cmd, EXIT_DATA, "out of memory for figures");
+    if (nf_flow_sample_stages(flow, rng, m, st, snames)) return fail(cmd, EXIT_NUMERIC, "sampling for figures: %s", nf_last_error());
+    const float *samples = st + (ns - 1) * m * d;
+    size_t nd = data ? (n < m ? n : m) : 0;
+    if (d >= 2) {
+        double x0, x1, y0, y1;
+        range_of(data && nd ? data : samples, data && nd ? nd : m, d, 0, &x0, &x1);
+        range_of(data && nd ? data : samples, data && nd ? nd : m, d, 1, &y0, &y1);
+        /* data vs samples */
+        fig_path(path, sizeof path, dir, "samples", fmt);
+        pl_fig *f = pl_fig_new(path, fmt, 2, 1, 360, 330);
+        if (f) {
+            pl_panel(f, 0, "data", x0, x1, y0, y1, "x1", "x2");
+            if (nd) pl_scatter(f, data, nd, d, PL_BLUE, 1.6, 0.5);
+            pl_panel(f, 1, "flow samples", x0, x1, y0, y1, "x1", "x2");
+            pl_scatter(f, samples, m, d, PL_ORANGE, 1.6, 0.5);
+        }
+        if ((rc = finish(cmd, f, path))) goto out;
+        snprintf(names[(*nfig)++], 64, "samples.%s", fmt);
+        /* learned density */
+        if (d == 2) {
+            enum { G = 200 };
+            float *grid = malloc(G * G * 2 * sizeof(float)), *lp = malloc(G * G * sizeof(float));
+            if (!grid || !lp) {
+                free(grid), free(lp);
+                rc = fail(cmd, EXIT_DATA, "out of memory");
+                goto out;
+            }
+            for (int j = 0; j < G; j++)
+                for (int i = 0; i < G; i++) {
+                    grid[2 * (j * G + i)] = (float)(x0 + (x1 - x0) * i / (G - 1));
+                    grid[2 * (j * G + i) + 1] = (float)(y0 + (y1 - y0) * j / (G - 1));
+                }
+            int ok = nf_flow_log_prob(flow, grid, G * G, lp) == NF_OK;
+            double zmax = 0;
+            for (int k = 0; ok && k < G * G; k++) {
+                lp[k] = isfinite(lp[k]) ? expf(lp[k]) : 0.0f;
+                if (lp[k] > zmax) zmax = lp[k];
+            }
+            if (ok) {
+                fig_path(path, sizeof path, dir, "density", fmt);
+                f = pl_fig_new(path, fmt, 1, 1, 420, 360);
+                if (f) {
+                    pl_panel(f, 0, "learned density p(x)", x0, x1, y0, y1, "x1", "x2");
+                    pl_heatmap(f, lp, G, G, 0, zmax > 0 ? zmax : 1, "density");
+                    pl_contours(f, lp, G, G, 0, zmax > 0 ? zmax : 1, 6);
+                }
+                if (!(rc = finish(cmd, f, path))) snprintf(names[(*nfig)++], 64, "density.%s", fmt);
+            }
+            free(grid), free(lp);
+            if (rc) goto out;
+        }
+        /* dataflowr's 2 x 2 */
+        if (nd) {
+            zdata = malloc(nd * d * sizeof(float));
+            if (zdata && nf_flow_to_base(flow, data, nd, zdata) == NF_OK) {
+                fig_path(path, sizeof path, dir, "flow_2x2", fmt);
+                f = pl_fig_new(path, fmt, 2, 2, 330, 310);
+                if (f) {
+                    pl_panel(f, 0, "z = f^-1(X)", -4, 4, -4, 4, "z1", "z2");
+                    pl_scatter(f, zdata, nd, d, PL_RED, 1.5, 0.5);
+                    pl_panel(f, 1, "z ~ p(z)", -4, 4, -4, 4, "z1", "z2");
+                    pl_scatter(f, st, m, d, PL_GREEN, 1.5, 0.5);
+                    pl_panel(f, 2, "X ~ p(X)", x0, x1, y0, y1, "x1", "x2");
+                    pl_scatter(f, data, nd, d, PL_RED, 1.5, 0.5);
+                    pl_panel(f, 3, "X = f(z)", x0, x1, y0, y1, "x1", "x2");
+                    pl_scatter(f, samples, m, d, PL_GREEN, 1.5, 0.5);
+                }
+                if ((rc = finish(cmd, f, path))) goto out;
+                snprintf(names[(*nfig)++], 64, "flow_2x2.%s", fmt);
+            }
+        }
+        /* samples after each part */
+        int cols = ns < 4 ? (int)ns : 4, rows = (int)((ns + 3) / 4);
+        if (rows > 6) rows = 6; /* at most 24 panels */
+        fig_path(path, sizeof path, dir, "stages", fmt);
+        f = pl_fig_new(path, fmt, cols, rows, 260, 250);
+        for (size_t s = 0; f && s < ns && s < (size_t)(cols * rows); s++) {
+            const float *blk = st + s * m * d;
+            double a0, a1, b0, b1;
+            range_of(blk, m, d, 0, &a0, &a1);
+            range_of(blk, m, d, 1, &b0, &b1);
+            char title[96];
+            snprintf(title, sizeof title, "%zu: %s", s, snames[s]);
+            pl_panel(f, (int)s, title, a0, a1, b0, b1, NULL, NULL);
+            pl_scatter(f, blk, m, d, s + 1 == ns ? PL_ORANGE : PL_BLUE, 1.2, 0.45);
+        }
+        if ((rc = finish(cmd, f, path))) goto out;
+        snprintf(names[(*nfig)++], 64, "stages.%s", fmt);
+    }
+    /* loss curves */
+    if (info && info->n_hist) {
+        double *xs = malloc(info->n_hist * sizeof(double)), lo = INFINITY, hi = -INFINITY;
+        if (!xs) {
+            rc = fail(cmd, EXIT_DATA, "out of memory");
+            goto out;
+        }
+        int has_val = 0;
+        for (size_t i = 0; i < info->n_hist; i++) {
+            xs[i] = (double)((i + 1) * info->hist_every);
+            double a = info->train_hist[i], b = info->val_hist[i];
+            if (isfinite(a)) lo = fmin(lo, a), hi = fmax(hi, a);
+            if (isfinite(b)) lo = fmin(lo, b), hi = fmax(hi, b), has_val = 1;
+        }
+        fig_path(path, sizeof path, dir, "loss", fmt);
+        pl_fig *f = pl_fig_new(path, fmt, 1, 1, 460, 320);
+        if (f) {
+            pl_panel(f, 0, "negative log-likelihood (nats)", 0, xs[info->n_hist - 1], lo - 0.05 * (hi - lo + 1e-9),
+                     hi + 0.05 * (hi - lo + 1e-9), info->hist_every == 1 ? "epoch" : "step", "mean NLL");
+            pl_line(f, xs, info->train_hist, info->n_hist, PL_BLUE, 1.5, "train", 0);
+            if (has_val) pl_line(f, xs, info->val_hist, info->n_hist, PL_ORANGE, 1.5, "validation", 1);
+        }
+        free(xs);
+        if ((rc = finish(cmd, f, path))) goto out;
+        snprintf(names[(*nfig)++], 64, "loss.%s", fmt);
+    }
+out:
+    free(st), free(zdata), free(snames);
+    nf_rng_free(rng);
+    return rc;
+}
+
+/* ---- report ---------------------------------------------------------------- */
+
+static void html_escape(FILE *f, const char *s) {
+    for (; s && *s; s++) {
+        if (*s == '<') fputs("&lt;", f);
+        else if (*s == '>') fputs("&gt;", f);
+        else if (*s == '&') fputs("&amp;", f);
+        else if (*s == '"') fputs("&quot;", f);
+        else fputc(*s, f);
+    }
+}
+
+static int embed(FILE *out, const char *path, const char *mime) {
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fprintf(out, "data:%s;base64,", mime);
+    unsigned char in[3];
+    size_t k;
+    while ((k = fread(in, 1, 3, f)) > 0) {
+        unsigned v = in[0] << 16 | (k > 1 ? in[1] << 8 : 0) | (k > 2 ? in[2] : 0);
+        fputc(b64[v >> 18 & 63], out);
+        fputc(b64[v >> 12 & 63], out);
+        fputc(k > 1 ? b64[v >> 6 & 63] : '=', out);
+        fputc(k > 2 ? b64[v & 63] : '=', out);
+    }
+    fclose(f);
+    return 0;
+}
+
+int write_report(const char *cmd, const char *dir, const run_info *info, char names[][64], int nfig) {
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/report.html", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return fail(cmd, EXIT_DATA, "cannot write %s", path);
+    fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>nflow report</title>\n"
+          "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+          "td{padding:2px 12px 2px 0;vertical-align:top}code{background:#f3f3f3;padding:1px 4px}"
+          "img{max-width:100%;border:1px solid #ddd;margin:6px 0}</style></head><body>\n",
+          f);
+    fputs("<h1>nflow training report</h1>\n<table>\n<tr><td>command</td><td><code>", f);
+    html_escape(f, info->cmdline);
+    fputs("</code></td></tr>\n<tr><td>flow</td><td><code>", f);
+    html_escape(f, info->spec);
+    fprintf(f, "</code></td></tr>\n<tr><td>data</td><td>");
+    html_escape(f, info->data_name);
+    fprintf(f, " (dimension %zu)</td></tr>\n<tr><td>parameters</td><td>%zu</td></tr>\n", info->dim, info->n_params);
+    fprintf(f, "<tr><td>training</td><td>%zu steps, %zu epochs, %.1f s</td></tr>\n", info->steps, info->epochs, info->seconds);
+    fprintf(f, "<tr><td>final train NLL</td><td id=\"train-nll\">%.4f nats</td></tr>\n", info->train_nll);
+    if (isfinite(info->val_nll)) fprintf(f, "<tr><td>validation NLL</td><td id=\"val-nll\">%.4f nats</td></tr>\n", info->val_nll);
+    if (isfinite(info->test_nll)) fprintf(f, "<tr><td>test NLL</td><td id=\"test-nll\">%.4f nats</td></tr>\n", info->test_nll);
+    fputs("</table>\n", f);
+    for (int i = 0; i < nfig; i++) {
+        char fp[4200];
+        snprintf(fp, sizeof fp, "%s/%s", dir, names[i]);
+        const char *ext = strrchr(names[i], '.');
+        fprintf(f, "<h2>%.*s</h2>\n", (int)(ext - names[i]), names[i]);
+        if (ext && !strcmp(ext, ".pdf")) {
+            fprintf(f, "<p><a href=\"%s\">%s</a></p>\n", names[i], names[i]);
+            continue;
+        }
+        fprintf(f, "<img alt=\"%s\" src=\"", names[i]);
+        embed(f, fp, ext && !strcmp(ext, ".svg") ? "image/svg+xml" : "image/png");
+        fputs("\">\n", f);
+    }
+    fputs("</body></html>\n", f);
+    int ok = fclose(f) == 0;
+    if (!ok || rename(tmp, path)) return fail(cmd, EXIT_DATA, "cannot write %s", path);
+    return 0;
+}

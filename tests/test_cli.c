@@ -1,0 +1,134 @@
+/*
+ * test_cli.c - the nflow command end to end: help texts, data -> train ->
+ * sample -> logprob round trips through CSV and NPY, info, eval, exit codes
+ * (1 usage, 2 bad data or model, 3 numerical failure), the files a training
+ * run writes, and the report opened in headless Chromium when installed.
+ */
+#include "test.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char bin[1024], tmp[512];
+
+/* Runs a shell command line; returns its exit code and its stdout (first 64 KiB). */
+static int run(char *out, size_t cap, const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = 0;
+    char sink[4096];
+    if (out) n = fread(out, 1, cap - 1, p);
+    while (fread(sink, 1, sizeof sink, p) > 0) {
+    }
+    if (out) out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int exists(const char *dir, const char *name) {
+    char p[2048];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return stat(p, &sb) == 0 && sb.st_size > 0;
+}
+
+void test_cli(const char *build) {
+    snprintf(bin, sizeof bin, "%s/nflow", build);
+    snprintf(tmp, sizeof tmp, "%s/nflow_cli_%d", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    mkdir(tmp, 0777);
+    static char out[65536];
+    const char *cmds[] = {"train", "sample", "logprob", "eval", "data", "plot", "info"};
+    CHECK(run(out, sizeof out, "%s --help", bin) == 0 && strstr(out, "train") && strstr(out, "Exit codes"), "nflow --help");
+    for (int i = 0; i < 7; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "usage: nflow %s", cmds[i]);
+        CHECK(run(out, sizeof out, "%s %s --help", bin, cmds[i]) == 0 && strstr(out, want), "nflow %s --help", cmds[i]);
+    }
+    CHECK(run(NULL, 0, "%s frobnicate 2>/dev/null", bin) == 1, "unknown command: exit 1");
+
+    /* data -> train (file, validation, scaler) */
+    CHECK(run(NULL, 0, "%s data moons -n 600 --seed 3 --out %s/d.csv", bin, tmp) == 0 && exists(tmp, "d.csv"), "nflow data");
+    int rc = run(out, sizeof out, "%s train --data %s/d.csv --flow 'maf(hidden=[16,16])' --epochs 40 --batch 100 "
+                 "--val-split 0.2 --standardize --out %s/run --quiet", bin, tmp, tmp);
+    CHECK(rc == 0 && strstr(out, "test NLL"), "nflow train on a CSV file: rc %d: %s", rc, out);
+    const char *files[] = {"model.nflow", "history.csv", "report.html", "samples.png", "density.png", "flow_2x2.png", "stages.png", "loss.png"};
+    char rundir[1024];
+    snprintf(rundir, sizeof rundir, "%s/run", tmp);
+    for (int i = 0; i < 8; i++) CHECK(exists(rundir, files[i]), "train wrote %s", files[i]);
+    float *h = NULL;
+    size_t n, d;
+    char path[2048];
+    snprintf(path, sizeof path, "%s/history.csv", rundir);
+    CHECK_OK(nf_read_table(path, &h, &n, &d));
+    CHECK(n == 40 && d == 3 && h && h[3 * 39 + 1] < h[1], "history: 40 epochs, loss falls (%g -> %g)", h ? h[1] : 0, h ? h[3 * 39 + 1] : 0);
+    free(h);
+
+    /* sample / logprob round trip through CSV and NPY */
+    CHECK(run(NULL, 0, "%s sample --model %s/model.nflow -n 200 --seed 5 --with-log-prob --out %s/s.npy", bin, rundir, tmp) == 0, "sample to .npy");
+    CHECK(run(NULL, 0, "%s sample --model %s/model.nflow -n 200 --seed 5 --out %s/s.csv", bin, rundir, tmp) == 0, "sample to .csv");
+    CHECK(run(NULL, 0, "%s logprob --model %s/model.nflow --in %s/s.csv --out %s/lp.npy", bin, rundir, tmp, tmp) == 0, "logprob");
+    float *s = NULL, *c = NULL, *lp = NULL;
+    size_t n1, d1, n2, d2, n3, d3;
+    snprintf(path, sizeof path, "%s/s.npy", tmp);
+    nf_status s1 = nf_read_table(path, &s, &n1, &d1);
+    snprintf(path, sizeof path, "%s/s.csv", tmp);
+    nf_status s2 = nf_read_table(path, &c, &n2, &d2);
+    snprintf(path, sizeof path, "%s/lp.npy", tmp);
+    nf_status s3 = nf_read_table(path, &lp, &n3, &d3);
+    CHECK(!s1 && !s2 && !s3 && n1 == 200 && d1 == 3 && n2 == 200 && d2 == 2 && n3 == 200 && d3 == 1, "shapes of the outputs");
+    if (!s1 && !s2 && !s3 && n1 == 200 && n2 == 200 && n3 == 200) {
+        double worst = 0, wx = 0;
+        for (int i = 0; i < 200; i++) {
+            worst = fmax(worst, fabs(lp[i] - s[3 * i + 2]));
+            wx = fmax(wx, fmax(fabs(c[2 * i] - s[3 * i]), fabs(c[2 * i + 1] - s[3 * i + 1])));
+        }
+        CHECK(wx == 0, "same seed, same samples in CSV and NPY (%g)", wx);
+        CHECK(worst < 1e-3, "logprob of the samples equals their --with-log-prob column (max diff %g)", worst);
+    }
+    free(s), free(c), free(lp);
+    CHECK(run(out, sizeof out, "%s info --model %s/model.nflow", bin, rundir) == 0 && strstr(out, "maf(hidden=[16,16])") &&
+              strstr(out, "scaler:"), "nflow info: %s", out);
+    CHECK(run(out, sizeof out, "%s plot --model %s/model.nflow --data moons --out %s/plots --format svg", bin, rundir, tmp) == 0 &&
+              strstr(out, "samples.svg"), "nflow plot (svg)");
+
+    /* eval: the seed walkthrough */
+    CHECK(run(out, sizeof out, "%s eval --dist 'normal(0, 1)' --log-prob 2.01", bin) == 0 && fabs(atof(out) + 2.938989) < 1e-6,
+          "eval log_prob: %s", out);
+    CHECK(run(out, sizeof out, "%s eval --dist 'transformed(normal(0,1), affine_scalar(shift=0, scale=2))' --cdf 0,1,2", bin) == 0 &&
+              strstr(out, "0.5\n0.69146") && strstr(out, "0.84134"), "eval cdf: %s", out);
+
+    /* exit codes */
+    CHECK(run(NULL, 0, "%s train --data moons --flow 'maf(hidden=[8]' --out %s/x --quiet 2>/dev/null", bin, tmp) == 1, "malformed spec: 1");
+    CHECK(run(NULL, 0, "%s train --data moons --out %s/x 2>/dev/null", bin, tmp) == 1, "missing --flow: 1");
+    snprintf(path, sizeof path, "%s/bad.csv", tmp);
+    FILE *f = fopen(path, "w");
+    if (f) fputs("1,2\n3,4,5\n", f), fclose(f);
+    CHECK(run(NULL, 0, "%s train --data %s --flow 'maf(hidden=[8])' --out %s/x --quiet 2>/dev/null", bin, path, tmp) == 2, "bad data: 2");
+    CHECK(run(NULL, 0, "%s sample --model %s -n 3 --out - 2>/dev/null", bin, path) == 2, "bad model file: 2");
+    CHECK(run(NULL, 0, "%s train --data moons --flow 'maf(hidden=[8])' --steps 300 --lr 10 --out %s/x --quiet 2>/dev/null", bin, tmp) == 3,
+          "numerical failure: 3");
+    CHECK(run(NULL, 0, "%s eval --bijector sigmoid --inverse 1 2>/dev/null", bin) == 2, "out-of-domain eval: 2");
+
+    /* the report in a real browser */
+    if (run(NULL, 0, "command -v chromium >/dev/null 2>&1") == 0) {
+        rc = run(NULL, 0,
+                 "chromium --headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update "
+                 "--no-first-run --user-data-dir=%s/chrome --dump-dom file://%s/report.html > %s/dom.html 2>/dev/null",
+                 tmp, rundir, tmp);
+        int imgs = -1, val = 0, png = 0;
+        if (rc == 0 && run(out, sizeof out, "grep -o '<img' %s/dom.html | wc -l", tmp) == 0) imgs = atoi(out);
+        val = run(NULL, 0, "grep -q 'id=\"val-nll\"' %s/dom.html", tmp) == 0;
+        png = run(NULL, 0, "grep -q 'data:image/png;base64,iVBOR' %s/dom.html", tmp) == 0;
+        CHECK(rc == 0 && imgs == 5 && val && png, "report opens in Chromium with 5 embedded PNGs (rc %d, %d images)", rc, imgs);
+    } else {
+        printf("note: chromium is not installed; the report's browser check was skipped\n");
+    }
+    run(NULL, 0, "rm -rf %s", tmp);
+}
