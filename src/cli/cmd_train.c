@@ -247,8 +247,8 @@ int cmd_train(int argc, char **argv) {
     if (!rc) rc = write_report(cmd, out, &info, names, nfig);
     if (!quiet || !rc) {
         printf("model:   %s/model.nflow (%zu parameters)\n", out, nf_flow_param_count(flow));
-        printf("trained: %zu steps, %zu epochs in %.1f s; final train NLL %.4f", rep.steps, rep.epochs, rep.seconds,
-               rep.train_loss);
+        if (rep.epochs) printf("trained: %zu steps, %zu epochs in %.1f s; final train NLL %.4f", rep.steps, rep.epochs, rep.seconds, rep.train_loss);
+        else printf("trained: %zu steps on fresh batches in %.1f s; final train NLL %.4f", rep.steps, rep.seconds, rep.train_loss);
         if (!isnan(rep.val_loss)) printf(", validation %.4f", rep.val_loss);
         printf("\n");
         if (!isnan(test_nll)) printf("test NLL: %.4f nats (%s)\n", test_nll, generated ? "10,000 fresh points" : "validation rows");

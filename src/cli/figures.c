@@ -225,7 +225,10 @@ int write_report(const char *cmd, const char *dir, const run_info *info, char na
     fprintf(f, "</code></td></tr>\n<tr><td>data</td><td>");
     html_escape(f, info->data_name);
     fprintf(f, " (dimension %zu)</td></tr>\n<tr><td>parameters</td><td>%zu</td></tr>\n", info->dim, info->n_params);
-    fprintf(f, "<tr><td>training</td><td>%zu steps, %zu epochs, %.1f s</td></tr>\n", info->steps, info->epochs, info->seconds);
+    if (info->epochs)
+        fprintf(f, "<tr><td>training</td><td>%zu steps, %zu epochs, %.1f s</td></tr>\n", info->steps, info->epochs, info->seconds);
+    else
+        fprintf(f, "<tr><td>training</td><td>%zu steps on fresh batches, %.1f s</td></tr>\n", info->steps, info->seconds);
     fprintf(f, "<tr><td>final train NLL</td><td id=\"train-nll\">%.4f nats</td></tr>\n", info->train_nll);
     if (isfinite(info->val_nll)) fprintf(f, "<tr><td>validation NLL</td><td id=\"val-nll\">%.4f nats</td></tr>\n", info->val_nll);
     if (isfinite(info->test_nll)) fprintf(f, "<tr><td>test NLL</td><td id=\"test-nll\">%.4f nats</td></tr>\n", info->test_nll);
