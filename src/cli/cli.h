@@ -68,6 +68,7 @@ typedef struct run_info {
     const double *train_hist, *val_hist;
     size_t n_hist, hist_every; /* epochs (1) or steps per entry */
     const char *format;        /* png, svg, pdf */
+    int grid;                  /* density grid points per axis (0: 200) */
 } run_info;
 int make_figures(const char *cmd, const nf_flow *flow, const float *data, size_t n, const char *dir,
                  const run_info *info, char names[][64], int *nfig);

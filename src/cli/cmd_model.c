@@ -25,7 +25,7 @@ static const char *HELP_INFO =
     "Prints a model file's spec, dimension, parameter count, scaler and\n"
     "training summary.\n";
 static const char *HELP_PLOT =
-    "usage: nflow plot --model M --out DIR [--data FILE|NAME] [--n N] [--format png|svg|pdf]\n"
+    "usage: nflow plot --model M --out DIR [--data FILE|NAME] [--n N] [--grid G] [--format png|svg|pdf]\n"
     "\n"
     "Draws a model's figures into DIR: data vs samples, the learned density\n"
     "(2-D), dataflowr's 2x2 figure and the samples after each bijector.  --data\n"
@@ -149,6 +149,7 @@ int cmd_plot(int argc, char **argv) {
     const char *model = opt_str(&a, "--model", NULL), *out = opt_str(&a, "--out", NULL), *data = opt_str(&a, "--data", NULL);
     const char *fmt = opt_str(&a, "--format", "png");
     size_t n = (size_t)opt_num(&a, "--n", 2000, 1, 1e7);
+    int grid = (int)opt_num(&a, "--grid", 200, 2, 2000);
     rc = args_check_all_used(&a);
     args_free(&a);
     if (rc) return rc;
@@ -179,6 +180,7 @@ int cmd_plot(int argc, char **argv) {
     run_info info;
     memset(&info, 0, sizeof info);
     info.format = fmt;
+    info.grid = grid;
     char names[16][64];
     int nfig = 0;
     if (!rc) rc = make_figures(cmd, f, x, x ? n : 0, out, &info, names, &nfig);

@@ -39,6 +39,7 @@ static const char *HELP =
     "  --noise F         noise of generated data (default 0.05)\n"
     "  --seed S          seed of the weights, batches and generated data (default 0)\n"
     "  --format FMT      figures as png (default), svg or pdf\n"
+    "  --grid G          density figure on a G x G grid (default 200; dataflowr used 500)\n"
     "  --quiet           no progress display\n"
     "\n"
     "The test NLL is measured on 10,000 fresh points for generated data, on the\n"
@@ -119,6 +120,7 @@ int cmd_train(int argc, char **argv) {
     float noise = (float)opt_num(&a, "--noise", 0.05, 0, 1e3);
     uint64_t seed = (uint64_t)opt_num(&a, "--seed", 0, 0, 1.8e19);
     int quiet = opt_flag(&a, "--quiet");
+    int grid = (int)opt_num(&a, "--grid", 200, 2, 2000);
     int rc = args_check_all_used(&a);
     args_free(&a);
     if (rc) return rc;
@@ -240,7 +242,7 @@ int cmd_train(int argc, char **argv) {
     }
     run_info info = {cmdline, spec, data, nf_flow_param_count(flow), d, rep.steps, rep.epochs, rep.seconds,
                      rep.train_loss, rep.val_loss, test_nll, rep.train_history, rep.val_history, rep.n_history,
-                     hist_every, format};
+                     hist_every, format, grid};
     char names[16][64];
     int nfig = 0;
     rc = make_figures(cmd, flow, generated ? test : x, generated ? ntest : n, out, &info, names, &nfig);

@@ -1,7 +1,7 @@
 /*
  * figures.c - the figures of a trained flow and the HTML report:
  *   samples   data vs flow samples side by side (seed 002's compare_samples)
- *   density   the learned density on a 200 x 200 grid, with contours (d = 2)
+ *   density   the learned density on a grid (200 x 200, --grid), with contours (d = 2)
  *   flow_2x2  dataflowr's z = f^-1(X), z ~ p(z), X ~ p(X), X = f(z)
  *   stages    samples after each bijector of the chain, titled by name
  *   loss      training and validation loss curves
@@ -76,8 +76,8 @@ int make_figures(const char *cmd, const nf_flow *flow, const float *data, size_t
         snprintf(names[(*nfig)++], 64, "samples.%s", fmt);
         /* learned density */
         if (d == 2) {
-            enum { G = 200 };
-            float *grid = malloc(G * G * 2 * sizeof(float)), *lp = malloc(G * G * sizeof(float));
+            const int G = info && info->grid > 1 ? info->grid : 200;
+            float *grid = malloc((size_t)G * G * 2 * sizeof(float)), *lp = malloc((size_t)G * G * sizeof(float));
             if (!grid || !lp) {
                 free(grid), free(lp);
                 rc = fail(cmd, EXIT_DATA, "out of memory");
@@ -88,7 +88,7 @@ int make_figures(const char *cmd, const nf_flow *flow, const float *data, size_t
                     grid[2 * (j * G + i)] = (float)(x0 + (x1 - x0) * i / (G - 1));
                     grid[2 * (j * G + i) + 1] = (float)(y0 + (y1 - y0) * j / (G - 1));
                 }
-            int ok = nf_flow_log_prob(flow, grid, G * G, lp) == NF_OK;
+            int ok = nf_flow_log_prob(flow, grid, (size_t)G * G, lp) == NF_OK;
             double zmax = 0;
             for (int k = 0; ok && k < G * G; k++) {
                 lp[k] = isfinite(lp[k]) ? expf(lp[k]) : 0.0f;
