@@ -10,6 +10,14 @@
 
 #define LEAK 0.01f
 
+void nf__bias_act_forward(nf_activation a, float *h, const float *bias, size_t n, size_t b) {
+    for (size_t i = 0; i < n; i++) {
+        float *r = h + i * b;
+        for (size_t j = 0; j < b; j++) r[j] += bias[j];
+        nf__act_forward(a, r, b);
+    }
+}
+
 const char *nf__act_name(nf_activation a) {
     switch (a) {
     case NF_ACT_IDENTITY: return "identity";
@@ -22,14 +30,18 @@ const char *nf__act_name(nf_activation a) {
     return "unknown";
 }
 
+/* Written as multiplications by 0/1 masks, which vectorise (-O3): the sign
+ * of a pre-activation is random, so a branch would mispredict about half
+ * the time, and a select becomes a conditional store that does not
+ * vectorise. */
 void nf__act_forward(nf_activation a, float *h, size_t m) {
     switch (a) {
     case NF_ACT_IDENTITY: break;
     case NF_ACT_RELU:
-        for (size_t i = 0; i < m; i++) h[i] = h[i] > 0 ? h[i] : 0;
+        for (size_t i = 0; i < m; i++) h[i] *= (float)(h[i] > 0);
         break;
     case NF_ACT_LEAKY_RELU:
-        for (size_t i = 0; i < m; i++) h[i] = h[i] > 0 ? h[i] : LEAK * h[i];
+        for (size_t i = 0; i < m; i++) h[i] *= LEAK + (1 - LEAK) * (float)(h[i] > 0);
         break;
     case NF_ACT_TANH:
         for (size_t i = 0; i < m; i++) h[i] = tanhf(h[i]);
@@ -47,10 +59,10 @@ void nf__act_backward(nf_activation a, float *g, const float *h, size_t m) {
     switch (a) {
     case NF_ACT_IDENTITY: break;
     case NF_ACT_RELU:
-        for (size_t i = 0; i < m; i++) g[i] = h[i] > 0 ? g[i] : 0;
+        for (size_t i = 0; i < m; i++) g[i] *= (float)(h[i] > 0);
         break;
     case NF_ACT_LEAKY_RELU:
-        for (size_t i = 0; i < m; i++) g[i] = h[i] > 0 ? g[i] : LEAK * g[i];
+        for (size_t i = 0; i < m; i++) g[i] *= LEAK + (1 - LEAK) * (float)(h[i] > 0);
         break;
     case NF_ACT_TANH:
         for (size_t i = 0; i < m; i++) g[i] *= 1 - h[i] * h[i];

@@ -113,10 +113,9 @@ const float *nf__mlp_forward(const nf_mlp *m, const float *params, float *tape, 
     for (size_t l = 0; l < m->nlin; l++) {
         size_t a = m->w[l], b = m->w[l + 1];
         const float *W = weights(m, l, p, wbuf), *bias = p + a * b;
-        for (size_t i = 0; i < n; i++) memcpy(t + i * b, bias, b * sizeof(float));
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)b, (int)a, 1.0f, in, (int)a,
-                    W, (int)a, 1.0f, t, (int)b);
-        if (l + 1 < m->nlin) nf__act_forward(m->act, t, n * b);
+                    W, (int)a, 0.0f, t, (int)b);
+        nf__bias_act_forward(l + 1 < m->nlin ? m->act : NF_ACT_IDENTITY, t, bias, n, b); /* fused */
         in = t;
         t += n * b;
         p += a * b + b;
