@@ -13,16 +13,23 @@ void nf__adam_step(nf_adam *a, float *p, float *g, float *m, float *v, size_t n)
         m[i] = b1 * m[i] + (1 - b1) * gi;
         v[i] = b2 * v[i] + (1 - b2) * gi * gi;
         p[i] -= step * m[i] / (sqrtf(v[i]) * isb2 + eps);
+        g[i] = 0;
     }
 }
 
 double nf__clip_norm(float *g, size_t n, double max_norm) {
+    /* eight float partial sums, so the loop vectorises */
+    float acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += g[i + k] * g[i + k];
     double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    for (int k = 0; k < 8; k++) s += acc[k];
+    for (; i < n; i++) s += (double)g[i] * g[i];
     double norm = sqrt(s);
-    if (max_norm > 0 && norm > max_norm) {
+    if (max_norm > 0 && isfinite(norm) && norm > max_norm) {
         float f = (float)(max_norm / norm);
-        for (size_t i = 0; i < n; i++) g[i] *= f;
+        for (size_t k = 0; k < n; k++) g[k] *= f;
     }
     return norm;
 }

@@ -14,8 +14,11 @@ typedef struct nf_adam {
     size_t t; /* steps taken */
 } nf_adam;
 
+/* One step; g is consumed and left zeroed, ready for the next step's
+ * accumulation (saves a separate pass over the gradient buffer). */
 void nf__adam_step(nf_adam *a, float *p, float *g, float *m, float *v, size_t n);
-/* Scales g so that its L2 norm is at most max_norm; returns the norm before. */
+/* L2 norm of g (non-finite if any entry is); scaled to at most max_norm
+ * when max_norm > 0 and the norm is finite.  Returns the norm before. */
 double nf__clip_norm(float *g, size_t n, double max_norm);
 
 #endif

@@ -42,6 +42,7 @@ typedef struct trainer {
     float *grad, *m, *v, *best;
     nf_adam adam;
     float clip;
+    double norm; /* of the last step's gradient, before clipping */
 } trainer;
 
 static nf_status trainer_init(trainer *t, nf_flow *f, size_t B, const nf_train_opts *o) {
@@ -68,6 +69,7 @@ static nf_status trainer_init(trainer *t, nf_flow *f, size_t B, const nf_train_o
     t->m = nf__carve(&cur, t->P * sizeof(float) + 1);
     t->v = nf__carve(&cur, t->P * sizeof(float) + 1);
     t->best = nf__carve(&cur, t->P * sizeof(float) + 1);
+    memset(t->grad, 0, t->P * sizeof(float));
     memset(t->m, 0, t->P * sizeof(float));
     memset(t->v, 0, t->P * sizeof(float));
     t->adam = (nf_adam){o->lr, o->beta1, o->beta2, o->eps, o->weight_decay, 0};
@@ -92,10 +94,20 @@ static nf_status nll(trainer *t, size_t k, int with_grad, double *loss) {
     float inv = -1.0f / (float)k;
     for (size_t i = 0; i < k * t->d; i++) t->gz[i] *= inv;
     for (size_t i = 0; i < k; i++) t->gl[i] = inv;
-    memset(t->grad, 0, t->P * sizeof(float));
-    NF_TRY(f->bij->ops->inverse_backward(f->bij, &p, NULL, t->grad, t->gz, t->gl, t->x, t->z));
-    size_t bad = nf__first_nonfinite(t->grad, t->P);
-    if (bad < t->P) return nf__err(NF_ERR_NUMERIC, "the gradient of parameter %zu is %g", bad, (double)t->grad[bad]);
+    /* t->grad is all zeros here: zeroed once, then cleared by each Adam step */
+    nf_status st = f->bij->ops->inverse_backward(f->bij, &p, NULL, t->grad, t->gz, t->gl, t->x, t->z);
+    if (st) {
+        memset(t->grad, 0, t->P * sizeof(float));
+        return st;
+    }
+    t->norm = nf__clip_norm(t->grad, t->P, t->clip);
+    if (!isfinite(t->norm)) {
+        size_t bad = nf__first_nonfinite(t->grad, t->P);
+        nf_status e = nf__err(NF_ERR_NUMERIC, "the gradient of parameter %zu is %g", bad,
+                              bad < t->P ? (double)t->grad[bad] : t->norm);
+        memset(t->grad, 0, t->P * sizeof(float));
+        return e;
+    }
     return NF_OK;
 }
 
@@ -106,7 +118,6 @@ static nf_status step(trainer *t, size_t k, size_t stepno, double *loss) {
         snprintf(head, sizeof head, "step %zu (the parameters after step %zu are kept)", stepno, stepno - 1);
         return nf__err_prefix(s, head);
     }
-    if (t->clip > 0) nf__clip_norm(t->grad, t->P, t->clip);
     nf__adam_step(&t->adam, t->f->bij->params, t->grad, t->m, t->v, t->P);
     return NF_OK;
 }
