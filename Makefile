@@ -32,7 +32,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 EX_SRC   := $(sort $(wildcard examples/*.c))
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all lib test examples install clean
+.PHONY: all lib test examples install clean bench
 .SECONDARY:
 all: lib examples $(BUILD)/nflow $(BUILD)/tests/run
 
@@ -64,6 +64,14 @@ $(BUILD)/tests/run: $(TEST_OBJ) $(BUILD)/libnflow.a
 
 test: all
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 ./$(BUILD)/tests/run $(BUILD)
+
+$(BUILD)/bench/nflow_bench: bench/nflow_bench.c $(BUILD)/libnflow.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libnflow.a $(LDFLAGS) $(LDLIBS)
+
+# nflow against PyTorch, side by side; writes docs/performance.md
+bench:
+	bench/run
 
 $(BUILD)/nflow.pc: nflow.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBS@|$(LDLIBS)|' nflow.pc.in > $@

@@ -7,7 +7,9 @@
  *                       dW_l += G_pre^T H_l,  db_l += sum_rows G_pre,
  *                       G_l = G_pre W_l
  * Masked layers use W_l ⊙ M_l in both passes and add dW ⊙ M_l, so masked
- * weights never influence anything and get exactly zero gradient.
+ * weights never influence anything and get exactly zero gradient.  Layers
+ * with one input or one output (a coupling's first and last layers in 2-D)
+ * use outer products and GEMV instead of a packed GEMM.
  */
 #include "nn.h"
 
@@ -113,8 +115,15 @@ const float *nf__mlp_forward(const nf_mlp *m, const float *params, float *tape, 
     for (size_t l = 0; l < m->nlin; l++) {
         size_t a = m->w[l], b = m->w[l + 1];
         const float *W = weights(m, l, p, wbuf), *bias = p + a * b;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)b, (int)a, 1.0f, in, (int)a,
-                    W, (int)a, 0.0f, t, (int)b);
+        if (a == 1) { /* one input: an outer product, no GEMM needed */
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < b; j++) t[i * b + j] = in[i] * W[j];
+        } else if (b == 1) { /* one output: a matrix-vector product */
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)a, 1.0f, in, (int)a, W, 1, 0.0f, t, 1);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)b, (int)a, 1.0f, in, (int)a,
+                        W, (int)a, 0.0f, t, (int)b);
+        }
         nf__bias_act_forward(l + 1 < m->nlin ? m->act : NF_ACT_IDENTITY, t, bias, n, b); /* fused */
         in = t;
         t += n * b;
@@ -148,6 +157,10 @@ void nf__mlp_backward(const nf_mlp *m, const float *params, float *dparams, floa
                             (int)b, in, (int)a, 0.0f, dwbuf, (int)a);
                 const float *M = m->masks[l];
                 for (size_t k = 0; k < a * b; k++) dW[k] += dwbuf[k] * M[k];
+            } else if (b == 1) { /* dW (1 x a) += g^T in */
+                cblas_sgemv(CblasRowMajor, CblasTrans, (int)n, (int)a, 1.0f, in, (int)a, g, 1, 1.0f, dW, 1);
+            } else if (a == 1) { /* dW (b x 1) += in^T g */
+                cblas_sgemv(CblasRowMajor, CblasTrans, (int)n, (int)b, 1.0f, g, (int)b, in, 1, 1.0f, dW, 1);
             } else {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)b, (int)a, (int)n, 1.0f, g,
                             (int)b, in, (int)a, 1.0f, dW, (int)a);
@@ -159,8 +172,15 @@ void nf__mlp_backward(const nf_mlp *m, const float *params, float *dparams, floa
         float *next = l == 0 ? dx : gbuf[which];
         which ^= 1;
         const float *W = weights(m, l, params + off[l], wbuf);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)a, (int)b, 1.0f, g, (int)b,
-                    W, (int)a, 0.0f, next, (int)a);
+        if (b == 1) { /* next (n x a) = g (n x 1) W (1 x a): an outer product */
+            for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < a; j++) next[i * a + j] = g[i] * W[j];
+        } else if (a == 1) { /* next (n x 1) = g W (b x 1) */
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)b, 1.0f, g, (int)b, W, 1, 0.0f, next, 1);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)a, (int)b, 1.0f, g, (int)b,
+                        W, (int)a, 0.0f, next, (int)a);
+        }
         g = next;
     }
 }

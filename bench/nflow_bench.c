@@ -1,0 +1,125 @@
+/*
+ * nflow_bench.c - the nflow side of the benchmark (bench/run runs it next to
+ * bench/torch_bench.py with the same configurations).  Prints lines
+ *   RESULT <name> <value> <unit>
+ * Threads are set by the caller through OPENBLAS_NUM_THREADS.
+ *
+ * Configurations: the dataflowr RealNVP ("realnvp(layers=6, hidden=[256,256])")
+ * and a 5-layer MAF ("maf(layers=5, hidden=[256,256])", ReLU, reversed order
+ * between layers), d = 2; training steps at batch 100 and 1024 (a fixed
+ * batch, so data generation is not timed); log_prob and sample of 1,000,000
+ * points (in chunks of 8192, as the library does); IAF sampling (its fast
+ * direction); a 10000x256x256 sgemm; the process's peak resident memory.
+ */
+#include "nflow.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+#define TRY(e)                                                            \
+    do {                                                                  \
+        if ((e) != NF_OK) {                                               \
+            fprintf(stderr, "bench: %s: %s\n", #e, nf_last_error());      \
+            exit(1);                                                      \
+        }                                                                 \
+    } while (0)
+
+typedef struct fixed {
+    const float *x;
+} fixed;
+
+static int same_batch(void *u, nf_rng *r, float *x, size_t n) {
+    (void)r;
+    memcpy(x, ((fixed *)u)->x, n * 2 * sizeof(float));
+    return 0;
+}
+
+/* ms per training step at batch b (median of 3 timed runs of `steps`). */
+static double step_ms(const char *spec, size_t b, size_t steps) {
+    nf_flow *f = NULL;
+    TRY(nf_flow_from_spec(spec, 2, 1, &f));
+    nf_rng *rng = NULL;
+    nf_rng_create(3, &rng);
+    float *x = malloc(b * 2 * sizeof(float));
+    TRY(nf_data_moons(rng, b, 0.05f, x, NULL));
+    fixed fx = {x};
+    nf_train_opts o = nf_train_defaults();
+    o.batch = b, o.lr = 1e-4f, o.log_every = 0;
+    double t[3];
+    o.steps = 5;
+    TRY(nf_flow_fit_stream(f, same_batch, &fx, &o, NULL)); /* warm up */
+    o.steps = steps;
+    for (int k = 0; k < 3; k++) {
+        double t0 = now();
+        TRY(nf_flow_fit_stream(f, same_batch, &fx, &o, NULL));
+        t[k] = (now() - t0) * 1000 / (double)steps;
+    }
+    double m = t[0] < t[1] ? (t[1] < t[2] ? t[1] : (t[0] < t[2] ? t[2] : t[0])) : (t[0] < t[2] ? t[0] : (t[1] < t[2] ? t[2] : t[1]));
+    free(x);
+    nf_rng_free(rng);
+    nf_flow_free(f);
+    return m;
+}
+
+int main(void) {
+    const char *rnvp = "realnvp(layers=6, hidden=[256,256])", *maf = "maf(layers=5, hidden=[256,256])",
+               *iaf = "iaf(layers=5, hidden=[256,256])";
+    printf("RESULT realnvp_step_b100 %.4f ms\n", step_ms(rnvp, 100, 200));
+    printf("RESULT realnvp_step_b1024 %.4f ms\n", step_ms(rnvp, 1024, 30));
+    printf("RESULT maf_step_b100 %.4f ms\n", step_ms(maf, 100, 200));
+    printf("RESULT maf_step_b1024 %.4f ms\n", step_ms(maf, 1024, 30));
+    fflush(stdout);
+
+    enum { N = 1000000 };
+    float *x = malloc((size_t)N * 2 * sizeof(float)), *lp = malloc(N * sizeof(float));
+    nf_rng *rng = NULL;
+    nf_rng_create(4, &rng);
+    TRY(nf_data_moons(rng, N, 0.05f, x, NULL));
+    const char *specs[3] = {rnvp, maf, iaf}, *names[3] = {"realnvp", "maf", "iaf"};
+    for (int k = 0; k < 3; k++) {
+        nf_flow *f = NULL;
+        TRY(nf_flow_from_spec(specs[k], 2, 1, &f));
+        if (k < 2) { /* IAF's density is its slow direction: not benchmarked */
+            double t0 = now();
+            TRY(nf_flow_log_prob(f, x, N, lp));
+            printf("RESULT %s_logprob_1M %.4f s\n", names[k], now() - t0);
+        }
+        double t0 = now();
+        TRY(nf_flow_sample(f, rng, N, x));
+        printf("RESULT %s_sample_1M %.4f s\n", names[k], now() - t0);
+        fflush(stdout);
+        nf_flow_free(f);
+        TRY(nf_data_moons(rng, N, 0.05f, x, NULL));
+    }
+    /* peak memory of the flow workload (before the roofline test's matrices) */
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("RESULT peak_rss %.1f MiB\n", ru.ru_maxrss / 1024.0);
+    /* the practical roofline: a 10000x256x256 sgemm on the same threads */
+    size_t m = 10000, kk = 256, nn = 256;
+    float *A = malloc(m * kk * sizeof(float)), *B = malloc(kk * nn * sizeof(float)), *C = malloc(m * nn * sizeof(float));
+    nf_rng_fill_normal(rng, A, m * kk);
+    nf_rng_fill_normal(rng, B, kk * nn);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)nn, (int)kk, 1, A, (int)kk, B, (int)kk, 0, C, (int)nn);
+    double best = 1e9;
+    for (int r = 0; r < 10; r++) {
+        double t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)nn, (int)kk, 1, A, (int)kk, B, (int)kk, 0, C, (int)nn);
+        double t = now() - t0;
+        if (t < best) best = t;
+    }
+    printf("RESULT sgemm_10000x256x256 %.2f GFLOP/s\n", 2.0 * (double)(m * kk * nn) / best / 1e9);
+    free(A), free(B), free(C), free(x), free(lp);
+    nf_rng_free(rng);
+    return 0;
+}

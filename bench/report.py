@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""Turns bench/run's RESULT lines into a table of times and ratios and writes
+docs/performance.md (with the machine it ran on and the peak computation)."""
+import platform
+import re
+import subprocess
+import sys
+import time
+
+res = {}
+info = []
+for line in open(sys.argv[1]):
+    p = line.split()
+    if len(p) == 6 and p[0] == "RESULT":
+        res[(p[1], int(p[2]), p[3])] = (float(p[4]), p[5])
+    elif p[:1] == ["INFO"]:
+        info.append(line.strip())
+
+threads = sorted({k[1] for k in res})
+names = ["realnvp_step_b100", "realnvp_step_b1024", "maf_step_b100", "maf_step_b1024", "realnvp_logprob_1M",
+         "realnvp_sample_1M", "maf_logprob_1M", "maf_sample_1M", "iaf_sample_1M", "peak_rss"]
+# Useful FLOPs per point of one log_prob (2 per multiply-add, networks only):
+# RealNVP: 12 nets of 1x256 + 256x256 + 256x1 MACs; MAF: 5 MADEs of 2x256 + 256x256 + 256x4.
+FLOP = {"realnvp": 2 * 12 * (256 + 256 * 256 + 256), "maf": 2 * 5 * (2 * 256 + 256 * 256 + 256 * 4)}
+
+cpu = {}
+for line in open("/proc/cpuinfo"):
+    k, _, v = line.partition(":")
+    cpu.setdefault(k.strip(), v.strip())
+flags = cpu.get("flags", "").split()
+ncores = int(subprocess.run(["nproc"], capture_output=True, text=True).stdout)
+mhz = float(cpu.get("cpu MHz", "0"))
+family = int(cpu.get("cpu family", "0"))
+width = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
+# AMD Zen 4 (family 25) runs 512-bit FMAs on 256-bit units; Zen 5 (26) and Intel
+# server cores with AVX-512 have full-width units.  Two FMA pipes per core.
+eff = 8 if (family == 25 and width == 16) else width
+peak = ncores * mhz / 1000 * eff * 2 * 2  # cores x GHz x lanes x 2 FMA pipes x 2 FLOP
+
+rows = []
+for t in threads:
+    for n in names:
+        a, b = res.get(("nflow", t, n)), res.get(("torch", t, n))
+        if not a or not b:
+            continue
+        ratio = b[0] / a[0] if n != "peak_rss" else a[0] / b[0]
+        rows.append((n, t, a, b, ratio))
+
+lines = []
+lines.append("| benchmark | threads | nflow | PyTorch | PyTorch / nflow |")
+lines.append("|---|---|---|---|---|")
+for n, t, a, b, r in rows:
+    if n == "peak_rss":
+        lines.append(f"| {n} | {t} | {a[0]:.0f} {a[1]} | {b[0]:.0f} {b[1]} | nflow uses {r:.2f}x PyTorch's memory |")
+    else:
+        lines.append(f"| {n} | {t} | {a[0]:.4g} {a[1]} | {b[0]:.4g} {b[1]} | **{r:.2f}x** |")
+gf = []
+for t in threads:
+    sg = res.get(("nflow", t, "sgemm_10000x256x256"))
+    for m in ("realnvp", "maf"):
+        a, b = res.get(("nflow", t, f"{m}_logprob_1M")), res.get(("torch", t, f"{m}_logprob_1M"))
+        if not a or not b or not sg:
+            continue
+        ga, gb = FLOP[m] * 1e6 / a[0] / 1e9, FLOP[m] * 1e6 / b[0] / 1e9
+        gf.append(f"| {m} log_prob, 1M points | {t} | {ga:.1f} | {gb:.1f} | {sg[0]:.1f} | {100 * ga / sg[0]:.0f}% | "
+                  f"{100 * ga / (peak * t / ncores):.0f}% |")
+table = "\n".join(lines)
+print(table)
+print()
+print("| large-batch log_prob | threads | nflow GFLOP/s | PyTorch GFLOP/s | sgemm 10000x256x256 GFLOP/s | nflow / sgemm | nflow / FP32 peak of those cores |")
+print("|---|---|---|---|---|---|---|")
+print("\n".join(gf))
+
+with open(sys.argv[2], "w") as f:
+    f.write("# Performance: nflow against PyTorch\n\n")
+    f.write("Written by `bench/run` (or `make bench`), which runs `build/bench/nflow_bench` and "
+            "`bench/torch_bench.py` on identical configurations one after the other in the same run, at 1 and 2 "
+            "threads (OPENBLAS_NUM_THREADS / torch.set_num_threads), and reports ratios PyTorch time / nflow time "
+            "(higher is better for nflow).\n\n")
+    f.write(f"Machine: {cpu.get('model name', '?')} (cpu family {family}), {ncores} cores at {mhz:.0f} MHz, "
+            f"{platform.platform()}; {'; '.join(info)}. Run on {time.strftime('%Y-%m-%d %H:%M')}.\n\n")
+    f.write("Configurations: dataflowr's RealNVP (6 couplings, s/t nets 2-256-256-2) and a 5-layer MAF "
+            "(MADE [256,256], ReLU, reversed order between layers), d = 2; training steps (forward, backward, "
+            "Adam) on a fixed batch of 100 or 1024; log_prob and sampling of 1,000,000 points in chunks of 8192; "
+            "MAF sampling takes d = 2 passes per layer, IAF sampling one.\n\n")
+    f.write(table + "\n\n")
+    f.write("| large-batch log_prob | threads | nflow GFLOP/s | PyTorch GFLOP/s | sgemm 10000x256x256 GFLOP/s | nflow / sgemm | nflow / FP32 peak of those cores |\n")
+    f.write("|---|---|---|---|---|---|---|\n" + "\n".join(gf) + "\n\n")
+    f.write(f"GFLOP/s count the networks' useful multiply-adds (2 FLOP each): {FLOP['realnvp'] / 1e6:.3f} MFLOP per "
+            f"RealNVP point, {FLOP['maf'] / 1e6:.3f} MFLOP per MAF point, the same count for both libraries. "
+            f"FP32 peak = cores x clock x lanes x 2 FMA pipes x 2 FLOP = {ncores} x {mhz / 1000:.3f} GHz x {eff} x 2 x 2 "
+            f"= {peak:.0f} GFLOP/s for the machine ({eff} float lanes per FMA: {'AVX-512' if width == 16 else 'AVX2'}"
+            f"{', executed on 256-bit units (Zen 4)' if eff != width else ''}); OpenBLAS's sgemm kernel here is its "
+            "Haswell (AVX2) one, so the measured sgemm rate is the practical roofline.\n")
+print(f"\nwrote {sys.argv[2]}")
