@@ -9,6 +9,9 @@ SAN     ?= 0
 ifeq ($(SAN),1)
 BUILD   ?= build-san
 OPT     ?= -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else ifeq ($(SAN),thread)
+BUILD   ?= build-tsan
+OPT     ?= -O1 -g -fsanitize=thread -fno-omit-frame-pointer
 else
 BUILD   ?= build
 OPT     ?= -O3 -g
@@ -32,7 +35,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 EX_SRC   := $(sort $(wildcard examples/*.c))
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all lib test examples install clean bench
+.PHONY: all lib test examples install clean bench fuzz tsan
 .SECONDARY:
 all: lib examples $(BUILD)/nflow $(BUILD)/tests/run
 
@@ -69,6 +72,25 @@ $(BUILD)/bench/nflow_bench: bench/nflow_bench.c $(BUILD)/libnflow.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libnflow.a $(LDFLAGS) $(LDLIBS)
 
+# libFuzzer targets for the readers (clang): make fuzz FUZZ_SECONDS=600
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := csv npy model spec
+FUZZ_FLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fno-math-errno -fno-trapping-math -Iinclude \
+              -fsanitize=address,undefined -fno-sanitize-recover=all
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(LIB_SRC) $(wildcard src/*/*.h include/*.h)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+	    mkdir -p build-fuzz/corpus/$$t build-fuzz/crashes/$$t; \
+	    echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	    build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+	        -artifact_prefix=build-fuzz/crashes/$$t/ -print_final_stats=1 \
+	        build-fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Test unit written' ; \
+	    test -z "$$(ls build-fuzz/crashes/$$t)" || { echo "fuzz_$$t found a crash"; exit 1; }; \
+	done
+
 # nflow against PyTorch, side by side; writes docs/performance.md
 bench:
 	bench/run
@@ -87,4 +109,9 @@ install: lib $(BUILD)/nflow $(BUILD)/nflow.pc
 	install -m 755 $(BUILD)/nflow $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build build-san build-clang
+	rm -rf build build-san build-tsan build-clang build-fuzz
+
+# The thread-safety tests under ThreadSanitizer (one BLAS thread per caller).
+tsan:
+	$(MAKE) SAN=thread $(if $(filter clang,$(CC)),,CC=clang) build-tsan/tests/run
+	NF_TEST_ONLY=threads OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1 ./build-tsan/tests/run

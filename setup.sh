@@ -5,7 +5,7 @@
 # the packages and stops.
 set -e
 cd "$(dirname "$0")"
-PKGS="build-essential clang pkg-config libopenblas-dev libcairo2-dev"
+PKGS="build-essential clang libclang-rt-dev pkg-config libopenblas-dev libcairo2-dev"
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 missing=

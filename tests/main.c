@@ -22,6 +22,8 @@ void test_fail(const char *file, int line, const char *fmt, ...) {
 }
 
 static void suite(const char *name, void (*fn)(void)) {
+    const char *only = getenv("NF_TEST_ONLY"); /* e.g. NF_TEST_ONLY=threads */
+    if (only && *only && strcmp(only, name)) return;
     long p = tc.passed, f = tc.failed;
     fn();
     printf("%-14s %6ld passed, %ld failed\n", name, tc.passed - p, tc.failed - f);
@@ -39,7 +41,8 @@ int main(int argc, char **argv) {
     suite("spec", test_spec);
     suite("io", test_io);
     suite("model", test_model);
-    if (argc > 1) {
+    const char *only = getenv("NF_TEST_ONLY");
+    if (argc > 1 && !(only && *only)) {
         char ex[1024];
         snprintf(ex, sizeof ex, "%s/examples", argv[1]);
         long p = tc.passed, f = tc.failed;

@@ -33,7 +33,52 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* Flows: one model, four threads, each with its own RNG, sampling and
+ * scoring at once; every thread's numbers equal a serial recomputation. */
+typedef struct fjob {
+    const nf_flow *flow;
+    uint64_t seed;
+    float x[2 * 500], lp[500], lp2[500];
+    int ok;
+} fjob;
+
+static void *flow_worker(void *arg) {
+    fjob *j = arg;
+    nf_rng *rng = NULL;
+    j->ok = nf_rng_create(j->seed, &rng) == NF_OK;
+    for (int rep = 0; rep < 3 && j->ok; rep++) {
+        j->ok &= nf_flow_sample_and_log_prob(j->flow, rng, 500, j->x, j->lp) == NF_OK;
+        j->ok &= nf_flow_log_prob(j->flow, j->x, 500, j->lp2) == NF_OK;
+    }
+    nf_rng_free(rng);
+    return NULL;
+}
+
+static void test_flow_threads(void) {
+    const char *specs[2] = {"realnvp(layers=4, hidden=[32,32])", "maf(layers=3, hidden=[24,24])"};
+    for (int k = 0; k < 2; k++) {
+        nf_flow *f = NULL;
+        CHECK_OK(nf_flow_from_spec(specs[k], 2, 9, &f));
+        if (!f) continue;
+        static fjob jobs[NT];
+        pthread_t th[NT];
+        for (int t = 0; t < NT; t++) {
+            jobs[t].flow = f, jobs[t].seed = 200 + t;
+            pthread_create(&th[t], NULL, flow_worker, &jobs[t]);
+        }
+        for (int t = 0; t < NT; t++) pthread_join(th[t], NULL);
+        for (int t = 0; t < NT; t++) {
+            CHECK(jobs[t].ok, "%s: thread %d calls succeeded", specs[k], t);
+            float lp[500];
+            CHECK_OK(nf_flow_log_prob(f, jobs[t].x, 500, lp));
+            CHECK(!memcmp(lp, jobs[t].lp2, sizeof lp), "%s: thread %d log_prob equals the serial result", specs[k], t);
+        }
+        nf_flow_free(f);
+    }
+}
+
 void test_threads(void) {
+    test_flow_threads();
     nf_dist *base = NULL, *td = NULL;
     nf_bijector *parts[3] = {0}, *ch = NULL;
     CHECK_OK(nf_dist_mvn_diag(2, NULL, NULL, &base));
