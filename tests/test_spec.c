@@ -54,6 +54,9 @@ void test_spec(void) {
     CHECK_ERR(nf_flow_from_spec("maf(hiden=[16])", 2, 1, &f), NF_ERR_ARG, "unknown argument 'hiden' of maf() (known: layers");
     CHECK_ERR(nf_flow_from_spec("maf(hidden=[100000000])", 2, 1, &f), NF_ERR_ARG, "1..65536");
     CHECK_ERR(nf_flow_from_spec("maf(", 2, 1, &f), NF_ERR_ARG, "found the end");
+    CHECK_ERR(nf_flow_from_spec("realnvp(layers=1024, hidden=[65536,65536])", 2, 1, &f), NF_ERR_ARG, "more than the limit");
+    CHECK_ERR(nf_flow_from_spec("maf(layers=256, hidden=[65536,65536,65536])", 2, 1, &f), NF_ERR_ARG, "more than the limit");
+    CHECK_ERR(nf_flow_from_spec("affine(rank=4096)", 1 << 20, 1, &f), NF_ERR_ARG, "more than the limit");
     CHECK_ERR(nf_flow_from_spec("maf(activation=swish)", 2, 1, &f), NF_ERR_ARG, "one of: identity, relu");
     CHECK_ERR(nf_flow_from_spec("permute([0,0])", 2, 1, &f), NF_ERR_ARG, "not a permutation");
     CHECK_ERR(nf_flow_from_spec("permute([0,1,2])", 2, 1, &f), NF_ERR_SHAPE, "list of 2 indices");

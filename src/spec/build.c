@@ -159,6 +159,28 @@ static nf_status get_net(const bctx *c, const sp_node *n, int def_act, nf_net_op
     return NF_OK;
 }
 
+/* ---- size budget ---------------------------------------------------------- */
+
+/* Specs may not ask for more than this many parameters (512 MiB of floats),
+ * checked before anything is allocated. */
+#define NF_SPEC_MAX_PARAMS ((size_t)1 << 27)
+
+static double net_params(size_t in, const nf_net_opts *o, size_t out) {
+    double t = 0, a = (double)in;
+    for (size_t l = 0; l < o->nhidden; l++) {
+        t += a * (double)o->hidden[l] + (double)o->hidden[l];
+        a = (double)o->hidden[l];
+    }
+    return t + a * (double)out + (double)out;
+}
+
+static nf_status check_budget(const bctx *c, const sp_node *n, double params) {
+    if (params > (double)NF_SPEC_MAX_PARAMS)
+        return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() would have %.3g parameters, more than the limit of %zu",
+                              n->name, params, NF_SPEC_MAX_PARAMS);
+    return NF_OK;
+}
+
 /* ---- bijectors ------------------------------------------------------------ */
 
 static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijector **out);
@@ -185,6 +207,7 @@ static nf_status build_maf(const bctx *c, const sp_node *n, size_t d, int iaf, n
     NF_TRY(get_name(c, n, "order", ORDERS, 0, &order));
     NF_TRY(get_size(c, n, "layers", -1, 1, 256, 1, &layers));
     m.order = (nf_order)order;
+    NF_TRY(check_budget(c, n, (double)layers * net_params(d, &m.net, 2 * d)));
     nf_bijector **bs = calloc(2 * layers, sizeof *bs);
     if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
     size_t k = 0;
@@ -219,6 +242,7 @@ static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int k
     o.separate_nets = sep != 0, o.tanh_scale = ts != 0, o.shift_only = so != 0;
     o.fraction_masked = (float)fm, o.num_masked = nm;
     if (d < 2) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() needs data of dimension >= 2, got %zu", n->name, d);
+    NF_TRY(check_budget(c, n, (double)layers * (o.separate_nets && !o.shift_only ? 2 : 1) * net_params(d, &o.net, 2 * d)));
     if (kind != 0) {
         if (arg(n, "mask", -1) || nm || fm > 0)
             return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() alternates its masks; use coupling() for a given mask", n->name);
@@ -299,6 +323,7 @@ static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijecto
         size_t r;
         NF_TRY(check_args(c, n, k, 1));
         NF_TRY(get_size(c, n, "rank", 0, 0, 4096, 0, &r));
+        NF_TRY(check_budget(c, n, (double)d * (double)d + (double)d * (double)r));
         NF_TRY(nf_bijector_affine(d, r, NULL, NULL, NULL, out));
         return nf_bijector_init_params(*out, c->rng);
     }
