@@ -390,6 +390,15 @@ typedef struct nf_train_opts {
      * non-zero return stops training. */
     int (*callback)(void *user, const nf_train_progress *p);
     void *user;
+    /* Checkpoints: when checkpoint_path is set, the whole training state
+     * (parameters, Adam moments, RNG, counters, histories, best parameters)
+     * is written there every checkpoint_every steps (fit_stream) or epochs
+     * (fit), atomically.  When resume_path names an existing checkpoint of
+     * the same flow, training continues from it and ends bit-identical to an
+     * uninterrupted run with the same options. */
+    const char *checkpoint_path;
+    size_t checkpoint_every;
+    const char *resume_path;
 } nf_train_opts;
 
 /* lr 1e-3, betas 0.9/0.999, eps 1e-8, batch 100, epochs 100, steps 1000,

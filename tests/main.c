@@ -41,6 +41,7 @@ int main(int argc, char **argv) {
     suite("spec", test_spec);
     suite("io", test_io);
     suite("model", test_model);
+    suite("fuzz_replay", test_fuzz_replay);
     const char *only = getenv("NF_TEST_ONLY");
     if (argc > 1 && !(only && *only)) {
         char ex[1024];

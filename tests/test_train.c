@@ -10,6 +10,7 @@
 #include "../src/nn/nn.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 static void test_made_autoregressive(void) {
     enum { D = 5, K = 2 };
@@ -304,7 +305,74 @@ static void test_options(void) {
     nf_rng_free(rng);
 }
 
+static int stop_at(void *u, const nf_train_progress *p) {
+    const size_t *at = u; /* stop after this step (stream) or epoch (fit) */
+    return (p->epoch ? p->epoch : p->step) >= *at;
+}
+
+/* An interrupted run resumed from its checkpoint ends bit-identical to an
+ * uninterrupted one, for streamed and epoch training. */
+static void test_resume(void) {
+    const char *t = getenv("TMPDIR");
+    char ck[512];
+    snprintf(ck, sizeof ck, "%s/nflow_ckpt_%d.nflow", t && *t ? t : "/tmp", (int)getpid());
+    nf_rng *rng = NULL;
+    nf_rng_create(31, &rng);
+    float *x = malloc(600 * 2 * sizeof(float));
+    nf_data_moons(rng, 600, 0.05f, x, NULL);
+    for (int mode = 0; mode < 2; mode++) {
+        nf_flow *full = NULL, *part = NULL, *res = NULL;
+        const char *spec = mode ? "maf(layers=2, hidden=[16,16])" : "realnvp(layers=2, hidden=[16])";
+        CHECK_OK(nf_flow_from_spec(spec, 2, 5, &full));
+        CHECK_OK(nf_flow_from_spec(spec, 2, 5, &part));
+        CHECK_OK(nf_flow_from_spec(spec, 2, 5, &res));
+        nf_train_opts o = nf_train_defaults();
+        o.seed = 9, o.lr = 3e-3f;
+        nf_train_report a, b, c;
+        size_t at = mode ? 6 : 120;
+        remove(ck);
+        if (mode) {
+            o.epochs = 12, o.batch = 64, o.val_split = 0.2f, o.standardize = 1;
+            CHECK_OK(nf_flow_fit(full, x, 600, &o, &a));
+            o.checkpoint_path = ck, o.checkpoint_every = 3, o.callback = stop_at, o.user = &at;
+            CHECK_OK(nf_flow_fit(part, x, 600, &o, &b)); /* stops after epoch 6, checkpoint of epoch 6 */
+            o.callback = NULL, o.resume_path = ck;
+            CHECK_OK(nf_flow_fit(res, x, 600, &o, &c));
+        } else {
+            o.steps = 300, o.batch = 50, o.log_every = 40;
+            CHECK_OK(nf_flow_fit_stream(full, draw_moons, NULL, &o, &a));
+            o.checkpoint_path = ck, o.checkpoint_every = 60, o.callback = stop_at, o.user = &at;
+            CHECK_OK(nf_flow_fit_stream(part, draw_moons, NULL, &o, &b)); /* stops at step 120 */
+            o.callback = NULL, o.resume_path = ck;
+            CHECK_OK(nf_flow_fit_stream(res, draw_moons, NULL, &o, &c));
+        }
+        size_t np = nf_flow_param_count(full);
+        CHECK(b.steps < a.steps, "%s: the interrupted run stopped early (%zu of %zu steps)", spec, b.steps, a.steps);
+        CHECK(c.steps == a.steps && !memcmp(nf_flow_params(full), nf_flow_params(res), np * sizeof(float)),
+              "%s: resumed run ends bit-identical to the uninterrupted one", spec);
+        CHECK(c.n_history == a.n_history && !memcmp(c.train_history, a.train_history, a.n_history * sizeof(double)),
+              "%s: resumed history equals the uninterrupted one", spec);
+        nf_train_report_free(&a), nf_train_report_free(&b), nf_train_report_free(&c);
+        /* a checkpoint of another flow is refused */
+        nf_flow *other = NULL;
+        CHECK_OK(nf_flow_from_spec("maf(hidden=[7])", 2, 5, &other));
+        o.callback = NULL, o.resume_path = ck;
+        nf_status st = mode ? nf_flow_fit(other, x, 600, &o, NULL) : nf_flow_fit_stream(other, draw_moons, NULL, &o, NULL);
+        CHECK(st == NF_ERR_DOMAIN && strstr(nf_last_error(), "another flow"), "checkpoint of another flow: %s", nf_last_error());
+        nf_flow_free(other);
+        /* a checkpoint is also a model file */
+        nf_flow *m = NULL;
+        CHECK_OK(nf_flow_load(ck, &m));
+        nf_flow_free(m);
+        nf_flow_free(full), nf_flow_free(part), nf_flow_free(res);
+    }
+    remove(ck);
+    free(x);
+    nf_rng_free(rng);
+}
+
 void test_train(void) {
+    test_resume();
     test_options();
     test_made_autoregressive();
     test_stream_training();

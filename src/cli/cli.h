@@ -53,7 +53,7 @@ int cmd_plot(int argc, char **argv);
 typedef struct progress {
     int quiet, tty;
     double t0, last_print;
-    size_t last_decile;
+    size_t last_decile, first_step; /* first_step: where this process started (after a resume) */
 } progress;
 void progress_init(progress *p, int quiet);
 void progress_update(progress *p, const nf_train_progress *tp);

@@ -14,11 +14,13 @@ void progress_init(progress *p, int quiet) {
     p->t0 = now_seconds();
     p->last_print = 0;
     p->last_decile = 0;
+    p->first_step = (size_t)-1;
 }
 
 void progress_update(progress *p, const nf_train_progress *tp) {
     if (p->quiet || tp->total_steps == 0) return;
-    double t = now_seconds() - p->t0, rate = tp->step / (t > 1e-9 ? t : 1e-9);
+    if (p->first_step == (size_t)-1) p->first_step = tp->step > 0 ? tp->step - 1 : 0;
+    double t = now_seconds() - p->t0, rate = (double)(tp->step - p->first_step) / (t > 1e-9 ? t : 1e-9);
     double eta = (double)(tp->total_steps - tp->step) / (rate > 0 ? rate : 1);
     char val[32] = "";
     if (!isnan(tp->val_loss)) snprintf(val, sizeof val, "  val %.4f", tp->val_loss);

@@ -51,6 +51,11 @@ size_t nf__first_nonfinite(const float *x, size_t n);
  * not finite. */
 nf_status nf__check_finite(const char *what, const float *x, size_t n, size_t d);
 
+/* The generator's whole state as 6 words (4 of xoshiro, the spare flag, the
+ * spare normal's bits), for checkpoints; set returns -1 on an invalid state. */
+void nf__rng_get_state(const nf_rng *rng, uint64_t st[6]);
+int nf__rng_set_state(nf_rng *rng, const uint64_t st[6]);
+
 /* Stable scalar functions (double precision). */
 static inline double nf__softplus(double x) { /* log(1 + e^x) */
     return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));

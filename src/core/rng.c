@@ -10,6 +10,7 @@
 #include "core.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 struct nf_rng {
     uint64_t s[4];
@@ -38,6 +39,20 @@ nf_status nf_rng_create(uint64_t seed, nf_rng **out) {
 }
 
 void nf_rng_free(nf_rng *rng) { free(rng); }
+
+void nf__rng_get_state(const nf_rng *r, uint64_t st[6]) {
+    for (int i = 0; i < 4; i++) st[i] = r->s[i];
+    st[4] = (uint64_t)r->has_spare;
+    memcpy(&st[5], &r->spare, sizeof(double));
+}
+
+int nf__rng_set_state(nf_rng *r, const uint64_t st[6]) {
+    if ((st[0] | st[1] | st[2] | st[3]) == 0 || st[4] > 1) return -1; /* xoshiro's state is never all zero */
+    for (int i = 0; i < 4; i++) r->s[i] = st[i];
+    r->has_spare = (int)st[4];
+    memcpy(&r->spare, &st[5], sizeof(double));
+    return 0;
+}
 
 uint64_t nf_rng_u64(nf_rng *r) {
     uint64_t *s = r->s;

@@ -101,6 +101,11 @@ static void floats_json(sbuf *b, const float *v, size_t n) {
 }
 
 nf_status nf_flow_save(const nf_flow *f, const char *path, const char *summary) {
+    return nf__flow_save_ex(f, path, summary, NULL, 0, NULL, 0);
+}
+
+nf_status nf__flow_save_ex(const nf_flow *f, const char *path, const char *summary, const nf_extra_tensor *xt,
+                           size_t nxt, const char *const *meta_kv, size_t nmeta) {
     const char *fn = "nf_flow_save";
     if (!f || !path) return nf__err(NF_ERR_ARG, "%s: flow and path must not be NULL", fn);
     if (!f->spec) return nf__err(NF_ERR_UNSUPPORTED, "%s: this flow was not built from a spec, so its file could not be loaded back", fn);
@@ -128,7 +133,23 @@ nf_status nf_flow_save(const nf_flow *f, const char *path, const char *summary) 
         sb_put(&h, ",\"summary\":", 11);
         sb_json_str(&h, summary);
     }
+    for (size_t i = 0; i < nmeta; i++) {
+        sb_put(&h, ",", 1);
+        sb_json_str(&h, meta_kv[2 * i]);
+        sb_put(&h, ":", 1);
+        sb_json_str(&h, meta_kv[2 * i + 1]);
+    }
     sb_put(&h, "}", 1);
+    for (size_t i = 0; i < nxt; i++) { /* extra tensors go into the same list */
+        nf_tensor_info t;
+        memset(&t, 0, sizeof t);
+        snprintf(t.name, sizeof t.name, "%s", xt[i].name);
+        t.ndim = 1, t.shape[0] = t.count = xt[i].count, t.buffer = xt[i].data;
+        if ((s = collect(&l, &t))) {
+            free(h.s), free(l.t), free(meta.s);
+            return nf__err_prefix(s, fn);
+        }
+    }
     size_t off = 0;
     for (size_t i = 0; i < l.n; i++) {
         const nf_tensor_info *t = &l.t[i];
@@ -253,6 +274,44 @@ nf_status nf_model_metadata(const char *path, const char *key, char **value) {
     return s;
 }
 
+nf_status nf__model_open(const char *path, nf_model_file **out) {
+    *out = NULL;
+    mfile *m = calloc(1, sizeof *m);
+    if (!m) return nf__err(NF_ERR_NOMEM, "out of memory");
+    nf_status s = open_model(path, m);
+    if (s) {
+        close_model(m);
+        free(m);
+        return s;
+    }
+    *out = (nf_model_file *)m;
+    return NF_OK;
+}
+
+void nf__model_close(nf_model_file *mf) {
+    if (!mf) return;
+    close_model((mfile *)mf);
+    free(mf);
+}
+
+const char *nf__model_meta(const nf_model_file *mf, const char *key) { return meta((const mfile *)mf, key); }
+
+nf_status nf__model_tensor(const nf_model_file *mf, const char *path, const char *name, float *dst, size_t count) {
+    const mfile *m = (const mfile *)mf;
+    const js *e = nf__json_get(&m->head, name);
+    const js *dt = nf__json_get(e, "dtype"), *sh = nf__json_get(e, "shape"), *of = nf__json_get(e, "data_offsets");
+    if (!e || !dt || dt->kind != JS_STR || strcmp(dt->str, "F32") || !sh || sh->kind != JS_ARR || sh->n != 1 ||
+        sh->kids[0].kind != JS_NUM || sh->kids[0].num != (double)count || !of || of->kind != JS_ARR || of->n != 2)
+        return bad(path, "tensor '%s' of %zu float32 values is missing or has another shape", name, count);
+    double b = of->kids[0].num, en = of->kids[1].num, avail = (double)(m->len - 8 - m->hlen);
+    if (b < 0 || en > avail || en - b != 4.0 * (double)count || b != floor(b))
+        return bad(path, "tensor '%s' has data_offsets outside the file", name);
+    memcpy(dst, m->raw + 8 + m->hlen + (size_t)b, 4 * count);
+    size_t k = nf__first_nonfinite(dst, count);
+    if (k < count) return bad(path, "tensor '%s' holds a non-finite value at index %zu", name, k);
+    return NF_OK;
+}
+
 /* Parses "[a, b, ...]" of exactly d floats. */
 static int parse_floats(const char *s, float *out, size_t d) {
     js v;
@@ -310,6 +369,14 @@ static nf_status load_one(void *ctx, const nf_tensor_info *t) {
     return NF_OK;
 }
 
+nf_status nf__model_load_params(const nf_model_file *mf, const char *path, nf_flow *f) {
+    loadctx c = {path, (mfile *)mf, f, calloc(((const mfile *)mf)->head.n + 1, 1)};
+    if (!c.used) return nf__err(NF_ERR_NOMEM, "out of memory");
+    nf_status s = nf__bijector_tensors(f->bij, "", 0, load_one, &c);
+    free(c.used);
+    return s;
+}
+
 nf_status nf_flow_load(const char *path, nf_flow **out) {
     const char *fn = "nf_flow_load";
     if (!path || !out) return nf__err(NF_ERR_ARG, "%s: NULL argument", fn);
@@ -346,8 +413,8 @@ nf_status nf_flow_load(const char *path, nf_flow **out) {
         loadctx c = {path, &m, f, calloc(m.head.n + 1, 1)};
         if (!c.used) s = nf__err(NF_ERR_NOMEM, "out of memory");
         if (!s) s = nf__bijector_tensors(f->bij, "", 0, load_one, &c);
-        for (size_t i = 0; !s && i < m.head.n; i++)
-            if (!c.used[i] && strcmp(m.head.keys[i], "__metadata__"))
+        for (size_t i = 0; !s && i < m.head.n; i++) /* "train.*": checkpoint state, not the model */
+            if (!c.used[i] && strcmp(m.head.keys[i], "__metadata__") && strncmp(m.head.keys[i], "train.", 6))
                 s = bad(path, "tensor '%s' is not part of the spec's model", m.head.keys[i]);
         free(c.used);
     }

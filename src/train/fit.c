@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 nf_train_opts nf_train_defaults(void) {
     nf_train_opts o = {0};
@@ -158,15 +159,136 @@ static nf_status check_opts(const char *fn, nf_flow *f, const nf_train_opts *o, 
     return NF_OK;
 }
 
-static nf_status alloc_history(nf_train_report *r, size_t n) {
-    if (!r) return NF_OK;
-    r->train_history = calloc(n ? n : 1, sizeof(double));
-    r->val_history = calloc(n ? n : 1, sizeof(double));
-    if (!r->train_history || !r->val_history) {
-        nf_train_report_free(r);
-        return nf__err(NF_ERR_NOMEM, "out of memory for the loss history");
+
+
+/* ---- checkpoints ------------------------------------------------------------ */
+
+typedef struct ckstate {
+    int stream;
+    size_t step, epoch, logs, inint, best_epoch, since;
+    double acc, best;
+    double *htrain, *hval; /* histories, `logs` (stream) or `epoch` (fit) entries */
+} ckstate;
+
+static char *join_doubles(const double *v, size_t n) {
+    char *b = malloc(n * 26 + 2);
+    if (!b) return NULL;
+    size_t k = 0;
+    b[0] = 0;
+    for (size_t i = 0; i < n; i++) k += (size_t)snprintf(b + k, 26, "%s%.17g", i ? "," : "", v[i]);
+    return b;
+}
+
+static int split_doubles(const char *s, double *v, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char *end;
+        if (!s) return -1;
+        v[i] = strtod(s, &end);
+        if (end == s) return -1;
+        s = *end == ',' ? end + 1 : end;
     }
+    return 0;
+}
+
+static nf_status save_ckpt(const trainer *t, const nf_train_opts *o, nf_rng *rng, const ckstate *c) {
+    uint64_t st[6];
+    nf__rng_get_state(rng, st);
+    char rs[160], step[32], epoch[32], at[32], acc[40], inint[32], logs[32], best[40], be[32], since[32];
+    snprintf(rs, sizeof rs, "%016llx %016llx %016llx %016llx %llx %016llx", (unsigned long long)st[0],
+             (unsigned long long)st[1], (unsigned long long)st[2], (unsigned long long)st[3],
+             (unsigned long long)st[4], (unsigned long long)st[5]);
+    snprintf(step, sizeof step, "%zu", c->step), snprintf(epoch, sizeof epoch, "%zu", c->epoch);
+    snprintf(at, sizeof at, "%zu", t->adam.t), snprintf(acc, sizeof acc, "%.17g", c->acc);
+    snprintf(inint, sizeof inint, "%zu", c->inint), snprintf(logs, sizeof logs, "%zu", c->logs);
+    snprintf(best, sizeof best, "%.17g", c->best), snprintf(be, sizeof be, "%zu", c->best_epoch);
+    snprintf(since, sizeof since, "%zu", c->since);
+    size_t nh = c->stream ? c->logs : c->epoch;
+    char *ht = join_doubles(c->htrain, nh), *hv = join_doubles(c->hval, nh);
+    if (!ht || !hv) {
+        free(ht), free(hv);
+        return nf__err(NF_ERR_NOMEM, "out of memory writing a checkpoint");
+    }
+    const char *kv[] = {"train.mode", c->stream ? "stream" : "epochs", "train.step", step, "train.epoch", epoch,
+                        "train.adam_t", at, "train.rng", rs, "train.acc", acc, "train.inint", inint,
+                        "train.logs", logs, "train.best", best, "train.best_epoch", be, "train.since", since,
+                        "train.hist_train", ht, "train.hist_val", hv};
+    nf_extra_tensor xt[3] = {{"train.adam_m", t->m, t->P}, {"train.adam_v", t->v, t->P}, {"train.best", t->best, t->P}};
+    nf_status s = nf__flow_save_ex(t->f, o->checkpoint_path, NULL, xt, 3, kv, sizeof kv / sizeof kv[0] / 2);
+    free(ht), free(hv);
+    return s;
+}
+
+/* Restores the state of a checkpoint into t, rng and c (histories sized by the caller). */
+static nf_status load_ckpt(trainer *t, const nf_train_opts *o, nf_rng *rng, ckstate *c, size_t hist_cap) {
+    const char *path = o->resume_path;
+    nf_model_file *m = NULL;
+    NF_TRY(nf__model_open(path, &m));
+    nf_status s = NF_OK;
+#define META(k) nf__model_meta(m, k)
+    const char *mode = META("train.mode"), *spec = META("spec");
+    if (!mode || strcmp(mode, c->stream ? "stream" : "epochs"))
+        s = nf__err(NF_ERR_DOMAIN, "%s: not a checkpoint of %s training", path, c->stream ? "streamed" : "epoch");
+    else if (!t->f->spec || !spec || strcmp(spec, t->f->spec))
+        s = nf__err(NF_ERR_DOMAIN, "%s: the checkpoint is of another flow (spec %s)", path, spec ? spec : "none");
+    if (!s) s = nf__model_load_params(m, path, t->f);
+    if (!s) s = nf__model_tensor(m, path, "train.adam_m", t->m, t->P);
+    if (!s) s = nf__model_tensor(m, path, "train.adam_v", t->v, t->P);
+    if (!s) s = nf__model_tensor(m, path, "train.best", t->best, t->P);
+    uint64_t st[6] = {0};
+    unsigned long long u[6];
+    if (!s) {
+        const char *rs = META("train.rng");
+        if (!rs || sscanf(rs, "%llx %llx %llx %llx %llx %llx", &u[0], &u[1], &u[2], &u[3], &u[4], &u[5]) != 6)
+            s = nf__err(NF_ERR_DOMAIN, "%s: invalid train.rng", path);
+        for (int k = 0; !s && k < 6; k++) st[k] = u[k];
+        if (!s && nf__rng_set_state(rng, st)) s = nf__err(NF_ERR_DOMAIN, "%s: invalid train.rng", path);
+    }
+    const char *keys[] = {"train.step", "train.epoch", "train.adam_t", "train.inint", "train.logs", "train.best_epoch", "train.since"};
+    size_t *dst[] = {&c->step, &c->epoch, &t->adam.t, &c->inint, &c->logs, &c->best_epoch, &c->since};
+    for (int k = 0; !s && k < 7; k++) {
+        const char *v = META(keys[k]);
+        char *end;
+        unsigned long long x = v ? strtoull(v, &end, 10) : 0;
+        if (!v || *end) s = nf__err(NF_ERR_DOMAIN, "%s: invalid %s", path, keys[k]);
+        else *dst[k] = (size_t)x;
+    }
+    if (!s && (split_doubles(META("train.acc"), &c->acc, 1) || split_doubles(META("train.best"), &c->best, 1)))
+        s = nf__err(NF_ERR_DOMAIN, "%s: invalid train.acc or train.best", path);
+    size_t nh = c->stream ? c->logs : c->epoch;
+    if (!s && (nh > hist_cap || split_doubles(META("train.hist_train"), c->htrain, nh) ||
+               split_doubles(META("train.hist_val"), c->hval, nh)))
+        s = nf__err(NF_ERR_DOMAIN, "%s: its history does not fit this run (%zu entries)", path, nh);
+#undef META
+    nf__model_close(m);
+    return s;
+}
+
+static nf_status maybe_resume(trainer *t, const nf_train_opts *o, nf_rng *rng, ckstate *c, size_t cap, int *resumed) {
+    *resumed = 0;
+    if (!o->resume_path || access(o->resume_path, F_OK) != 0) return NF_OK; /* nothing saved yet: start afresh */
+    NF_TRY(load_ckpt(t, o, rng, c, cap));
+    *resumed = 1;
     return NF_OK;
+}
+
+static nf_status checkpoint_now(trainer *t, const nf_train_opts *o, nf_rng *rng, const ckstate *c, const char *unit,
+                                size_t at) {
+    nf_status s = save_ckpt(t, o, rng, c);
+    if (s) {
+        char head[96];
+        snprintf(head, sizeof head, "%s %zu: writing the checkpoint", unit, at);
+        nf__err_prefix(s, head);
+    }
+    return s;
+}
+
+/* Hands the histories to the report (or frees them). */
+static void finish_history(nf_train_report *rep, double *ht, double *hv, size_t n) {
+    if (rep) {
+        rep->train_history = ht, rep->val_history = hv, rep->n_history = n;
+    } else {
+        free(ht), free(hv);
+    }
 }
 
 nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_opts *o, nf_train_report *rep) {
@@ -186,21 +308,22 @@ nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_op
     trainer t;
     if ((s = trainer_init(&t, f, B, o))) return nf__err_prefix(s, fn);
     size_t *idx = malloc(ntr * sizeof(size_t));
-    if (!idx || (s = alloc_history(rep, o->epochs))) {
-        free(idx);
-        nf__aligned_free(t.mem);
-        return s ? nf__err_prefix(s, fn) : nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
-    }
+    double *ht = calloc(o->epochs, sizeof(double)), *hv = calloc(o->epochs, sizeof(double));
     nf_rng *rng = NULL;
-    if ((s = nf_rng_create(o->seed, &rng))) goto done;
-    for (size_t i = 0; i < ntr; i++) idx[i] = i;
-    double t0 = now(), best = INFINITY, tl = NAN, vl = NAN;
-    size_t since = 0, stepno = 0, epoch = 0, best_epoch = 0;
-    int stopped = 0;
+    if (!idx || !ht || !hv) s = nf__err(NF_ERR_NOMEM, "out of memory");
+    if (!s) s = nf_rng_create(o->seed, &rng);
     memcpy(t.best, f->bij->params, t.P * sizeof(float));
+    ckstate c = {0};
+    c.best = INFINITY, c.htrain = ht, c.hval = hv;
+    int resumed = 0;
+    if (!s) s = maybe_resume(&t, o, rng, &c, o->epochs, &resumed);
+    double t0 = now(), best = c.best, tl = c.epoch ? ht[c.epoch - 1] : NAN, vl = c.epoch ? hv[c.epoch - 1] : NAN;
+    size_t since = c.since, stepno = c.step, epoch = c.epoch, best_epoch = c.best_epoch;
+    int stopped = 0;
     size_t total = o->epochs * ((ntr + stepB - 1) / stepB);
-    for (epoch = 0; epoch < o->epochs && !s; epoch++) {
-        for (size_t i = ntr; i-- > 1;) { /* Fisher-Yates */
+    for (; epoch < o->epochs && !s; epoch++) {
+        for (size_t i = 0; i < ntr; i++) idx[i] = i; /* each epoch's order depends on the RNG alone */
+        for (size_t i = ntr; i-- > 1;) {            /* Fisher-Yates */
             size_t j = (size_t)nf_rng_below(rng, i + 1), tmp = idx[i];
             idx[i] = idx[j], idx[j] = tmp;
         }
@@ -224,7 +347,7 @@ nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_op
                 break;
             }
         }
-        if (rep) rep->train_history[epoch] = tl, rep->val_history[epoch] = nval ? vl : NAN;
+        ht[epoch] = tl, hv[epoch] = nval ? vl : NAN;
         if (nval) {
             if (vl < best) {
                 best = vl, best_epoch = epoch + 1, since = 0;
@@ -237,6 +360,10 @@ nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_op
             nf_train_progress pr = {stepno, total, epoch + 1, 1, tl, nval ? vl : NAN};
             if (o->callback(o->user, &pr)) stopped = 1;
         }
+        if (!stopped && o->checkpoint_path && o->checkpoint_every && (epoch + 1) % o->checkpoint_every == 0) {
+            c.step = stepno, c.epoch = epoch + 1, c.best = best, c.best_epoch = best_epoch, c.since = since;
+            if ((s = checkpoint_now(&t, o, rng, &c, "epoch", epoch + 1))) break;
+        }
         if (stopped) {
             epoch++;
             break;
@@ -244,17 +371,21 @@ nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_op
     }
     if (!s && nval && o->patience && stopped && best_epoch) memcpy(f->bij->params, t.best, t.P * sizeof(float));
     if (rep) {
-        rep->steps = stepno, rep->epochs = epoch, rep->n_history = epoch;
+        rep->steps = stepno, rep->epochs = epoch;
         rep->train_loss = tl, rep->val_loss = nval ? vl : NAN;
         rep->best_val_loss = nval ? best : NAN, rep->best_epoch = best_epoch;
         rep->stopped_early = stopped, rep->seconds = now() - t0;
     }
-done:
     nf_rng_free(rng);
     free(idx);
     nf__aligned_free(t.mem);
-    if (s) nf_train_report_free(rep);
-    return s ? nf__err_prefix(s, fn) : NF_OK;
+    if (s) {
+        free(ht), free(hv);
+        nf_train_report_free(rep);
+        return nf__err_prefix(s, fn);
+    }
+    finish_history(rep, ht, hv, epoch);
+    return NF_OK;
 }
 
 nf_status nf_flow_fit_stream(nf_flow *f, nf_sampler_fn draw, void *user, const nf_train_opts *o,
@@ -268,12 +399,15 @@ nf_status nf_flow_fit_stream(nf_flow *f, nf_sampler_fn draw, void *user, const n
     nf_status s = trainer_init(&t, f, o->batch, o);
     if (s) return nf__err_prefix(s, fn);
     nf_rng *rng = NULL;
-    if ((s = alloc_history(rep, nlog)) || (s = nf_rng_create(o->seed, &rng))) {
-        nf__aligned_free(t.mem);
-        return nf__err_prefix(s, fn);
-    }
-    double t0 = now(), acc = 0, tl = NAN;
-    size_t inint = 0, logs = 0, stepno = 0;
+    double *ht = calloc(nlog, sizeof(double)), *hv = calloc(nlog, sizeof(double));
+    if (!ht || !hv) s = nf__err(NF_ERR_NOMEM, "out of memory");
+    if (!s) s = nf_rng_create(o->seed, &rng);
+    ckstate c = {0};
+    c.stream = 1, c.htrain = ht, c.hval = hv;
+    int resumed = 0;
+    if (!s) s = maybe_resume(&t, o, rng, &c, nlog, &resumed);
+    double t0 = now(), acc = c.acc, tl = c.logs ? ht[c.logs - 1] : NAN;
+    size_t inint = c.inint, logs = c.logs, stepno = c.step;
     int stopped = 0;
     while (stepno < o->steps && !s && !stopped) {
         int rc = draw(user, rng, t.x, o->batch);
@@ -288,7 +422,7 @@ nf_status nf_flow_fit_stream(nf_flow *f, nf_sampler_fn draw, void *user, const n
         acc += l, inint++;
         if (inint == every || stepno == o->steps) {
             tl = acc / (double)inint;
-            if (rep) rep->train_history[logs] = tl, rep->val_history[logs] = NAN;
+            ht[logs] = tl, hv[logs] = NAN;
             logs++;
             if (o->callback) {
                 nf_train_progress pr = {stepno, o->steps, 0, 1, tl, NAN};
@@ -296,13 +430,22 @@ nf_status nf_flow_fit_stream(nf_flow *f, nf_sampler_fn draw, void *user, const n
             }
             acc = 0, inint = 0;
         }
+        if (o->checkpoint_path && o->checkpoint_every && stepno % o->checkpoint_every == 0) {
+            c.step = stepno, c.logs = logs, c.acc = acc, c.inint = inint;
+            s = checkpoint_now(&t, o, rng, &c, "step", stepno);
+        }
     }
     if (rep) {
-        rep->steps = stepno, rep->n_history = logs, rep->train_loss = tl;
+        rep->steps = stepno, rep->train_loss = tl;
         rep->val_loss = rep->best_val_loss = NAN, rep->stopped_early = stopped, rep->seconds = now() - t0;
     }
     nf_rng_free(rng);
     nf__aligned_free(t.mem);
-    if (s) nf_train_report_free(rep);
-    return s ? nf__err_prefix(s, fn) : NF_OK;
+    if (s) {
+        free(ht), free(hv);
+        nf_train_report_free(rep);
+        return nf__err_prefix(s, fn);
+    }
+    finish_history(rep, ht, hv, logs);
+    return NF_OK;
 }
