@@ -343,6 +343,8 @@ nf_status nf_flow_set_scaler(nf_flow *flow, const float *mean, const float *std)
 /* Fits the scaler to data (column means and standard deviations). */
 nf_status nf_flow_fit_scaler(nf_flow *flow, const float *x, size_t n);
 
+/* Points whose base-space image overflows float (far outside the data) get
+ * log p = -inf; NaN is never returned. */
 nf_status nf_flow_log_prob(const nf_flow *flow, const float *x, size_t n, float *out);
 nf_status nf_flow_sample(const nf_flow *flow, nf_rng *rng, size_t n, float *x);
 nf_status nf_flow_sample_and_log_prob(const nf_flow *flow, nf_rng *rng, size_t n, float *x,

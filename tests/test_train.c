@@ -221,6 +221,27 @@ static void test_fit_data(void) {
     nf_rng_free(rng);
 }
 
+/* Far outside the data: finite or -inf, never NaN. */
+static void test_far_points(void) {
+    const char *specs[3] = {"realnvp(layers=4, hidden=[16])", "maf(layers=2, hidden=[16])", "affine_scalar(scale=1e-30)"};
+    for (int k = 0; k < 3; k++) {
+        nf_flow *f = NULL;
+        size_t d = k == 2 ? 1 : 2;
+        CHECK_OK(nf_flow_from_spec(specs[k], d, 3, &f));
+        float x[10] = {1e6f, 1e6f, -1e6f, 3, 0.5f, -1e6f, 1e30f, 0, 0.1f, 0.2f}, lp[5];
+        CHECK_OK(nf_flow_log_prob(f, x, 5 * 2 / d, lp));
+        for (size_t i = 0; i < 5 * 2 / d && i < 5; i++)
+            CHECK(!isnan(lp[i]) && (isfinite(lp[i]) || lp[i] < 0), "%s: log_prob of a far point %zu is %g", specs[k], i, lp[i]);
+        if (k == 2) { /* z = x * 1e30: overflows float for x = 1e9, stays finite for x = 1e-12 */
+            float y[3] = {1e9f, 1e-12f, -1e9f}, l3[3];
+            CHECK_OK(nf_flow_log_prob(f, y, 3, l3));
+            CHECK(isinf(l3[0]) && l3[0] < 0 && isfinite(l3[1]) && isinf(l3[2]) && l3[2] < 0,
+                  "an overflowing inverse gives -inf, other rows stay finite: %g %g %g", l3[0], l3[1], l3[2]);
+        }
+        nf_flow_free(f);
+    }
+}
+
 static void test_scaler_and_data(void) {
     nf_rng *rng = NULL;
     nf_rng_create(4, &rng);
@@ -373,6 +394,7 @@ static void test_resume(void) {
 
 void test_train(void) {
     test_resume();
+    test_far_points();
     test_options();
     test_made_autoregressive();
     test_stream_training();

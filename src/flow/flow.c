@@ -182,6 +182,22 @@ static nf_status density(const char *fn, const nf_flow *f, const float *x, size_
         float *zz = z ? z + r * d : w.b;
         s = f->bij->ops->inverse(f->bij, &p, zz, lp ? w.l : NULL, w.a);
         if (!s) s = nonfinite_out("the base-space point", zz, k, d, r);
+        if (s == NF_ERR_NUMERIC && lp) {
+            /* Some row's base-space point overflows float: its density is 0.
+             * Redo the chunk row by row; overflowing rows get log p = -inf. */
+            s = NF_OK;
+            for (size_t i = 0; i < k && !s; i++) {
+                nf_pass q = {1, NULL, w.bscratch};
+                w.l[i] = 0;
+                nf_status si = f->bij->ops->inverse(f->bij, &q, zz + i * d, &w.l[i], w.a + i * d);
+                if (!si) si = nonfinite_out("the base-space point", zz + i * d, 1, d, r + i);
+                if (si == NF_ERR_NUMERIC) {
+                    for (size_t j = 0; j < d; j++) zz[i * d + j] = 0;
+                    w.l[i] = -INFINITY;
+                } else
+                    s = si;
+            }
+        }
         if (!s && lp) {
             s = f->base->ops->log_prob(f->base, w.dscratch, lp + r, zz, k);
             for (size_t i = 0; i < k && !s; i++) {
