@@ -78,6 +78,19 @@ static nf_status trainer_init(trainer *t, nf_flow *f, size_t B, const nf_train_o
     return NF_OK;
 }
 
+/* The name of the tensor holding parameter `idx` (e.g. "layers.2.s_net.0.weight"). */
+typedef struct find_ctx {
+    size_t idx;
+    char name[200];
+} find_ctx;
+
+static nf_status find_tensor(void *ctx, const nf_tensor_info *ti) {
+    find_ctx *c = ctx;
+    if (!ti->buffer && c->idx >= ti->offset && c->idx < ti->offset + ti->count)
+        snprintf(c->name, sizeof c->name, "%s[%zu]", ti->name, c->idx - ti->offset);
+    return NF_OK;
+}
+
 /* Mean NLL (user units) of the k rows in t->x (model space), optionally
  * with gradients into t->grad (zeroed here). */
 static nf_status nll(trainer *t, size_t k, int with_grad, double *loss) {
@@ -104,7 +117,9 @@ static nf_status nll(trainer *t, size_t k, int with_grad, double *loss) {
     t->norm = nf__clip_norm(t->grad, t->P, t->clip);
     if (!isfinite(t->norm)) {
         size_t bad = nf__first_nonfinite(t->grad, t->P);
-        nf_status e = nf__err(NF_ERR_NUMERIC, "the gradient of parameter %zu is %g", bad,
+        find_ctx fc = {bad, "?"};
+        nf__bijector_tensors(f->bij, "", 0, find_tensor, &fc);
+        nf_status e = nf__err(NF_ERR_NUMERIC, "the gradient of parameter %zu (%s) is %g", bad, fc.name,
                               bad < t->P ? (double)t->grad[bad] : t->norm);
         memset(t->grad, 0, t->P * sizeof(float));
         return e;
