@@ -35,7 +35,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 EX_SRC   := $(sort $(wildcard examples/*.c))
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all lib test examples install clean bench fuzz tsan
+.PHONY: all lib test examples install clean bench fuzz tsan valgrind
 .SECONDARY:
 all: lib examples $(BUILD)/nflow $(BUILD)/tests/run
 
@@ -110,6 +110,12 @@ install: lib $(BUILD)/nflow $(BUILD)/nflow.pc
 
 clean:
 	rm -rf build build-san build-tsan build-clang build-fuzz
+
+# valgrind memcheck on the suites that fit CI's time (no leaks, no invalid reads).
+VALGRIND_SUITES ?= core,dist,spec,io,model,fuzz_replay
+valgrind: $(BUILD)/tests/run
+	NF_TEST_ONLY=$(VALGRIND_SUITES) OPENBLAS_NUM_THREADS=1 valgrind -q --error-exitcode=9 --leak-check=full \
+	    --errors-for-leak-kinds=definite ./$(BUILD)/tests/run
 
 # The thread-safety tests under ThreadSanitizer (one BLAS thread per caller).
 tsan:

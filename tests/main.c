@@ -21,9 +21,18 @@ void test_fail(const char *file, int line, const char *fmt, ...) {
     va_end(ap);
 }
 
+/* NF_TEST_ONLY=threads or NF_TEST_ONLY=io,model,spec runs only those suites. */
+static int selected(const char *name) {
+    const char *only = getenv("NF_TEST_ONLY");
+    if (!only || !*only) return 1;
+    size_t n = strlen(name);
+    for (const char *p = only; (p = strstr(p, name)); p += n)
+        if ((p == only || p[-1] == ',') && (p[n] == 0 || p[n] == ',')) return 1;
+    return 0;
+}
+
 static void suite(const char *name, void (*fn)(void)) {
-    const char *only = getenv("NF_TEST_ONLY"); /* e.g. NF_TEST_ONLY=threads */
-    if (only && *only && strcmp(only, name)) return;
+    if (!selected(name)) return;
     long p = tc.passed, f = tc.failed;
     fn();
     printf("%-14s %6ld passed, %ld failed\n", name, tc.passed - p, tc.failed - f);
