@@ -161,7 +161,8 @@ static nf_status chain_inverse_backward(const nf_bijector *b, const nf_pass *p, 
 
 static void chain_rebind(nf_bijector *b) {
     chain *c = (chain *)b;
-    for (size_t i = 0; i < c->k; i++) nf__bijector_bind(c->app[i], b->params + c->off[i]);
+    /* no parameters at all: params is NULL, and NULL + 0 is undefined in C */
+    for (size_t i = 0; i < c->k; i++) nf__bijector_bind(c->app[i], b->params ? b->params + c->off[i] : NULL);
 }
 
 static int chain_monotone(const nf_bijector *b) {
