@@ -234,7 +234,7 @@ static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int k
     size_t layers, nm;
     NF_TRY(get_net(c, n, kind == 2 ? NF_ACT_RELU : NF_ACT_LEAKY_RELU, &o.net));
     NF_TRY(get_num(c, n, "separate", -1, 0, 1, kind == 1, &sep));
-    NF_TRY(get_num(c, n, "tanh_scale", -1, 0, 1, kind == 1, &ts));
+    NF_TRY(get_num(c, n, "tanh_scale", -1, 0, 1, kind != 2, &ts)); /* scales soft-bounded unless asked otherwise */
     NF_TRY(get_num(c, n, "shift_only", -1, 0, 1, kind == 2, &so));
     NF_TRY(get_num(c, n, "fraction_masked", -1, 0, 1, 0, &fm));
     NF_TRY(get_size(c, n, "num_masked", -1, 0, 1 << 24, 0, &nm));
