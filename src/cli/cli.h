@@ -23,6 +23,9 @@ typedef struct args {
 
 int args_init(args *a, const char *cmd, int argc, char **argv);
 void args_free(args *a);
+/* args_init plus --help/-h: prints `help` and returns -1 (the caller exits
+ * 0); returns an exit code on failure, 0 to go on. */
+int help_or_init(args *a, const char *cmd, int argc, char **argv, const char *help);
 /* Value of --name (NULL if absent); exits with a usage error if it has none. */
 const char *opt_str(args *a, const char *name, const char *def);
 int opt_flag(args *a, const char *name);

@@ -18,12 +18,8 @@ static const char *HELP =
 int cmd_data(int argc, char **argv) {
     const char *cmd = "data";
     args a;
-    if (args_init(&a, cmd, argc, argv)) return fail(cmd, EXIT_DATA, "out of memory");
-    if (opt_flag(&a, "--help") || opt_flag(&a, "-h")) {
-        fputs(HELP, stdout);
-        args_free(&a);
-        return 0;
-    }
+    int hrc = help_or_init(&a, cmd, argc, argv, HELP);
+    if (hrc) return hrc < 0 ? 0 : hrc;
     size_t n = (size_t)opt_num(&a, "-n", 1000, 1, 1e9);
     float noise = (float)opt_num(&a, "--noise", 0.05, 0, 1e6);
     uint64_t seed = (uint64_t)opt_num(&a, "--seed", 0, 0, 1.8e19);

@@ -60,12 +60,8 @@ static int parse_values(const char *s, size_t *d, float **out, size_t *n) {
 int cmd_eval(int argc, char **argv) {
     const char *cmd = "eval";
     args a;
-    if (args_init(&a, cmd, argc, argv)) return fail(cmd, EXIT_DATA, "out of memory");
-    if (opt_flag(&a, "--help") || opt_flag(&a, "-h")) {
-        fputs(HELP, stdout);
-        args_free(&a);
-        return 0;
-    }
+    int hrc = help_or_init(&a, cmd, argc, argv, HELP);
+    if (hrc) return hrc < 0 ? 0 : hrc;
     const char *dist = opt_str(&a, "--dist", NULL), *bij = opt_str(&a, "--bijector", NULL), *in = opt_str(&a, "--in", NULL);
     static const char *const ops[] = {"--log-prob", "--prob", "--cdf", "--forward", "--inverse", "--fldj", "--ildj", NULL};
     const char *op = NULL, *vals = NULL;

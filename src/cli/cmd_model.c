@@ -37,16 +37,6 @@ static int load(const char *cmd, const char *path, nf_flow **f) {
     return 0;
 }
 
-static int help_or_init(args *a, const char *cmd, int argc, char **argv, const char *help) {
-    if (args_init(a, cmd, argc, argv)) return fail(cmd, EXIT_DATA, "out of memory");
-    if (opt_flag(a, "--help") || opt_flag(a, "-h")) {
-        fputs(help, stdout);
-        args_free(a);
-        return -1;
-    }
-    return 0;
-}
-
 int cmd_sample(int argc, char **argv) {
     const char *cmd = "sample";
     args a;

@@ -103,12 +103,8 @@ static double mean_nll(const nf_flow *f, const float *x, size_t n, nf_status *s)
 int cmd_train(int argc, char **argv) {
     const char *cmd = "train";
     args a;
-    if (args_init(&a, cmd, argc, argv)) return fail(cmd, EXIT_DATA, "out of memory");
-    if (opt_flag(&a, "--help") || opt_flag(&a, "-h")) {
-        fputs(HELP, stdout);
-        args_free(&a);
-        return 0;
-    }
+    int hrc = help_or_init(&a, cmd, argc, argv, HELP);
+    if (hrc) return hrc < 0 ? 0 : hrc;
     const char *data = opt_str(&a, "--data", NULL), *spec = opt_str(&a, "--flow", NULL), *out = opt_str(&a, "--out", NULL);
     const char *format = opt_str(&a, "--format", "png");
     int has_steps = 0, has_epochs = 0;

@@ -37,6 +37,16 @@ int args_init(args *a, const char *cmd, int argc, char **argv) {
 
 void args_free(args *a) { free(a->used); }
 
+int help_or_init(args *a, const char *cmd, int argc, char **argv, const char *help) {
+    if (args_init(a, cmd, argc, argv)) return fail(cmd, EXIT_DATA, "out of memory");
+    if (opt_flag(a, "--help") || opt_flag(a, "-h")) {
+        fputs(help, stdout);
+        args_free(a);
+        return -1;
+    }
+    return 0;
+}
+
 static int find(args *a, const char *name) {
     for (int i = 0; i < a->argc; i++)
         if (!a->used[i] && !strcmp(a->argv[i], name)) return i;
