@@ -401,6 +401,11 @@ typedef struct nf_train_opts {
     const char *checkpoint_path;
     size_t checkpoint_every;
     const char *resume_path;
+    /* Threads that share each batch (0 or 1: the calling thread alone).  Each
+     * takes a slice of the rows with its own workspace; gradients are summed
+     * in a fixed order, so results are reproducible for a given thread count.
+     * Use a single-threaded BLAS with it (OPENBLAS_NUM_THREADS=1). */
+    size_t threads;
 } nf_train_opts;
 
 /* lr 1e-3, betas 0.9/0.999, eps 1e-8, batch 100, epochs 100, steps 1000,

@@ -77,7 +77,26 @@ static void test_flow_threads(void) {
     }
 }
 
+static int draw_m(void *u, nf_rng *r, float *x, size_t n) {
+    (void)u;
+    return nf_data_moons(r, n, 0.05f, x, NULL) != NF_OK;
+}
+
+/* The training pool (batch split over 3 threads) under ThreadSanitizer too. */
+static void test_pool(void) {
+    nf_flow *f = NULL;
+    CHECK_OK(nf_flow_from_spec("maf(layers=2, hidden=[16])", 2, 2, &f));
+    nf_train_opts o = nf_train_defaults();
+    o.batch = 64, o.steps = 20, o.threads = 3, o.log_every = 10;
+    nf_train_report r;
+    CHECK_OK(nf_flow_fit_stream(f, draw_m, NULL, &o, &r));
+    CHECK(r.steps == 20 && isfinite(r.train_loss), "threaded training ran");
+    nf_train_report_free(&r);
+    nf_flow_free(f);
+}
+
 void test_threads(void) {
+    test_pool();
     test_flow_threads();
     nf_dist *base = NULL, *td = NULL;
     nf_bijector *parts[3] = {0}, *ch = NULL;

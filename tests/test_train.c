@@ -257,6 +257,35 @@ static void test_logdet_accumulation(void) {
     }
 }
 
+/* Batch-parallel training: the same gradients as one thread up to float
+ * rounding, and reproducible for a given thread count. */
+static void test_threaded_training(void) {
+    float *p[3];
+    size_t np = 0;
+    for (int run = 0; run < 3; run++) {
+        nf_flow *f = NULL;
+        CHECK_OK(nf_flow_from_spec("realnvp(layers=4, hidden=[32,32])", 2, 8, &f));
+        nf_train_opts o = nf_train_defaults();
+        o.batch = 101, o.steps = 40, o.seed = 4, o.threads = run == 0 ? 1 : 3;
+        CHECK_OK(nf_flow_fit_stream(f, draw_moons, NULL, &o, NULL));
+        np = nf_flow_param_count(f);
+        p[run] = malloc(np * sizeof(float));
+        memcpy(p[run], nf_flow_params(f), np * sizeof(float));
+        nf_flow_free(f);
+    }
+    CHECK(!memcmp(p[1], p[2], np * sizeof(float)), "3-thread training is reproducible bit for bit");
+    double worst = 0;
+    for (size_t i = 0; i < np; i++) worst = fmax(worst, fabs(p[0][i] - p[1][i]));
+    CHECK(worst > 0 && worst < 1e-3, "3 threads train the same model as 1, up to rounding (max difference %g)", worst);
+    for (int run = 0; run < 3; run++) free(p[run]);
+    nf_flow *f = NULL;
+    CHECK_OK(nf_flow_from_spec("maf(hidden=[8])", 2, 8, &f));
+    nf_train_opts o = nf_train_defaults();
+    o.threads = 65;
+    CHECK_ERR(nf_flow_fit_stream(f, draw_moons, NULL, &o, NULL), NF_ERR_ARG, "threads must be at most 64");
+    nf_flow_free(f);
+}
+
 /* Far outside the data: finite or -inf, never NaN. */
 static void test_far_points(void) {
     const char *specs[3] = {"realnvp(layers=4, hidden=[16])", "maf(layers=2, hidden=[16])", "affine_scalar(scale=1e-30)"};
@@ -431,6 +460,7 @@ static void test_resume(void) {
 void test_train(void) {
     test_resume();
     test_far_points();
+    test_threaded_training();
     test_logdet_accumulation();
     test_options();
     test_made_autoregressive();

@@ -13,6 +13,7 @@
 #include "../flow/flow.h"
 #include "adam.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,38 +35,153 @@ void nf_train_report_free(nf_train_report *r) {
     r->n_history = 0;
 }
 
-typedef struct trainer {
-    nf_flow *f;
-    size_t B, d, P;
+#define NF_MAX_THREADS 64
+
+/* One thread's share of a batch: its own workspace and (but for slot 0,
+ * which uses the trainer's) gradient buffer. */
+typedef struct slot {
     unsigned char *mem;
     void *tape, *bscratch, *dscratch;
-    float *x, *z, *gz, *ldj, *lp, *gl;
+    float *z, *gz, *ldj, *lp, *gl, *grad;
+    double sum; /* sum over its rows of log p_base(z) + ildj */
+    nf_status st;
+    char msg[512];
+    struct trainer *owner;
+} slot;
+
+typedef struct trainer {
+    nf_flow *f;
+    size_t B, d, P, T;
+    unsigned char *mem;
+    float *x;                          /* B x d, the batch in model space */
     float *grad, *m, *v, *best;
     nf_adam adam;
     float clip;
-    double norm; /* of the last step's gradient, before clipping */
+    double norm;                       /* of the last step's gradient, before clipping */
+    slot slots[NF_MAX_THREADS];
+    /* the pool: T - 1 workers; one barrier, passed three times per task */
+    pthread_t th[NF_MAX_THREADS];
+    pthread_barrier_t bar;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int pool, quit, ready, task_grad;
+    size_t task_k;
 } trainer;
+
+static nf_status slot_init(trainer *t, slot *w, size_t rows, int own_grad) {
+    const nf_flow *f = t->f;
+    size_t tb = nf__tape_bytes(f->bij, rows), sb = nf__scratch_bytes(f->bij, rows),
+           db = nf__dist_scratch(f->base, rows), blk = nf__align(rows * t->d * sizeof(float)),
+           rb = nf__align(rows * sizeof(float)), pb = own_grad ? nf__align(t->P * sizeof(float)) : 0;
+    w->mem = nf__aligned_alloc(nf__align(tb) + nf__align(sb) + nf__align(db) + 2 * blk + 3 * rb + pb);
+    if (!w->mem) return nf__err(NF_ERR_NOMEM, "out of memory for the training workspace (%zu rows)", rows);
+    unsigned char *cur = w->mem;
+    w->tape = nf__carve(&cur, tb);
+    w->bscratch = nf__carve(&cur, sb);
+    w->dscratch = nf__carve(&cur, db);
+    w->z = nf__carve(&cur, rows * t->d * sizeof(float));
+    w->gz = nf__carve(&cur, rows * t->d * sizeof(float));
+    w->ldj = nf__carve(&cur, rows * sizeof(float));
+    w->lp = nf__carve(&cur, rows * sizeof(float));
+    w->gl = nf__carve(&cur, rows * sizeof(float));
+    w->grad = own_grad ? nf__carve(&cur, t->P * sizeof(float)) : t->grad;
+    if (own_grad) memset(w->grad, 0, t->P * sizeof(float));
+    return NF_OK;
+}
+
+/* Slot s's rows of the current task: forward, base density and, when asked,
+ * the backward pass into its gradient buffer. */
+static void slot_run(trainer *t, size_t s) {
+    slot *w = &t->slots[s];
+    const nf_flow *f = t->f;
+    size_t k = t->task_k, r0 = k * s / t->T, r1 = k * (s + 1) / t->T, m = r1 - r0, d = t->d;
+    const float *x = t->x + r0 * d;
+    w->st = NF_OK, w->sum = 0;
+    if (m == 0) return;
+    memset(w->ldj, 0, m * sizeof(float));
+    nf_pass p = {m, t->task_grad ? w->tape : NULL, w->bscratch};
+    nf_status st = f->bij->ops->inverse(f->bij, &p, w->z, w->ldj, x);
+    if (!st) st = f->base->ops->log_prob(f->base, w->dscratch, w->lp, w->z, m);
+    for (size_t i = 0; !st && i < m; i++) w->sum += (double)w->lp[i] + w->ldj[i];
+    if (!st && t->task_grad && isfinite(w->sum)) {
+        st = f->base->ops->log_prob_grad(f->base, w->gz, w->z, m);
+        float inv = -1.0f / (float)k;
+        for (size_t i = 0; !st && i < m * d; i++) w->gz[i] *= inv;
+        for (size_t i = 0; !st && i < m; i++) w->gl[i] = inv;
+        if (!st) st = f->bij->ops->inverse_backward(f->bij, &p, NULL, w->grad, w->gz, w->gl, x, w->z);
+    }
+    if (st) snprintf(w->msg, sizeof w->msg, "%s", nf_last_error());
+    w->st = st;
+}
+
+/* Thread s adds the other slots' gradients into t->grad over its share of
+ * the parameters, and clears them for the next step. */
+static void slot_reduce(trainer *t, size_t s) {
+    size_t p0 = t->P * s / t->T, p1 = t->P * (s + 1) / t->T;
+    for (size_t q = 1; q < t->T; q++) {
+        float *g = t->slots[q].grad;
+        for (size_t j = p0; j < p1; j++) t->grad[j] += g[j], g[j] = 0;
+    }
+}
+
+static void *pool_main(void *arg) {
+    slot *w = arg;
+    trainer *t = w->owner;
+    size_t s = (size_t)(w - t->slots);
+    pthread_mutex_lock(&t->mu); /* wait until every worker exists (or start-up failed) */
+    while (!t->ready) pthread_cond_wait(&t->cv, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+    if (t->quit) return NULL;
+    for (;;) {
+        pthread_barrier_wait(&t->bar);
+        if (t->quit) break;
+        slot_run(t, s);
+        pthread_barrier_wait(&t->bar);
+        if (t->task_grad) slot_reduce(t, s);
+        pthread_barrier_wait(&t->bar);
+    }
+    return NULL;
+}
+
+/* Runs the current task on all slots (the caller is slot 0). */
+static void run_task(trainer *t) {
+    if (!t->pool) {
+        slot_run(t, 0);
+        return;
+    }
+    pthread_barrier_wait(&t->bar);
+    slot_run(t, 0);
+    pthread_barrier_wait(&t->bar);
+    if (t->task_grad) slot_reduce(t, 0);
+    pthread_barrier_wait(&t->bar);
+}
+
+static void trainer_free(trainer *t) {
+    if (t->pool) {
+        t->quit = 1;
+        pthread_barrier_wait(&t->bar);
+        for (size_t s = 1; s < t->T; s++) pthread_join(t->th[s], NULL);
+        pthread_barrier_destroy(&t->bar);
+        pthread_mutex_destroy(&t->mu);
+        pthread_cond_destroy(&t->cv);
+    }
+    for (size_t s = 0; s < t->T; s++) nf__aligned_free(t->slots[s].mem);
+    nf__aligned_free(t->mem);
+}
 
 static nf_status trainer_init(trainer *t, nf_flow *f, size_t B, const nf_train_opts *o) {
     memset(t, 0, sizeof *t);
     t->f = f, t->B = B, t->d = f->d, t->P = f->bij->nparams;
+    t->T = o->threads > 1 ? o->threads : 1;
+    if (t->T > NF_MAX_THREADS) return nf__err(NF_ERR_ARG, "threads must be at most %d, got %zu", NF_MAX_THREADS, t->T);
+    if (t->T > B) t->T = B ? B : 1;
     if (!f->base->ops->log_prob_grad)
         return nf__err(NF_ERR_UNSUPPORTED, "base %s has no log-density gradient", f->base->name);
-    size_t tb = nf__tape_bytes(f->bij, B), sb = nf__scratch_bytes(f->bij, B), db = nf__dist_scratch(f->base, B);
-    size_t blk = nf__align(B * t->d * sizeof(float)), rb = nf__align(B * sizeof(float)),
-           pb = nf__align(t->P * sizeof(float) + 1);
-    t->mem = nf__aligned_alloc(nf__align(tb) + nf__align(sb) + nf__align(db) + 3 * blk + 3 * rb + 4 * pb);
+    size_t pb = nf__align(t->P * sizeof(float) + 1);
+    t->mem = nf__aligned_alloc(nf__align(B * t->d * sizeof(float)) + 4 * pb);
     if (!t->mem) return nf__err(NF_ERR_NOMEM, "out of memory for the training workspace (batch %zu)", B);
     unsigned char *cur = t->mem;
-    t->tape = nf__carve(&cur, tb);
-    t->bscratch = nf__carve(&cur, sb);
-    t->dscratch = nf__carve(&cur, db);
     t->x = nf__carve(&cur, B * t->d * sizeof(float));
-    t->z = nf__carve(&cur, B * t->d * sizeof(float));
-    t->gz = nf__carve(&cur, B * t->d * sizeof(float));
-    t->ldj = nf__carve(&cur, B * sizeof(float));
-    t->lp = nf__carve(&cur, B * sizeof(float));
-    t->gl = nf__carve(&cur, B * sizeof(float));
     t->grad = nf__carve(&cur, t->P * sizeof(float) + 1);
     t->m = nf__carve(&cur, t->P * sizeof(float) + 1);
     t->v = nf__carve(&cur, t->P * sizeof(float) + 1);
@@ -75,6 +191,41 @@ static nf_status trainer_init(trainer *t, nf_flow *f, size_t B, const nf_train_o
     memset(t->v, 0, t->P * sizeof(float));
     t->adam = (nf_adam){o->lr, o->beta1, o->beta2, o->eps, o->weight_decay, 0};
     t->clip = o->clip_norm;
+    size_t rows = (B + t->T - 1) / t->T;
+    nf_status s = NF_OK;
+    for (size_t q = 0; q < t->T && !s; q++) s = slot_init(t, &t->slots[q], rows, q > 0);
+    if (!s && t->T > 1) {
+        /* Workers wait on `ready`; the barrier is made only once all exist, so a
+         * failed start can release the ones already running. */
+        pthread_mutex_init(&t->mu, NULL);
+        pthread_cond_init(&t->cv, NULL);
+        size_t started = 1;
+        for (; started < t->T; started++) {
+            t->slots[started].owner = t;
+            if (pthread_create(&t->th[started], NULL, pool_main, &t->slots[started])) break;
+        }
+        if (started == t->T && pthread_barrier_init(&t->bar, NULL, (unsigned)t->T) == 0) {
+            t->pool = 1;
+        } else {
+            t->quit = 1;
+            s = nf__err(NF_ERR_NOMEM, "cannot start %zu training threads", t->T);
+        }
+        pthread_mutex_lock(&t->mu);
+        t->ready = 1;
+        pthread_cond_broadcast(&t->cv);
+        pthread_mutex_unlock(&t->mu);
+        if (s) {
+            for (size_t q = 1; q < started; q++) pthread_join(t->th[q], NULL);
+            pthread_mutex_destroy(&t->mu);
+            pthread_cond_destroy(&t->cv);
+        }
+    }
+    if (s) {
+        for (size_t q = 0; q < NF_MAX_THREADS; q++) nf__aligned_free(t->slots[q].mem), t->slots[q].mem = NULL;
+        nf__aligned_free(t->mem);
+        t->mem = NULL;
+        return s;
+    }
     return NF_OK;
 }
 
@@ -95,23 +246,20 @@ static nf_status find_tensor(void *ctx, const nf_tensor_info *ti) {
  * with gradients into t->grad (zeroed here). */
 static nf_status nll(trainer *t, size_t k, int with_grad, double *loss) {
     nf_flow *f = t->f;
-    memset(t->ldj, 0, k * sizeof(float));
-    nf_pass p = {k, with_grad ? t->tape : NULL, t->bscratch};
-    NF_TRY(f->bij->ops->inverse(f->bij, &p, t->z, t->ldj, t->x));
-    NF_TRY(f->base->ops->log_prob(f->base, t->dscratch, t->lp, t->z, k));
+    t->task_k = k, t->task_grad = with_grad;
+    run_task(t); /* t->grad is all zeros on entry: zeroed once, then cleared by each Adam step */
     double s = 0;
-    for (size_t i = 0; i < k; i++) s += (double)t->lp[i] + t->ldj[i];
-    *loss = -s / (double)k + f->log_std_sum;
-    if (!isfinite(*loss)) return nf__err(NF_ERR_NUMERIC, "the loss is %g", *loss);
-    if (!with_grad) return NF_OK;
-    NF_TRY(f->base->ops->log_prob_grad(f->base, t->gz, t->z, k));
-    float inv = -1.0f / (float)k;
-    for (size_t i = 0; i < k * t->d; i++) t->gz[i] *= inv;
-    for (size_t i = 0; i < k; i++) t->gl[i] = inv;
-    /* t->grad is all zeros here: zeroed once, then cleared by each Adam step */
-    nf_status st = f->bij->ops->inverse_backward(f->bij, &p, NULL, t->grad, t->gz, t->gl, t->x, t->z);
-    if (st) {
-        memset(t->grad, 0, t->P * sizeof(float));
+    nf_status st = NF_OK;
+    for (size_t q = 0; q < t->T; q++) {
+        if (!st && t->slots[q].st) st = nf__err(t->slots[q].st, "%s", t->slots[q].msg);
+        s += t->slots[q].sum;
+    }
+    if (!st) {
+        *loss = -s / (double)k + f->log_std_sum;
+        if (!isfinite(*loss)) st = nf__err(NF_ERR_NUMERIC, "the loss is %g", *loss);
+    }
+    if (st || !with_grad) {
+        if (st && with_grad) memset(t->grad, 0, t->P * sizeof(float));
         return st;
     }
     t->norm = nf__clip_norm(t->grad, t->P, t->clip);
@@ -393,7 +541,7 @@ nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_op
     }
     nf_rng_free(rng);
     free(idx);
-    nf__aligned_free(t.mem);
+    trainer_free(&t);
     if (s) {
         free(ht), free(hv);
         nf_train_report_free(rep);
@@ -455,7 +603,7 @@ nf_status nf_flow_fit_stream(nf_flow *f, nf_sampler_fn draw, void *user, const n
         rep->val_loss = rep->best_val_loss = NAN, rep->stopped_early = stopped, rep->seconds = now() - t0;
     }
     nf_rng_free(rng);
-    nf__aligned_free(t.mem);
+    trainer_free(&t);
     if (s) {
         free(ht), free(hv);
         nf_train_report_free(rep);
