@@ -2,7 +2,9 @@
  * nflow_bench.c - the nflow side of the benchmark (bench/run runs it next to
  * bench/torch_bench.py with the same configurations).  Prints lines
  *   RESULT <name> <value> <unit>
- * Threads are set by the caller through OPENBLAS_NUM_THREADS.
+ * Threads are set by the caller through OPENBLAS_NUM_THREADS = T: training
+ * steps split each batch over T nflow threads with single-threaded BLAS
+ * (nf_train_opts.threads); the 1M-point passes use T BLAS threads.
  *
  * Configurations: the dataflowr RealNVP ("realnvp(layers=6, hidden=[256,256])")
  * and a 5-layer MAF ("maf(layers=5, hidden=[256,256])", ReLU, reversed order
@@ -19,6 +21,10 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+
+/* OpenBLAS's thread control, if this CBLAS is OpenBLAS: nflow's own threads
+ * share each training batch, so BLAS runs single-threaded inside them. */
+extern void openblas_set_num_threads(int) __attribute__((weak));
 
 static double now(void) {
     struct timespec ts;
@@ -44,8 +50,9 @@ static int same_batch(void *u, nf_rng *r, float *x, size_t n) {
     return 0;
 }
 
-/* ms per training step at batch b (median of 3 timed runs of `steps`). */
-static double step_ms(const char *spec, size_t b, size_t steps) {
+/* ms per training step at batch b (median of 3 timed runs of `steps`),
+ * with the batch split over `threads` threads. */
+static double step_ms(const char *spec, size_t b, size_t steps, size_t threads) {
     nf_flow *f = NULL;
     TRY(nf_flow_from_spec(spec, 2, 1, &f));
     nf_rng *rng = NULL;
@@ -54,7 +61,7 @@ static double step_ms(const char *spec, size_t b, size_t steps) {
     TRY(nf_data_moons(rng, b, 0.05f, x, NULL));
     fixed fx = {x};
     nf_train_opts o = nf_train_defaults();
-    o.batch = b, o.lr = 1e-4f, o.log_every = 0;
+    o.batch = b, o.lr = 1e-4f, o.log_every = 0, o.threads = threads;
     double t[3];
     o.steps = 5;
     TRY(nf_flow_fit_stream(f, same_batch, &fx, &o, NULL)); /* warm up */
@@ -74,11 +81,15 @@ static double step_ms(const char *spec, size_t b, size_t steps) {
 int main(void) {
     const char *rnvp = "realnvp(layers=6, hidden=[256,256])", *maf = "maf(layers=5, hidden=[256,256])",
                *iaf = "iaf(layers=5, hidden=[256,256])";
-    printf("RESULT realnvp_step_b100 %.4f ms\n", step_ms(rnvp, 100, 200));
-    printf("RESULT realnvp_step_b1024 %.4f ms\n", step_ms(rnvp, 1024, 30));
-    printf("RESULT maf_step_b100 %.4f ms\n", step_ms(maf, 100, 200));
-    printf("RESULT maf_step_b1024 %.4f ms\n", step_ms(maf, 1024, 30));
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    size_t T = env && atoi(env) > 0 ? (size_t)atoi(env) : 1;
+    if (T > 1 && openblas_set_num_threads) openblas_set_num_threads(1); /* training: nflow's threads */
+    printf("RESULT realnvp_step_b100 %.4f ms\n", step_ms(rnvp, 100, 200, T));
+    printf("RESULT realnvp_step_b1024 %.4f ms\n", step_ms(rnvp, 1024, 30, T));
+    printf("RESULT maf_step_b100 %.4f ms\n", step_ms(maf, 100, 200, T));
+    printf("RESULT maf_step_b1024 %.4f ms\n", step_ms(maf, 1024, 30, T));
     fflush(stdout);
+    if (T > 1 && openblas_set_num_threads) openblas_set_num_threads((int)T); /* large batches: BLAS threads */
 
     enum { N = 1000000 };
     float *x = malloc((size_t)N * 2 * sizeof(float)), *lp = malloc(N * sizeof(float));
