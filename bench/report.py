@@ -75,8 +75,11 @@ with open(sys.argv[2], "w") as f:
     f.write("# Performance: nflow against PyTorch\n\n")
     f.write("Written by `bench/run` (or `make bench`), which runs `build/bench/nflow_bench` and "
             "`bench/torch_bench.py` on identical configurations one after the other in the same run, at 1 and 2 "
-            "threads (OPENBLAS_NUM_THREADS / torch.set_num_threads), and reports ratios PyTorch time / nflow time "
-            "(higher is better for nflow).\n\n")
+            "threads, and reports ratios PyTorch time / nflow time (higher is better for nflow). Threads: nflow's "
+            "training steps split each batch over T threads of its own (`nf_train_opts.threads`) with "
+            "single-threaded OpenBLAS inside them, and its 1M-point passes use T OpenBLAS threads; PyTorch runs with "
+            "torch.set_num_threads(T) on Debian's OpenMP OpenBLAS (with the default pthread OpenBLAS its 2-thread "
+            "training step is about 4x slower here through oversubscription, which would flatter nflow).\n\n")
     f.write(f"Machine: {cpu.get('model name', '?')} (cpu family {family}), {ncores} cores at {mhz:.0f} MHz, "
             f"{platform.platform()}; {'; '.join(info)}. Run on {time.strftime('%Y-%m-%d %H:%M')}.\n\n")
     f.write("Configurations: dataflowr's RealNVP (6 couplings, s/t nets 2-256-256-2) and a 5-layer MAF "
