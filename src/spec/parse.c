@@ -98,61 +98,32 @@ static int read_name(parser *p, char *buf) {
 
 static sp_node *value(parser *p);
 
-static sp_node *list(parser *p) {
-    sp_node *n = node(p, SP_LIST);
-    if (!n) return NULL;
-    p->pos++; /* '[' */
+/* The items of a list "[v, ...]" or the arguments of a call "(k=v, ...)",
+ * from the opening bracket at p->pos to the matching `close`. */
+static sp_node *items(parser *p, sp_node *n, char close) {
+    p->pos++; /* '[' or '(' */
     skip_ws(p);
-    if (p->text[p->pos] == ']') {
-        p->pos++;
-        return n;
-    }
-    for (;;) {
-        sp_node *v = value(p);
-        if (!v || !add_kid(p, n, v, NULL)) {
-            nf__spec_free(v);
-            nf__spec_free(n);
-            return NULL;
-        }
-        skip_ws(p);
-        char c = p->text[p->pos];
-        if (c == ',') {
-            p->pos++;
-            continue;
-        }
-        if (c == ']') {
-            p->pos++;
-            return n;
-        }
-        p->err = nf__spec_error(NF_ERR_ARG, p->text, p->pos + 1, "expected ',' or ']' in a list, found %s",
-                                c ? "another character" : "the end");
-        nf__spec_free(n);
-        return NULL;
-    }
-}
-
-static sp_node *call_args(parser *p, sp_node *n) {
-    p->pos++; /* '(' */
-    skip_ws(p);
-    if (p->text[p->pos] == ')') {
+    if (p->text[p->pos] == close) {
         p->pos++;
         return n;
     }
     for (;;) {
         skip_ws(p);
         char key[32] = "";
-        size_t save = p->pos;
-        if (read_name(p, key)) {
-            skip_ws(p);
-            if (p->text[p->pos] == '=') {
-                p->pos++;
-            } else {
-                key[0] = 0;
-                p->pos = save; /* a positional name or call */
+        if (n->kind == SP_CALL) { /* "name = value" or a positional value */
+            size_t save = p->pos;
+            if (read_name(p, key)) {
+                skip_ws(p);
+                if (p->text[p->pos] == '=') {
+                    p->pos++;
+                } else {
+                    key[0] = 0;
+                    p->pos = save;
+                }
+            } else if (p->err) {
+                nf__spec_free(n);
+                return NULL;
             }
-        } else if (p->err) {
-            nf__spec_free(n);
-            return NULL;
         }
         sp_node *v = value(p);
         if (!v || !add_kid(p, n, v, key)) {
@@ -166,12 +137,16 @@ static sp_node *call_args(parser *p, sp_node *n) {
             p->pos++;
             continue;
         }
-        if (c == ')') {
+        if (c == close) {
             p->pos++;
             return n;
         }
-        p->err = nf__spec_error(NF_ERR_ARG, p->text, p->pos + 1, "expected ',' or ')' after an argument of %s(), found %s",
-                                n->name, c ? "another character" : "the end");
+        const char *found = c ? "another character" : "the end";
+        if (n->kind == SP_CALL)
+            p->err = nf__spec_error(NF_ERR_ARG, p->text, p->pos + 1,
+                                    "expected ',' or ')' after an argument of %s(), found %s", n->name, found);
+        else
+            p->err = nf__spec_error(NF_ERR_ARG, p->text, p->pos + 1, "expected ',' or ']' in a list, found %s", found);
         nf__spec_free(n);
         return NULL;
     }
@@ -186,7 +161,8 @@ static sp_node *value(parser *p) {
     const char *s = p->text + p->pos;
     sp_node *n = NULL;
     if (*s == '[') {
-        n = list(p);
+        n = node(p, SP_LIST);
+        if (n) n = items(p, n, ']');
     } else if (isdigit((unsigned char)*s) || ((*s == '-' || *s == '+' || *s == '.') && (isdigit((unsigned char)s[1]) || s[1] == '.'))) {
         n = node(p, SP_NUM);
         if (n) {
@@ -208,7 +184,7 @@ static sp_node *value(parser *p) {
             skip_ws(p);
             if (p->text[p->pos] == '(') {
                 n->kind = SP_CALL;
-                n = call_args(p, n);
+                n = items(p, n, ')');
             }
         }
     } else {
