@@ -117,7 +117,7 @@ void test_cli(const char *build) {
     CHECK(run(NULL, 0, "%s eval --bijector sigmoid --inverse 1 2>/dev/null", bin) == 2, "out-of-domain eval: 2");
 
     /* SIGKILL mid-run, then --resume: the same model as an uninterrupted run */
-    const char *tr = "train --data moons --flow 'maf(hidden=[64])' --steps 4000 --checkpoint-every 100 --seed 3 --quiet";
+    const char *tr = "train --data moons --flow 'maf(hidden=[64])' --steps 20000 --checkpoint-every 100 --seed 3 --quiet";
     CHECK(run(NULL, 0, "%s %s --out %s/full", bin, tr, tmp) == 0, "uninterrupted run");
     rc = run(out, sizeof out,
              "%s %s --out %s/killed & p=$!; while [ ! -f %s/killed/checkpoint.nflow ]; do sleep 0.01; done; "
