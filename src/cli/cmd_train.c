@@ -73,14 +73,10 @@ static int draw(void *user, nf_rng *rng, float *x, size_t n) {
     return nf_data_generate(g->name, rng, n, g->noise, x, NULL) != NF_OK;
 }
 
-typedef struct hist {
-    progress *pr;
-    double *train, *val;
-    size_t n, cap;
-} hist;
+
 
 static int on_progress(void *user, const nf_train_progress *p) {
-    progress_update(((hist *)user)->pr, p);
+    progress_update((progress *)user, p);
     return 0;
 }
 
@@ -206,9 +202,8 @@ int cmd_train(int argc, char **argv) {
     }
     progress pr;
     progress_init(&pr, quiet);
-    hist h = {&pr, NULL, NULL, 0, 0};
     o.seed = seed + 1;
-    o.callback = on_progress, o.user = &h;
+    o.callback = on_progress, o.user = &pr;
     o.threads = threads;
     if (threads > 1 && openblas_set_num_threads) openblas_set_num_threads(1);
     size_t hist_every = 1;
