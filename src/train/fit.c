@@ -189,6 +189,7 @@ static nf_status trainer_init(trainer *t, nf_flow *f, size_t B, const nf_train_o
     memset(t->grad, 0, t->P * sizeof(float));
     memset(t->m, 0, t->P * sizeof(float));
     memset(t->v, 0, t->P * sizeof(float));
+    memcpy(t->best, f->bij->params, t->P * sizeof(float)); /* checkpoints store it in either mode */
     t->adam = (nf_adam){o->lr, o->beta1, o->beta2, o->eps, o->weight_decay, 0};
     t->clip = o->clip_norm;
     size_t rows = (B + t->T - 1) / t->T;
@@ -475,7 +476,6 @@ nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_op
     nf_rng *rng = NULL;
     if (!idx || !ht || !hv) s = nf__err(NF_ERR_NOMEM, "out of memory");
     if (!s) s = nf_rng_create(o->seed, &rng);
-    memcpy(t.best, f->bij->params, t.P * sizeof(float));
     ckstate c = {0};
     c.best = INFINITY, c.htrain = ht, c.hval = hv;
     int resumed = 0;
