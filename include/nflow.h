@@ -291,6 +291,9 @@ typedef struct nf_coupling_opts {
                                   0: one network with a shift and a log-scale head (TFP) */
     int tanh_scale;            /* s = tanh(network output) (dataflowr's scale net) */
     int shift_only;            /* NICE: s = 0, volume preserving */
+    size_t spline_bins;        /* 0: affine (above); K in 2..128: a rational-quadratic
+                                  spline with K bins instead (see nf_maf_opts) */
+    float spline_bound;        /* the spline's interval [-B, B]; 0 means 3 */
 } nf_coupling_opts;
 
 /* The networks' parameters are drawn with rng (NF_INIT_*). */
@@ -316,6 +319,16 @@ typedef enum nf_order { NF_ORDER_NATURAL = 0, NF_ORDER_REVERSED = 1, NF_ORDER_RA
 typedef struct nf_maf_opts {
     nf_net_opts net;
     nf_order order;            /* input order (degrees) of the MADE */
+    /* Spline flows (Durkan et al. 2019, "Neural Spline Flows"): with
+     * spline_bins = K in 2..128 each coordinate gets a monotone
+     * rational-quadratic spline with K bins on [-B, B] (B = spline_bound, 0
+     * means 3) and identity tails, instead of the affine map; the network
+     * outputs 3K - 1 values per coordinate (K widths, K heights, K - 1 inner
+     * derivatives; all zero is the identity, so zero_last starts the layer at
+     * the identity).  Density direction z = S(x), sampling x = S^{-1}(z) by a
+     * stable quadratic root.  0: affine. */
+    size_t spline_bins;
+    float spline_bound;
 } nf_maf_opts;
 
 nf_status nf_bijector_maf(size_t d, const nf_maf_opts *opts, nf_rng *rng, nf_bijector **out);

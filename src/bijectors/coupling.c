@@ -16,8 +16,18 @@
  *   ds_raw = ds (1 - s^2) with tanh; the nets' backward adds to dx_c.
  * Parameters: [s-net, t-net] (separate) or [net] whose outputs are
  * [shift (n_t), log-scale (n_t)] (TFP's order), or [shift net] (NICE).
+ *
+ * Spline coupling (Durkan et al. 2019): one net gives the 3K - 1 parameters
+ * of a rational-quadratic spline S per transformed coordinate (parameter k of
+ * coordinate j at output k*n_t + j), with S the density direction:
+ *   inverse: x_t = S(y_t),       ildj = sum log S'(y_t)
+ *   forward: y_t = S^{-1}(x_t),  fldj = -sum log S'(y_t)
+ * Backward (transform.h's reverse mode gives gx, gp at (gz, gl) at y_t):
+ *   inverse: dy_t = gx(g, gl), dp = gp(g, gl)
+ *   forward: dx_t = w = (g - gx(0, gl)) / S'(y_t), dp = -gp(w, gl).
  */
 #include "bijector_impl.h"
+#include "transform.h"
 #include "../nn/nn.h"
 
 #include <stdio.h>
@@ -30,6 +40,7 @@ typedef struct coupling {
     size_t *ci, *ti;       /* conditioning and transformed column indices */
     nf_mlp net[2];         /* separate: [s, t]; else net[0] only */
     int nnets, separate, tanh_scale, shift_only;
+    nf_eltx tx;            /* tx.bins > 0: spline coupling */
     nf_net_opts opts;
 } coupling;
 
@@ -62,10 +73,13 @@ static size_t net_scratch(const coupling *c, size_t n) {
 
 static size_t cp_tape_bytes(const nf_bijector *b, size_t n) { return region_bytes((const coupling *)b, n); }
 
+/* Output floats per row of all nets together. */
+static size_t out_width(const coupling *c) { return c->tx.bins ? nf__eltx_np(&c->tx) * c->nt : 2 * c->nt; }
+
 static size_t cp_scratch_bytes(const nf_bijector *b, size_t n) {
     const coupling *c = (const coupling *)b;
-    /* region (when no tape) + nets' scratch + backward: dout (n x 2nt), dxc (n x nc) x 2 */
-    return region_bytes(c, n) + net_scratch(c, n) + nf__align(2 * n * c->nt * sizeof(float)) +
+    /* region (when no tape) + nets' scratch + backward: dout (n x out_width), dxc (n x nc) x 2 */
+    return region_bytes(c, n) + net_scratch(c, n) + nf__align(out_width(c) * n * sizeof(float)) +
            2 * nf__align(n * c->nc * sizeof(float));
 }
 
@@ -118,6 +132,22 @@ static nf_status cp_pass(const nf_bijector *b, const nf_pass *p, float *out, flo
     else cur = carve_region(c, cur, n, &w);
     st_view v;
     run_nets(c, p, &w, cur, in, &v);
+    if (c->tx.bins) {
+        const float *pr = net_out(c, &w, 0, n);
+        size_t rs = nf__eltx_np(&c->tx) * c->nt;
+        for (size_t i = 0; i < n; i++) {
+            double acc = 0, o;
+            for (size_t j = 0; j < c->nc; j++) out[i * d + c->ci[j]] = in[i * d + c->ci[j]];
+            for (size_t j = 0; j < c->nt; j++) {
+                double u = in[i * d + c->ti[j]];
+                acc += fwd ? -nf__eltx_invert(&c->tx, pr + i * rs + j, c->nt, u, &o)
+                           : nf__eltx_eval(&c->tx, pr + i * rs + j, c->nt, u, &o);
+                out[i * d + c->ti[j]] = (float)o;
+            }
+            if (ldj) ldj[i] += (float)acc;
+        }
+        return NF_OK;
+    }
     for (size_t i = 0; i < n; i++) {
         double acc = 0;
         for (size_t j = 0; j < c->nc; j++) out[i * d + c->ci[j]] = in[i * d + c->ci[j]];
@@ -139,20 +169,36 @@ static nf_status cp_inverse(const nf_bijector *b, const nf_pass *p, float *x, fl
     return cp_pass(b, p, x, ldj, y, 0);
 }
 
-/* Shared backward.  in: the pass input, out: its output, g: upstream gradient
- * of out, gl: of the log-det; writes gin (may be NULL). */
-static nf_status cp_backward(const nf_bijector *b, const nf_pass *p, float *gin, float *dparams,
-                             const float *g, const float *gl, const float *in, const float *out, int fwd) {
-    const coupling *c = (const coupling *)b;
-    size_t n = p->n, d = b->d, nt = c->nt, nc = c->nc;
-    cws w;
-    carve_region(c, p->tape, n, &w);
-    unsigned char *cur = (unsigned char *)p->scratch + region_bytes(c, n);
-    unsigned char *nscratch = cur;
-    cur += net_scratch(c, n);
-    float *dout = nf__carve(&cur, 2 * n * nt * sizeof(float));
-    float *dxc = nf__carve(&cur, n * nc * sizeof(float));
-    float *dxc2 = nf__carve(&cur, n * nc * sizeof(float));
+/* The spline's part of the backward pass: the transformed coordinates'
+ * input gradients (gin, may be NULL) and the net outputs' gradients (dout);
+ * yd is the data-side batch (the pass output when fwd, its input otherwise). */
+static void spline_backward(const coupling *c, float *gin, float *dout, const float *g, const float *gl,
+                            const float *yd, const float *pr, size_t n, int fwd) {
+    size_t d = c->base.d, nt = c->nt, rs = nf__eltx_np(&c->tx) * nt;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < nt; j++) {
+            const float *pp = pr + i * rs + j;
+            float *dp = dout + i * rs + j;
+            double y = yd[i * d + c->ti[j]], gg = g[i * d + c->ti[j]], gx;
+            if (fwd) {
+                double z, l = nf__eltx_eval(&c->tx, pp, nt, y, &z), glx;
+                nf__eltx_grad(&c->tx, pp, nt, y, 0, gl[i], &glx, dp);
+                double wv = (gg - glx) / exp(l);
+                nf__eltx_grad(&c->tx, pp, nt, y, wv, gl[i], &gx, dp);
+                for (size_t k = 0; k < rs; k += nt) dp[k] = -dp[k];
+                gx = wv;
+            } else {
+                nf__eltx_grad(&c->tx, pp, nt, y, gg, gl[i], &gx, dp);
+            }
+            if (gin) gin[i * d + c->ti[j]] = (float)gx;
+        }
+}
+
+/* The affine part of the backward pass (see the top of the file). */
+static void affine_backward(const coupling *c, const cws *wsp, float *gin, float *dout, const float *g,
+                            const float *gl, const float *out, size_t n, int fwd) {
+    size_t d = c->base.d, nt = c->nt;
+    const cws w = *wsp;
     st_view v;
     if (c->shift_only) v = (st_view){NULL, net_out(c, &w, 0, n), 0, nt};
     else if (c->separate) v = (st_view){net_out(c, &w, 0, n), net_out(c, &w, 1, n), nt, nt};
@@ -178,6 +224,24 @@ static nf_status cp_backward(const nf_bijector *b, const nf_pass *p, float *gin,
             dsh[i * dstride + j] = (float)gsh;
             if (ds) ds[i * dstride + j] = (float)(c->tanh_scale ? gs * (1 - s * s) : gs);
         }
+}
+
+/* Shared backward.  in: the pass input, out: its output, g: upstream gradient
+ * of out, gl: of the log-det; writes gin (may be NULL). */
+static nf_status cp_backward(const nf_bijector *b, const nf_pass *p, float *gin, float *dparams,
+                             const float *g, const float *gl, const float *in, const float *out, int fwd) {
+    const coupling *c = (const coupling *)b;
+    size_t n = p->n, d = b->d, nt = c->nt, nc = c->nc;
+    cws w;
+    carve_region(c, p->tape, n, &w);
+    unsigned char *cur = (unsigned char *)p->scratch + region_bytes(c, n);
+    unsigned char *nscratch = cur;
+    cur += net_scratch(c, n);
+    float *dout = nf__carve(&cur, out_width(c) * n * sizeof(float));
+    float *dxc = nf__carve(&cur, n * nc * sizeof(float));
+    float *dxc2 = nf__carve(&cur, n * nc * sizeof(float));
+    if (c->tx.bins) spline_backward(c, gin, dout, g, gl, fwd ? out : in, net_out(c, &w, 0, n), n, fwd);
+    else affine_backward(c, &w, gin, dout, g, gl, out, n, fwd);
     /* back through the nets */
     memset(dxc, 0, n * nc * sizeof(float));
     float *P = c->base.params, *DP = dparams;
@@ -265,12 +329,15 @@ nf_status nf_bijector_coupling(size_t d, const nf_coupling_opts *o, nf_rng *rng,
     if (nc == 0 || nc == d)
         return nf__err(NF_ERR_ARG, "%s: the mask must condition on 1..d-1 coordinates, it selects %zu of %zu", fn, nc, d);
     coupling tmp = {0};
+    NF_TRY(nf__eltx_from_opts(fn, o->spline_bins, o->spline_bound, &tmp.tx));
+    if (tmp.tx.bins && (o->shift_only || o->separate_nets))
+        return nf__err(NF_ERR_ARG, "%s: a spline coupling uses one network; shift_only and separate_nets must be 0", fn);
     tmp.nc = nc, tmp.nt = d - nc;
     tmp.separate = o->separate_nets && !o->shift_only;
-    tmp.shift_only = o->shift_only, tmp.tanh_scale = o->tanh_scale && !o->shift_only;
+    tmp.shift_only = o->shift_only, tmp.tanh_scale = o->tanh_scale && !o->shift_only && !o->spline_bins;
     tmp.nnets = tmp.separate ? 2 : 1;
     tmp.opts = o->net;
-    size_t outw = tmp.separate || tmp.shift_only ? tmp.nt : 2 * tmp.nt;
+    size_t outw = tmp.separate || tmp.shift_only ? tmp.nt : out_width(&tmp);
     for (int k = 0; k < tmp.nnets; k++) {
         nf_status s = nf__mlp_init(&tmp.net[k], nc, o->net.hidden, o->net.nhidden, outw, o->net.activation);
         if (s) return nf__err_prefix(s, fn);
@@ -286,7 +353,7 @@ nf_status nf_bijector_coupling(size_t d, const nf_coupling_opts *o, nf_rng *rng,
     nf_bijector base = c->base;
     *c = tmp;
     c->base = base;
-    c->base.name = tmp.shift_only ? "nice" : "realnvp";
+    c->base.name = tmp.shift_only ? "nice" : tmp.tx.bins ? "spline_coupling" : "realnvp";
     c->ci = malloc(nc * sizeof(size_t));
     c->ti = malloc((d - nc) * sizeof(size_t));
     if (!c->ci || !c->ti) {

@@ -1,26 +1,31 @@
 /*
  * maf.c - masked autoregressive flow layer (Papamakarios, Pavlakou & Murray
  * 2017; TFP MaskedAutoregressiveFlow) with a MADE (Germain et al. 2015) that
- * outputs a shift m_i and a log-scale a_i per coordinate from the coordinates
- * of lower degree.  IAF (Kingma et al. 2016) is invert(MAF).
+ * outputs the parameters p_i(x_<i) of an elementwise transform T per
+ * coordinate (transform.h): affine (shift m_i, log-scale a_i, the classic
+ * MAF) or a rational-quadratic spline (the autoregressive neural spline flow
+ * of Durkan et al. 2019).  IAF (Kingma et al. 2016) is invert(MAF).
  *
- *   inverse (data -> base, density), one pass:  z = (x - m(x)) e^{-a(x)},
- *                                               ildj = -sum a(x)
+ *   inverse (data -> base, density), one pass:  z_i = T(x_i; p_i(x)),
+ *                                               ildj = sum log T'
  *   forward (base -> data, sampling), d passes: pass k sets the coordinate
- *            of degree k, x_i = z_i e^{a_i} + m_i;  fldj = sum a(x)
+ *            of degree k, x_i = T^{-1}(z_i; p_i(x));  fldj = -sum log T'
+ *            (affine: x_i = z_i e^{a_i} + m_i, fldj = sum a_i)
  * The MADE's activations after pass d equal those at the final x (no unit
  * sees the last-degree input), so the forward pass tapes pass d.
  *
- * Backward of the inverse pass (g = dL/dz, gl = dL/dildj):
- *   dm = -g e^{-a},  da = -g z - gl,  dx = g e^{-a} + MADE^T(dm, da)
- * Backward of the forward pass: x = f(z) solves z = G(x) (the inverse map),
- * so with t = dL/dx the gradient w = dL/dz solves the triangular system
- *   J_G^T w = t + gl d(sum a)/dx,   i.e.   w = (t + R(w)) e^{a},
- *   R(w) = MADE^T_x(dm = w e^{-a}, da = w z + gl),
- * which d fixed-point sweeps solve exactly (each fixes one more degree);
- * the parameters get MADE^T_theta(dm = w e^{-a}, da = w z + gl).
+ * Backward of the inverse pass (g = dL/dz, gl = dL/dildj): the transform's
+ * reverse mode gives the direct dx and dp; dx += MADE^T(dp).
+ * Backward of the forward pass: x = f(z) solves z = G(x), so with
+ * t = dL/dx and gl = dL/dfldj, w = dL/dz solves J_G^T w = t + gl dfldj/dx:
+ *   w = (t - gl dl/dx - MADE^T_x(gp(w))) / T',   l = log T',
+ *   gp(w) = w dT/dp + gl dl/dp  (the transform's reverse mode at (w, gl)),
+ * which d sweeps solve exactly (each fixes one more degree); the parameters
+ * get MADE^T_theta(-gp(w)).  (Affine: w = (t + MADE^T_x(cot)) e^{a},
+ * cot = (w e^{-a}, w z + gl).)
  */
 #include "bijector_impl.h"
+#include "transform.h"
 #include "../nn/nn.h"
 
 #include <stdio.h>
@@ -29,7 +34,9 @@
 
 typedef struct maf {
     nf_bijector base;
-    nf_mlp made;          /* d -> 2d: [m (d), a (d)] */
+    nf_mlp made;          /* d -> np*d: parameter k of coordinate j at k*d + j */
+    nf_eltx tx;           /* the elementwise transform */
+    size_t np;            /* its parameters per coordinate */
     size_t *order;        /* degree of each input, 1..d */
     size_t *by_degree;    /* by_degree[k] = input of degree k+1 */
     nf_net_opts opts;
@@ -45,35 +52,34 @@ static size_t maf_scratch_bytes(const nf_bijector *b, size_t n) {
     const maf *f = (const maf *)b;
     size_t d = b->d;
     return maf_tape_bytes(b, n) + nf__align(nf__mlp_scratch_bytes(&f->made, n)) +
-           nf__align(2 * n * d * sizeof(float)) + 3 * nf__align(n * d * sizeof(float));
+           nf__align(f->np * n * d * sizeof(float)) + 5 * nf__align(n * d * sizeof(float));
 }
 
-/* The MADE output block (m then a) of a tape. */
+/* The MADE output block of a tape (row stride np*d). */
 static const float *made_out(const maf *f, const float *tape, size_t n) {
-    return tape + tape_floats(f, n) - n * 2 * f->base.d;
+    return tape + tape_floats(f, n) - n * f->np * f->base.d;
 }
 
 static nf_status maf_inverse(const nf_bijector *b, const nf_pass *p, float *z, float *ldj, const float *x) {
     const maf *f = (const maf *)b;
-    size_t n = p->n, d = b->d;
+    size_t n = p->n, d = b->d, rs = f->np * d;
     unsigned char *cur = p->scratch;
     float *tape = p->tape ? p->tape : nf__carve(&cur, tape_floats(f, n) * sizeof(float));
     const float *h = nf__mlp_forward(&f->made, b->params, tape, cur, x, n);
     for (size_t i = 0; i < n; i++) {
-        double acc = 0;
+        double acc = 0, zz;
         for (size_t j = 0; j < d; j++) {
-            double m = h[i * 2 * d + j], a = h[i * 2 * d + d + j];
-            z[i * d + j] = (float)(((double)x[i * d + j] - m) * exp(-a));
-            acc += a;
+            acc += nf__eltx_eval(&f->tx, h + i * rs + j, d, x[i * d + j], &zz);
+            z[i * d + j] = (float)zz;
         }
-        if (ldj) ldj[i] -= (float)acc;
+        if (ldj) ldj[i] += (float)acc;
     }
     return NF_OK;
 }
 
 static nf_status maf_forward(const nf_bijector *b, const nf_pass *p, float *x, float *ldj, const float *z) {
     const maf *f = (const maf *)b;
-    size_t n = p->n, d = b->d;
+    size_t n = p->n, d = b->d, rs = f->np * d;
     unsigned char *cur = p->scratch;
     float *tape = p->tape ? p->tape : nf__carve(&cur, tape_floats(f, n) * sizeof(float));
     memset(x, 0, n * d * sizeof(float));
@@ -81,9 +87,9 @@ static nf_status maf_forward(const nf_bijector *b, const nf_pass *p, float *x, f
         size_t j = f->by_degree[k];
         const float *h = nf__mlp_forward(&f->made, b->params, tape, cur, x, n);
         for (size_t i = 0; i < n; i++) {
-            double m = h[i * 2 * d + j], a = h[i * 2 * d + d + j];
-            x[i * d + j] = (float)((double)z[i * d + j] * exp(a) + m);
-            if (ldj) ldj[i] += (float)a;
+            double xx, l = nf__eltx_invert(&f->tx, h + i * rs + j, d, z[i * d + j], &xx);
+            x[i * d + j] = (float)xx;
+            if (ldj) ldj[i] -= (float)l;
         }
     }
     return NF_OK;
@@ -92,18 +98,18 @@ static nf_status maf_forward(const nf_bijector *b, const nf_pass *p, float *x, f
 static nf_status maf_inverse_backward(const nf_bijector *b, const nf_pass *p, float *dx, float *dparams,
                                       const float *g, const float *gl, const float *x, const float *z) {
     const maf *f = (const maf *)b;
-    size_t n = p->n, d = b->d;
+    size_t n = p->n, d = b->d, rs = f->np * d;
     unsigned char *cur = (unsigned char *)p->scratch + maf_tape_bytes(b, n);
     void *mscratch = nf__carve(&cur, nf__mlp_scratch_bytes(&f->made, n));
-    float *dout = nf__carve(&cur, 2 * n * d * sizeof(float));
+    float *dout = nf__carve(&cur, rs * n * sizeof(float));
     const float *h = made_out(f, p->tape, n);
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++) {
-            double a = h[i * 2 * d + d + j], e = exp(-a), gg = g[i * d + j];
-            dout[i * 2 * d + j] = (float)(-gg * e);
-            dout[i * 2 * d + d + j] = (float)(-gg * (double)z[i * d + j] - gl[i]);
-            if (dx) dx[i * d + j] = (float)(gg * e); /* direct term; the MADE's is added below */
+            double gx;
+            nf__eltx_grad(&f->tx, h + i * rs + j, d, x[i * d + j], g[i * d + j], gl[i], &gx, dout + i * rs + j);
+            if (dx) dx[i * d + j] = (float)gx; /* direct term; the MADE's is added below */
         }
+    (void)z;
     if (!dx) {
         nf__mlp_backward(&f->made, b->params, dparams, NULL, dout, p->tape, mscratch, x, n);
         return NF_OK;
@@ -114,38 +120,47 @@ static nf_status maf_inverse_backward(const nf_bijector *b, const nf_pass *p, fl
     return NF_OK;
 }
 
-/* dout = (w e^{-a}, w z + gl) */
-static void fill_cot(const maf *f, float *dout, const float *w, const float *h, const float *z,
-                     const float *gl, size_t n) {
-    size_t d = f->base.d;
+/* dout = gp(w) (negated when `neg`), the transform's parameter gradients at (w, gl). */
+static void fill_gp(const maf *f, float *dout, const float *w, const float *h, const float *x, const float *gl,
+                    size_t n, int neg) {
+    size_t d = f->base.d, rs = f->np * d;
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++) {
-            double a = h[i * 2 * d + d + j], ww = w[i * d + j];
-            dout[i * 2 * d + j] = (float)(ww * exp(-a));
-            dout[i * 2 * d + d + j] = (float)(ww * (double)z[i * d + j] + gl[i]);
+            double gx;
+            nf__eltx_grad(&f->tx, h + i * rs + j, d, x[i * d + j], w[i * d + j], gl[i], &gx, dout + i * rs + j);
         }
+    if (neg)
+        for (size_t q = 0; q < n * rs; q++) dout[q] = -dout[q];
 }
 
 static nf_status maf_forward_backward(const nf_bijector *b, const nf_pass *p, float *dz, float *dparams,
                                       const float *g, const float *gl, const float *z, const float *x) {
     const maf *f = (const maf *)b;
-    size_t n = p->n, d = b->d;
+    size_t n = p->n, d = b->d, rs = f->np * d;
     unsigned char *cur = (unsigned char *)p->scratch + maf_tape_bytes(b, n);
     void *mscratch = nf__carve(&cur, nf__mlp_scratch_bytes(&f->made, n));
-    float *dout = nf__carve(&cur, 2 * n * d * sizeof(float));
+    float *dout = nf__carve(&cur, rs * n * sizeof(float));
     float *w = nf__carve(&cur, n * d * sizeof(float));
     float *r = nf__carve(&cur, n * d * sizeof(float));
+    float *tp = nf__carve(&cur, n * d * sizeof(float));  /* T'(x) */
+    float *glx = nf__carve(&cur, n * d * sizeof(float)); /* gl d log T'/dx */
     const float *h = made_out(f, p->tape, n);
+    (void)z;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) {
+            double zz, gx, l = nf__eltx_eval(&f->tx, h + i * rs + j, d, x[i * d + j], &zz);
+            nf__eltx_grad(&f->tx, h + i * rs + j, d, x[i * d + j], 0, gl[i], &gx, dout + i * rs + j);
+            tp[i * d + j] = (float)exp(l), glx[i * d + j] = (float)gx;
+        }
     memset(w, 0, n * d * sizeof(float));
     for (size_t sweep = 0; sweep < d; sweep++) {
-        fill_cot(f, dout, w, h, z, gl, n);
+        fill_gp(f, dout, w, h, x, gl, n, 0);
         nf__mlp_backward(&f->made, b->params, NULL, r, dout, p->tape, mscratch, x, n);
-        for (size_t i = 0; i < n; i++)
-            for (size_t j = 0; j < d; j++)
-                w[i * d + j] = (float)(((double)g[i * d + j] + r[i * d + j]) * exp((double)h[i * 2 * d + d + j]));
+        for (size_t q = 0; q < n * d; q++)
+            w[q] = (float)(((double)g[q] - r[q] - glx[q]) / (double)tp[q]);
     }
     if (dparams) {
-        fill_cot(f, dout, w, h, z, gl, n);
+        fill_gp(f, dout, w, h, x, gl, n, 1);
         nf__mlp_backward(&f->made, b->params, dparams, NULL, dout, p->tape, mscratch, x, n);
     }
     if (dz) memcpy(dz, w, n * d * sizeof(float));
@@ -190,12 +205,16 @@ nf_status nf_bijector_maf(size_t d, const nf_maf_opts *o, nf_rng *rng, nf_biject
     if (!o || !rng) return nf__err(NF_ERR_ARG, "%s: opts and rng must not be NULL", fn);
     if (o->net.nhidden == 0) return nf__err(NF_ERR_ARG, "%s: a MADE needs at least one hidden layer", fn);
     if ((int)o->order < 0 || o->order > NF_ORDER_RANDOM) return nf__err(NF_ERR_ARG, "%s: unknown order %d", fn, (int)o->order);
+    nf_eltx tx;
+    NF_TRY(nf__eltx_from_opts(fn, o->spline_bins, o->spline_bound, &tx));
+    size_t np = nf__eltx_np(&tx);
     nf_mlp made;
-    nf_status s = nf__mlp_init(&made, d, o->net.hidden, o->net.nhidden, 2 * d, o->net.activation);
+    nf_status s = nf__mlp_init(&made, d, o->net.hidden, o->net.nhidden, np * d, o->net.activation);
     if (s) return nf__err_prefix(s, fn);
     maf *f = (maf *)nf__bijector_alloc(sizeof(maf), &maf_ops, d, nf__mlp_param_count(&made));
     if (!f) return nf__err_prefix(NF_ERR_NOMEM, fn);
     f->made = made;
+    f->tx = tx, f->np = np;
     f->opts = o->net;
     f->order = malloc(d * sizeof(size_t));
     f->by_degree = malloc(d * sizeof(size_t));
@@ -210,7 +229,7 @@ nf_status nf_bijector_maf(size_t d, const nf_maf_opts *o, nf_rng *rng, nf_biject
             f->order[i] = f->order[j], f->order[j] = t;
         }
     for (size_t i = 0; i < d; i++) f->by_degree[f->order[i] - 1] = i;
-    s = nf__made_masks(&f->made, f->order, d, 2);
+    s = nf__made_masks(&f->made, f->order, d, np);
     if (s) {
         nf_bijector_free(&f->base);
         return nf__err_prefix(s, fn);

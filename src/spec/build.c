@@ -201,6 +201,7 @@ static nf_status build_maf(const bctx *c, const sp_node *n, size_t d, int iaf, n
     static const char *const known[] = {"layers", "hidden", "activation", "order", "init", "zero_last", NULL};
     NF_TRY(check_args(c, n, known, 0));
     nf_maf_opts m;
+    memset(&m, 0, sizeof m);
     size_t layers;
     int order;
     NF_TRY(get_net(c, n, NF_ACT_RELU, &m.net));

@@ -1,0 +1,66 @@
+/*
+ * transform.h - the elementwise transforms that conditioned bijectors (MAF,
+ * coupling) apply to a coordinate, given parameters from a network:
+ *   affine:  T(x; m, a) = (x - m) e^{-a}                (2 parameters)
+ *   spline:  T(x; p)    = rational-quadratic spline S   (3K - 1, rqspline.h)
+ * T maps data-side values to base-side values (the density direction) and
+ * T^{-1} is the sampling direction.  Parameter k of a coordinate is read at
+ * p[k * stride] (the MADE's layout: output k*d + j belongs to input j).
+ */
+#ifndef NF_TRANSFORM_H
+#define NF_TRANSFORM_H
+
+#include "rqspline.h"
+#include "../core/core.h"
+
+#include <math.h>
+
+typedef struct nf_eltx {
+    size_t bins;  /* 0: affine; K >= 2: spline with K bins */
+    double bound; /* spline interval [-bound, bound] */
+} nf_eltx;
+
+/* Checks a constructor's spline options (bins 0 = affine) and fills *t. */
+static inline nf_status nf__eltx_from_opts(const char *fn, size_t bins, float bound, nf_eltx *t) {
+    if (bins == 1 || bins > NF_RQS_MAX_BINS)
+        return nf__err(NF_ERR_ARG, "%s: spline_bins must be 0 (affine) or 2..%d, got %zu", fn, NF_RQS_MAX_BINS, bins);
+    if (!(bound >= 0 && bound <= 1e6f))
+        return nf__err(NF_ERR_ARG, "%s: spline_bound must be in (0, 1e6] (0: the default 3), got %g", fn, (double)bound);
+    t->bins = bins;
+    t->bound = bound > 0 ? bound : 3.0;
+    return NF_OK;
+}
+
+static inline size_t nf__eltx_np(const nf_eltx *t) { return t->bins ? 3 * t->bins - 1 : 2; }
+
+/* z = T(x); returns log T'(x). */
+static inline double nf__eltx_eval(const nf_eltx *t, const float *p, size_t stride, double x, double *z) {
+    if (t->bins) return nf__rqs_eval(t->bins, t->bound, p, stride, x, z);
+    double a = p[stride];
+    *z = (x - (double)p[0]) * exp(-a);
+    return -a;
+}
+
+/* x = T^{-1}(z); returns log T'(x). */
+static inline double nf__eltx_invert(const nf_eltx *t, const float *p, size_t stride, double z, double *x) {
+    if (t->bins) return nf__rqs_invert(t->bins, t->bound, p, stride, z, x);
+    double a = p[stride];
+    *x = z * exp(a) + (double)p[0];
+    return -a;
+}
+
+/* Reverse mode at x: given dL/dz = gz and dL/d log T'(x) = gl, writes
+ * *gx = gz T'(x) + gl d log T'/dx and gp[k * stride] = dL/dp_k. */
+static inline void nf__eltx_grad(const nf_eltx *t, const float *p, size_t stride, double x, double gz, double gl,
+                                 double *gx, float *gp) {
+    if (t->bins) {
+        nf__rqs_grad(t->bins, t->bound, p, stride, x, gz, gl, gx, gp);
+        return;
+    }
+    double e = exp(-(double)p[stride]);
+    *gx = gz * e;
+    gp[0] = (float)(-gz * e);
+    gp[stride] = (float)(-gz * (x - (double)p[0]) * e - gl);
+}
+
+#endif
