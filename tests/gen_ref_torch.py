@@ -83,3 +83,61 @@ arr("ref_mvn_x", pts)
 arr("ref_mvn_logp", mvn.log_prob(pts))
 u = D.Uniform(-1.0, 3.0)
 arr("ref_uni_logp", u.log_prob(torch.tensor([0.5])))
+
+# Rational-quadratic spline (Durkan et al. 2019), written after nflows'
+# rational_quadratic_spline with linear tails.  nflow's derivative
+# parameters are shifted by c0 = log(e^{1 - min_d} - 1) so that 0 gives 1.
+F = torch.nn.functional
+K, B, MINW, MINH, MIND = 5, 2.0, 1e-3, 1e-3, 1e-3
+C0 = float(torch.log(torch.expm1(torch.tensor(1.0 - MIND))))
+
+
+def rqs(x, uw, uh, ud):
+    """z = S(x) and log S'(x) for one spline; x a 1-D tensor."""
+    def knots(u):
+        w = F.softmax(u, dim=-1)
+        w = MINW + (1 - MINW * K) * w
+        cw = F.pad(torch.cumsum(w, -1), (1, 0))
+        cw = 2 * B * cw - B
+        cw = torch.cat([torch.tensor([-B]), cw[1:-1], torch.tensor([B])])
+        return cw
+    cw, ch = knots(uw), knots(uh)
+    d = MIND + F.softplus(ud + C0)
+    d = torch.cat([torch.tensor([1.0]), d, torch.tensor([1.0])])
+    outs, lds = [], []
+    for xv in x:
+        if xv < -B or xv > B:
+            outs.append(xv * 1.0)
+            lds.append(xv * 0.0)
+            continue
+        k = int(torch.searchsorted(cw.detach(), xv.detach(), right=True)) - 1
+        k = min(max(k, 0), K - 1)
+        w, h = cw[k + 1] - cw[k], ch[k + 1] - ch[k]
+        s = h / w
+        t = (xv - cw[k]) / w
+        tt = t * (1 - t)
+        num = h * (s * t ** 2 + d[k] * tt)
+        den = s + (d[k + 1] + d[k] - 2 * s) * tt
+        outs.append(ch[k] + num / den)
+        dn = s ** 2 * (d[k + 1] * t ** 2 + 2 * s * tt + d[k] * (1 - t) ** 2)
+        lds.append(torch.log(dn) - 2 * torch.log(den))
+    return torch.stack(outs), torch.stack(lds), cw, ch
+
+
+gs = torch.Generator().manual_seed(11)
+raw = (1.5 * torch.randn(3 * K - 1, generator=gs)).float().double()  # float32-representable
+raw.requires_grad_(True)
+xr = torch.tensor([-3.0, -2.0, -1.7, -0.9, -0.25, 0.0, 0.33, 1.1, 1.95, 2.0, 2.5], requires_grad=True)
+z, ld, cw, ch = rqs(xr, raw[:K], raw[K:2 * K], raw[2 * K:])
+GZ, GL = 0.7, -1.3
+Lsum = (GZ * z + GL * ld).sum()
+gx, gp = torch.autograd.grad(Lsum, [xr, raw])
+print("#define REF_RQS_K %d\n#define REF_RQS_B %.17g\n#define REF_RQS_GZ %.17g\n#define REF_RQS_GL %.17g" % (K, B, GZ, GL))
+arr("ref_rqs_params", raw.detach())
+arr("ref_rqs_x", xr.detach())
+arr("ref_rqs_z", z.detach())
+arr("ref_rqs_ld", ld.detach())
+arr("ref_rqs_gx", gx)
+arr("ref_rqs_gp", gp)  # summed over the points
+arr("ref_rqs_knots_x", cw.detach())
+arr("ref_rqs_knots_y", ch.detach())

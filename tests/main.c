@@ -44,6 +44,7 @@ int main(int argc, char **argv) {
     suite("conformance", test_conformance);
     suite("bijectors", test_bijectors);
     suite("dist", test_dist);
+    suite("spline", test_spline);
     suite("threads", test_threads);
     suite("train", test_train);
     suite("torch_flows", test_torch_flows);

@@ -62,6 +62,7 @@ void test_core(void);
 void test_conformance(void);
 void test_bijectors(void);
 void test_dist(void);
+void test_spline(void);
 void test_threads(void);
 void test_train(void);
 void test_torch_flows(void);

@@ -69,6 +69,8 @@ void test_model(void) {
     snprintf(path2, sizeof path2, "%s/nflow_model_bad_%d.nflow", t && *t ? t : "/tmp", (int)getpid());
     roundtrip("realnvp(layers=2, hidden=[8,8])", 2, 0);
     roundtrip("maf(layers=2, hidden=[6], order=random)", 4, 1);
+    roundtrip("nsf(layers=2, hidden=[8], bins=6, bound=2.5)", 3, 0);
+    roundtrip("iaf(layers=2, hidden=[6], bins=4)", 2, 1);
     roundtrip("chain(leaky_relu(alpha=0.2), affine(rank=2))", 2, 0);
     roundtrip("nice(layers=2, hidden=[4])", 3, 0);
     roundtrip("iaf(hidden=[5])", 2, 0);

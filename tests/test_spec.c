@@ -21,6 +21,10 @@ void test_spec(void) {
     /* 5 MADEs of 2*256+256 + 256*256+256 + 256*4+4 */
     CHECK(count_of("maf(layers=5, hidden=[256,256], activation=relu)", 2) == 5 * 67588, "maf parameter count");
     CHECK(count_of("chain(maf(hidden=[16,16]), permute([1,0]), maf(hidden=[16,16]))", 2) == 2 * 388, "seed 002 chain");
+    /* splines: 3K - 1 outputs per transformed coordinate */
+    CHECK(count_of("nsf(layers=4, hidden=[32,32], bins=8)", 2) == 4 * (1 * 32 + 32 + 32 * 32 + 32 + 32 * 23 + 23),
+          "nsf parameter count");
+    CHECK(count_of("maf(hidden=[16], bins=5)", 3) == 3 * 16 + 16 + 16 * 42 + 42, "spline maf parameter count");
     CHECK(count_of("iaf(layers=2, hidden=[8])", 3) > 0, "iaf");
     CHECK(count_of("nice(layers=4, hidden=[32,32])", 4) == 4 * (2 * 32 + 32 + 32 * 32 + 32 + 32 * 2 + 2), "nice");
     CHECK(count_of("chain(leaky_relu(alpha=0.2), affine(rank=2))", 2) == 1 + 2 + 3 + 4, "seed 001 chain");
@@ -58,6 +62,10 @@ void test_spec(void) {
     CHECK_ERR(nf_flow_from_spec("maf(layers=256, hidden=[65536,65536,65536])", 2, 1, &f), NF_ERR_ARG, "more than the limit");
     CHECK_ERR(nf_flow_from_spec("affine(rank=4096)", 1 << 20, 1, &f), NF_ERR_ARG, "more than the limit");
     CHECK_ERR(nf_flow_from_spec("maf(activation=swish)", 2, 1, &f), NF_ERR_ARG, "one of: identity, relu");
+    CHECK_ERR(nf_flow_from_spec("nsf(bins=1)", 2, 1, &f), NF_ERR_ARG, "bins must be 0 (affine) or 2..128");
+    CHECK_ERR(nf_flow_from_spec("maf(bins=500)", 2, 1, &f), NF_ERR_ARG, "bins");
+    CHECK_ERR(nf_flow_from_spec("nsf(bound=-1)", 2, 1, &f), NF_ERR_ARG, "bound");
+    CHECK_ERR(nf_flow_from_spec("nsf(separate=1)", 2, 1, &f), NF_ERR_ARG, "one network");
     CHECK_ERR(nf_flow_from_spec("permute([0,0])", 2, 1, &f), NF_ERR_ARG, "not a permutation");
     CHECK_ERR(nf_flow_from_spec("permute([0,1,2])", 2, 1, &f), NF_ERR_SHAPE, "list of 2 indices");
     CHECK_ERR(nf_flow_from_spec("realnvp()", 1, 1, &f), NF_ERR_ARG, "dimension >= 2");

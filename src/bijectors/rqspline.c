@@ -79,6 +79,14 @@ static double log_deriv(const knots *kn, size_t k, double t) {
     return 2 * log(h) + log(E) - log(w) - 2 * log(Bd);
 }
 
+/* S at t in bin k */
+static double spline_at(const knots *kn, size_t k, double t) {
+    double w = kn->X[k + 1] - kn->X[k], h = kn->Y[k + 1] - kn->Y[k], d0 = kn->D[k], d1 = kn->D[k + 1];
+    double q = t * (1 - t), u = 1 - t;
+    double A = h * t * t + d0 * w * q, Bd = h * (t * t + u * u) + (d0 + d1) * w * q;
+    return fmin(kn->Y[k] + h * A / Bd, kn->Y[k + 1]);
+}
+
 static int inside(double B, double v) { return v >= -B && v <= B; }
 
 double nf__rqs_eval(size_t K, double B, const float *p, size_t stride, double x, double *z) {
@@ -89,11 +97,9 @@ double nf__rqs_eval(size_t K, double B, const float *p, size_t stride, double x,
     knots kn;
     make_knots(K, B, p, stride, &kn);
     size_t k = find_bin(K, kn.X, x);
-    double w = kn.X[k + 1] - kn.X[k], h = kn.Y[k + 1] - kn.Y[k], d0 = kn.D[k], d1 = kn.D[k + 1];
-    double t = fmin(fmax((x - kn.X[k]) / w, 0.0), 1.0), q = t * (1 - t), u = 1 - t;
-    double A = h * t * t + d0 * w * q;
-    double Bd = h * (t * t + u * u) + (d0 + d1) * w * q;
-    *z = fmin(kn.Y[k] + h * A / Bd, kn.Y[k + 1]);
+    double w = kn.X[k + 1] - kn.X[k];
+    double t = fmin(fmax((x - kn.X[k]) / w, 0.0), 1.0);
+    *z = spline_at(&kn, k, t);
     return log_deriv(&kn, k, t);
 }
 
@@ -112,6 +118,13 @@ double nf__rqs_invert(size_t K, double B, const float *p, size_t stride, double 
     double den = -b - sqrt(disc);
     double t = den != 0 ? 2 * c / den : 0.0;
     t = fmin(fmax(t, 0.0), 1.0);
+    /* One Newton step on S(t) = z polishes the root where the quadratic's
+     * coefficients cancel (extreme derivatives): kept only if it helps. */
+    double r0 = spline_at(&kn, k, t) - z, sl = exp(log_deriv(&kn, k, t)) * w;
+    if (r0 != 0 && sl > 0 && isfinite(sl)) {
+        double t1 = fmin(fmax(t - r0 / sl, 0.0), 1.0);
+        if (fabs(spline_at(&kn, k, t1) - z) < fabs(r0)) t = t1;
+    }
     *x = fmin(kn.X[k] + t * w, kn.X[k + 1]);
     return log_deriv(&kn, k, t);
 }

@@ -131,7 +131,7 @@ static const char *const INITS[] = {"torch", "glorot", "he", NULL};
 static const char *const ORDERS[] = {"natural", "reversed", "random", NULL};
 
 /* hidden=[..], activation=, init=, zero_last= */
-static nf_status get_net(const bctx *c, const sp_node *n, int def_act, nf_net_opts *o) {
+static nf_status get_net(const bctx *c, const sp_node *n, int def_act, int def_zero, nf_net_opts *o) {
     memset(o, 0, sizeof *o);
     const sp_node *h = arg(n, "hidden", -1);
     if (!h) {
@@ -154,8 +154,18 @@ static nf_status get_net(const bctx *c, const sp_node *n, int def_act, nf_net_op
     double z;
     NF_TRY(get_name(c, n, "activation", ACTS, def_act, &a));
     NF_TRY(get_name(c, n, "init", INITS, 0, &in));
-    NF_TRY(get_num(c, n, "zero_last", -1, 0, 1, 0, &z));
+    NF_TRY(get_num(c, n, "zero_last", -1, 0, 1, def_zero, &z));
     o->activation = (nf_activation)a, o->init = (nf_init)in, o->zero_last = z != 0;
+    return NF_OK;
+}
+
+/* bins=K (0: affine, 2..128: rational-quadratic spline) and bound=B. */
+static nf_status get_spline(const bctx *c, const sp_node *n, size_t def_bins, size_t *bins, float *bound) {
+    double b;
+    NF_TRY(get_size(c, n, "bins", -1, 0, 128, def_bins, bins));
+    if (*bins == 1) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "bins must be 0 (affine) or 2..128, got 1");
+    NF_TRY(get_num(c, n, "bound", -1, 1e-3, 1e6, 3, &b));
+    *bound = (float)b;
     return NF_OK;
 }
 
@@ -198,17 +208,18 @@ static nf_status chain_or_single(nf_bijector **bs, size_t k, nf_bijector **out) 
 
 /* maf / iaf stacks: layers with reverse permutations between them. */
 static nf_status build_maf(const bctx *c, const sp_node *n, size_t d, int iaf, nf_bijector **out) {
-    static const char *const known[] = {"layers", "hidden", "activation", "order", "init", "zero_last", NULL};
+    static const char *const known[] = {"layers", "hidden", "activation", "order", "init", "zero_last", "bins", "bound", NULL};
     NF_TRY(check_args(c, n, known, 0));
     nf_maf_opts m;
     memset(&m, 0, sizeof m);
     size_t layers;
     int order;
-    NF_TRY(get_net(c, n, NF_ACT_RELU, &m.net));
+    NF_TRY(get_spline(c, n, 0, &m.spline_bins, &m.spline_bound));
+    NF_TRY(get_net(c, n, NF_ACT_RELU, m.spline_bins > 0, &m.net));
     NF_TRY(get_name(c, n, "order", ORDERS, 0, &order));
     NF_TRY(get_size(c, n, "layers", -1, 1, 256, 1, &layers));
     m.order = (nf_order)order;
-    NF_TRY(check_budget(c, n, (double)layers * net_params(d, &m.net, 2 * d)));
+    NF_TRY(check_budget(c, n, (double)layers * net_params(d, &m.net, (m.spline_bins ? 3 * m.spline_bins - 1 : 2) * d)));
     nf_bijector **bs = calloc(2 * layers, sizeof *bs);
     if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
     size_t k = 0;
@@ -225,17 +236,19 @@ static nf_status build_maf(const bctx *c, const sp_node *n, size_t d, int iaf, n
 }
 
 static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int kind, nf_bijector **out) {
-    /* kind 0: coupling(), 1: realnvp(), 2: nice() */
+    /* kind 0: coupling(), 1: realnvp(), 2: nice(), 3: nsf() */
     static const char *const known[] = {"layers", "hidden", "activation", "init", "zero_last", "separate", "tanh_scale",
-                                        "shift_only", "mask", "num_masked", "fraction_masked", NULL};
+                                        "shift_only", "mask", "num_masked", "fraction_masked", "bins", "bound", NULL};
     NF_TRY(check_args(c, n, known, 0));
     nf_coupling_opts o;
     memset(&o, 0, sizeof o);
     double sep, ts, so, fm;
     size_t layers, nm;
-    NF_TRY(get_net(c, n, kind == 2 ? NF_ACT_RELU : NF_ACT_LEAKY_RELU, &o.net));
-    NF_TRY(get_num(c, n, "separate", -1, 0, 1, kind == 1, &sep));
-    NF_TRY(get_num(c, n, "tanh_scale", -1, 0, 1, kind != 2, &ts)); /* scales soft-bounded unless asked otherwise */
+    NF_TRY(get_spline(c, n, kind == 3 ? 8 : 0, &o.spline_bins, &o.spline_bound));
+    int spl = o.spline_bins > 0;
+    NF_TRY(get_net(c, n, kind == 2 || kind == 3 ? NF_ACT_RELU : NF_ACT_LEAKY_RELU, spl, &o.net));
+    NF_TRY(get_num(c, n, "separate", -1, 0, 1, kind == 1 && !spl, &sep));
+    NF_TRY(get_num(c, n, "tanh_scale", -1, 0, 1, kind != 2 && !spl, &ts)); /* scales soft-bounded unless asked otherwise */
     NF_TRY(get_num(c, n, "shift_only", -1, 0, 1, kind == 2, &so));
     NF_TRY(get_num(c, n, "fraction_masked", -1, 0, 1, 0, &fm));
     NF_TRY(get_size(c, n, "num_masked", -1, 0, 1 << 24, 0, &nm));
@@ -243,7 +256,10 @@ static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int k
     o.separate_nets = sep != 0, o.tanh_scale = ts != 0, o.shift_only = so != 0;
     o.fraction_masked = (float)fm, o.num_masked = nm;
     if (d < 2) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() needs data of dimension >= 2, got %zu", n->name, d);
-    NF_TRY(check_budget(c, n, (double)layers * (o.separate_nets && !o.shift_only ? 2 : 1) * net_params(d, &o.net, 2 * d)));
+    if (spl && (o.separate_nets || o.shift_only))
+        return nf__spec_error(NF_ERR_ARG, c->text, n->col, "a spline coupling uses one network: separate and shift_only must be 0");
+    double outw = spl ? (double)(3 * o.spline_bins - 1) * (double)d : 2.0 * (double)d;
+    NF_TRY(check_budget(c, n, (double)layers * (o.separate_nets && !o.shift_only ? 2 : 1) * net_params(d, &o.net, (size_t)outw)));
     if (kind != 0) {
         if (arg(n, "mask", -1) || nm || fm > 0)
             return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() alternates its masks; use coupling() for a given mask", n->name);
@@ -279,7 +295,7 @@ static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int k
 
 static const char *const BIJ_NAMES =
     "identity, shift, scale, affine_scalar, affine, exp, log, sigmoid, tanh, softplus, normal_cdf, leaky_relu, "
-    "permute, reverse, chain, invert, coupling, realnvp, nice, maf, iaf";
+    "permute, reverse, chain, invert, coupling, realnvp, nice, nsf, maf, iaf";
 
 static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
     static const char *const none[] = {NULL};
@@ -380,6 +396,7 @@ static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijecto
     if (!strcmp(nm, "coupling")) return build_coupling(c, n, d, 0, out);
     if (!strcmp(nm, "realnvp")) return build_coupling(c, n, d, 1, out);
     if (!strcmp(nm, "nice")) return build_coupling(c, n, d, 2, out);
+    if (!strcmp(nm, "nsf")) return build_coupling(c, n, d, 3, out);
     if (!strcmp(nm, "maf")) return build_maf(c, n, d, 0, out);
     if (!strcmp(nm, "iaf")) return build_maf(c, n, d, 1, out);
     return nf__spec_error(NF_ERR_ARG, c->text, n->col, "unknown bijector '%s' (known: %s)", nm, BIJ_NAMES);
