@@ -121,6 +121,17 @@ nf_status nf_bijector_leaky_relu(size_t d, float alpha, nf_bijector **out);
 nf_status nf_bijector_affine(size_t d, size_t r, const float *shift, const float *scale_tril,
                              const float *perturb, nf_bijector **out);
 
+/* Glow's LU-decomposed invertible linear map (Kingma & Dhariwal 2018; nflows'
+ * LULinear):
+ *   forward (base -> data): y = P L (U + diag(exp(log_s))) x + b,
+ *                           fldj = sum log_s
+ *   inverse (data -> base): two triangular solves, ildj = -sum log_s.
+ * L unit lower triangular, U strictly upper triangular, P the fixed
+ * permutation (P c)_j = c_perm[j] (perm NULL: identity).  Parameters:
+ * [b (d), L strict lower by rows (d(d-1)/2), U strict upper by rows
+ * (d(d-1)/2), log_s (d)], all zero at creation (the map is P). */
+nf_status nf_bijector_lu_linear(size_t d, const size_t *perm, nf_bijector **out);
+
 /* y_j = x_{perm[j]} (TFP Permute); perm is a permutation of 0..d-1. */
 nf_status nf_bijector_permute(size_t d, const size_t *perm, nf_bijector **out);
 /* Reverses the order of the d columns. */

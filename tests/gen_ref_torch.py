@@ -141,3 +141,33 @@ arr("ref_rqs_gx", gx)
 arr("ref_rqs_gp", gp)  # summed over the points
 arr("ref_rqs_knots_x", cw.detach())
 arr("ref_rqs_knots_y", ch.detach())
+
+# LU linear y = P L (U + diag(exp(log_s))) x + b, (P c)_j = c[perm[j]].
+gl_ = torch.Generator().manual_seed(13)
+dL = 3
+perm = [2, 0, 1]
+lu_params = (0.5 * torch.randn(2 * dL + dL * (dL - 1), generator=gl_)).float().double()
+b_, rest = lu_params[:dL], lu_params[dL:]
+t_ = dL * (dL - 1) // 2
+Lm = torch.eye(dL)
+Um = torch.zeros(dL, dL)
+k = 0
+for i in range(dL):
+    for j in range(i):
+        Lm[i, j] = rest[k]
+        k += 1
+for i in range(dL):
+    for j in range(i + 1, dL):
+        Um[i, j] = rest[k]
+        k += 1
+log_s = rest[k:]
+Pm = torch.zeros(dL, dL)
+for j in range(dL):
+    Pm[j, perm[j]] = 1.0
+W = Pm @ Lm @ (Um + torch.diag(torch.exp(log_s)))
+xl = torch.randn(4, dL, generator=gl_).float().double()
+print("static const size_t ref_lu_perm[] = {%s};" % ", ".join(str(p) for p in perm))
+arr("ref_lu_params", lu_params)
+arr("ref_lu_x", xl)
+arr("ref_lu_y", xl @ W.T + b_)
+print("static const double ref_lu_logdet = %.17g;" % torch.linalg.slogdet(W)[1].item())

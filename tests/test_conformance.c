@@ -215,6 +215,17 @@ static nf_status mk_maf_chain(size_t d, nf_rng *r, nf_bijector **o) {
     return chain_of(bs, 3, o);
 }
 
+/* LU linear with a shuffled permutation and random factors */
+static nf_status mk_lu(size_t d, nf_rng *r, nf_bijector **o) {
+    size_t perm[8];
+    for (size_t j = 0; j < d; j++) perm[j] = (j * 3 + 1) % d;
+    nf_status s = nf_bijector_lu_linear(d, d % 3 ? perm : NULL, o);
+    if (s) return s;
+    float *P = nf_bijector_params(*o);
+    for (size_t k = 0; k < nf_bijector_param_count(*o); k++) P[k] = 0.4f * nf_rng_normal(r);
+    return NF_OK;
+}
+
 /* Spline flows (K bins on [-B, B]; inputs reach past B into the tails). */
 static nf_status mk_spline_coupling(size_t d, nf_rng *r, nf_bijector **o) {
     nf_coupling_opts c = {.net = small_net(NF_ACT_TANH), .num_masked = 1, .spline_bins = 5, .spline_bound = 1.5f};
@@ -261,6 +272,9 @@ static const bcase cases[] = {
     {"maf", mk_maf, 1, -2, 2, 0, NAN, 0, 0},
     {"iaf", mk_iaf, 3, -2, 2, 0, NAN, 0, 0},
     {"chain", mk_maf_chain, 2, -2, 2, 0, NAN, 0, 0},
+    {"lu_linear", mk_lu, 4, -2, 2, 0, NAN, 0, 0},
+    {"lu_linear", mk_lu, 3, -2, 2, 0, NAN, 0, 0},
+    {"lu_linear", mk_lu, 1, -2, 2, 0, NAN, 0, 0},
     {"spline_coupling", mk_spline_coupling, 3, -2, 2, 0, NAN, 0, 1},
     {"maf", mk_spline_maf, 3, -2, 2, 0, NAN, 0, 1},
     {"iaf", mk_spline_iaf, 3, -2, 2, 0, NAN, 0, 1},

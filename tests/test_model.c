@@ -71,6 +71,7 @@ void test_model(void) {
     roundtrip("maf(layers=2, hidden=[6], order=random)", 4, 1);
     roundtrip("nsf(layers=2, hidden=[8], bins=6, bound=2.5)", 3, 0);
     roundtrip("iaf(layers=2, hidden=[6], bins=4)", 2, 1);
+    roundtrip("chain(nsf(layers=1, hidden=[8], bins=4), lu_linear, permute(random), maf(hidden=[6]))", 4, 0);
     roundtrip("chain(leaky_relu(alpha=0.2), affine(rank=2))", 2, 0);
     roundtrip("nice(layers=2, hidden=[4])", 3, 0);
     roundtrip("iaf(hidden=[5])", 2, 0);

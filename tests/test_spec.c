@@ -21,6 +21,9 @@ void test_spec(void) {
     /* 5 MADEs of 2*256+256 + 256*256+256 + 256*4+4 */
     CHECK(count_of("maf(layers=5, hidden=[256,256], activation=relu)", 2) == 5 * 67588, "maf parameter count");
     CHECK(count_of("chain(maf(hidden=[16,16]), permute([1,0]), maf(hidden=[16,16]))", 2) == 2 * 388, "seed 002 chain");
+    CHECK(count_of("lu_linear", 4) == 2 * 4 + 4 * 3, "lu_linear parameter count");
+    CHECK(count_of("chain(maf(hidden=[8]), lu_linear(perm=identity), permute(random), maf(hidden=[8]))", 3) > 0,
+          "lu_linear and random permutations in a chain");
     /* splines: 3K - 1 outputs per transformed coordinate */
     CHECK(count_of("nsf(layers=4, hidden=[32,32], bins=8)", 2) == 4 * (1 * 32 + 32 + 32 * 32 + 32 + 32 * 23 + 23),
           "nsf parameter count");

@@ -293,9 +293,24 @@ static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int k
     return s;
 }
 
+/* A permute (lu = 0) or lu_linear (lu = 1) with a permutation drawn from
+ * the spec's generator: the same spec and seed give the same one. */
+static nf_status random_perm_bij(const bctx *c, size_t d, int lu, nf_bijector **out) {
+    size_t *p = malloc(d * sizeof(size_t));
+    if (!p) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+    for (size_t j = 0; j < d; j++) p[j] = j;
+    for (size_t j = d; j-- > 1;) {
+        size_t r = (size_t)nf_rng_below(c->rng, j + 1), t = p[j];
+        p[j] = p[r], p[r] = t;
+    }
+    nf_status s = lu ? nf_bijector_lu_linear(d, p, out) : nf_bijector_permute(d, p, out);
+    free(p);
+    return s;
+}
+
 static const char *const BIJ_NAMES =
     "identity, shift, scale, affine_scalar, affine, exp, log, sigmoid, tanh, softplus, normal_cdf, leaky_relu, "
-    "permute, reverse, chain, invert, coupling, realnvp, nice, nsf, maf, iaf";
+    "permute, reverse, lu_linear, chain, invert, coupling, realnvp, nice, nsf, maf, iaf";
 
 static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
     static const char *const none[] = {NULL};
@@ -355,8 +370,10 @@ static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijecto
         static const char *const k[] = {"permutation", NULL};
         NF_TRY(check_args(c, n, k, 1));
         const sp_node *v = arg(n, "permutation", 0);
+        if (v && v->kind == SP_NAME && !strcmp(v->name, "random")) return random_perm_bij(c, d, 0, out);
         if (!v || v->kind != SP_LIST || v->n != d)
-            return nf__spec_error(NF_ERR_SHAPE, c->text, v ? v->col : n->col, "permute() needs a list of %zu indices", d);
+            return nf__spec_error(NF_ERR_SHAPE, c->text, v ? v->col : n->col,
+                                  "permute() needs a list of %zu indices or random", d);
         size_t *p = malloc(d * sizeof(size_t));
         if (!p) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
         for (size_t j = 0; j < d; j++) {
@@ -370,6 +387,16 @@ static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijecto
         nf_status s = nf_bijector_permute(d, p, out);
         free(p);
         return s ? nf__spec_error(s, c->text, v->col, "not a permutation of 0..%zu", d - 1) : NF_OK;
+    }
+    if (!strcmp(nm, "lu_linear")) {
+        static const char *const k[] = {"perm", NULL};
+        static const char *const PERMS[] = {"random", "identity", NULL};
+        int pk;
+        NF_TRY(check_args(c, n, k, 0));
+        NF_TRY(get_name(c, n, "perm", PERMS, 0, &pk));
+        NF_TRY(check_budget(c, n, (double)d * (double)d));
+        if (pk == 1) return nf_bijector_lu_linear(d, NULL, out);
+        return random_perm_bij(c, d, 1, out);
     }
     if (!strcmp(nm, "chain")) {
         if (n->n == 0) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "chain() needs at least one bijector");
