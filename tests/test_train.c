@@ -370,6 +370,33 @@ static void test_scaler_and_data(void) {
     nf_rng_free(rng);
 }
 
+/* Validation rows outside the model's support (log of a negative) give a
+ * validation NLL of +inf: recorded, never an improvement, and early
+ * stopping goes on instead of the fit failing. */
+static void test_infinite_validation(void) {
+    nf_flow *f = NULL;
+    CHECK_OK(nf_flow_from_spec("chain(exp, maf(hidden=[8]))", 2, 1, &f));
+    if (!f) return;
+    float x[200 * 2];
+    nf_rng *rng = NULL;
+    nf_rng_create(4, &rng);
+    for (int i = 0; i < 400; i++) x[i] = 0.5f + nf_rng_uniform(rng);
+    x[399] = -1; /* the last row is a validation row */
+    nf_train_opts o = nf_train_defaults();
+    o.epochs = 10, o.batch = 50, o.val_split = 0.2f, o.patience = 3;
+    nf_train_report r;
+    nf_status s = nf_flow_fit(f, x, 200, &o, &r);
+    CHECK(s == NF_OK, "fit with an out-of-support validation row: %s", s ? nf_last_error() : "ok");
+    if (!s) {
+        CHECK(r.epochs == 3 && r.stopped_early, "stopped by patience after 3 epochs (ran %zu)", r.epochs);
+        CHECK(r.n_history >= 1 && isinf(r.val_history[0]) && isfinite(r.train_history[0]),
+              "validation NLL recorded as inf, training NLL finite");
+    }
+    nf_train_report_free(&r);
+    nf_rng_free(rng);
+    nf_flow_free(f);
+}
+
 static void test_options(void) {
     /* TFP's fraction_masked: 0.5 of d = 4 conditions on the first 2 */
     nf_rng *rng = NULL;
@@ -488,6 +515,7 @@ void test_train(void) {
     test_made_autoregressive();
     test_stream_training();
     test_spline_training();
+    test_infinite_validation();
     test_fit_data();
     test_scaler_and_data();
 }

@@ -295,7 +295,14 @@ static nf_status evaluate(trainer *t, const float *data, size_t n, double *out) 
         memcpy(t->x, data + r * t->d, k * t->d * sizeof(float));
         nf__flow_scale_in(t->f, t->x, k);
         double l;
-        NF_TRY(nll(t, k, 0, &l));
+        nf_status s = nll(t, k, 0, &l);
+        if (s == NF_ERR_NUMERIC || s == NF_ERR_DOMAIN) {
+            /* rows the model maps out of float range or out of its support:
+             * density 0, as nf_flow_log_prob's -inf; early stopping goes on */
+            *out = INFINITY;
+            return NF_OK;
+        }
+        NF_TRY(s);
         acc += l * (double)k;
     }
     *out = acc / (double)n;
