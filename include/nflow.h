@@ -132,6 +132,17 @@ nf_status nf_bijector_affine(size_t d, size_t r, const float *shift, const float
  * (d(d-1)/2), log_s (d)], all zero at creation (the map is P). */
 nf_status nf_bijector_lu_linear(size_t d, const size_t *perm, nf_bijector **out);
 
+/* ActNorm (Glow): per-coordinate y = x exp(s) + b (forward, base -> data),
+ * ildj = -sum s.  Parameters [b (d), s (d)].  Initialised from data by
+ * nf_flow_data_init (which nf_flow_fit and nf_flow_fit_stream run on the
+ * first training batch): b = column means, s = log(std + 1e-6) of the data
+ * reaching it, so its base-side output starts standardised.  The
+ * initialised flag is saved in model files: a reloaded or resumed model is
+ * not initialised again. */
+nf_status nf_bijector_actnorm(size_t d, nf_bijector **out);
+/* *initialised = 1 once an actnorm has been initialised from data. */
+nf_status nf_bijector_actnorm_initialised(const nf_bijector *b, int *initialised);
+
 /* y_j = x_{perm[j]} (TFP Permute); perm is a permutation of 0..d-1. */
 nf_status nf_bijector_permute(size_t d, const size_t *perm, nf_bijector **out);
 /* Reverses the order of the d columns. */
@@ -366,6 +377,11 @@ const nf_bijector *nf_flow_bijector(const nf_flow *flow);
 nf_status nf_flow_set_scaler(nf_flow *flow, const float *mean, const float *std);
 /* Fits the scaler to data (column means and standard deviations). */
 nf_status nf_flow_fit_scaler(nf_flow *flow, const float *x, size_t n);
+/* Data-dependent initialisation of the layers that have one (actnorm): the
+ * rows x (user units) go through the scaler and the bijector's inverse, each
+ * such layer initialising itself from the batch that reaches it, once.
+ * nf_flow_fit and nf_flow_fit_stream call it on the first training batch. */
+nf_status nf_flow_data_init(nf_flow *flow, const float *x, size_t n);
 
 /* Points whose base-space image overflows float (far outside the data) get
  * log p = -inf; NaN is never returned. */

@@ -226,6 +226,14 @@ static nf_status mk_lu(size_t d, nf_rng *r, nf_bijector **o) {
     return NF_OK;
 }
 
+static nf_status mk_actnorm(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_status s = nf_bijector_actnorm(d, o);
+    if (s) return s;
+    float *P = nf_bijector_params(*o);
+    for (size_t k = 0; k < 2 * d; k++) P[k] = 0.5f * nf_rng_normal(r);
+    return NF_OK;
+}
+
 /* Spline flows (K bins on [-B, B]; inputs reach past B into the tails). */
 static nf_status mk_spline_coupling(size_t d, nf_rng *r, nf_bijector **o) {
     nf_coupling_opts c = {.net = small_net(NF_ACT_TANH), .num_masked = 1, .spline_bins = 5, .spline_bound = 1.5f};
@@ -272,6 +280,7 @@ static const bcase cases[] = {
     {"maf", mk_maf, 1, -2, 2, 0, NAN, 0, 0},
     {"iaf", mk_iaf, 3, -2, 2, 0, NAN, 0, 0},
     {"chain", mk_maf_chain, 2, -2, 2, 0, NAN, 0, 0},
+    {"actnorm", mk_actnorm, 3, -2, 2, 0, NAN, 0, 0},
     {"lu_linear", mk_lu, 4, -2, 2, 0, NAN, 0, 0},
     {"lu_linear", mk_lu, 3, -2, 2, 0, NAN, 0, 0},
     {"lu_linear", mk_lu, 1, -2, 2, 0, NAN, 0, 0},

@@ -193,6 +193,38 @@ nf_status nf_bijector_inverse_log_det_jacobian(const nf_bijector *b, const float
     return ldj_only("nf_bijector_inverse_log_det_jacobian", b, 0, y, n, ldj);
 }
 
+/* Whether b or one of its parts has a data-dependent initialisation. */
+static int needs_data_init(const nf_bijector *b) {
+    nf_bijector *const *parts;
+    size_t k = nf__chain_parts(b, &parts);
+    if (!k) return b->ops->data_init != NULL;
+    for (size_t i = 0; i < k; i++)
+        if (needs_data_init(parts[i])) return 1;
+    return 0;
+}
+
+nf_status nf__bijector_data_init(nf_bijector *b, const float *y, size_t n) {
+    if (!needs_data_init(b)) return NF_OK;
+    nf_bijector *const *parts;
+    size_t k = nf__chain_parts(b, &parts);
+    if (!k) return b->ops->data_init(b, y, n);
+    size_t lo = 0; /* the part nearest the base that needs it: the batch goes no further */
+    while (!needs_data_init(parts[lo])) lo++;
+    float *buf[2] = {malloc(n * b->d * sizeof(float) + 1), malloc(n * b->d * sizeof(float) + 1)};
+    nf_status s = buf[0] && buf[1] ? NF_OK : nf__err(NF_ERR_NOMEM, "data init: out of memory for %zu rows", n);
+    const float *cur = y;
+    for (size_t i = k; i-- > lo && !s;) {
+        s = nf__bijector_data_init(parts[i], cur, n);
+        if (!s && i > lo) {
+            float *next = buf[(k - i) % 2];
+            s = nf_bijector_inverse(parts[i], cur, n, next, NULL);
+            cur = next;
+        }
+    }
+    free(buf[0]), free(buf[1]);
+    return s ? nf__err_prefix(s, "data initialisation") : NF_OK;
+}
+
 /* One pass with a tape, then its backward pass. */
 static nf_status run_backward(const char *fn, const nf_bijector *b, int fwd, const float *in,
                               size_t n, const float *gout, const float *gldj, float *gin,

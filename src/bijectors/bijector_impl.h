@@ -33,6 +33,7 @@ typedef struct nf_tensor_info {
     int ndim;
     size_t offset;        /* parameters: offset in the flow's flat buffer */
     const float *buffer;  /* fixed buffers: their values */
+    float *state;         /* mutable state (ActNorm's flag): saved, and loaded back */
     size_t count;
 } nf_tensor_info;
 typedef nf_status (*nf_tensor_fn)(void *ctx, const nf_tensor_info *t);
@@ -68,6 +69,9 @@ typedef struct nf_bijector_ops {
      * prefixed by `prefix` and parameter offsets by `off`; NULL: one tensor
      * "params" holding every parameter */
     nf_status (*tensors)(const nf_bijector *b, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx);
+    /* optional: data-dependent initialisation from a data-side batch y (the
+     * input of this bijector's inverse); see nf__bijector_data_init */
+    nf_status (*data_init)(nf_bijector *b, const float *y, size_t n);
     /* optional: frees what the instance owns beyond the struct itself */
     void (*destroy)(nf_bijector *b);
 } nf_bijector_ops;
@@ -106,6 +110,10 @@ nf_status nf__emit(nf_tensor_fn fn, void *ctx, const char *prefix, const char *n
 struct nf_mlp;
 /* The tensors of an MLP whose parameters start at `off` (see nn.h). */
 nf_status nf__mlp_tensors(const struct nf_mlp *m, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx);
+/* Runs data_init through b: a chain initialises its parts from the data side
+ * (last applied first), passing the batch through each part's inverse.
+ * Allocates (once per call); not for use concurrently with other calls. */
+nf_status nf__bijector_data_init(nf_bijector *b, const float *y, size_t n);
 /* Checks the constructor's common arguments; sets the message on failure. */
 nf_status nf__check_ctor(const char *fn, size_t d, nf_bijector **out);
 

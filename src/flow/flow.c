@@ -83,6 +83,20 @@ nf_status nf_flow_set_scaler(nf_flow *f, const float *mean, const float *std) {
     return NF_OK;
 }
 
+nf_status nf_flow_data_init(nf_flow *f, const float *x, size_t n) {
+    const char *fn = "nf_flow_data_init";
+    if (!f || !x || n == 0) return nf__err(NF_ERR_ARG, "%s: needs a flow and at least 1 row", fn);
+    nf_status s = nf__check_finite("data", x, n, f->d);
+    if (s) return nf__err_prefix(s, fn);
+    float *y = malloc(n * f->d * sizeof(float));
+    if (!y) return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
+    memcpy(y, x, n * f->d * sizeof(float));
+    nf__flow_scale_in(f, y, n);
+    s = nf__bijector_data_init(f->bij, y, n);
+    free(y);
+    return s ? nf__err_prefix(s, fn) : NF_OK;
+}
+
 nf_status nf_flow_fit_scaler(nf_flow *f, const float *x, size_t n) {
     const char *fn = "nf_flow_fit_scaler";
     if (!f || !x || n < 2) return nf__err(NF_ERR_ARG, "%s: needs a flow and at least 2 rows", fn);

@@ -182,7 +182,7 @@ nf_status nf__flow_save_ex(const nf_flow *f, const char *path, const char *summa
     int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(h.s, 1, h.n, fp) == h.n;
     for (size_t i = 0; ok && i < l.n; i++) {
         const nf_tensor_info *t = &l.t[i];
-        const float *src = t->buffer ? t->buffer : f->bij->params + t->offset;
+        const float *src = t->buffer ? t->buffer : t->state ? t->state : f->bij->params + t->offset;
         ok = fwrite(src, sizeof(float), t->count, fp) == t->count; /* little-endian hosts */
     }
     ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
@@ -357,6 +357,15 @@ static nf_status load_one(void *ctx, const nf_tensor_info *t) {
         return bad(c->path, "tensor '%s' has data_offsets [%.0f, %.0f] inconsistent with its shape or the file's %.0f data bytes",
                    t->name, b, en, avail);
     const unsigned char *src = c->m->raw + 8 + c->m->hlen + (size_t)b;
+    if (t->state) {
+        float tmp[64];
+        if (t->count > 64) return bad(c->path, "state tensor '%s' is too large", t->name);
+        memcpy(tmp, src, 4 * t->count);
+        if (nf__first_nonfinite(tmp, t->count) < t->count)
+            return bad(c->path, "state tensor '%s' holds a non-finite value", t->name);
+        memcpy(t->state, tmp, 4 * t->count);
+        return NF_OK;
+    }
     if (t->buffer) {
         if (memcmp(src, t->buffer, 4 * t->count))
             return bad(c->path, "buffer '%s' differs from the one its spec and seed build", t->name);

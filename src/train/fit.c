@@ -502,6 +502,7 @@ nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_op
             size_t k = ntr - r < stepB ? ntr - r : stepB;
             for (size_t i = 0; i < k; i++) memcpy(t.x + i * f->d, data + idx[r + i] * f->d, f->d * sizeof(float));
             nf__flow_scale_in(f, t.x, k);
+            if (stepno == 0 && (s = nf__bijector_data_init(f->bij, t.x, k))) break; /* actnorm */
             double l;
             s = step(&t, k, ++stepno, &l);
             acc += l * (double)k;
@@ -587,6 +588,7 @@ nf_status nf_flow_fit_stream(nf_flow *f, nf_sampler_fn draw, void *user, const n
         }
         if ((s = nf__check_finite("a sampled batch", t.x, o->batch, f->d))) break;
         nf__flow_scale_in(f, t.x, o->batch);
+        if (stepno == 0 && (s = nf__bijector_data_init(f->bij, t.x, o->batch))) break; /* actnorm */
         double l;
         if ((s = step(&t, o->batch, ++stepno, &l))) break;
         acc += l, inint++;
