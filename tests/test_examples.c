@@ -26,15 +26,21 @@ static int numbers_after(const char *out, const char *key, double *v, int max) {
     return k;
 }
 
+/* Runs cmd, capturing up to cap - 1 bytes of its output; returns its exit
+ * status, or -1 if it could not be started. */
+static int run_capture(const char *cmd, char *out, size_t cap) {
+    FILE *f = popen(cmd, "r");
+    CHECK(f != NULL, "could not run %s", cmd);
+    if (!f) return -1;
+    size_t len = fread(out, 1, cap - 1, f);
+    out[len] = 0;
+    return pclose(f);
+}
+
 static void check_walkthrough(const char *dir) {
     char cmd[1024], out[8192] = {0};
     snprintf(cmd, sizeof cmd, "%s/walkthrough", dir);
-    FILE *f = popen(cmd, "r");
-    CHECK(f != NULL, "could not run %s", cmd);
-    if (!f) return;
-    size_t len = fread(out, 1, sizeof out - 1, f);
-    out[len] = 0;
-    int rc = pclose(f);
+    int rc = run_capture(cmd, out, sizeof out);
     CHECK(rc == 0, "walkthrough exited with %d", rc);
     double v[4];
     /* The seed's numbers, to the 6 significant digits printed. */
@@ -61,12 +67,7 @@ static void check_walkthrough(const char *dir) {
 static void check_tabular(const char *dir) {
     char cmd[1024], out[16384] = {0};
     snprintf(cmd, sizeof cmd, "%s/tabular --quick examples/data/breast_cancer.csv", dir);
-    FILE *f = popen(cmd, "r");
-    CHECK(f != NULL, "could not run %s", cmd);
-    if (!f) return;
-    size_t len = fread(out, 1, sizeof out - 1, f);
-    out[len] = 0;
-    CHECK(pclose(f) == 0, "tabular exited with an error: %s", out);
+    CHECK(run_capture(cmd, out, sizeof out) == 0, "tabular exited with an error: %s", out);
     CHECK(strstr(out, "569 rows x 30 features; 398 train / 85 validation / 86 test") != NULL, "tabular: the split");
     const char *names[] = {"| Gaussian (diagonal) |", "| Gaussian (full covariance) |", "| MADE |", "| RealNVP |",
                            "| MAF |", "| RQ-NSF (coupling) |", "| RQ-NSF (autoregressive) |"};

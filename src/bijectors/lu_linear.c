@@ -112,86 +112,71 @@ static nf_status lu_inverse(const nf_bijector *b, const nf_pass *p, float *x, fl
     return NF_OK;
 }
 
-static nf_status lu_forward_backward(const nf_bijector *b, const nf_pass *p, float *dx, float *dparams,
-                                     const float *g, const float *gl, const float *x, const float *y) {
+/* Shared backward (see the top of the file): fwd 1 with g = dL/dy gives
+ * dx in gin; fwd 0 with g = dL/dx gives dy.  x is the base-side batch. */
+static nf_status lu_backward(const nf_bijector *b, const nf_pass *p, float *gin, float *dparams, const float *g,
+                             const float *gl, const float *x, int fwd) {
     const lu_linear *L = (const lu_linear *)b;
     size_t d = b->d;
     lu_view v = view_of(b, b->params);
-    float *D = dparams;
-    lu_view dv = D ? view_of(b, D) : (lu_view){0};
     unsigned char *cur = p->scratch;
     double *a = nf__carve(&cur, d * sizeof(double)), *c = nf__carve(&cur, d * sizeof(double));
     double *dc = nf__carve(&cur, d * sizeof(double)), *da = nf__carve(&cur, d * sizeof(double));
-    (void)y;
+    double sg = fwd ? 1 : -1;
     for (size_t r = 0; r < p->n; r++) {
         const float *xr = x + r * d, *gr = g + r * d;
         apply_lu(&v, d, xr, a, c);
-        for (size_t j = 0; j < d; j++) dc[L->perm[j]] = gr[j];
-        for (size_t j = 0; j < d; j++) {
-            double s = dc[j];
-            for (size_t i = j + 1; i < d; i++) s += (double)v.lo[lo_at(i, j)] * dc[i];
-            da[j] = s;
-        }
-        if (D) {
-            float *db = (float *)dv.b, *dlo = (float *)dv.lo, *dup = (float *)dv.up, *dls = (float *)dv.ls;
-            for (size_t j = 0; j < d; j++) db[j] += gr[j];
-            for (size_t i = 1; i < d; i++)
-                for (size_t j = 0; j < i; j++) dlo[lo_at(i, j)] += (float)(dc[i] * a[j]);
-            for (size_t i = 0; i < d; i++) {
-                for (size_t j = i + 1; j < d; j++) dup[up_at(d, i, j)] += (float)(da[i] * xr[j]);
-                dls[i] += (float)(da[i] * xr[i] * exp((double)v.ls[i]) + gl[r]);
+        if (fwd) {
+            for (size_t j = 0; j < d; j++) dc[L->perm[j]] = gr[j];
+            for (size_t j = 0; j < d; j++) { /* da = L^T dc */
+                double s = dc[j];
+                for (size_t i = j + 1; i < d; i++) s += (double)v.lo[lo_at(i, j)] * dc[i];
+                da[j] = s;
+            }
+        } else {
+            for (size_t i = 0; i < d; i++) { /* U'^T da = g (lower triangular) */
+                double s = gr[i];
+                for (size_t k = 0; k < i; k++) s -= (double)v.up[up_at(d, k, i)] * da[k];
+                da[i] = s * exp(-(double)v.ls[i]);
+            }
+            for (size_t i = d; i-- > 0;) { /* L^T dc = da (unit upper triangular) */
+                double s = da[i];
+                for (size_t k = i + 1; k < d; k++) s -= (double)v.lo[lo_at(k, i)] * dc[k];
+                dc[i] = s;
             }
         }
-        if (dx)
-            for (size_t j = 0; j < d; j++) {
+        if (dparams) {
+            lu_view dv = view_of(b, dparams);
+            float *db = (float *)dv.b, *dlo = (float *)dv.lo, *dup = (float *)dv.up, *dls = (float *)dv.ls;
+            for (size_t j = 0; j < d; j++) db[j] += (float)(sg * dc[L->perm[j]]);
+            for (size_t i = 1; i < d; i++)
+                for (size_t j = 0; j < i; j++) dlo[lo_at(i, j)] += (float)(sg * dc[i] * a[j]);
+            for (size_t i = 0; i < d; i++) {
+                for (size_t j = i + 1; j < d; j++) dup[up_at(d, i, j)] += (float)(sg * da[i] * xr[j]);
+                dls[i] += (float)(sg * (da[i] * xr[i] * exp((double)v.ls[i]) + gl[r]));
+            }
+        }
+        if (gin && fwd)
+            for (size_t j = 0; j < d; j++) { /* dx = U'^T da */
                 double s = exp((double)v.ls[j]) * da[j];
                 for (size_t i = 0; i < j; i++) s += (double)v.up[up_at(d, i, j)] * da[i];
-                dx[r * d + j] = (float)s;
+                gin[r * d + j] = (float)s;
             }
+        if (gin && !fwd)
+            for (size_t j = 0; j < d; j++) gin[r * d + j] = (float)dc[L->perm[j]]; /* dy = P dc */
     }
     return NF_OK;
 }
 
+static nf_status lu_forward_backward(const nf_bijector *b, const nf_pass *p, float *dx, float *dparams,
+                                     const float *g, const float *gl, const float *x, const float *y) {
+    (void)y;
+    return lu_backward(b, p, dx, dparams, g, gl, x, 1);
+}
 static nf_status lu_inverse_backward(const nf_bijector *b, const nf_pass *p, float *dy, float *dparams,
                                      const float *g, const float *gl, const float *y, const float *x) {
-    const lu_linear *L = (const lu_linear *)b;
-    size_t d = b->d;
-    lu_view v = view_of(b, b->params);
-    float *D = dparams;
-    lu_view dv = D ? view_of(b, D) : (lu_view){0};
-    unsigned char *cur = p->scratch;
-    double *a = nf__carve(&cur, d * sizeof(double)), *c = nf__carve(&cur, d * sizeof(double));
-    double *da = nf__carve(&cur, d * sizeof(double)), *dc = nf__carve(&cur, d * sizeof(double));
     (void)y;
-    for (size_t r = 0; r < p->n; r++) {
-        const float *xr = x + r * d, *gr = g + r * d;
-        apply_lu(&v, d, xr, a, c);
-        /* U'^T da = g (lower triangular) */
-        for (size_t i = 0; i < d; i++) {
-            double s = gr[i];
-            for (size_t k = 0; k < i; k++) s -= (double)v.up[up_at(d, k, i)] * da[k];
-            da[i] = s * exp(-(double)v.ls[i]);
-        }
-        /* L^T dc = da (upper triangular, unit diagonal) */
-        for (size_t i = d; i-- > 0;) {
-            double s = da[i];
-            for (size_t k = i + 1; k < d; k++) s -= (double)v.lo[lo_at(k, i)] * dc[k];
-            dc[i] = s;
-        }
-        if (D) {
-            float *db = (float *)dv.b, *dlo = (float *)dv.lo, *dup = (float *)dv.up, *dls = (float *)dv.ls;
-            for (size_t j = 0; j < d; j++) db[j] -= (float)dc[L->perm[j]];
-            for (size_t i = 1; i < d; i++)
-                for (size_t j = 0; j < i; j++) dlo[lo_at(i, j)] -= (float)(dc[i] * a[j]);
-            for (size_t i = 0; i < d; i++) {
-                for (size_t j = i + 1; j < d; j++) dup[up_at(d, i, j)] -= (float)(da[i] * xr[j]);
-                dls[i] -= (float)(da[i] * xr[i] * exp((double)v.ls[i]) + gl[r]);
-            }
-        }
-        if (dy)
-            for (size_t j = 0; j < d; j++) dy[r * d + j] = (float)dc[L->perm[j]];
-    }
-    return NF_OK;
+    return lu_backward(b, p, dy, dparams, g, gl, x, 0);
 }
 
 static nf_status lu_tensors(const nf_bijector *b, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx) {

@@ -89,14 +89,23 @@ static double spline_at(const knots *kn, size_t k, double t) {
 
 static int inside(double B, double v) { return v >= -B && v <= B; }
 
-double nf__rqs_eval(size_t K, double B, const float *p, size_t stride, double x, double *z) {
-    if (!inside(B, x)) {
-        *z = x;
+/* Identity tails: *out = v and 0 outside [-B, B]; otherwise builds the
+ * knots and returns 1 with the bin of v among X (by_y 0) or Y (by_y 1). */
+static int locate(size_t K, double B, const float *p, size_t stride, double v, int by_y, double *out, knots *kn,
+                  size_t *k) {
+    if (!inside(B, v)) {
+        *out = v;
         return 0;
     }
+    make_knots(K, B, p, stride, kn);
+    *k = find_bin(K, by_y ? kn->Y : kn->X, v);
+    return 1;
+}
+
+double nf__rqs_eval(size_t K, double B, const float *p, size_t stride, double x, double *z) {
     knots kn;
-    make_knots(K, B, p, stride, &kn);
-    size_t k = find_bin(K, kn.X, x);
+    size_t k;
+    if (!locate(K, B, p, stride, x, 0, z, &kn, &k)) return 0;
     double w = kn.X[k + 1] - kn.X[k];
     double t = fmin(fmax((x - kn.X[k]) / w, 0.0), 1.0);
     *z = spline_at(&kn, k, t);
@@ -104,13 +113,9 @@ double nf__rqs_eval(size_t K, double B, const float *p, size_t stride, double x,
 }
 
 double nf__rqs_invert(size_t K, double B, const float *p, size_t stride, double z, double *x) {
-    if (!inside(B, z)) {
-        *x = z;
-        return 0;
-    }
     knots kn;
-    make_knots(K, B, p, stride, &kn);
-    size_t k = find_bin(K, kn.Y, z);
+    size_t k;
+    if (!locate(K, B, p, stride, z, 1, x, &kn, &k)) return 0;
     double w = kn.X[k + 1] - kn.X[k], h = kn.Y[k + 1] - kn.Y[k], d0 = kn.D[k], d1 = kn.D[k + 1];
     double s = h / w, dz = z - kn.Y[k], m = d1 + d0 - 2 * s;
     double a = h * (s - d0) + dz * m, b = h * d0 - dz * m, c = -s * dz;
@@ -146,13 +151,13 @@ static void knots_backward(size_t K, double B, const double *s, const double *gV
 void nf__rqs_grad(size_t K, double B, const float *p, size_t stride, double x, double gz, double gl,
                   double *gx, float *gp) {
     for (size_t k = 0; k < 3 * K - 1; k++) gp[k * stride] = 0;
-    if (!inside(B, x)) {
-        *gx = gz;
+    knots kn;
+    size_t k;
+    double xo;
+    if (!locate(K, B, p, stride, x, 0, &xo, &kn, &k)) {
+        *gx = gz; /* identity tail */
         return;
     }
-    knots kn;
-    make_knots(K, B, p, stride, &kn);
-    size_t k = find_bin(K, kn.X, x);
     double w = kn.X[k + 1] - kn.X[k], h = kn.Y[k + 1] - kn.Y[k], d0 = kn.D[k], d1 = kn.D[k + 1];
     double t = fmin(fmax((x - kn.X[k]) / w, 0.0), 1.0), q = t * (1 - t), u = 1 - t;
     double A = h * t * t + d0 * w * q;
