@@ -215,6 +215,20 @@ nf_status nf_bijector_inverse_backward(const nf_bijector *b, const float *y, siz
                                        const float *dx, const float *dldj, float *dy,
                                        float *dparams);
 
+/* Conditional bijectors (nf_bijector_context_dim(b) = dc > 0: coupling and
+ * MAF layers built with a context, and chains or inverses of them) read a
+ * context vector per row: ctx is n x dc.  The calls above refuse them; these
+ * take the context (NULL for an unconditional bijector). */
+size_t nf_bijector_context_dim(const nf_bijector *b);
+nf_status nf_bijector_forward_ctx(const nf_bijector *b, const float *x, const float *ctx, size_t n, float *y,
+                                  float *ldj);
+nf_status nf_bijector_inverse_ctx(const nf_bijector *b, const float *y, const float *ctx, size_t n, float *x,
+                                  float *ldj);
+nf_status nf_bijector_forward_backward_ctx(const nf_bijector *b, const float *x, const float *ctx, size_t n,
+                                           const float *dy, const float *dldj, float *dx, float *dparams);
+nf_status nf_bijector_inverse_backward_ctx(const nf_bijector *b, const float *y, const float *ctx, size_t n,
+                                           const float *dx, const float *dldj, float *dy, float *dparams);
+
 /* +1 if every coordinate map is increasing, -1 if decreasing (only
  * meaningful for d = 1), 0 if unknown. */
 int nf_bijector_monotone(const nf_bijector *b);
@@ -316,6 +330,8 @@ typedef struct nf_coupling_opts {
     size_t spline_bins;        /* 0: affine (above); K in 2..128: a rational-quadratic
                                   spline with K bins instead (see nf_maf_opts) */
     float spline_bound;        /* the spline's interval [-B, B]; 0 means 3 */
+    size_t context_dim;        /* conditional flows: the nets also read a context
+                                  vector of this size (nf_bijector_forward_ctx, ...) */
 } nf_coupling_opts;
 
 /* The networks' parameters are drawn with rng (NF_INIT_*). */
@@ -351,6 +367,10 @@ typedef struct nf_maf_opts {
      * stable quadratic root.  0: affine. */
     size_t spline_bins;
     float spline_bound;
+    /* Conditional flows: the MADE also reads a context vector of this size,
+     * connected to every hidden unit (degree 0), as nflows' and zuko's
+     * context. */
+    size_t context_dim;
 } nf_maf_opts;
 
 nf_status nf_bijector_maf(size_t d, const nf_maf_opts *opts, nf_rng *rng, nf_bijector **out);
@@ -389,6 +409,18 @@ nf_status nf_flow_log_prob(const nf_flow *flow, const float *x, size_t n, float 
 nf_status nf_flow_sample(const nf_flow *flow, nf_rng *rng, size_t n, float *x);
 nf_status nf_flow_sample_and_log_prob(const nf_flow *flow, nf_rng *rng, size_t n, float *x,
                                       float *log_prob);
+
+/* Conditional flows (built from conditional layers: context_dim > 0, or
+ * context=K in a spec) model p(x | c): every call takes a context row per
+ * point (ctx: n x nf_flow_context_dim values).  The calls without _ctx refuse
+ * a conditional flow.  Training rows (nf_flow_fit, nf_flow_fit_stream,
+ * nf_flow_fit_scaler) are [x (d values), c (context values)]; the scaler
+ * standardises x only. */
+size_t nf_flow_context_dim(const nf_flow *flow);
+nf_status nf_flow_log_prob_ctx(const nf_flow *flow, const float *x, const float *ctx, size_t n, float *log_prob);
+nf_status nf_flow_sample_ctx(const nf_flow *flow, nf_rng *rng, const float *ctx, size_t n, float *x);
+nf_status nf_flow_sample_and_log_prob_ctx(const nf_flow *flow, nf_rng *rng, const float *ctx, size_t n, float *x,
+                                          float *log_prob);
 /* z = the bijector's inverse of x (in base space), e.g. for the dataflowr
  * figure "z = f^-1(X)". */
 nf_status nf_flow_to_base(const nf_flow *flow, const float *x, size_t n, float *z);

@@ -34,7 +34,13 @@ typedef struct bcase {
     float bad;    /* an out-of-domain value (NAN: none) */
     int bad_fwd;  /* 1: `bad` is a forward input, 0: an inverse input */
     int piecewise; /* 1: smooth only between knots (splines), see fd_check */
+    size_t dc;     /* conditional bijectors: context values per row (random, fixed) */
 } bcase;
+
+/* The current case's context rows (NULL for unconditional cases). */
+static const float *case_ctx;
+static size_t case_dc;
+static const float *crow(size_t i) { return case_ctx ? case_ctx + i * case_dc : NULL; }
 
 static float runif(nf_rng *r, float lo, float hi) { return lo + (hi - lo) * nf_rng_uniform(r); }
 
@@ -234,6 +240,26 @@ static nf_status mk_actnorm(size_t d, nf_rng *r, nf_bijector **o) {
     return NF_OK;
 }
 
+/* Conditional layers (context of 2 values) */
+static nf_status mk_cond_coupling(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_coupling_opts c = {.net = small_net(NF_ACT_TANH), .num_masked = 1, .tanh_scale = 1, .context_dim = 2};
+    return nf_bijector_coupling(d, &c, r, o);
+}
+static nf_status mk_cond_spline(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_coupling_opts c = {.net = small_net(NF_ACT_TANH), .num_masked = 2, .spline_bins = 4, .spline_bound = 1.5f,
+                          .context_dim = 2};
+    return nf_bijector_coupling(d, &c, r, o);
+}
+static nf_status mk_cond_maf_chain(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_maf_opts m = {.net = small_net(NF_ACT_TANH), .context_dim = 2};
+    nf_maf_opts s = {.net = small_net(NF_ACT_ELU), .spline_bins = 3, .spline_bound = 1.5f, .context_dim = 2};
+    nf_bijector *bs[3] = {0};
+    nf_bijector_maf(d, &m, r, &bs[0]);
+    mk_reverse(d, r, &bs[1]);
+    nf_bijector_iaf(d, &s, r, &bs[2]);
+    return chain_of(bs, 3, o);
+}
+
 /* Spline flows (K bins on [-B, B]; inputs reach past B into the tails). */
 static nf_status mk_spline_coupling(size_t d, nf_rng *r, nf_bijector **o) {
     nf_coupling_opts c = {.net = small_net(NF_ACT_TANH), .num_masked = 1, .spline_bins = 5, .spline_bound = 1.5f};
@@ -249,44 +275,47 @@ static nf_status mk_spline_iaf(size_t d, nf_rng *r, nf_bijector **o) {
 }
 
 static const bcase cases[] = {
-    {"identity", mk_identity, 3, -2, 2, 0, NAN, 0, 0},
-    {"shift", mk_shift_vec, 3, -2, 2, 0, NAN, 0, 0},
-    {"shift", mk_shift_one, 2, -2, 2, 0, NAN, 0, 0},
-    {"scale", mk_scale_vec, 3, -2, 2, 0, NAN, 0, 0},
-    {"affine_scalar", mk_affine_scalar, 2, -2, 2, 0, NAN, 0, 0},
-    {"affine", mk_affine, 3, -2, 2, 0, NAN, 0, 0},
-    {"affine", mk_affine, 1, -2, 2, 0, NAN, 0, 0},
-    {"affine", mk_affine_r0, 4, -2, 2, 0, NAN, 0, 0},
-    {"exp", mk_exp, 3, -2, 2, 0, -1.0f, 0, 0},
-    {"log", mk_log, 3, 0.3f, 3, 0, -0.5f, 1, 0},
-    {"sigmoid", mk_sigmoid, 3, -2, 2, 0, 1.0f, 0, 0},
-    {"tanh", mk_tanh, 3, -1.2f, 1.2f, 0, -1.0f, 0, 0},
-    {"softplus", mk_softplus, 3, -2, 2, 0, 0.0f, 0, 0},
-    {"normal_cdf", mk_ncdf, 3, -1.5f, 1.5f, 0, 1.0f, 0, 0},
-    {"leaky_relu", mk_leaky, 3, -2, 2, 0.2f, NAN, 0, 0},
-    {"permute", mk_permute, 3, -2, 2, 0, NAN, 0, 0},
-    {"reverse", mk_reverse, 4, -2, 2, 0, NAN, 0, 0},
-    {"invert", mk_inv_sigmoid, 3, 0.1f, 0.9f, 0, 0.0f, 1, 0},
-    {"invert", mk_inv_affine, 3, -2, 2, 0, NAN, 0, 0},
-    {"chain", mk_chain, 3, -2, 2, 0.2f, NAN, 0, 0},
-    {"chain", mk_nested, 3, -2, 2, 0, NAN, 0, 0},
-    {"my_leaky_relu", mk_inline, 2, -2, 2, 0.2f, NAN, 0, 0},
-    {"realnvp", mk_realnvp_sep, 3, -2, 2, 0, NAN, 0, 0},
-    {"realnvp", mk_realnvp_joint, 3, -2, 2, 0, NAN, 0, 0},
-    {"nice", mk_nice, 4, -2, 2, 0, NAN, 0, 0},
-    {"chain", mk_realnvp_stack, 2, -2, 2, 0, NAN, 0, 0},
-    {"maf", mk_maf, 3, -2, 2, 0, NAN, 0, 0},
-    {"maf", mk_maf_random, 4, -2, 2, 0, NAN, 0, 0},
-    {"maf", mk_maf, 1, -2, 2, 0, NAN, 0, 0},
-    {"iaf", mk_iaf, 3, -2, 2, 0, NAN, 0, 0},
-    {"chain", mk_maf_chain, 2, -2, 2, 0, NAN, 0, 0},
-    {"actnorm", mk_actnorm, 3, -2, 2, 0, NAN, 0, 0},
-    {"lu_linear", mk_lu, 4, -2, 2, 0, NAN, 0, 0},
-    {"lu_linear", mk_lu, 3, -2, 2, 0, NAN, 0, 0},
-    {"lu_linear", mk_lu, 1, -2, 2, 0, NAN, 0, 0},
-    {"spline_coupling", mk_spline_coupling, 3, -2, 2, 0, NAN, 0, 1},
-    {"maf", mk_spline_maf, 3, -2, 2, 0, NAN, 0, 1},
-    {"iaf", mk_spline_iaf, 3, -2, 2, 0, NAN, 0, 1},
+    {"identity", mk_identity, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"shift", mk_shift_vec, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"shift", mk_shift_one, 2, -2, 2, 0, NAN, 0, 0, 0},
+    {"scale", mk_scale_vec, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"affine_scalar", mk_affine_scalar, 2, -2, 2, 0, NAN, 0, 0, 0},
+    {"affine", mk_affine, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"affine", mk_affine, 1, -2, 2, 0, NAN, 0, 0, 0},
+    {"affine", mk_affine_r0, 4, -2, 2, 0, NAN, 0, 0, 0},
+    {"exp", mk_exp, 3, -2, 2, 0, -1.0f, 0, 0, 0},
+    {"log", mk_log, 3, 0.3f, 3, 0, -0.5f, 1, 0, 0},
+    {"sigmoid", mk_sigmoid, 3, -2, 2, 0, 1.0f, 0, 0, 0},
+    {"tanh", mk_tanh, 3, -1.2f, 1.2f, 0, -1.0f, 0, 0, 0},
+    {"softplus", mk_softplus, 3, -2, 2, 0, 0.0f, 0, 0, 0},
+    {"normal_cdf", mk_ncdf, 3, -1.5f, 1.5f, 0, 1.0f, 0, 0, 0},
+    {"leaky_relu", mk_leaky, 3, -2, 2, 0.2f, NAN, 0, 0, 0},
+    {"permute", mk_permute, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"reverse", mk_reverse, 4, -2, 2, 0, NAN, 0, 0, 0},
+    {"invert", mk_inv_sigmoid, 3, 0.1f, 0.9f, 0, 0.0f, 1, 0, 0},
+    {"invert", mk_inv_affine, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"chain", mk_chain, 3, -2, 2, 0.2f, NAN, 0, 0, 0},
+    {"chain", mk_nested, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"my_leaky_relu", mk_inline, 2, -2, 2, 0.2f, NAN, 0, 0, 0},
+    {"realnvp", mk_realnvp_sep, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"realnvp", mk_realnvp_joint, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"nice", mk_nice, 4, -2, 2, 0, NAN, 0, 0, 0},
+    {"chain", mk_realnvp_stack, 2, -2, 2, 0, NAN, 0, 0, 0},
+    {"maf", mk_maf, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"maf", mk_maf_random, 4, -2, 2, 0, NAN, 0, 0, 0},
+    {"maf", mk_maf, 1, -2, 2, 0, NAN, 0, 0, 0},
+    {"iaf", mk_iaf, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"chain", mk_maf_chain, 2, -2, 2, 0, NAN, 0, 0, 0},
+    {"actnorm", mk_actnorm, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"lu_linear", mk_lu, 4, -2, 2, 0, NAN, 0, 0, 0},
+    {"lu_linear", mk_lu, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"lu_linear", mk_lu, 1, -2, 2, 0, NAN, 0, 0, 0},
+    {"realnvp", mk_cond_coupling, 3, -2, 2, 0, NAN, 0, 0, 2},
+    {"spline_coupling", mk_cond_spline, 3, -2, 2, 0, NAN, 0, 1, 2},
+    {"chain", mk_cond_maf_chain, 3, -2, 2, 0, NAN, 0, 1, 2},
+    {"spline_coupling", mk_spline_coupling, 3, -2, 2, 0, NAN, 0, 1, 0},
+    {"maf", mk_spline_maf, 3, -2, 2, 0, NAN, 0, 1, 0},
+    {"iaf", mk_spline_iaf, 3, -2, 2, 0, NAN, 0, 1, 0},
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -312,7 +341,7 @@ static double det_log_abs(double *a, size_t n) {
 }
 
 static nf_status pass(const nf_bijector *b, int fwd, const float *in, size_t n, float *out, float *ldj) {
-    return fwd ? nf_bijector_forward(b, in, n, out, ldj) : nf_bijector_inverse(b, in, n, out, ldj);
+    return fwd ? nf_bijector_forward_ctx(b, in, crow(0), n, out, ldj) : nf_bijector_inverse_ctx(b, in, crow(0), n, out, ldj);
 }
 
 /* L = sum g * out + sum gl * ldj over the batch, in double. */
@@ -388,6 +417,10 @@ static void check_case(const bcase *c, size_t ci) {
     }
     const size_t d = c->d, n = NROW;
     const char *nm = nf_bijector_name(b);
+    float ctxv[NROW * 8];
+    for (size_t i = 0; i < NROW * 8; i++) ctxv[i] = runif(rng, -1, 1);
+    case_ctx = c->dc ? ctxv : NULL, case_dc = c->dc;
+    CHECK(nf_bijector_context_dim(b) == c->dc, "case %zu (%s): context dim %zu", ci, nm, nf_bijector_context_dim(b));
     CHECK(strcmp(nm, c->label) == 0, "case %zu: name is %s, expected %s", ci, nm, c->label);
     CHECK(nf_bijector_dim(b) == d, "case %zu (%s): dim", ci, nm);
 
@@ -398,17 +431,28 @@ static void check_case(const bcase *c, size_t ci) {
     }
 
     /* 1. round trip */
-    CHECK_OK(nf_bijector_forward(b, x, n, y, fldj));
-    CHECK_OK(nf_bijector_inverse(b, y, n, x2, ildj));
+    CHECK_OK(nf_bijector_forward_ctx(b, x, crow(0), n, y, fldj));
+    CHECK_OK(nf_bijector_inverse_ctx(b, y, crow(0), n, x2, ildj));
     for (size_t i = 0; i < n * d; i++)
         CHECK_NEAR(x2[i], x[i], 1e-4, "case %zu (%s): inverse(forward(x))[%zu]", ci, nm, i);
     for (size_t i = 0; i < n; i++)
         CHECK_NEAR(ildj[i], -fldj[i], 1e-4, "case %zu (%s): ildj(y) vs -fldj(x), row %zu", ci, nm, i);
     float l2[NROW];
-    CHECK_OK(nf_bijector_forward_log_det_jacobian(b, x, n, l2));
-    for (size_t i = 0; i < n; i++) CHECK(l2[i] == fldj[i], "case %zu (%s): fldj call differs", ci, nm);
-    CHECK_OK(nf_bijector_inverse_log_det_jacobian(b, y, n, l2));
-    for (size_t i = 0; i < n; i++) CHECK(l2[i] == ildj[i], "case %zu (%s): ildj call differs", ci, nm);
+    if (!c->dc) {
+        CHECK_OK(nf_bijector_forward_log_det_jacobian(b, x, n, l2));
+        for (size_t i = 0; i < n; i++) CHECK(l2[i] == fldj[i], "case %zu (%s): fldj call differs", ci, nm);
+        CHECK_OK(nf_bijector_inverse_log_det_jacobian(b, y, n, l2));
+        for (size_t i = 0; i < n; i++) CHECK(l2[i] == ildj[i], "case %zu (%s): ildj call differs", ci, nm);
+    } else {
+        /* a conditional bijector needs its context; another context moves the output */
+        CHECK_ERR(nf_bijector_forward(b, x, n, x2, NULL), NF_ERR_ARG, "conditional");
+        float c2[NROW * 8], y2[NROW * 8];
+        for (size_t i = 0; i < n * c->dc; i++) c2[i] = case_ctx[i] + 0.5f;
+        CHECK_OK(nf_bijector_forward_ctx(b, x, c2, n, y2, NULL));
+        double moved = 0;
+        for (size_t i = 0; i < n * d; i++) moved = fmax(moved, fabs(y2[i] - y[i]));
+        CHECK(moved > 1e-3, "case %zu (%s): the output depends on the context (moved %g)", ci, nm, moved);
+    }
 
     /* 2. log-det against a finite-difference Jacobian, both directions */
     for (int fwd = 1; fwd >= 0; fwd--) {
@@ -423,7 +467,8 @@ static void check_case(const bcase *c, size_t ci) {
                 const double steps[4] = {-2 * hj, -hj, hj, 2 * hj};
                 for (int s = 0; s < 4; s++) {
                     row[j] = (float)(v0 + steps[s]);
-                    pass(b, fwd, row, 1, out, NULL);
+                    if (fwd) nf_bijector_forward_ctx(b, row, crow(i), 1, out, NULL);
+                    else nf_bijector_inverse_ctx(b, row, crow(i), 1, out, NULL);
                     for (size_t k = 0; k < d; k++) col[s][k] = out[k];
                 }
                 row[j] = v0;
@@ -449,8 +494,8 @@ static void check_case(const bcase *c, size_t ci) {
         nf_rng_fill_normal(rng, gl, n);
         for (size_t i = 0; i < n * d; i++) gin[i] = NAN; /* must be overwritten */
         memset(dp, 0, (np + 1) * sizeof(float));
-        st = fwd ? nf_bijector_forward_backward(b, in, n, g, gl, gin, dp)
-                 : nf_bijector_inverse_backward(b, in, n, g, gl, gin, dp);
+        st = fwd ? nf_bijector_forward_backward_ctx(b, in, crow(0), n, g, gl, gin, dp)
+                 : nf_bijector_inverse_backward_ctx(b, in, crow(0), n, g, gl, gin, dp);
         CHECK(st == NF_OK, "case %zu (%s): backward failed: %s", ci, nm, nf_last_error());
         if (st) continue;
         for (size_t k = 0; k < n * d; k++)
@@ -462,8 +507,8 @@ static void check_case(const bcase *c, size_t ci) {
         checked += n * d + np;
         /* NULL gradients mean zero; NULL outputs are allowed. */
         float dp2[1];
-        st = fwd ? nf_bijector_forward_backward(b, in, n, NULL, NULL, NULL, np ? NULL : dp2)
-                 : nf_bijector_inverse_backward(b, in, n, NULL, NULL, NULL, NULL);
+        st = fwd ? nf_bijector_forward_backward_ctx(b, in, crow(0), n, NULL, NULL, NULL, np ? NULL : dp2)
+                 : nf_bijector_inverse_backward_ctx(b, in, crow(0), n, NULL, NULL, NULL, NULL);
         CHECK(st == NF_OK, "case %zu (%s): backward with NULL arrays: %s", ci, nm, nf_last_error());
     }
     free(dp);
@@ -473,7 +518,7 @@ static void check_case(const bcase *c, size_t ci) {
     /* 4. batch independence */
     for (size_t i = 0; i < n; i++) {
         float yr[8], lr;
-        CHECK_OK(nf_bijector_forward(b, x + i * d, 1, yr, &lr));
+        CHECK_OK(nf_bijector_forward_ctx(b, x + i * d, crow(i), 1, yr, &lr));
         for (size_t j = 0; j < d; j++)
             CHECK_NEAR(yr[j], y[i * d + j], 1e-6, "case %zu (%s): row %zu alone vs in a batch", ci, nm, i);
         CHECK_NEAR(lr, fldj[i], 1e-6, "case %zu (%s): ldj of row %zu alone vs in a batch", ci, nm, i);
@@ -481,15 +526,15 @@ static void check_case(const bcase *c, size_t ci) {
     /* in-place (aliased) call gives the same answer */
     float xa[NROW * 8];
     memcpy(xa, x, n * d * sizeof(float));
-    CHECK_OK(nf_bijector_forward(b, xa, n, xa, NULL));
+    CHECK_OK(nf_bijector_forward_ctx(b, xa, crow(0), n, xa, NULL));
     for (size_t i = 0; i < n * d; i++) CHECK(xa[i] == y[i], "case %zu (%s): in-place forward differs", ci, nm);
 
     /* 5. errors */
     float bad[NROW * 8];
     memcpy(bad, x, n * d * sizeof(float));
     bad[d + 1 < n * d ? d + 1 : 0] = NAN;
-    CHECK_ERR(nf_bijector_forward(b, bad, n, y, fldj), NF_ERR_DOMAIN, nm);
-    CHECK_ERR(nf_bijector_inverse(b, bad, n, y, fldj), NF_ERR_DOMAIN, "non-finite");
+    CHECK_ERR(nf_bijector_forward_ctx(b, bad, crow(0), n, y, fldj), NF_ERR_DOMAIN, nm);
+    CHECK_ERR(nf_bijector_inverse_ctx(b, bad, crow(0), n, y, fldj), NF_ERR_DOMAIN, "non-finite");
     if (!isnan(c->bad)) {
         memcpy(bad, c->bad_fwd ? x : y, n * d * sizeof(float));
         bad[2 * d] = c->bad; /* row 2, column 0 */
@@ -498,8 +543,15 @@ static void check_case(const bcase *c, size_t ci) {
               "case %zu (%s): out-of-domain input %g: got %s: %s", ci, nm, (double)c->bad,
               nf_status_str(st), nf_last_error());
     }
-    CHECK_ERR(nf_bijector_forward(b, NULL, n, y, NULL), NF_ERR_ARG, "NULL");
-    CHECK_OK(nf_bijector_forward(b, NULL, 0, NULL, NULL)); /* an empty batch is fine */
+    CHECK_ERR(nf_bijector_forward_ctx(b, NULL, crow(0), n, y, NULL), NF_ERR_ARG, "NULL");
+    CHECK_OK(nf_bijector_forward_ctx(b, NULL, crow(0), 0, NULL, NULL)); /* an empty batch is fine */
+    if (c->dc) {
+        float cb[NROW * 8];
+        memcpy(cb, case_ctx, n * c->dc * sizeof(float));
+        cb[1] = INFINITY;
+        CHECK_ERR(nf_bijector_forward_ctx(b, x, cb, n, y, NULL), NF_ERR_DOMAIN, "context");
+    } else
+        CHECK_ERR(nf_bijector_forward_ctx(b, x, x, n, y, NULL), NF_ERR_ARG, "takes no context");
 
     nf_bijector_free(b);
     nf_rng_free(rng);

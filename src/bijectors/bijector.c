@@ -119,11 +119,23 @@ nf_status nf_bijector_init_params(nf_bijector *b, nf_rng *rng) {
 
 /* Runs one pass (forward if fwd, else inverse) with a fresh workspace.
  * `tape` may be NULL.  ldj (may be NULL) is overwritten. */
-static nf_status run_pass(const char *fn, const nf_bijector *b, int fwd, const float *in,
+/* A conditional bijector needs n x dc context rows, others none. */
+static nf_status check_ctx(const char *fn, const nf_bijector *b, const float *ctx, size_t n) {
+    if (b->dc && !ctx)
+        return nf__err(NF_ERR_ARG, "%s: %s is conditional: it needs a context of %zu values per row (the _ctx calls)", fn,
+                       b->name, b->dc);
+    if (!b->dc && ctx) return nf__err(NF_ERR_ARG, "%s: %s takes no context", fn, b->name);
+    nf_status s = ctx ? nf__check_finite("context", ctx, n, b->dc) : NF_OK;
+    if (s) nf__err_prefix(s, b->name);
+    return s ? nf__err_prefix(s, fn) : NF_OK;
+}
+
+static nf_status run_pass(const char *fn, const nf_bijector *b, int fwd, const float *in, const float *ctx,
                           size_t n, float *out, float *ldj, void *tape) {
     size_t d = b->d;
     if (n > SIZE_MAX / sizeof(float) / d)
         return nf__err(NF_ERR_ARG, "%s: %s: batch of %zu rows is too large", fn, b->name, n);
+    NF_TRY(check_ctx(fn, b, ctx, n));
     nf_status s = nf__check_finite(fwd ? "input x" : "input y", in, n, d);
     if (s) {
         nf__err_prefix(s, b->name);
@@ -141,7 +153,7 @@ static nf_status run_pass(const char *fn, const nf_bijector *b, int fwd, const f
         in = copy;
     }
     if (ldj) memset(ldj, 0, n * sizeof(float));
-    nf_pass p = {n, tape, scratch};
+    nf_pass p = {n, tape, scratch, ctx};
     s = fwd ? b->ops->forward(b, &p, out, ldj, in) : b->ops->inverse(b, &p, out, ldj, in);
     if (s == NF_OK) {
         size_t k = nf__first_nonfinite(out, n * d);
@@ -165,20 +177,34 @@ static nf_status run_pass(const char *fn, const nf_bijector *b, int fwd, const f
 
 nf_status nf_bijector_forward(const nf_bijector *b, const float *x, size_t n, float *y, float *ldj) {
     CHECK_PASS_ARGS("nf_bijector_forward", b, x, y);
-    return run_pass("nf_bijector_forward", b, 1, x, n, y, ldj, NULL);
+    return run_pass("nf_bijector_forward", b, 1, x, NULL, n, y, ldj, NULL);
 }
 
 nf_status nf_bijector_inverse(const nf_bijector *b, const float *y, size_t n, float *x, float *ldj) {
     CHECK_PASS_ARGS("nf_bijector_inverse", b, y, x);
-    return run_pass("nf_bijector_inverse", b, 0, y, n, x, ldj, NULL);
+    return run_pass("nf_bijector_inverse", b, 0, y, NULL, n, x, ldj, NULL);
 }
+
+nf_status nf_bijector_forward_ctx(const nf_bijector *b, const float *x, const float *ctx, size_t n, float *y,
+                                  float *ldj) {
+    CHECK_PASS_ARGS("nf_bijector_forward_ctx", b, x, y);
+    return run_pass("nf_bijector_forward_ctx", b, 1, x, ctx, n, y, ldj, NULL);
+}
+
+nf_status nf_bijector_inverse_ctx(const nf_bijector *b, const float *y, const float *ctx, size_t n, float *x,
+                                  float *ldj) {
+    CHECK_PASS_ARGS("nf_bijector_inverse_ctx", b, y, x);
+    return run_pass("nf_bijector_inverse_ctx", b, 0, y, ctx, n, x, ldj, NULL);
+}
+
+size_t nf_bijector_context_dim(const nf_bijector *b) { return b ? b->dc : 0; }
 
 static nf_status ldj_only(const char *fn, const nf_bijector *b, int fwd, const float *in, size_t n,
                           float *ldj) {
     CHECK_PASS_ARGS(fn, b, in, ldj);
     float *tmp = malloc(n * b->d * sizeof(float));
     if (!tmp) return nf__err(NF_ERR_NOMEM, "%s: %s: out of memory", fn, b->name);
-    nf_status s = run_pass(fn, b, fwd, in, n, tmp, ldj, NULL);
+    nf_status s = run_pass(fn, b, fwd, in, NULL, n, tmp, ldj, NULL);
     free(tmp);
     return s;
 }
@@ -203,7 +229,7 @@ static int needs_data_init(const nf_bijector *b) {
     return 0;
 }
 
-nf_status nf__bijector_data_init(nf_bijector *b, const float *y, size_t n) {
+nf_status nf__bijector_data_init(nf_bijector *b, const float *y, const float *ctx, size_t n) {
     if (!needs_data_init(b)) return NF_OK;
     nf_bijector *const *parts;
     size_t k = nf__chain_parts(b, &parts);
@@ -214,10 +240,10 @@ nf_status nf__bijector_data_init(nf_bijector *b, const float *y, size_t n) {
     nf_status s = buf[0] && buf[1] ? NF_OK : nf__err(NF_ERR_NOMEM, "data init: out of memory for %zu rows", n);
     const float *cur = y;
     for (size_t i = k; i-- > lo && !s;) {
-        s = nf__bijector_data_init(parts[i], cur, n);
+        s = nf__bijector_data_init(parts[i], cur, ctx, n);
         if (!s && i > lo) {
             float *next = buf[(k - i) % 2];
-            s = nf_bijector_inverse(parts[i], cur, n, next, NULL);
+            s = nf_bijector_inverse_ctx(parts[i], cur, parts[i]->dc ? ctx : NULL, n, next, NULL);
             cur = next;
         }
     }
@@ -226,12 +252,13 @@ nf_status nf__bijector_data_init(nf_bijector *b, const float *y, size_t n) {
 }
 
 /* One pass with a tape, then its backward pass. */
-static nf_status run_backward(const char *fn, const nf_bijector *b, int fwd, const float *in,
+static nf_status run_backward(const char *fn, const nf_bijector *b, int fwd, const float *in, const float *ctx,
                               size_t n, const float *gout, const float *gldj, float *gin,
                               float *dparams) {
     if (!b) return nf__err(NF_ERR_ARG, "%s: bijector is NULL", fn);
     if (n == 0) return NF_OK;
     if (!in) return nf__err(NF_ERR_ARG, "%s: %s: input array is NULL", fn, b->name);
+    NF_TRY(check_ctx(fn, b, ctx, n));
     size_t d = b->d, nd = n * d;
     if (n > SIZE_MAX / sizeof(float) / d / 4)
         return nf__err(NF_ERR_ARG, "%s: %s: batch of %zu rows is too large", fn, b->name, n);
@@ -262,7 +289,7 @@ static nf_status run_backward(const char *fn, const nf_bijector *b, int fwd, con
     memset(ldj, 0, n * sizeof(float));
     s = nf__check_finite(fwd ? "input x" : "input y", in, n, d);
     if (s) nf__err_prefix(s, b->name);
-    nf_pass p = {n, tape, scratch};
+    nf_pass p = {n, tape, scratch, ctx};
     if (!s) s = fwd ? b->ops->forward(b, &p, out, ldj, in) : b->ops->inverse(b, &p, out, ldj, in);
     if (!s) {
         size_t k = nf__first_nonfinite(out, nd);
@@ -288,11 +315,21 @@ static nf_status run_backward(const char *fn, const nf_bijector *b, int fwd, con
 nf_status nf_bijector_forward_backward(const nf_bijector *b, const float *x, size_t n,
                                        const float *dy, const float *dldj, float *dx,
                                        float *dparams) {
-    return run_backward("nf_bijector_forward_backward", b, 1, x, n, dy, dldj, dx, dparams);
+    return run_backward("nf_bijector_forward_backward", b, 1, x, NULL, n, dy, dldj, dx, dparams);
+}
+
+nf_status nf_bijector_forward_backward_ctx(const nf_bijector *b, const float *x, const float *ctx, size_t n,
+                                           const float *dy, const float *dldj, float *dx, float *dparams) {
+    return run_backward("nf_bijector_forward_backward_ctx", b, 1, x, ctx, n, dy, dldj, dx, dparams);
+}
+
+nf_status nf_bijector_inverse_backward_ctx(const nf_bijector *b, const float *y, const float *ctx, size_t n,
+                                           const float *dx, const float *dldj, float *dy, float *dparams) {
+    return run_backward("nf_bijector_inverse_backward_ctx", b, 0, y, ctx, n, dx, dldj, dy, dparams);
 }
 
 nf_status nf_bijector_inverse_backward(const nf_bijector *b, const float *y, size_t n,
                                        const float *dx, const float *dldj, float *dy,
                                        float *dparams) {
-    return run_backward("nf_bijector_inverse_backward", b, 0, y, n, dx, dldj, dy, dparams);
+    return run_backward("nf_bijector_inverse_backward", b, 0, y, NULL, n, dx, dldj, dy, dparams);
 }

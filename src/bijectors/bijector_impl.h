@@ -20,9 +20,10 @@
 #include "../core/core.h"
 
 typedef struct nf_pass {
-    size_t n;      /* rows in this batch */
-    void *tape;    /* tape_bytes(b, n) bytes, or NULL: nothing is saved */
-    void *scratch; /* scratch_bytes(b, n) bytes */
+    size_t n;         /* rows in this batch */
+    void *tape;       /* tape_bytes(b, n) bytes, or NULL: nothing is saved */
+    void *scratch;    /* scratch_bytes(b, n) bytes */
+    const float *ctx; /* conditional bijectors (dc > 0): n x dc context rows */
 } nf_pass;
 
 /* One named tensor of a bijector, for model files: a slice of the flat
@@ -80,6 +81,7 @@ struct nf_bijector {
     const nf_bijector_ops *ops;
     const char *name; /* defaults to ops->name */
     size_t d;         /* event dimension */
+    size_t dc;        /* context dimension (conditional flows), 0: none */
     size_t nparams;
     float *params;    /* nparams floats; owned when owns_params */
     int owns_params;
@@ -113,7 +115,7 @@ nf_status nf__mlp_tensors(const struct nf_mlp *m, const char *prefix, size_t off
 /* Runs data_init through b: a chain initialises its parts from the data side
  * (last applied first), passing the batch through each part's inverse.
  * Allocates (once per call); not for use concurrently with other calls. */
-nf_status nf__bijector_data_init(nf_bijector *b, const float *y, size_t n);
+nf_status nf__bijector_data_init(nf_bijector *b, const float *y, const float *ctx, size_t n);
 /* Checks the constructor's common arguments; sets the message on failure. */
 nf_status nf__check_ctor(const char *fn, size_t d, nf_bijector **out);
 

@@ -17,6 +17,8 @@
  * Parameters: [s-net, t-net] (separate) or [net] whose outputs are
  * [shift (n_t), log-scale (n_t)] (TFP's order), or [shift net] (NICE).
  *
+ * Conditional coupling (context_dim > 0): the nets read [x_c, context].
+ *
  * Spline coupling (Durkan et al. 2019): one net gives the 3K - 1 parameters
  * of a rational-quadratic spline S per transformed coordinate (parameter k of
  * coordinate j at output k*n_t + j), with S the density direction:
@@ -37,6 +39,7 @@
 typedef struct coupling {
     nf_bijector base;
     size_t nc, nt;
+    size_t ni;             /* the nets' input width: nc + context dimension */
     size_t *ci, *ti;       /* conditioning and transformed column indices */
     nf_mlp net[2];         /* separate: [s, t]; else net[0] only */
     int nnets, separate, tanh_scale, shift_only;
@@ -46,18 +49,18 @@ typedef struct coupling {
 
 /* Workspace of one pass for n rows (tape when saving, scratch otherwise). */
 typedef struct cws {
-    float *xc;             /* n x nc gathered conditioning columns */
+    float *xc;             /* n x ni: gathered conditioning columns, then the context */
     float *ntape[2];       /* the nets' tapes */
 } cws;
 
 static size_t region_bytes(const coupling *c, size_t n) {
-    size_t b = nf__align(n * c->nc * sizeof(float));
+    size_t b = nf__align(n * c->ni * sizeof(float));
     for (int k = 0; k < c->nnets; k++) b += nf__align(nf__mlp_tape_floats(&c->net[k], n) * sizeof(float));
     return b;
 }
 
 static unsigned char *carve_region(const coupling *c, unsigned char *cur, size_t n, cws *w) {
-    w->xc = nf__carve(&cur, n * c->nc * sizeof(float));
+    w->xc = nf__carve(&cur, n * c->ni * sizeof(float));
     for (int k = 0; k < c->nnets; k++) w->ntape[k] = nf__carve(&cur, nf__mlp_tape_floats(&c->net[k], n) * sizeof(float));
     return cur;
 }
@@ -78,9 +81,9 @@ static size_t out_width(const coupling *c) { return c->tx.bins ? nf__eltx_np(&c-
 
 static size_t cp_scratch_bytes(const nf_bijector *b, size_t n) {
     const coupling *c = (const coupling *)b;
-    /* region (when no tape) + nets' scratch + backward: dout (n x out_width), dxc (n x nc) x 2 */
+    /* region (when no tape) + nets' scratch + backward: dout (n x out_width), dxc (n x ni) x 2 */
     return region_bytes(c, n) + net_scratch(c, n) + nf__align(out_width(c) * n * sizeof(float)) +
-           2 * nf__align(n * c->nc * sizeof(float));
+           2 * nf__align(n * c->ni * sizeof(float));
 }
 
 /* Output block (last tape block) of net k. */
@@ -99,8 +102,10 @@ typedef struct st_view {
 static void run_nets(const coupling *c, const nf_pass *p, cws *w, unsigned char *nscratch,
                      const float *in, st_view *v) {
     size_t n = p->n, d = c->base.d;
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < c->nc; j++) w->xc[i * c->nc + j] = in[i * d + c->ci[j]];
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < c->nc; j++) w->xc[i * c->ni + j] = in[i * d + c->ci[j]];
+        for (size_t j = c->nc; j < c->ni; j++) w->xc[i * c->ni + j] = p->ctx[i * c->base.dc + j - c->nc];
+    }
     const float *P = c->base.params;
     for (int k = 0; k < c->nnets; k++) {
         nf__mlp_forward(&c->net[k], P, w->ntape[k], nscratch, w->xc, n);
@@ -231,33 +236,33 @@ static void affine_backward(const coupling *c, const cws *wsp, float *gin, float
 static nf_status cp_backward(const nf_bijector *b, const nf_pass *p, float *gin, float *dparams,
                              const float *g, const float *gl, const float *in, const float *out, int fwd) {
     const coupling *c = (const coupling *)b;
-    size_t n = p->n, d = b->d, nt = c->nt, nc = c->nc;
+    size_t n = p->n, d = b->d, nt = c->nt, nc = c->nc, ni = c->ni;
     cws w;
     carve_region(c, p->tape, n, &w);
     unsigned char *cur = (unsigned char *)p->scratch + region_bytes(c, n);
     unsigned char *nscratch = cur;
     cur += net_scratch(c, n);
     float *dout = nf__carve(&cur, out_width(c) * n * sizeof(float));
-    float *dxc = nf__carve(&cur, n * nc * sizeof(float));
-    float *dxc2 = nf__carve(&cur, n * nc * sizeof(float));
+    float *dxc = nf__carve(&cur, n * ni * sizeof(float));
+    float *dxc2 = nf__carve(&cur, n * ni * sizeof(float));
     if (c->tx.bins) spline_backward(c, gin, dout, g, gl, fwd ? out : in, net_out(c, &w, 0, n), n, fwd);
     else affine_backward(c, &w, gin, dout, g, gl, out, n, fwd);
     /* back through the nets */
-    memset(dxc, 0, n * nc * sizeof(float));
+    memset(dxc, 0, n * ni * sizeof(float));
     float *P = c->base.params, *DP = dparams;
     for (int k = 0; k < c->nnets; k++) {
         const nf_mlp *m = &c->net[k];
         float *dk = c->separate && k == 1 ? dout + n * nt : dout;
         nf__mlp_backward(m, P, DP, gin ? dxc2 : NULL, dk, w.ntape[k], nscratch, w.xc, n);
         if (gin)
-            for (size_t q = 0; q < n * nc; q++) dxc[q] += dxc2[q];
+            for (size_t q = 0; q < n * ni; q++) dxc[q] += dxc2[q];
         size_t np = nf__mlp_param_count(m);
         P += np;
         if (DP) DP += np;
     }
     if (gin)
         for (size_t i = 0; i < n; i++)
-            for (size_t j = 0; j < nc; j++) gin[i * d + c->ci[j]] = g[i * d + c->ci[j]] + dxc[i * nc + j];
+            for (size_t j = 0; j < nc; j++) gin[i * d + c->ci[j]] = g[i * d + c->ci[j]] + dxc[i * ni + j];
     (void)in;
     return NF_OK;
 }
@@ -332,19 +337,20 @@ nf_status nf_bijector_coupling(size_t d, const nf_coupling_opts *o, nf_rng *rng,
     NF_TRY(nf__eltx_from_opts(fn, o->spline_bins, o->spline_bound, &tmp.tx));
     if (tmp.tx.bins && (o->shift_only || o->separate_nets))
         return nf__err(NF_ERR_ARG, "%s: a spline coupling uses one network; shift_only and separate_nets must be 0", fn);
-    tmp.nc = nc, tmp.nt = d - nc;
+    if (o->context_dim > (1u << 20)) return nf__err(NF_ERR_ARG, "%s: context_dim %zu is too large", fn, o->context_dim);
+    tmp.nc = nc, tmp.nt = d - nc, tmp.ni = nc + o->context_dim;
     tmp.separate = o->separate_nets && !o->shift_only;
     tmp.shift_only = o->shift_only, tmp.tanh_scale = o->tanh_scale && !o->shift_only && !o->spline_bins;
     tmp.nnets = tmp.separate ? 2 : 1;
     tmp.opts = o->net;
     size_t outw = tmp.separate || tmp.shift_only ? tmp.nt : out_width(&tmp);
     for (int k = 0; k < tmp.nnets; k++) {
-        nf_status s = nf__mlp_init(&tmp.net[k], nc, o->net.hidden, o->net.nhidden, outw, o->net.activation);
+        nf_status s = nf__mlp_init(&tmp.net[k], tmp.ni, o->net.hidden, o->net.nhidden, outw, o->net.activation);
         if (s) return nf__err_prefix(s, fn);
         /* Initialise as a network reading the whole masked vector (dataflowr,
          * TFP's template on x * mask): the same weight distribution as the
          * reference, though only the n_c live inputs are stored. */
-        tmp.net[k].fan_in0 = d;
+        tmp.net[k].fan_in0 = d + o->context_dim;
     }
     size_t np = 0;
     for (int k = 0; k < tmp.nnets; k++) np += nf__mlp_param_count(&tmp.net[k]);
@@ -353,6 +359,7 @@ nf_status nf_bijector_coupling(size_t d, const nf_coupling_opts *o, nf_rng *rng,
     nf_bijector base = c->base;
     *c = tmp;
     c->base = base;
+    c->base.dc = o->context_dim;
     c->base.name = tmp.shift_only ? "nice" : tmp.tx.bins ? "spline_coupling" : "realnvp";
     c->ci = malloc(nc * sizeof(size_t));
     c->ti = malloc((d - nc) * sizeof(size_t));

@@ -75,6 +75,7 @@ nf_status nf_bijector_invert(nf_bijector *b, nf_bijector **out) {
     invert *v = (invert *)nf__bijector_alloc(sizeof(invert), &invert_ops, b->d, b->nparams);
     if (!v) return nf__err_prefix(NF_ERR_NOMEM, fn);
     v->inner = b;
+    v->base.dc = b->dc;
     inv_rebind(&v->base);
     *out = &v->base;
     return NF_OK;

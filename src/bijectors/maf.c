@@ -34,7 +34,7 @@
 
 typedef struct maf {
     nf_bijector base;
-    nf_mlp made;          /* d -> np*d: parameter k of coordinate j at k*d + j */
+    nf_mlp made;          /* d (+ dc context) -> np*d: parameter k of coordinate j at k*d + j */
     nf_eltx tx;           /* the elementwise transform */
     size_t np;            /* its parameters per coordinate */
     size_t *order;        /* degree of each input, 1..d */
@@ -50,9 +50,29 @@ static size_t maf_tape_bytes(const nf_bijector *b, size_t n) {
 
 static size_t maf_scratch_bytes(const nf_bijector *b, size_t n) {
     const maf *f = (const maf *)b;
-    size_t d = b->d;
+    size_t d = b->d, di = d + b->dc;
     return maf_tape_bytes(b, n) + nf__align(nf__mlp_scratch_bytes(&f->made, n)) +
-           nf__align(f->np * n * d * sizeof(float)) + 5 * nf__align(n * d * sizeof(float));
+           nf__align(f->np * n * d * sizeof(float)) + 3 * nf__align(n * d * sizeof(float)) +
+           3 * nf__align(n * di * sizeof(float));
+}
+
+/* The MADE's input rows: x itself, or [x | context] written into buf
+ * (n x (d + dc)) for a conditional layer. */
+static const float *made_in(const nf_bijector *b, const nf_pass *p, const float *x, float *buf) {
+    size_t d = b->d, dc = b->dc, n = p->n;
+    if (!dc) return x;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(buf + i * (d + dc), x + i * d, d * sizeof(float));
+        memcpy(buf + i * (d + dc) + d, p->ctx + i * dc, dc * sizeof(float));
+    }
+    return buf;
+}
+
+/* dx[:, :d] += the first d columns of g (n x (d + dc)) */
+static void add_x_part(const nf_bijector *b, size_t n, float *dx, const float *g) {
+    size_t d = b->d, di = d + b->dc;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) dx[i * d + j] += g[i * di + j];
 }
 
 /* The MADE output block of a tape (row stride np*d). */
@@ -65,7 +85,8 @@ static nf_status maf_inverse(const nf_bijector *b, const nf_pass *p, float *z, f
     size_t n = p->n, d = b->d, rs = f->np * d;
     unsigned char *cur = p->scratch;
     float *tape = p->tape ? p->tape : nf__carve(&cur, tape_floats(f, n) * sizeof(float));
-    const float *h = nf__mlp_forward(&f->made, b->params, tape, cur, x, n);
+    float *xin = nf__carve(&cur, n * (d + b->dc) * sizeof(float));
+    const float *h = nf__mlp_forward(&f->made, b->params, tape, cur, made_in(b, p, x, xin), n);
     for (size_t i = 0; i < n; i++) {
         double acc = 0, zz;
         for (size_t j = 0; j < d; j++) {
@@ -82,13 +103,17 @@ static nf_status maf_forward(const nf_bijector *b, const nf_pass *p, float *x, f
     size_t n = p->n, d = b->d, rs = f->np * d;
     unsigned char *cur = p->scratch;
     float *tape = p->tape ? p->tape : nf__carve(&cur, tape_floats(f, n) * sizeof(float));
+    size_t di = d + b->dc;
+    float *xin = nf__carve(&cur, n * di * sizeof(float));
     memset(x, 0, n * d * sizeof(float));
+    const float *in = made_in(b, p, x, xin); /* x itself, or [x | ctx] kept in step below */
     for (size_t k = 0; k < d; k++) {
         size_t j = f->by_degree[k];
-        const float *h = nf__mlp_forward(&f->made, b->params, tape, cur, x, n);
+        const float *h = nf__mlp_forward(&f->made, b->params, tape, cur, in, n);
         for (size_t i = 0; i < n; i++) {
             double xx, l = nf__eltx_invert(&f->tx, h + i * rs + j, d, z[i * d + j], &xx);
             x[i * d + j] = (float)xx;
+            if (b->dc) xin[i * di + j] = (float)xx;
             if (ldj) ldj[i] -= (float)l;
         }
     }
@@ -102,7 +127,9 @@ static nf_status maf_inverse_backward(const nf_bijector *b, const nf_pass *p, fl
     unsigned char *cur = (unsigned char *)p->scratch + maf_tape_bytes(b, n);
     void *mscratch = nf__carve(&cur, nf__mlp_scratch_bytes(&f->made, n));
     float *dout = nf__carve(&cur, rs * n * sizeof(float));
-    const float *h = made_out(f, p->tape, n);
+    float *xin = nf__carve(&cur, n * (d + b->dc) * sizeof(float));
+    float *dxn = nf__carve(&cur, n * (d + b->dc) * sizeof(float));
+    const float *h = made_out(f, p->tape, n), *in = made_in(b, p, x, xin);
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++) {
             double gx;
@@ -110,13 +137,8 @@ static nf_status maf_inverse_backward(const nf_bijector *b, const nf_pass *p, fl
             if (dx) dx[i * d + j] = (float)gx; /* direct term; the MADE's is added below */
         }
     (void)z;
-    if (!dx) {
-        nf__mlp_backward(&f->made, b->params, dparams, NULL, dout, p->tape, mscratch, x, n);
-        return NF_OK;
-    }
-    float *dxn = nf__carve(&cur, n * d * sizeof(float));
-    nf__mlp_backward(&f->made, b->params, dparams, dxn, dout, p->tape, mscratch, x, n);
-    for (size_t q = 0; q < n * d; q++) dx[q] += dxn[q];
+    nf__mlp_backward(&f->made, b->params, dparams, dx ? dxn : NULL, dout, p->tape, mscratch, in, n);
+    if (dx) add_x_part(b, n, dx, dxn);
     return NF_OK;
 }
 
@@ -140,11 +162,13 @@ static nf_status maf_forward_backward(const nf_bijector *b, const nf_pass *p, fl
     unsigned char *cur = (unsigned char *)p->scratch + maf_tape_bytes(b, n);
     void *mscratch = nf__carve(&cur, nf__mlp_scratch_bytes(&f->made, n));
     float *dout = nf__carve(&cur, rs * n * sizeof(float));
+    size_t di = d + b->dc;
     float *w = nf__carve(&cur, n * d * sizeof(float));
-    float *r = nf__carve(&cur, n * d * sizeof(float));
+    float *r = nf__carve(&cur, n * di * sizeof(float));
     float *tp = nf__carve(&cur, n * d * sizeof(float));  /* T'(x) */
     float *glx = nf__carve(&cur, n * d * sizeof(float)); /* gl d log T'/dx */
-    const float *h = made_out(f, p->tape, n);
+    float *xin = nf__carve(&cur, n * di * sizeof(float));
+    const float *h = made_out(f, p->tape, n), *in = made_in(b, p, x, xin);
     (void)z;
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++) {
@@ -155,13 +179,16 @@ static nf_status maf_forward_backward(const nf_bijector *b, const nf_pass *p, fl
     memset(w, 0, n * d * sizeof(float));
     for (size_t sweep = 0; sweep < d; sweep++) {
         fill_gp(f, dout, w, h, x, gl, n, 0);
-        nf__mlp_backward(&f->made, b->params, NULL, r, dout, p->tape, mscratch, x, n);
-        for (size_t q = 0; q < n * d; q++)
-            w[q] = (float)(((double)g[q] - r[q] - glx[q]) / (double)tp[q]);
+        nf__mlp_backward(&f->made, b->params, NULL, r, dout, p->tape, mscratch, in, n);
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < d; j++) {
+                size_t q = i * d + j;
+                w[q] = (float)(((double)g[q] - r[i * di + j] - glx[q]) / (double)tp[q]);
+            }
     }
     if (dparams) {
         fill_gp(f, dout, w, h, x, gl, n, 1);
-        nf__mlp_backward(&f->made, b->params, dparams, NULL, dout, p->tape, mscratch, x, n);
+        nf__mlp_backward(&f->made, b->params, dparams, NULL, dout, p->tape, mscratch, in, n);
     }
     if (dz) memcpy(dz, w, n * d * sizeof(float));
     return NF_OK;
@@ -209,11 +236,13 @@ nf_status nf_bijector_maf(size_t d, const nf_maf_opts *o, nf_rng *rng, nf_biject
     NF_TRY(nf__eltx_from_opts(fn, o->spline_bins, o->spline_bound, &tx));
     size_t np = nf__eltx_np(&tx);
     nf_mlp made;
-    nf_status s = nf__mlp_init(&made, d, o->net.hidden, o->net.nhidden, np * d, o->net.activation);
+    if (o->context_dim > (1u << 20)) return nf__err(NF_ERR_ARG, "%s: context_dim %zu is too large", fn, o->context_dim);
+    nf_status s = nf__mlp_init(&made, d + o->context_dim, o->net.hidden, o->net.nhidden, np * d, o->net.activation);
     if (s) return nf__err_prefix(s, fn);
     maf *f = (maf *)nf__bijector_alloc(sizeof(maf), &maf_ops, d, nf__mlp_param_count(&made));
     if (!f) return nf__err_prefix(NF_ERR_NOMEM, fn);
     f->made = made;
+    f->base.dc = o->context_dim;
     f->tx = tx, f->np = np;
     f->opts = o->net;
     f->order = malloc(d * sizeof(size_t));

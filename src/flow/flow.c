@@ -88,11 +88,12 @@ nf_status nf_flow_data_init(nf_flow *f, const float *x, size_t n) {
     if (!f || !x || n == 0) return nf__err(NF_ERR_ARG, "%s: needs a flow and at least 1 row", fn);
     nf_status s = nf__check_finite("data", x, n, f->d);
     if (s) return nf__err_prefix(s, fn);
+    if (f->bij->dc) return nf__err(NF_ERR_UNSUPPORTED, "%s: a conditional flow initialises in nf_flow_fit", fn);
     float *y = malloc(n * f->d * sizeof(float));
     if (!y) return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
     memcpy(y, x, n * f->d * sizeof(float));
     nf__flow_scale_in(f, y, n);
-    s = nf__bijector_data_init(f->bij, y, n);
+    s = nf__bijector_data_init(f->bij, y, NULL, n);
     free(y);
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
@@ -100,8 +101,8 @@ nf_status nf_flow_data_init(nf_flow *f, const float *x, size_t n) {
 nf_status nf_flow_fit_scaler(nf_flow *f, const float *x, size_t n) {
     const char *fn = "nf_flow_fit_scaler";
     if (!f || !x || n < 2) return nf__err(NF_ERR_ARG, "%s: needs a flow and at least 2 rows", fn);
-    size_t d = f->d;
-    nf_status s = nf__check_finite("data", x, n, d);
+    size_t d = f->d, D = d + f->bij->dc; /* rows of a conditional flow end with the context */
+    nf_status s = nf__check_finite("data", x, n, D);
     if (s) return nf__err_prefix(s, fn);
     double *acc = calloc(2 * d, sizeof(double));
     float *m = malloc(2 * d * sizeof(float));
@@ -110,11 +111,11 @@ nf_status nf_flow_fit_scaler(nf_flow *f, const float *x, size_t n) {
         return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
     }
     for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < d; j++) acc[j] += x[i * d + j];
+        for (size_t j = 0; j < d; j++) acc[j] += x[i * D + j];
     for (size_t j = 0; j < d; j++) acc[j] /= (double)n;
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++) {
-            double c = x[i * d + j] - acc[j];
+            double c = x[i * D + j] - acc[j];
             acc[d + j] += c * c;
         }
     s = NF_OK;
@@ -172,6 +173,17 @@ static nf_status check_call(const char *fn, const nf_flow *f, const void *a, con
     return NF_OK;
 }
 
+/* A conditional flow needs n x dc context rows, an unconditional one none. */
+static nf_status check_ctx(const char *fn, const nf_flow *f, const float *ctx, size_t n) {
+    size_t dc = f->bij->dc;
+    if (dc && !ctx)
+        return nf__err(NF_ERR_ARG, "%s: the flow is conditional: it needs a context of %zu values per row (%s_ctx)", fn, dc,
+                       fn);
+    if (!dc && ctx) return nf__err(NF_ERR_ARG, "%s: the flow is not conditional; pass no context", fn);
+    nf_status s = ctx ? nf__check_finite("context", ctx, n, dc) : NF_OK;
+    return s ? nf__err_prefix(s, fn) : NF_OK;
+}
+
 static nf_status nonfinite_out(const char *what, const float *v, size_t m, size_t width, size_t row0) {
     size_t k = nf__first_nonfinite(v, m * width);
     if (k == m * width) return NF_OK;
@@ -179,9 +191,12 @@ static nf_status nonfinite_out(const char *what, const float *v, size_t m, size_
 }
 
 /* to_base: lp == NULL; log_prob: z == NULL. */
-static nf_status density(const char *fn, const nf_flow *f, const float *x, size_t n, float *lp, float *z) {
+static nf_status density(const char *fn, const nf_flow *f, const float *x, const float *ctx, size_t n, float *lp,
+                         float *z) {
     NF_TRY(check_call(fn, f, x, lp ? (void *)lp : (void *)z, n));
     if (n == 0) return NF_OK;
+    NF_TRY(check_ctx(fn, f, ctx, n));
+    size_t dc = f->bij->dc;
     size_t d = f->d, m = chunk_of(n);
     nf_status s = nf__check_finite("input x", x, n, d);
     if (s) return nf__err_prefix(s, fn);
@@ -192,7 +207,8 @@ static nf_status density(const char *fn, const nf_flow *f, const float *x, size_
         memcpy(w.a, x + r * d, k * d * sizeof(float));
         nf__flow_scale_in(f, w.a, k);
         memset(w.l, 0, k * sizeof(float));
-        nf_pass p = {k, NULL, w.bscratch};
+        const float *cr = ctx ? ctx + r * dc : NULL;
+        nf_pass p = {k, NULL, w.bscratch, cr};
         float *zz = z ? z + r * d : w.b;
         s = f->bij->ops->inverse(f->bij, &p, zz, lp ? w.l : NULL, w.a);
         if (!s) s = nonfinite_out("the base-space point", zz, k, d, r);
@@ -201,7 +217,7 @@ static nf_status density(const char *fn, const nf_flow *f, const float *x, size_
              * Redo the chunk row by row; overflowing rows get log p = -inf. */
             s = NF_OK;
             for (size_t i = 0; i < k && !s; i++) {
-                nf_pass q = {1, NULL, w.bscratch};
+                nf_pass q = {1, NULL, w.bscratch, cr ? cr + i * dc : NULL};
                 w.l[i] = 0;
                 nf_status si = f->bij->ops->inverse(f->bij, &q, zz + i * d, &w.l[i], w.a + i * d);
                 if (!si) si = nonfinite_out("the base-space point", zz + i * d, 1, d, r + i);
@@ -225,17 +241,26 @@ static nf_status density(const char *fn, const nf_flow *f, const float *x, size_
 }
 
 nf_status nf_flow_log_prob(const nf_flow *f, const float *x, size_t n, float *out) {
-    return density("nf_flow_log_prob", f, x, n, out, NULL);
+    return density("nf_flow_log_prob", f, x, NULL, n, out, NULL);
+}
+
+nf_status nf_flow_log_prob_ctx(const nf_flow *f, const float *x, const float *ctx, size_t n, float *out) {
+    return density("nf_flow_log_prob_ctx", f, x, ctx, n, out, NULL);
 }
 
 nf_status nf_flow_to_base(const nf_flow *f, const float *x, size_t n, float *z) {
-    return density("nf_flow_to_base", f, x, n, NULL, z);
+    return density("nf_flow_to_base", f, x, NULL, n, NULL, z);
 }
 
-static nf_status draw(const char *fn, const nf_flow *f, nf_rng *rng, size_t n, float *x, float *lp) {
+size_t nf_flow_context_dim(const nf_flow *f) { return f ? f->bij->dc : 0; }
+
+static nf_status draw(const char *fn, const nf_flow *f, nf_rng *rng, const float *ctx, size_t n, float *x,
+                      float *lp) {
     NF_TRY(check_call(fn, f, x, x, n));
     if (!rng) return nf__err(NF_ERR_ARG, "%s: rng is NULL", fn);
     if (n == 0) return NF_OK;
+    NF_TRY(check_ctx(fn, f, ctx, n));
+    size_t dc = f->bij->dc;
     size_t d = f->d, m = chunk_of(n);
     fws w;
     nf_status s = ws_alloc(f, m, &w);
@@ -245,7 +270,7 @@ static nf_status draw(const char *fn, const nf_flow *f, nf_rng *rng, size_t n, f
         s = f->base->ops->sample(f->base, w.dscratch, rng, w.a, lp ? lp + r : NULL, k);
         if (s) break;
         memset(w.l, 0, k * sizeof(float));
-        nf_pass p = {k, NULL, w.bscratch};
+        nf_pass p = {k, NULL, w.bscratch, ctx ? ctx + r * dc : NULL};
         s = f->bij->ops->forward(f->bij, &p, x + r * d, lp ? w.l : NULL, w.a);
         if (!s) s = nonfinite_out("a sample", x + r * d, k, d, r);
         if (s) break;
@@ -258,12 +283,22 @@ static nf_status draw(const char *fn, const nf_flow *f, nf_rng *rng, size_t n, f
 }
 
 nf_status nf_flow_sample(const nf_flow *f, nf_rng *rng, size_t n, float *x) {
-    return draw("nf_flow_sample", f, rng, n, x, NULL);
+    return draw("nf_flow_sample", f, rng, NULL, n, x, NULL);
+}
+
+nf_status nf_flow_sample_ctx(const nf_flow *f, nf_rng *rng, const float *ctx, size_t n, float *x) {
+    return draw("nf_flow_sample_ctx", f, rng, ctx, n, x, NULL);
 }
 
 nf_status nf_flow_sample_and_log_prob(const nf_flow *f, nf_rng *rng, size_t n, float *x, float *lp) {
     if (n && !lp) return nf__err(NF_ERR_ARG, "nf_flow_sample_and_log_prob: log_prob array is NULL");
-    return draw("nf_flow_sample_and_log_prob", f, rng, n, x, lp);
+    return draw("nf_flow_sample_and_log_prob", f, rng, NULL, n, x, lp);
+}
+
+nf_status nf_flow_sample_and_log_prob_ctx(const nf_flow *f, nf_rng *rng, const float *ctx, size_t n, float *x,
+                                          float *lp) {
+    if (n && !lp) return nf__err(NF_ERR_ARG, "nf_flow_sample_and_log_prob_ctx: log_prob array is NULL");
+    return draw("nf_flow_sample_and_log_prob_ctx", f, rng, ctx, n, x, lp);
 }
 
 size_t nf_flow_stage_count(const nf_flow *f) {
@@ -277,6 +312,7 @@ nf_status nf_flow_sample_stages(const nf_flow *f, nf_rng *rng, size_t n, float *
     const char *fn = "nf_flow_sample_stages";
     NF_TRY(check_call(fn, f, out, out, n));
     if (!rng) return nf__err(NF_ERR_ARG, "%s: rng is NULL", fn);
+    if (f->bij->dc) return nf__err(NF_ERR_UNSUPPORTED, "%s: not available for a conditional flow", fn);
     nf_bijector *const *parts;
     nf_bijector *single[1] = {f->bij};
     size_t k = nf__chain_parts(f->bij, &parts);
@@ -295,7 +331,7 @@ nf_status nf_flow_sample_stages(const nf_flow *f, nf_rng *rng, size_t n, float *
     if (!mem) return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
     nf_status s = f->base->ops->sample(f->base, mem + nf__align(sb), rng, out, NULL, n);
     for (size_t i = 0; i < k && !s; i++) {
-        nf_pass p = {n, NULL, mem};
+        nf_pass p = {n, NULL, mem, NULL};
         s = parts[i]->ops->forward(parts[i], &p, out + (i + 1) * blk, NULL, out + i * blk);
         if (!s) s = nonfinite_out(parts[i]->name, out + (i + 1) * blk, n, d, 0);
     }

@@ -186,7 +186,7 @@ void nf__mlp_backward(const nf_mlp *m, const float *params, float *dparams, floa
 }
 
 nf_status nf__made_masks(nf_mlp *m, const size_t *order, size_t d, size_t k) {
-    if (m->w[0] != d || m->w[m->nlin] != k * d)
+    if (m->w[0] < d || m->w[m->nlin] != k * d)
         return nf__err(NF_ERR_SHAPE, "made: network widths do not match d=%zu with %zu outputs per input", d, k);
     size_t *deg[NF_MLP_MAX_LAYERS + 1] = {0};
     nf_status s = NF_OK;
@@ -196,7 +196,7 @@ nf_status nf__made_masks(nf_mlp *m, const size_t *order, size_t d, size_t k) {
         if (!deg[l] || !m->masks[l]) s = nf__err(NF_ERR_NOMEM, "made: out of memory for masks");
     }
     if (!s) {
-        for (size_t i = 0; i < d; i++) deg[0][i] = order[i];
+        for (size_t i = 0; i < m->w[0]; i++) deg[0][i] = i < d ? order[i] : 0; /* context inputs: degree 0 */
         size_t cyc = d > 1 ? d - 1 : 1;
         for (size_t l = 1; l < m->nlin; l++)
             for (size_t u = 0; u < m->w[l]; u++) deg[l][u] = u % cyc + 1;

@@ -67,7 +67,9 @@ void nf__mlp_backward(const nf_mlp *m, const float *params, float *dparams, floa
 /* MADE (Germain et al. 2015) masks for d inputs with the given input order
  * (order[i] = degree of input i, a permutation of 1..d), `k` outputs per
  * input (output block j*d + i belongs to input i), hidden degrees cycling
- * through 1..d-1.  Output i depends only on inputs of degree < degree(i). */
+ * through 1..d-1.  Output i depends only on inputs of degree < degree(i).
+ * Inputs beyond the first d (a conditional flow's context) get degree 0:
+ * every hidden unit sees them. */
 nf_status nf__made_masks(nf_mlp *m, const size_t *order, size_t d, size_t k);
 
 #endif

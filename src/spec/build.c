@@ -208,18 +208,20 @@ static nf_status chain_or_single(nf_bijector **bs, size_t k, nf_bijector **out) 
 
 /* maf / iaf stacks: layers with reverse permutations between them. */
 static nf_status build_maf(const bctx *c, const sp_node *n, size_t d, int iaf, nf_bijector **out) {
-    static const char *const known[] = {"layers", "hidden", "activation", "order", "init", "zero_last", "bins", "bound", NULL};
+    static const char *const known[] = {"layers", "hidden", "activation", "order", "init", "zero_last", "bins", "bound",
+                                        "context", NULL};
     NF_TRY(check_args(c, n, known, 0));
     nf_maf_opts m;
     memset(&m, 0, sizeof m);
     size_t layers;
     int order;
     NF_TRY(get_spline(c, n, 0, &m.spline_bins, &m.spline_bound));
+    NF_TRY(get_size(c, n, "context", -1, 0, 1 << 20, 0, &m.context_dim));
     NF_TRY(get_net(c, n, NF_ACT_RELU, m.spline_bins > 0, &m.net));
     NF_TRY(get_name(c, n, "order", ORDERS, 0, &order));
     NF_TRY(get_size(c, n, "layers", -1, 1, 256, 1, &layers));
     m.order = (nf_order)order;
-    NF_TRY(check_budget(c, n, (double)layers * net_params(d, &m.net, (m.spline_bins ? 3 * m.spline_bins - 1 : 2) * d)));
+    NF_TRY(check_budget(c, n, (double)layers * net_params(d + m.context_dim, &m.net, (m.spline_bins ? 3 * m.spline_bins - 1 : 2) * d)));
     nf_bijector **bs = calloc(2 * layers, sizeof *bs);
     if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
     size_t k = 0;
@@ -238,7 +240,8 @@ static nf_status build_maf(const bctx *c, const sp_node *n, size_t d, int iaf, n
 static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int kind, nf_bijector **out) {
     /* kind 0: coupling(), 1: realnvp(), 2: nice(), 3: nsf() */
     static const char *const known[] = {"layers", "hidden", "activation", "init", "zero_last", "separate", "tanh_scale",
-                                        "shift_only", "mask", "num_masked", "fraction_masked", "bins", "bound", NULL};
+                                        "shift_only", "mask", "num_masked", "fraction_masked", "bins", "bound", "context",
+                                        NULL};
     NF_TRY(check_args(c, n, known, 0));
     nf_coupling_opts o;
     memset(&o, 0, sizeof o);
@@ -252,6 +255,7 @@ static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int k
     NF_TRY(get_num(c, n, "shift_only", -1, 0, 1, kind == 2, &so));
     NF_TRY(get_num(c, n, "fraction_masked", -1, 0, 1, 0, &fm));
     NF_TRY(get_size(c, n, "num_masked", -1, 0, 1 << 24, 0, &nm));
+    NF_TRY(get_size(c, n, "context", -1, 0, 1 << 20, 0, &o.context_dim));
     NF_TRY(get_size(c, n, "layers", -1, 1, 1024, kind == 0 ? 1 : kind == 1 ? 6 : 4, &layers));
     o.separate_nets = sep != 0, o.tanh_scale = ts != 0, o.shift_only = so != 0;
     o.fraction_masked = (float)fm, o.num_masked = nm;
@@ -259,7 +263,7 @@ static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int k
     if (spl && (o.separate_nets || o.shift_only))
         return nf__spec_error(NF_ERR_ARG, c->text, n->col, "a spline coupling uses one network: separate and shift_only must be 0");
     double outw = spl ? (double)(3 * o.spline_bins - 1) * (double)d : 2.0 * (double)d;
-    NF_TRY(check_budget(c, n, (double)layers * (o.separate_nets && !o.shift_only ? 2 : 1) * net_params(d, &o.net, (size_t)outw)));
+    NF_TRY(check_budget(c, n, (double)layers * (o.separate_nets && !o.shift_only ? 2 : 1) * net_params(d + o.context_dim, &o.net, (size_t)outw)));
     if (kind != 0) {
         if (arg(n, "mask", -1) || nm || fm > 0)
             return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() alternates its masks; use coupling() for a given mask", n->name);

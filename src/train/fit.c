@@ -54,6 +54,9 @@ typedef struct trainer {
     size_t B, d, P, T;
     unsigned char *mem;
     float *x;                          /* B x d, the batch in model space */
+    size_t dc;                         /* conditional flows: context values per row */
+    float *ctx;                        /* B x dc, the batch's context (NULL if dc = 0) */
+    float *raw;                        /* B x (d + dc), a sampler's rows (conditional streams) */
     float *grad, *m, *v, *best;
     nf_adam adam;
     float clip;
@@ -99,7 +102,7 @@ static void slot_run(trainer *t, size_t s) {
     w->st = NF_OK, w->sum = 0;
     if (m == 0) return;
     memset(w->ldj, 0, m * sizeof(float));
-    nf_pass p = {m, t->task_grad ? w->tape : NULL, w->bscratch};
+    nf_pass p = {m, t->task_grad ? w->tape : NULL, w->bscratch, t->ctx ? t->ctx + r0 * t->dc : NULL};
     nf_status st = f->bij->ops->inverse(f->bij, &p, w->z, w->ldj, x);
     if (!st) st = f->base->ops->log_prob(f->base, w->dscratch, w->lp, w->z, m);
     for (size_t i = 0; !st && i < m; i++) w->sum += (double)w->lp[i] + w->ldj[i];
@@ -178,10 +181,16 @@ static nf_status trainer_init(trainer *t, nf_flow *f, size_t B, const nf_train_o
     if (!f->base->ops->log_prob_grad)
         return nf__err(NF_ERR_UNSUPPORTED, "base %s has no log-density gradient", f->base->name);
     size_t pb = nf__align(t->P * sizeof(float) + 1);
-    t->mem = nf__aligned_alloc(nf__align(B * t->d * sizeof(float)) + 4 * pb);
+    t->dc = f->bij->dc;
+    size_t cb = t->dc ? nf__align(B * t->dc * sizeof(float)) + nf__align(B * (t->d + t->dc) * sizeof(float)) : 0;
+    t->mem = nf__aligned_alloc(nf__align(B * t->d * sizeof(float)) + 4 * pb + cb);
     if (!t->mem) return nf__err(NF_ERR_NOMEM, "out of memory for the training workspace (batch %zu)", B);
     unsigned char *cur = t->mem;
     t->x = nf__carve(&cur, B * t->d * sizeof(float));
+    if (t->dc) {
+        t->ctx = nf__carve(&cur, B * t->dc * sizeof(float));
+        t->raw = nf__carve(&cur, B * (t->d + t->dc) * sizeof(float));
+    }
     t->grad = nf__carve(&cur, t->P * sizeof(float) + 1);
     t->m = nf__carve(&cur, t->P * sizeof(float) + 1);
     t->v = nf__carve(&cur, t->P * sizeof(float) + 1);
@@ -287,12 +296,19 @@ static nf_status step(trainer *t, size_t k, size_t stepno, double *loss) {
     return NF_OK;
 }
 
+/* Batch row i from a user row: its first d values (x), then the context. */
+static void put_row(trainer *t, size_t i, const float *row) {
+    memcpy(t->x + i * t->d, row, t->d * sizeof(float));
+    if (t->dc) memcpy(t->ctx + i * t->dc, row + t->d, t->dc * sizeof(float));
+}
+
 /* Mean NLL over n rows of user data, in batches of t->B. */
 static nf_status evaluate(trainer *t, const float *data, size_t n, double *out) {
     double acc = 0;
+    size_t D = t->d + t->dc;
     for (size_t r = 0; r < n; r += t->B) {
         size_t k = n - r < t->B ? n - r : t->B;
-        memcpy(t->x, data + r * t->d, k * t->d * sizeof(float));
+        for (size_t i = 0; i < k; i++) put_row(t, i, data + (r + i) * D);
         nf__flow_scale_in(t->f, t->x, k);
         double l;
         nf_status s = nll(t, k, 0, &l);
@@ -470,7 +486,8 @@ nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_op
     if (ntr < 1 || (o->val_split > 0 && nval < 1))
         return nf__err(NF_ERR_ARG, "%s: %zu rows leave %zu for training and %zu for validation", fn, n, ntr, nval);
     if (o->epochs == 0) return nf__err(NF_ERR_ARG, "%s: epochs must be >= 1", fn);
-    nf_status s = nf__check_finite("data", data, n, f->d);
+    size_t D = f->d + f->bij->dc; /* a row: x, then the context of a conditional flow */
+    nf_status s = nf__check_finite("data", data, n, D);
     if (s) return nf__err_prefix(s, fn);
     if (o->standardize && (s = nf_flow_fit_scaler(f, data, ntr))) return s;
     size_t B = o->batch == 0 || o->batch > ntr ? ntr : o->batch;
@@ -500,9 +517,9 @@ nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_op
         double acc = 0;
         for (size_t r = 0; r < ntr && !s; r += stepB) {
             size_t k = ntr - r < stepB ? ntr - r : stepB;
-            for (size_t i = 0; i < k; i++) memcpy(t.x + i * f->d, data + idx[r + i] * f->d, f->d * sizeof(float));
+            for (size_t i = 0; i < k; i++) put_row(&t, i, data + idx[r + i] * D);
             nf__flow_scale_in(f, t.x, k);
-            if (stepno == 0 && (s = nf__bijector_data_init(f->bij, t.x, k))) break; /* actnorm */
+            if (stepno == 0 && (s = nf__bijector_data_init(f->bij, t.x, t.ctx, k))) break; /* actnorm */
             double l;
             s = step(&t, k, ++stepno, &l);
             acc += l * (double)k;
@@ -510,7 +527,7 @@ nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_op
         if (s) break;
         tl = acc / (double)ntr;
         if (nval) {
-            s = evaluate(&t, data + ntr * f->d, nval, &vl);
+            s = evaluate(&t, data + ntr * D, nval, &vl);
             if (s) {
                 char head[64];
                 snprintf(head, sizeof head, "epoch %zu: validation", epoch + 1);
@@ -581,14 +598,15 @@ nf_status nf_flow_fit_stream(nf_flow *f, nf_sampler_fn draw, void *user, const n
     size_t inint = c.inint, logs = c.logs, stepno = c.step;
     int stopped = 0;
     while (stepno < o->steps && !s && !stopped) {
-        int rc = draw(user, rng, t.x, o->batch);
+        int rc = draw(user, rng, t.dc ? t.raw : t.x, o->batch);
         if (rc) {
             s = nf__err(NF_ERR_ARG, "step %zu: the sampler reported failure (code %d)", stepno + 1, rc);
             break;
         }
-        if ((s = nf__check_finite("a sampled batch", t.x, o->batch, f->d))) break;
+        if ((s = nf__check_finite("a sampled batch", t.dc ? t.raw : t.x, o->batch, f->d + t.dc))) break;
+        for (size_t i = 0; t.dc && i < o->batch; i++) put_row(&t, i, t.raw + i * (f->d + t.dc));
         nf__flow_scale_in(f, t.x, o->batch);
-        if (stepno == 0 && (s = nf__bijector_data_init(f->bij, t.x, o->batch))) break; /* actnorm */
+        if (stepno == 0 && (s = nf__bijector_data_init(f->bij, t.x, t.ctx, o->batch))) break; /* actnorm */
         double l;
         if ((s = step(&t, o->batch, ++stepno, &l))) break;
         acc += l, inint++;
