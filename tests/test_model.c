@@ -52,10 +52,13 @@ static void roundtrip(const char *spec, size_t d, int scaler) {
         CHECK(nf_flow_param_count(g) == nf_flow_param_count(f) &&
                   !memcmp(nf_flow_params(g), p, nf_flow_param_count(f) * sizeof(float)),
               "%s: parameters reload bit-identically", spec);
-        float x[40], a[10], b[10];
+        float x[40], a[10], b[10], c[40];
         nf_rng_fill_normal(rng, x, 10 * d);
-        CHECK_OK(nf_flow_log_prob(f, x, 10, a));
-        CHECK_OK(nf_flow_log_prob(g, x, 10, b));
+        nf_rng_fill_normal(rng, c, 40);
+        size_t dc = nf_flow_context_dim(g);
+        CHECK(dc == nf_flow_context_dim(f), "%s: context dimension survives", spec);
+        CHECK_OK(nf_flow_log_prob_ctx(f, x, dc ? c : NULL, 10, a));
+        CHECK_OK(nf_flow_log_prob_ctx(g, x, dc ? c : NULL, 10, b));
         CHECK(!memcmp(a, b, sizeof a), "%s: log_prob identical after reload", spec);
     }
     nf_flow_free(g);
@@ -71,6 +74,7 @@ void test_model(void) {
     roundtrip("maf(layers=2, hidden=[6], order=random)", 4, 1);
     roundtrip("nsf(layers=2, hidden=[8], bins=6, bound=2.5)", 3, 0);
     roundtrip("iaf(layers=2, hidden=[6], bins=4)", 2, 1);
+    roundtrip("chain(nsf(layers=2, hidden=[8], bins=4, context=3), actnorm, maf(hidden=[6], context=3))", 2, 1);
     roundtrip("chain(nsf(layers=1, hidden=[8], bins=4), lu_linear, permute(random), maf(hidden=[6]))", 4, 0);
     roundtrip("chain(leaky_relu(alpha=0.2), affine(rank=2))", 2, 0);
     roundtrip("nice(layers=2, hidden=[4])", 3, 0);

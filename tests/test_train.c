@@ -430,6 +430,53 @@ static void test_actnorm_init(void) {
     nf_rng_free(rng);
 }
 
+/* Rows [x0, x1, label] of moons with noise 0.05. */
+static int draw_labelled_moons(void *u, nf_rng *r, float *rows, size_t n) {
+    (void)u;
+    float x[2 * 512];
+    int lab[512];
+    if (n > 512 || nf_data_moons(r, n, 0.05f, x, lab)) return 1;
+    for (size_t i = 0; i < n; i++) rows[3 * i] = x[2 * i], rows[3 * i + 1] = x[2 * i + 1], rows[3 * i + 2] = (float)lab[i];
+    return 0;
+}
+
+/* A conditional flow learns the moons given the moon label: samples for
+ * label 0 lie on the upper moon, for label 1 on the lower one, and the
+ * density of a point is higher under its own label. */
+static void test_conditional(void) {
+    const char *specs[] = {"nsf(layers=4, hidden=[32,32], bins=6, context=1)", "maf(layers=3, hidden=[32,32], context=1)"};
+    for (int k = 0; k < 2; k++) {
+        nf_flow *f = NULL;
+        CHECK_OK(nf_flow_from_spec(specs[k], 2, 3, &f));
+        if (!f) continue;
+        CHECK(nf_flow_context_dim(f) == 1, "%s: context dimension 1", specs[k]);
+        nf_train_opts o = nf_train_defaults();
+        o.lr = 3e-3f, o.batch = 128, o.steps = 600, o.log_every = 100, o.seed = 5;
+        CHECK_OK(nf_flow_fit_stream(f, draw_labelled_moons, NULL, &o, NULL));
+        nf_rng *rng = NULL;
+        nf_rng_create(9, &rng);
+        float c0[400], c1[400], x0[800], x1[800], lp00[400], lp01[400];
+        for (int i = 0; i < 400; i++) c0[i] = 0, c1[i] = 1;
+        CHECK_OK(nf_flow_sample_ctx(f, rng, c0, 400, x0));
+        CHECK_OK(nf_flow_sample_ctx(f, rng, c1, 400, x1));
+        double m0 = 0, m1 = 0;
+        for (int i = 0; i < 400; i++) m0 += x0[2 * i + 1] / 400.0, m1 += x1[2 * i + 1] / 400.0;
+        /* make_moons: the upper moon (label 0) has mean height 2/pi = 0.64, the lower one -0.14 */
+        CHECK(fabs(m0 - 0.64) < 0.15 && fabs(m1 + 0.14) < 0.15, "%s: sample mean heights %.3f (label 0), %.3f (label 1)",
+              specs[k], m0, m1);
+        CHECK_OK(nf_flow_log_prob_ctx(f, x0, c0, 400, lp00));
+        CHECK_OK(nf_flow_log_prob_ctx(f, x0, c1, 400, lp01));
+        double own = 0, other = 0;
+        for (int i = 0; i < 400; i++) own += lp00[i] / 400.0, other += fmax(lp01[i], -50) / 400.0;
+        CHECK(own > other + 3, "%s: label-0 samples score %.2f under label 0, %.2f under label 1", specs[k], own, other);
+        float lp[4];
+        CHECK_ERR(nf_flow_log_prob(f, x0, 2, lp), NF_ERR_ARG, "conditional");
+        CHECK_ERR(nf_flow_sample(f, rng, 2, x0), NF_ERR_ARG, "conditional");
+        nf_rng_free(rng);
+        nf_flow_free(f);
+    }
+}
+
 /* Validation rows outside the model's support (log of a negative) give a
  * validation NLL of +inf: recorded, never an improvement, and early
  * stopping goes on instead of the fit failing. */
@@ -577,6 +624,7 @@ void test_train(void) {
     test_spline_training();
     test_infinite_validation();
     test_actnorm_init();
+    test_conditional();
     test_fit_data();
     test_scaler_and_data();
 }
