@@ -8,17 +8,20 @@
 #include <string.h>
 
 static const char *HELP_SAMPLE =
-    "usage: nflow sample --model M -n N --out FILE [--seed S] [--with-log-prob]\n"
+    "usage: nflow sample --model M -n N --out FILE [--seed S] [--with-log-prob] [--context V,...]\n"
     "\n"
     "Draws N samples from a trained flow (forward direction: base -> data) and\n"
     "writes them as CSV or .npy (by extension; '-' is stdout), in the data's\n"
-    "units.  --with-log-prob adds a last column with each sample's log-density.\n";
+    "units.  --with-log-prob adds a last column with each sample's log-density.\n"
+    "A conditional model needs --context: its context values (e.g. --context 1),\n"
+    "the same for every sample.\n";
 static const char *HELP_LOGPROB =
     "usage: nflow logprob --model M --in FILE --out FILE\n"
     "\n"
     "Writes the log-density of every row of FILE (CSV or .npy, '-' for stdin)\n"
     "under the model (inverse direction: data -> base), one value per row, in\n"
-    "the units of the data.\n";
+    "the units of the data.  For a conditional model each row is the point\n"
+    "followed by its context values: log p(x | c).\n";
 static const char *HELP_INFO =
     "usage: nflow info --model M\n"
     "\n"
@@ -29,7 +32,9 @@ static const char *HELP_PLOT =
     "\n"
     "Draws a model's figures into DIR: data vs samples, the learned density\n"
     "(2-D), dataflowr's 2x2 figure and the samples after each bijector.  --data\n"
-    "is a CSV/.npy file or a generated set (moons, circles, ...; --n points).\n";
+    "is a CSV/.npy file or a generated set (moons, circles, ...; --n points).\n"
+    "A conditional model draws samples for each context found in --data (rows:\n"
+    "point, then context; a generated set gives its label as the context).\n";
 
 static int load(const char *cmd, const char *path, nf_flow **f) {
     if (!path) return fail(cmd, EXIT_USAGE, "--model is required");
@@ -46,17 +51,38 @@ int cmd_sample(int argc, char **argv) {
     size_t n = (size_t)opt_num(&a, "-n", 0, 1, 1e9);
     uint64_t seed = (uint64_t)opt_num(&a, "--seed", 0, 0, 1.8e19);
     int with_lp = opt_flag(&a, "--with-log-prob");
+    const char *ctxs = opt_str(&a, "--context", NULL);
     rc = args_check_all_used(&a);
     args_free(&a);
     if (rc) return rc;
     if (!out || n == 0) return fail(cmd, EXIT_USAGE, "-n N and --out FILE are required");
     nf_flow *f = NULL;
     if ((rc = load(cmd, model, &f))) return rc;
-    size_t d = nf_flow_dim(f), w = d + (with_lp ? 1 : 0);
+    size_t d = nf_flow_dim(f), w = d + (with_lp ? 1 : 0), dc = nf_flow_context_dim(f);
+    float *ctx = NULL;
+    if (dc || ctxs) { /* --context V1,...,Vdc for every sample */
+        float v[64];
+        size_t k = 0;
+        for (const char *p = ctxs; p && *p && k < 64;) {
+            char *end;
+            double val = strtod(p, &end);
+            if (end == p || !isfinite(val) || (*end && *end != ',')) break;
+            v[k++] = (float)val;
+            p = *end ? end + 1 : end;
+        }
+        if (!ctxs || k != dc) {
+            nf_flow_free(f);
+            return fail(cmd, EXIT_USAGE, "the model takes a context of %zu values: give --context with %zu numbers", dc, dc);
+        }
+        ctx = malloc(n * dc * sizeof(float));
+        for (size_t i = 0; ctx && i < n; i++) memcpy(ctx + i * dc, v, dc * sizeof(float));
+    }
     float *x = malloc(n * d * sizeof(float)), *lp = malloc(n * sizeof(float)), *o = malloc(n * w * sizeof(float));
     nf_rng *rng = NULL;
     nf_rng_create(seed, &rng);
-    nf_status s = !x || !lp || !o ? NF_ERR_NOMEM : with_lp ? nf_flow_sample_and_log_prob(f, rng, n, x, lp) : nf_flow_sample(f, rng, n, x);
+    nf_status s = !x || !lp || !o || (dc && !ctx) ? NF_ERR_NOMEM
+                  : with_lp ? nf_flow_sample_and_log_prob_ctx(f, rng, ctx, n, x, lp)
+                            : nf_flow_sample_ctx(f, rng, ctx, n, x);
     if (s) rc = fail(cmd, s == NF_ERR_NOMEM ? EXIT_DATA : EXIT_NUMERIC, "%s", s == NF_ERR_NOMEM ? "out of memory" : nf_last_error());
     if (!rc) {
         for (size_t i = 0; i < n; i++) {
@@ -71,7 +97,7 @@ int cmd_sample(int argc, char **argv) {
         if (with_lp) strncat(header, ",log_prob", sizeof header - strlen(header) - 1);
         if (nf_write_table(out, o, n, w, header)) rc = fail(cmd, EXIT_DATA, "%s", nf_last_error());
     }
-    free(x), free(lp), free(o);
+    free(x), free(lp), free(o), free(ctx);
     nf_rng_free(rng);
     nf_flow_free(f);
     return rc;
@@ -91,11 +117,19 @@ int cmd_logprob(int argc, char **argv) {
     if ((rc = load(cmd, model, &f))) return rc;
     float *x = NULL;
     size_t n, d;
+    size_t fd = nf_flow_dim(f), dc = nf_flow_context_dim(f);
     if (nf_read_table(in, &x, &n, &d)) rc = fail(cmd, EXIT_DATA, "%s", nf_last_error());
-    else if (d != nf_flow_dim(f))
-        rc = fail(cmd, EXIT_DATA, "%s has %zu columns but the model's dimension is %zu", in, d, nf_flow_dim(f));
-    float *lp = rc ? NULL : malloc(n * sizeof(float));
-    if (!rc && (!lp || nf_flow_log_prob(f, x, n, lp))) rc = fail(cmd, EXIT_NUMERIC, "%s", nf_last_error());
+    else if (d != fd + dc)
+        rc = fail(cmd, EXIT_DATA, "%s has %zu columns but the model needs %zu (dimension %zu%s)", in, d, fd + dc, fd,
+                  dc ? " plus its context" : "");
+    float *lp = rc ? NULL : malloc(n * sizeof(float)), *c = rc || !dc ? NULL : malloc(n * dc * sizeof(float));
+    if (!rc && dc && c) /* split [x | c] rows in place: x packed to the front */
+        for (size_t i = 0; i < n; i++) {
+            memcpy(c + i * dc, x + i * d + fd, dc * sizeof(float));
+            memmove(x + i * fd, x + i * d, fd * sizeof(float));
+        }
+    if (!rc && (!lp || (dc && !c) || nf_flow_log_prob_ctx(f, x, c, n, lp))) rc = fail(cmd, EXIT_NUMERIC, "%s", nf_last_error());
+    free(c);
     if (!rc && nf_write_table(out, lp, n, 1, "log_prob")) rc = fail(cmd, EXIT_DATA, "%s", nf_last_error());
     free(x), free(lp);
     nf_flow_free(f);
@@ -148,20 +182,26 @@ int cmd_plot(int argc, char **argv) {
     nf_flow *f = NULL;
     if ((rc = load(cmd, model, &f))) return rc;
     float *x = NULL;
-    size_t d = nf_flow_dim(f);
+    size_t d = nf_flow_dim(f), dc = nf_flow_context_dim(f);
     if (data) {
         nf_rng *rng = NULL;
         nf_rng_create(99, &rng);
-        float *g = malloc(n * 2 * sizeof(float));
-        if (g && nf_data_generate(data, rng, n, 0.05f, g, NULL) == NF_OK) {
+        float *g = malloc(n * 3 * sizeof(float));
+        int *lab = malloc(n * sizeof(int));
+        if (g && lab && nf_data_generate(data, rng, n, 0.05f, g, lab) == NF_OK) {
             x = g;
-            if (d != 2) rc = fail(cmd, EXIT_DATA, "generated data are 2-D but the model's dimension is %zu", d);
+            if (d != 2 || dc > 1) rc = fail(cmd, EXIT_DATA, "generated data are 2-D with a label but the model's dimension is %zu (context %zu)", d, dc);
+            for (size_t i = n; dc && i-- > 0;) { /* [x1, x2, label] rows */
+                float a0 = g[2 * i], a1 = g[2 * i + 1];
+                g[3 * i] = a0, g[3 * i + 1] = a1, g[3 * i + 2] = (float)lab[i];
+            }
         } else {
             free(g);
             size_t dd;
             if (nf_read_table(data, &x, &n, &dd)) rc = fail(cmd, EXIT_DATA, "%s", nf_last_error());
-            else if (dd != d) rc = fail(cmd, EXIT_DATA, "%s has %zu columns, the model %zu", data, dd, d);
+            else if (dd != d + dc) rc = fail(cmd, EXIT_DATA, "%s has %zu columns, the model needs %zu", data, dd, d + dc);
         }
+        free(lab);
         nf_rng_free(rng);
     }
     char mk[4200];

@@ -36,6 +36,11 @@ static const char *HELP =
     "  --weight-decay W  L2 weight decay\n"
     "  --standardize     fit a standard scaler inside the model (densities stay in\n"
     "                    the data's units)\n"
+    "  --context-cols C  conditional flows: the data columns that are the condition\n"
+    "                    (0-based, comma-separated, e.g. 2 or 3,4), or `label` for a\n"
+    "                    generated set's label; the flow needs context=K in its spec\n"
+    "                    (K = the number of context columns), e.g. --data moons\n"
+    "                    --context-cols label --flow \"nsf(context=1)\"\n"
     "  --n N             generated points for --epochs training (default 1000)\n"
     "  --noise F         noise of generated data (default 0.05)\n"
     "  --seed S          seed of the weights, batches and generated data (default 0)\n"
@@ -67,11 +72,39 @@ static const char *const GENERATED[] = {"moons", "circles", "8gaussians", "check
 typedef struct gen {
     const char *name;
     float noise;
+    int labels; /* rows [x1, x2, label] (a conditional flow's context) */
 } gen;
 
-static int draw(void *user, nf_rng *rng, float *x, size_t n) {
-    const gen *g = user;
-    return nf_data_generate(g->name, rng, n, g->noise, x, NULL) != NF_OK;
+/* n rows of a generated set: [x1, x2] or [x1, x2, label]. */
+static nf_status generate(const gen *g, nf_rng *rng, size_t n, float *x) {
+    if (!g->labels) return nf_data_generate(g->name, rng, n, g->noise, x, NULL);
+    int *lab = malloc((n ? n : 1) * sizeof(int));
+    if (!lab) return NF_ERR_NOMEM;
+    nf_status s = nf_data_generate(g->name, rng, n, g->noise, x, lab);
+    for (size_t i = n; !s && i-- > 0;) { /* spread [x1, x2] rows to [x1, x2, label], from the end */
+        float a = x[2 * i], b = x[2 * i + 1];
+        x[3 * i] = a, x[3 * i + 1] = b, x[3 * i + 2] = (float)lab[i];
+    }
+    free(lab);
+    return s;
+}
+
+static int draw(void *user, nf_rng *rng, float *x, size_t n) { return generate(user, rng, n, x) != NF_OK; }
+
+/* Parses "2" or "3,4" (0-based column indices) into flags over d columns;
+ * returns the count, or 0 on a bad list. */
+static size_t parse_cols(const char *s, size_t d, unsigned char *is_ctx) {
+    size_t k = 0;
+    memset(is_ctx, 0, d);
+    while (*s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 0 || (size_t)v >= d || is_ctx[v]) return 0;
+        if (*end && *end != ',') return 0;
+        is_ctx[v] = 1, k++;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return k;
 }
 
 
@@ -93,12 +126,19 @@ static int mkdir_p(const char *dir) {
     return mkdir(tmp, 0777) && errno != EEXIST ? -1 : 0;
 }
 
-static double mean_nll(const nf_flow *f, const float *x, size_t n, nf_status *s) {
-    float *lp = malloc(n * sizeof(float));
+/* Mean NLL of n rows [x | context]. */
+static double mean_nll(const nf_flow *f, const float *rows, size_t n, nf_status *s) {
+    size_t d = nf_flow_dim(f), dc = nf_flow_context_dim(f), D = d + dc;
+    float *lp = malloc(n * sizeof(float)), *x = malloc(n * d * sizeof(float)), *c = malloc(n * (dc ? dc : 1) * sizeof(float));
     double acc = 0;
-    *s = lp ? nf_flow_log_prob(f, x, n, lp) : NF_ERR_NOMEM;
+    *s = lp && x && c ? NF_OK : NF_ERR_NOMEM;
+    for (size_t i = 0; !*s && i < n; i++) {
+        memcpy(x + i * d, rows + i * D, d * sizeof(float));
+        if (dc) memcpy(c + i * dc, rows + i * D + d, dc * sizeof(float));
+    }
+    if (!*s) *s = nf_flow_log_prob_ctx(f, x, dc ? c : NULL, n, lp);
     for (size_t i = 0; !*s && i < n; i++) acc -= lp[i];
-    free(lp);
+    free(lp), free(x), free(c);
     return acc / (double)n;
 }
 
@@ -109,6 +149,7 @@ int cmd_train(int argc, char **argv) {
     if (hrc) return hrc < 0 ? 0 : hrc;
     const char *data = opt_str(&a, "--data", NULL), *spec = opt_str(&a, "--flow", NULL), *out = opt_str(&a, "--out", NULL);
     const char *format = opt_str(&a, "--format", "png");
+    const char *ctxcols = opt_str(&a, "--context-cols", NULL);
     int has_steps = 0, has_epochs = 0;
     for (int i = 0; i < argc; i++) has_steps |= !strcmp(argv[i], "--steps"), has_epochs |= !strcmp(argv[i], "--epochs");
     size_t steps = (size_t)opt_num(&a, "--steps", 5000, 1, 1e9), epochs = (size_t)opt_num(&a, "--epochs", 0, 1, 1e9);
@@ -137,6 +178,12 @@ int cmd_train(int argc, char **argv) {
         return fail(cmd, EXIT_USAGE, "--format must be png, svg or pdf");
     int generated = 0;
     for (int k = 0; GENERATED[k]; k++) generated |= !strcmp(data, GENERATED[k]);
+    int labels = ctxcols && !strcmp(ctxcols, "label");
+    if (ctxcols && generated != labels)
+        return fail(cmd, EXIT_USAGE, "--context-cols: %s", generated ? "a generated set's context is `label`"
+                                                                      : "give column numbers of the data file");
+    gen g = {data, noise, labels};
+    size_t W = 2 + (size_t)labels, nctx = (size_t)labels; /* row width and context columns of the data */
 
     /* data */
     float *x = NULL, *test = NULL, *hv = NULL;
@@ -150,17 +197,34 @@ int cmd_train(int argc, char **argv) {
     if (generated) {
         n = has_epochs ? ngen : 0;
         if (n) {
-            x = malloc(n * 2 * sizeof(float));
-            if (!x || nf_data_generate(data, rng, n, noise, x, NULL)) { rc = fail(cmd, EXIT_DATA, "%s", nf_last_error()); goto out; }
+            x = malloc(n * W * sizeof(float));
+            if (!x || generate(&g, rng, n, x)) { rc = fail(cmd, EXIT_DATA, "%s", nf_last_error()); goto out; }
         }
         ntest = 10000;
-        test = malloc(ntest * 2 * sizeof(float));
+        test = malloc(ntest * W * sizeof(float));
         nf_rng *tr = NULL;
         nf_rng_create(seed + 12345, &tr);
-        if (!test || nf_data_generate(data, tr, ntest, noise, test, NULL)) { rc = fail(cmd, EXIT_DATA, "%s", nf_last_error()); goto out; }
+        if (!test || generate(&g, tr, ntest, test)) { rc = fail(cmd, EXIT_DATA, "%s", nf_last_error()); goto out; }
         nf_rng_free(tr);
     } else {
         if ((s = nf_read_table(data, &x, &n, &d))) { rc = fail(cmd, EXIT_DATA, "%s", nf_last_error()); goto out; }
+        if (ctxcols) { /* reorder each row to [x | context] */
+            unsigned char *is_ctx = malloc(d);
+            float *row = malloc(d * sizeof(float));
+            nctx = is_ctx && row ? parse_cols(ctxcols, d, is_ctx) : 0;
+            for (size_t i = 0; nctx && nctx < d && i < n; i++) {
+                size_t a0 = 0, c0 = d - nctx;
+                for (size_t j = 0; j < d; j++) row[is_ctx[j] ? c0++ : a0++] = x[i * d + j];
+                memcpy(x + i * d, row, d * sizeof(float));
+            }
+            free(is_ctx), free(row);
+            if (!nctx || nctx >= d) {
+                rc = fail(cmd, EXIT_USAGE, "--context-cols %s: give distinct column numbers 0..%zu, leaving at least one data column",
+                          ctxcols, d - 1);
+                goto out;
+            }
+            d -= nctx;
+        }
         if (!has_epochs) { /* --steps on a file: whole epochs covering at least that many steps */
             size_t ntr = n - (size_t)((double)n * o.val_split), b = o.batch && o.batch < ntr ? o.batch : ntr;
             size_t per = (ntr + b - 1) / (b ? b : 1);
@@ -175,11 +239,16 @@ int cmd_train(int argc, char **argv) {
         rc = s == NF_ERR_NOMEM ? EXIT_DATA : EXIT_USAGE;
         goto out;
     }
+    if (nf_flow_context_dim(flow) != nctx) {
+        rc = fail(cmd, EXIT_USAGE, "the flow takes a context of %zu values (context=K in its spec) but --context-cols gives %zu",
+                  nf_flow_context_dim(flow), nctx);
+        goto out;
+    }
     if (generated && !has_epochs && o.standardize) {
         /* the scaler of a stream: fitted on 100,000 points drawn once */
         size_t m = 100000;
-        float *big = malloc(m * 2 * sizeof(float));
-        if (!big || nf_data_generate(data, rng, m, noise, big, NULL) || nf_flow_fit_scaler(flow, big, m)) {
+        float *big = malloc(m * W * sizeof(float));
+        if (!big || generate(&g, rng, m, big) || nf_flow_fit_scaler(flow, big, m)) {
             free(big);
             rc = fail(cmd, EXIT_DATA, "%s", nf_last_error());
             goto out;
@@ -212,7 +281,6 @@ int cmd_train(int argc, char **argv) {
         o.steps = steps;
         o.log_every = steps >= 100 ? steps / 100 : 1;
         hist_every = o.log_every;
-        gen g = {data, noise};
         s = nf_flow_fit_stream(flow, draw, &g, &o, &rep);
     } else {
         o.epochs = epochs;

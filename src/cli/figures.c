@@ -43,6 +43,89 @@ static void fig_path(char *path, size_t sz, const char *dir, const char *name, c
     snprintf(path, sz, "%s/%s.%s", dir, name, fmt);
 }
 
+/* The loss curves (train and, when there is one, validation). */
+static int loss_figure(const char *cmd, const char *dir, const char *fmt, const run_info *info, char names[][64],
+                       int *nfig) {
+    char path[4096];
+    int rc = 0;
+    if (info && info->n_hist) {
+        double *xs = malloc(info->n_hist * sizeof(double)), lo = INFINITY, hi = -INFINITY;
+        if (!xs) {
+            return fail(cmd, EXIT_DATA, "out of memory");
+        }
+        int has_val = 0;
+        for (size_t i = 0; i < info->n_hist; i++) {
+            xs[i] = (double)((i + 1) * info->hist_every);
+            double a = info->train_hist[i], b = info->val_hist[i];
+            if (isfinite(a)) lo = fmin(lo, a), hi = fmax(hi, a);
+            if (isfinite(b)) lo = fmin(lo, b), hi = fmax(hi, b), has_val = 1;
+        }
+        fig_path(path, sizeof path, dir, "loss", fmt);
+        pl_fig *f = pl_fig_new(path, fmt, 1, 1, 460, 320);
+        if (f) {
+            pl_panel(f, 0, "negative log-likelihood (nats)", 0, xs[info->n_hist - 1], lo - 0.05 * (hi - lo + 1e-9),
+                     hi + 0.05 * (hi - lo + 1e-9), info->hist_every == 1 ? "epoch" : "step", "mean NLL");
+            pl_line(f, xs, info->train_hist, info->n_hist, PL_BLUE, 1.5, "train", 0);
+            if (has_val) pl_line(f, xs, info->val_hist, info->n_hist, PL_ORANGE, 1.5, "validation", 1);
+        }
+        free(xs);
+        if ((rc = finish(cmd, f, path))) return rc;
+        snprintf(names[(*nfig)++], 64, "loss.%s", fmt);
+    }
+    return rc;
+}
+
+/* A conditional flow's figure: the data coloured by context, then samples
+ * for each of the first (up to 4) distinct context rows of the data.  data
+ * rows are [x (d) | context (dc)]. */
+static int cond_figure(const char *cmd, const nf_flow *flow, const float *data, size_t n, const char *dir,
+                       const char *fmt, char names[][64], int *nfig) {
+    size_t d = nf_flow_dim(flow), dc = nf_flow_context_dim(flow), D = d + dc, m = 1000, nd = n < 4000 ? n : 4000;
+    static const pl_rgb cols[4] = {PL_BLUE, PL_ORANGE, PL_GREEN, PL_RED};
+    if (d < 2 || !data || !nd) return 0;
+    size_t uniq[4], nu = 0;
+    for (size_t i = 0; i < nd && nu < 4; i++) {
+        int seen = 0;
+        for (size_t u = 0; u < nu; u++) seen |= !memcmp(data + i * D + d, data + uniq[u] * D + d, dc * sizeof(float));
+        if (!seen) uniq[nu++] = i;
+    }
+    float *ctx = malloc(m * dc * sizeof(float)), *xs = malloc(nu * m * d * sizeof(float));
+    nf_rng *rng = NULL;
+    nf_rng_create(7, &rng);
+    int rc = 0;
+    for (size_t u = 0; ctx && xs && u < nu && !rc; u++) {
+        for (size_t i = 0; i < m; i++) memcpy(ctx + i * dc, data + uniq[u] * D + d, dc * sizeof(float));
+        if (nf_flow_sample_ctx(flow, rng, ctx, m, xs + u * m * d))
+            rc = fail(cmd, EXIT_NUMERIC, "sampling for figures: %s", nf_last_error());
+    }
+    if (!ctx || !xs) rc = fail(cmd, EXIT_DATA, "out of memory for figures");
+    if (!rc) {
+        double x0, x1, y0, y1;
+        range_of(data, nd, D, 0, &x0, &x1);
+        range_of(data, nd, D, 1, &y0, &y1);
+        char path[4096];
+        fig_path(path, sizeof path, dir, "samples_by_context", fmt);
+        pl_fig *f = pl_fig_new(path, fmt, (int)nu + 1, 1, 330, 310);
+        if (f) {
+            pl_panel(f, 0, "data (colour: context)", x0, x1, y0, y1, "x1", "x2");
+            for (size_t i = 0; i < nd; i++)
+                for (size_t u = 0; u < nu; u++)
+                    if (!memcmp(data + i * D + d, data + uniq[u] * D + d, dc * sizeof(float)))
+                        pl_scatter(f, data + i * D, 1, D, cols[u], 1.6, 0.5);
+            for (size_t u = 0; u < nu; u++) {
+                char title[96];
+                snprintf(title, sizeof title, "samples, context %g%s", (double)data[uniq[u] * D + d], dc > 1 ? ", ..." : "");
+                pl_panel(f, (int)u + 1, title, x0, x1, y0, y1, "x1", "x2");
+                pl_scatter(f, xs + u * m * d, m, d, cols[u], 1.6, 0.5);
+            }
+        }
+        if (!(rc = finish(cmd, f, path))) snprintf(names[(*nfig)++], 64, "samples_by_context.%s", fmt);
+    }
+    free(ctx), free(xs);
+    nf_rng_free(rng);
+    return rc;
+}
+
 int make_figures(const char *cmd, const nf_flow *flow, const float *data, size_t n, const char *dir,
                  const run_info *info, char names[][64], int *nfig) {
     size_t d = nf_flow_dim(flow), m = 2000;
@@ -51,6 +134,10 @@ int make_figures(const char *cmd, const nf_flow *flow, const float *data, size_t
     int rc = 0;
     *nfig = 0;
     nf_rng *rng = NULL;
+    if (nf_flow_context_dim(flow)) { /* conditional: samples per context, then the loss */
+        if ((rc = cond_figure(cmd, flow, data, n, dir, fmt, names, nfig))) return rc;
+        return loss_figure(cmd, dir, fmt, info, names, nfig);
+    }
     nf_rng_create(7, &rng);
     size_t ns = nf_flow_stage_count(flow);
     float *st = malloc(ns * m * d * sizeof(float)), *zdata = NULL;
@@ -145,32 +232,7 @@ int make_figures(const char *cmd, const nf_flow *flow, const float *data, size_t
         if ((rc = finish(cmd, f, path))) goto out;
         snprintf(names[(*nfig)++], 64, "stages.%s", fmt);
     }
-    /* loss curves */
-    if (info && info->n_hist) {
-        double *xs = malloc(info->n_hist * sizeof(double)), lo = INFINITY, hi = -INFINITY;
-        if (!xs) {
-            rc = fail(cmd, EXIT_DATA, "out of memory");
-            goto out;
-        }
-        int has_val = 0;
-        for (size_t i = 0; i < info->n_hist; i++) {
-            xs[i] = (double)((i + 1) * info->hist_every);
-            double a = info->train_hist[i], b = info->val_hist[i];
-            if (isfinite(a)) lo = fmin(lo, a), hi = fmax(hi, a);
-            if (isfinite(b)) lo = fmin(lo, b), hi = fmax(hi, b), has_val = 1;
-        }
-        fig_path(path, sizeof path, dir, "loss", fmt);
-        pl_fig *f = pl_fig_new(path, fmt, 1, 1, 460, 320);
-        if (f) {
-            pl_panel(f, 0, "negative log-likelihood (nats)", 0, xs[info->n_hist - 1], lo - 0.05 * (hi - lo + 1e-9),
-                     hi + 0.05 * (hi - lo + 1e-9), info->hist_every == 1 ? "epoch" : "step", "mean NLL");
-            pl_line(f, xs, info->train_hist, info->n_hist, PL_BLUE, 1.5, "train", 0);
-            if (has_val) pl_line(f, xs, info->val_hist, info->n_hist, PL_ORANGE, 1.5, "validation", 1);
-        }
-        free(xs);
-        if ((rc = finish(cmd, f, path))) goto out;
-        snprintf(names[(*nfig)++], 64, "loss.%s", fmt);
-    }
+    rc = loss_figure(cmd, dir, fmt, info, names, nfig);
 out:
     free(st), free(zdata), free(snames);
     nf_rng_free(rng);
