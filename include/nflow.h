@@ -143,6 +143,17 @@ nf_status nf_bijector_actnorm(size_t d, nf_bijector **out);
 /* *initialised = 1 once an actnorm has been initialised from data. */
 nf_status nf_bijector_actnorm_initialised(const nf_bijector *b, int *initialised);
 
+/* Planar and radial flows (Rezende & Mohamed 2015), for variational fitting
+ * (nf_flow_fit_reverse_kl); parameters drawn near the identity with rng.
+ *   planar: y = z + u' tanh(w.z + b), u' constrained so that w.u' >= -1
+ *           (invertible); parameters [u (d), w (d), b].  The inverse solves
+ *           a scalar monotone equation (safeguarded Newton).
+ *   radial: y = z + beta (z - z0) / (alpha + |z - z0|), alpha = softplus(a),
+ *           beta = -alpha + softplus(b') (invertible); parameters
+ *           [z0 (d), a, b'].  The inverse solves a quadratic in |z - z0|. */
+nf_status nf_bijector_planar(size_t d, nf_rng *rng, nf_bijector **out);
+nf_status nf_bijector_radial(size_t d, nf_rng *rng, nf_bijector **out);
+
 /* y_j = x_{perm[j]} (TFP Permute); perm is a permutation of 0..d-1. */
 nf_status nf_bijector_permute(size_t d, const size_t *perm, nf_bijector **out);
 /* Reverses the order of the d columns. */
@@ -478,6 +489,10 @@ typedef struct nf_train_opts {
      * in a fixed order, so results are reproducible for a given thread count.
      * Use a single-threaded BLAS with it (OPENBLAS_NUM_THREADS=1). */
     size_t threads;
+    /* nf_flow_fit_reverse_kl: the target's weight beta rises linearly from
+     * 0.01 to 1 over this many steps (Rezende & Mohamed's annealing, which
+     * helps flows find every mode); 0: beta = 1 throughout. */
+    size_t anneal_steps;
 } nf_train_opts;
 
 /* lr 1e-3, betas 0.9/0.999, eps 1e-8, batch 100, epochs 100, steps 1000,
@@ -508,6 +523,23 @@ nf_status nf_flow_fit(nf_flow *flow, const float *data, size_t n, const nf_train
 typedef int (*nf_sampler_fn)(void *user, nf_rng *rng, float *x, size_t n);
 nf_status nf_flow_fit_stream(nf_flow *flow, nf_sampler_fn draw, void *draw_user,
                              const nf_train_opts *opts, nf_train_report *report);
+
+/* Variational fitting (Rezende & Mohamed 2015): an unnormalised target
+ * log-density log p~(x) of n points (n x d) with its gradient (n x d; the
+ * callback may be asked for it with grad != NULL); returns 0 on success. */
+typedef int (*nf_log_density_fn)(void *user, const float *x, size_t n, size_t d, float *log_p, float *grad);
+/* The four 2-D energies of Rezende & Mohamed 2015, Table 1, as log p~ = -U:
+ * "u1" .. "u4" (U2-U4 with the envelope (z1/4)^8/2, see src/train/energy.c). */
+nf_status nf_energy_target(const char *name, nf_log_density_fn *fn);
+/* Minimises the reverse KL divergence KL(q || p) = E_q[log q(x) - log p~(x)]
+ * + log Z over the flow's parameters: each step draws opts->batch base
+ * samples z, maps them forward (sampling direction: IAF, planar and radial
+ * flows and couplings are one pass), and follows the gradient of the
+ * estimate.  opts: steps, batch, lr and Adam, clip_norm, seed, log_every,
+ * callback.  The report's train history holds the mean of log q - log p~,
+ * which is >= -log Z (equal when q = p).  Unconditional flows only. */
+nf_status nf_flow_fit_reverse_kl(nf_flow *flow, nf_log_density_fn target, void *target_user,
+                                 const nf_train_opts *opts, nf_train_report *report);
 
 /* ------------------------------------------------------------------------ */
 /* The spec language                                                         */

@@ -44,9 +44,9 @@ void test_cli(const char *build) {
     snprintf(tmp, sizeof tmp, "%s/nflow_cli_%d", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
     mkdir(tmp, 0777);
     static char out[65536];
-    const char *cmds[] = {"train", "sample", "logprob", "eval", "data", "plot", "info"};
+    const char *cmds[] = {"train", "sample", "logprob", "eval", "data", "plot", "info", "fit-density"};
     CHECK(run(out, sizeof out, "%s --help", bin) == 0 && strstr(out, "train") && strstr(out, "Exit codes"), "nflow --help");
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < 8; i++) {
         char want[64];
         snprintf(want, sizeof want, "usage: nflow %s", cmds[i]);
         CHECK(run(out, sizeof out, "%s %s --help", bin, cmds[i]) == 0 && strstr(out, want), "nflow %s --help", cmds[i]);
@@ -69,6 +69,19 @@ void test_cli(const char *build) {
     CHECK_OK(nf_read_table(path, &h, &n, &d));
     CHECK(n == 40 && d == 3 && h && h[3 * 39 + 1] < h[1], "history: 40 epochs, loss falls (%g -> %g)", h ? h[1] : 0, h ? h[3 * 39 + 1] : 0);
     free(h);
+
+    /* variational fitting: a short IAF run on U1 */
+    rc = run(out, sizeof out, "%s fit-density --target u1 --flow 'iaf(layers=2, hidden=[16,16])' --steps 400 --batch 128 "
+             "--lr 3e-3 --out %s/fd --quiet", bin, tmp);
+    char fdir[1024];
+    snprintf(fdir, sizeof fdir, "%s/fd", tmp);
+    const char *kl = strstr(out, "log p~] = ");
+    CHECK(rc == 0 && kl && exists(fdir, "fit.png") && exists(fdir, "model.nflow") && exists(fdir, "report.html"),
+          "nflow fit-density: rc %d: %s", rc, out);
+    CHECK(kl && strtod(kl + 10, NULL) > -1.9 && strtod(kl + 10, NULL) < 0, "fit-density KL estimate above -log Z = -1.8775: %s",
+          kl ? kl : "(none)");
+    CHECK(run(NULL, 0, "%s fit-density --target u7 --flow planar --out %s/fd2 2>/dev/null", bin, tmp) == 1,
+          "unknown target: usage error");
 
     /* conditional: moons with their label as the context column */
     CHECK(run(NULL, 0, "%s data moons -n 1000 --seed 4 --labels --out %s/dl.csv", bin, tmp) == 0, "nflow data --labels");

@@ -240,6 +240,28 @@ static nf_status mk_actnorm(size_t d, nf_rng *r, nf_bijector **o) {
     return NF_OK;
 }
 
+/* Planar and radial flows, pushed away from the identity */
+static nf_status mk_planar(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_status s = nf_bijector_planar(d, r, o);
+    if (s) return s;
+    float *P = nf_bijector_params(*o);
+    for (size_t k = 0; k < 2 * d + 1; k++) P[k] = 0.8f * nf_rng_normal(r);
+    return NF_OK;
+}
+static nf_status mk_radial(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_status s = nf_bijector_radial(d, r, o);
+    if (s) return s;
+    float *P = nf_bijector_params(*o);
+    for (size_t k = 0; k < d; k++) P[k] = 0.5f * nf_rng_normal(r);
+    P[d] = 0.3f, P[d + 1] = 1.2f;
+    return NF_OK;
+}
+static nf_status mk_radial_contract(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_status s = mk_radial(d, r, o);
+    if (!s) nf_bijector_params(*o)[d + 1] = -1.5f; /* beta < 0: contracts towards z0 */
+    return s;
+}
+
 /* Conditional layers (context of 2 values) */
 static nf_status mk_cond_coupling(size_t d, nf_rng *r, nf_bijector **o) {
     nf_coupling_opts c = {.net = small_net(NF_ACT_TANH), .num_masked = 1, .tanh_scale = 1, .context_dim = 2};
@@ -307,6 +329,10 @@ static const bcase cases[] = {
     {"iaf", mk_iaf, 3, -2, 2, 0, NAN, 0, 0, 0},
     {"chain", mk_maf_chain, 2, -2, 2, 0, NAN, 0, 0, 0},
     {"actnorm", mk_actnorm, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"planar", mk_planar, 2, -2, 2, 0, NAN, 0, 0, 0},
+    {"planar", mk_planar, 4, -2, 2, 0, NAN, 0, 0, 0},
+    {"radial", mk_radial, 2, -2, 2, 0, NAN, 0, 0, 0},
+    {"radial", mk_radial_contract, 3, -2, 2, 0, NAN, 0, 0, 0},
     {"lu_linear", mk_lu, 4, -2, 2, 0, NAN, 0, 0, 0},
     {"lu_linear", mk_lu, 3, -2, 2, 0, NAN, 0, 0, 0},
     {"lu_linear", mk_lu, 1, -2, 2, 0, NAN, 0, 0, 0},

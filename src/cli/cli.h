@@ -50,6 +50,7 @@ int cmd_logprob(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_fit_density(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 
 /* Progress display: a live bar on a terminal, a line every 10% otherwise. */
@@ -76,5 +77,9 @@ typedef struct run_info {
 int make_figures(const char *cmd, const nf_flow *flow, const float *data, size_t n, const char *dir,
                  const run_info *info, char names[][64], int *nfig);
 int write_report(const char *cmd, const char *dir, const run_info *info, char names[][64], int nfig);
+/* fit-density's figures: the target exp(log p~) and the fitted q on the
+ * same grid of [lo, hi]^2, samples, and the loss. */
+int make_fit_figures(const char *cmd, const nf_flow *flow, nf_log_density_fn target, double lo, double hi,
+                     const char *dir, const run_info *info, char names[][64], int *nfig);
 
 #endif

@@ -239,6 +239,62 @@ out:
     return rc;
 }
 
+/* Fills G x G points of [lo, hi]^2 (row j: second coordinate). */
+static void fill_grid(float *grid, int G, double lo, double hi) {
+    for (int j = 0; j < G; j++)
+        for (int i = 0; i < G; i++) {
+            grid[2 * (j * G + i)] = (float)(lo + (hi - lo) * i / (G - 1));
+            grid[2 * (j * G + i) + 1] = (float)(lo + (hi - lo) * j / (G - 1));
+        }
+}
+
+/* exp(v - max v) in place (non-finite: 0); returns 1 if any value was finite. */
+static int exp_normalise(float *v, size_t n) {
+    float mx = -INFINITY;
+    for (size_t k = 0; k < n; k++)
+        if (isfinite(v[k]) && v[k] > mx) mx = v[k];
+    for (size_t k = 0; k < n; k++) v[k] = isfinite(v[k]) ? expf(v[k] - mx) : 0.0f;
+    return isfinite(mx);
+}
+
+int make_fit_figures(const char *cmd, const nf_flow *flow, nf_log_density_fn target, double lo, double hi,
+                     const char *dir, const run_info *info, char names[][64], int *nfig) {
+    const char *fmt = info->format ? info->format : "png";
+    const int G = info->grid > 1 ? info->grid : 200;
+    size_t m = 2000, gg = (size_t)G * G;
+    float *grid = malloc(gg * 2 * sizeof(float)), *pt = malloc(gg * sizeof(float)), *q = malloc(gg * sizeof(float));
+    float *xs = malloc(m * 2 * sizeof(float));
+    nf_rng *rng = NULL;
+    nf_rng_create(7, &rng);
+    int rc = 0;
+    if (!grid || !pt || !q || !xs) rc = fail(cmd, EXIT_DATA, "out of memory for figures");
+    if (!rc) {
+        fill_grid(grid, G, lo, hi);
+        if (target(NULL, grid, gg, 2, pt, NULL)) rc = fail(cmd, EXIT_NUMERIC, "the target failed on the figure grid");
+    }
+    if (!rc && (nf_flow_log_prob(flow, grid, gg, q) || nf_flow_sample(flow, rng, m, xs)))
+        rc = fail(cmd, EXIT_NUMERIC, "evaluating the fitted flow for figures: %s", nf_last_error());
+    if (!rc) {
+        exp_normalise(pt, gg), exp_normalise(q, gg);
+        char path[4096];
+        fig_path(path, sizeof path, dir, "fit", fmt);
+        pl_fig *f = pl_fig_new(path, fmt, 3, 1, 360, 330);
+        if (f) {
+            pl_panel(f, 0, "target exp(-U)", lo, hi, lo, hi, "x1", "x2");
+            pl_heatmap(f, pt, G, G, 0, 1, NULL);
+            pl_panel(f, 1, "fitted density q", lo, hi, lo, hi, "x1", "x2");
+            pl_heatmap(f, q, G, G, 0, 1, NULL);
+            pl_panel(f, 2, "samples of q", lo, hi, lo, hi, "x1", "x2");
+            pl_scatter(f, xs, m, 2, PL_ORANGE, 1.4, 0.5);
+        }
+        if (!(rc = finish(cmd, f, path))) snprintf(names[(*nfig)++], 64, "fit.%s", fmt);
+    }
+    if (!rc) rc = loss_figure(cmd, dir, fmt, info, names, nfig);
+    free(grid), free(pt), free(q), free(xs);
+    nf_rng_free(rng);
+    return rc;
+}
+
 /* ---- report ---------------------------------------------------------------- */
 
 static void html_escape(FILE *f, const char *s) {

@@ -18,6 +18,7 @@ static const char *HELP =
     "  data     write a toy data set (moons, circles, 8gaussians, ...)\n"
     "  plot     draw a trained model's figures\n"
     "  info     describe a model file\n"
+    "  fit-density  fit a flow to an unnormalised density (U1-U4) by reverse KL\n"
     "\n"
     "Direction convention (TensorFlow Probability): a bijector's forward maps\n"
     "base -> data (sampling), its inverse data -> base (density).\n"
@@ -48,9 +49,10 @@ int main(int argc, char **argv) {
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {{"train", cmd_train}, {"sample", cmd_sample}, {"logprob", cmd_logprob}, {"eval", cmd_eval},
-                {"data", cmd_data},   {"plot", cmd_plot},     {"info", cmd_info}};
+                {"data", cmd_data},   {"plot", cmd_plot},     {"info", cmd_info},
+                {"fit-density", cmd_fit_density}};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[0], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "nflow: unknown command '%s' (known: train, sample, logprob, eval, data, plot, info)\n", argv[0]);
+    fprintf(stderr, "nflow: unknown command '%s' (known: train, sample, logprob, eval, data, plot, info, fit-density)\n", argv[0]);
     return EXIT_USAGE;
 }

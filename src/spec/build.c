@@ -314,7 +314,7 @@ static nf_status random_perm_bij(const bctx *c, size_t d, int lu, nf_bijector **
 
 static const char *const BIJ_NAMES =
     "identity, shift, scale, affine_scalar, affine, exp, log, sigmoid, tanh, softplus, normal_cdf, leaky_relu, "
-    "permute, reverse, lu_linear, actnorm, chain, invert, coupling, realnvp, nice, nsf, maf, iaf";
+    "permute, reverse, lu_linear, actnorm, planar, radial, chain, invert, coupling, realnvp, nice, nsf, maf, iaf";
 
 static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
     static const char *const none[] = {NULL};
@@ -392,6 +392,22 @@ static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijecto
         nf_status s = nf_bijector_permute(d, p, out);
         free(p);
         return s ? nf__spec_error(s, c->text, v->col, "not a permutation of 0..%zu", d - 1) : NF_OK;
+    }
+    if (!strcmp(nm, "planar") || !strcmp(nm, "radial")) {
+        static const char *const k[] = {"layers", NULL};
+        size_t layers;
+        NF_TRY(check_args(c, n, k, 0));
+        NF_TRY(get_size(c, n, "layers", -1, 1, 4096, 1, &layers));
+        nf_status (*mk)(size_t, nf_rng *, nf_bijector **) = nm[0] == 'p' ? nf_bijector_planar : nf_bijector_radial;
+        nf_bijector **bs = calloc(layers, sizeof *bs);
+        if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+        nf_status s = NF_OK;
+        for (size_t l = 0; l < layers && !s; l++) s = mk(d, c->rng, &bs[l]);
+        if (!s) s = chain_or_single(bs, layers, out);
+        else
+            for (size_t l = 0; l < layers; l++) nf_bijector_free(bs[l]);
+        free(bs);
+        return s;
     }
     if (!strcmp(nm, "lu_linear")) {
         static const char *const k[] = {"perm", NULL};

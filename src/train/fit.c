@@ -325,13 +325,14 @@ static nf_status evaluate(trainer *t, const float *data, size_t n, double *out) 
     return NF_OK;
 }
 
-static double now(void) {
+double nf__now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+#define now nf__now
 
-static nf_status check_opts(const char *fn, nf_flow *f, const nf_train_opts *o, nf_train_report *r) {
+nf_status nf__check_train_opts(const char *fn, nf_flow *f, const nf_train_opts *o, nf_train_report *r) {
     if (!f || !o) return nf__err(NF_ERR_ARG, "%s: flow and opts must not be NULL", fn);
     if (r) memset(r, 0, sizeof *r);
     if (!(o->lr > 0) || !isfinite(o->lr)) return nf__err(NF_ERR_ARG, "%s: lr must be > 0, got %g", fn, (double)o->lr);
@@ -480,7 +481,7 @@ static void finish_history(nf_train_report *rep, double *ht, double *hv, size_t 
 
 nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_opts *o, nf_train_report *rep) {
     const char *fn = "nf_flow_fit";
-    NF_TRY(check_opts(fn, f, o, rep));
+    NF_TRY(nf__check_train_opts(fn, f, o, rep));
     if (!data) return nf__err(NF_ERR_ARG, "%s: data is NULL", fn);
     size_t nval = (size_t)((double)n * o->val_split), ntr = n - nval;
     if (ntr < 1 || (o->val_split > 0 && nval < 1))
@@ -579,7 +580,7 @@ nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_op
 nf_status nf_flow_fit_stream(nf_flow *f, nf_sampler_fn draw, void *user, const nf_train_opts *o,
                              nf_train_report *rep) {
     const char *fn = "nf_flow_fit_stream";
-    NF_TRY(check_opts(fn, f, o, rep));
+    NF_TRY(nf__check_train_opts(fn, f, o, rep));
     if (!draw) return nf__err(NF_ERR_ARG, "%s: sampler is NULL", fn);
     if (o->batch == 0 || o->steps == 0) return nf__err(NF_ERR_ARG, "%s: batch and steps must be >= 1", fn);
     size_t every = o->log_every ? o->log_every : o->steps, nlog = (o->steps + every - 1) / every;
