@@ -266,6 +266,14 @@ nf_status nf_dist_uniform(float low, float high, nf_dist **out);
 /* Independent normals: loc (d values, NULL = 0) and scale_diag (d values,
  * each > 0; NULL = 1). */
 nf_status nf_dist_mvn_diag(size_t d, const float *loc, const float *scale_diag, nf_dist **out);
+/* A trainable mixture of K diagonal Gaussians (1..256 components), the base
+ * of the MAF paper's "MoG" models: as a flow's base (nf_flow_create, spec
+ * `transformed(mog(k=8), maf(...))`) its weights, means and log-scales train
+ * with the bijector's parameters (after them in nf_flow_params).  Starts
+ * with equal weights, unit scales and means drawn from N(0, I) with rng.
+ * No cdf; a flow with this base cannot be fitted by reverse KL (its samples
+ * are not reparameterisable). */
+nf_status nf_dist_mog(size_t d, size_t k, nf_rng *rng, nf_dist **out);
 /* Independent normals with scale = multiplier * I (TFP's
  * scale_identity_multiplier), multiplier > 0. */
 nf_status nf_dist_mvn_scaled_identity(size_t d, const float *loc, float multiplier, nf_dist **out);

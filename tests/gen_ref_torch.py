@@ -171,3 +171,15 @@ arr("ref_lu_params", lu_params)
 arr("ref_lu_x", xl)
 arr("ref_lu_y", xl @ W.T + b_)
 print("static const double ref_lu_logdet = %.17g;" % torch.linalg.slogdet(W)[1].item())
+
+# Mixture of diagonal Gaussians: logits a (K), means mu (K x d), log-scales s (K x d).
+gm = torch.Generator().manual_seed(17)
+Km, dm = 3, 2
+mog_params = (0.7 * torch.randn(Km + 2 * Km * dm, generator=gm)).float().double()
+a_, mu_, s_ = mog_params[:Km], mog_params[Km:Km + Km * dm].reshape(Km, dm), mog_params[Km + Km * dm:].reshape(Km, dm)
+mix = D.MixtureSameFamily(D.Categorical(logits=a_), D.Independent(D.Normal(mu_, torch.exp(s_)), 1))
+xm = torch.tensor([[0.0, 0.0], [1.0, -0.5], [-2.0, 1.5], [3.0, 3.0]])
+print("#define REF_MOG_K %d\n#define REF_MOG_D %d" % (Km, dm))
+arr("ref_mog_params", mog_params)
+arr("ref_mog_x", xm)
+arr("ref_mog_logp", mix.log_prob(xm))

@@ -6,6 +6,7 @@
 #include "test.h"
 
 #include "ref_torch.h"
+#include "../src/dist/dist_impl.h"
 
 #include <stdlib.h>
 
@@ -202,8 +203,66 @@ static void test_normal_cdf_sampling(void) {
     nf_dist_free(td);
 }
 
+/* The mixture base against PyTorch's MixtureSameFamily; its gradients (in x
+ * and in its parameters) against central differences; sampling moments. */
+static void test_mog(void) {
+    enum { K = REF_MOG_K, d = REF_MOG_D, n = 4 };
+    nf_rng *rng = NULL;
+    nf_rng_create(2, &rng);
+    nf_dist *m = NULL;
+    CHECK_OK(nf_dist_mog(d, K, rng, &m));
+    if (!m) return;
+    CHECK(m->nparams == K + 2 * K * d, "mog parameter count");
+    for (size_t k = 0; k < m->nparams; k++) m->params[k] = (float)ref_mog_params[k];
+    float x[n * d], lp[n], g[n * d];
+    for (int i = 0; i < n * d; i++) x[i] = (float)ref_mog_x[i];
+    CHECK_OK(nf_dist_log_prob(m, x, n, lp));
+    for (int i = 0; i < n; i++) CHECK_NEAR(lp[i], ref_mog_logp[i], 1e-5, "mog log_prob[%d] vs PyTorch", i);
+    /* gradients: L = sum_i w_i log p(x_i) */
+    const float w[n] = {0.5f, -1.0f, 2.0f, 0.25f};
+    m->ops->log_prob_grad(m, g, x, n);
+    float gp[K + 2 * K * d];
+    memset(gp, 0, sizeof gp);
+    m->ops->param_grad(m, gp, w, x, n);
+    const double h = 1.0 / 256;
+    for (int q = 0; q < n * d; q++) {
+        float v0 = x[q], lpp[n], lpm[n];
+        x[q] = (float)(v0 + h), nf_dist_log_prob(m, x, n, lpp);
+        x[q] = (float)(v0 - h), nf_dist_log_prob(m, x, n, lpm);
+        x[q] = v0;
+        CHECK_NEAR(g[q], ((double)lpp[q / d] - lpm[q / d]) / (2 * h), 2e-3, "mog d log p / dx[%d]", q);
+    }
+    for (size_t k = 0; k < m->nparams; k++) {
+        float v0 = m->params[k], lpp[n], lpm[n];
+        double fd = 0;
+        m->params[k] = (float)(v0 + h), nf_dist_log_prob(m, x, n, lpp);
+        m->params[k] = (float)(v0 - h), nf_dist_log_prob(m, x, n, lpm);
+        m->params[k] = v0;
+        for (int i = 0; i < n; i++) fd += w[i] * ((double)lpp[i] - lpm[i]) / (2 * h);
+        CHECK_NEAR(gp[k], fd, 2e-3, "mog parameter gradient [%zu]", k);
+    }
+    /* samples: the mixture's mean sum_k pi_k mu_k */
+    float *xs = malloc(20000 * d * sizeof(float));
+    CHECK_OK(nf_dist_sample(m, rng, 20000, xs));
+    double pz = 0, pi[K], mean[d] = {0}, emp[d] = {0};
+    for (int k = 0; k < K; k++) pz += exp(ref_mog_params[k]);
+    for (int k = 0; k < K; k++) pi[k] = exp(ref_mog_params[k]) / pz;
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < d; j++) mean[j] += pi[k] * ref_mog_params[K + k * d + j];
+    for (int i = 0; i < 20000; i++)
+        for (int j = 0; j < d; j++) emp[j] += xs[i * d + j] / 20000.0;
+    CHECK(fabs(emp[0] - mean[0]) < 0.03 && fabs(emp[1] - mean[1]) < 0.03, "mog sample mean (%.3f, %.3f) vs (%.3f, %.3f)",
+          emp[0], emp[1], mean[0], mean[1]);
+    free(xs);
+    nf_dist *bad = NULL;
+    CHECK_ERR(nf_dist_mog(2, 0, rng, &bad), NF_ERR_ARG, "components");
+    nf_dist_free(m);
+    nf_rng_free(rng);
+}
+
 void test_dist(void) {
     test_seed_numbers();
+    test_mog();
     test_transformed();
     test_basic_dists();
     test_normal_cdf_sampling();

@@ -9,6 +9,7 @@
 void nf_dist_free(nf_dist *D) {
     if (!D) return;
     if (D->ops->destroy) D->ops->destroy(D);
+    if (D->owns_params) free(D->params);
     free(D);
 }
 

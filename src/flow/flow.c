@@ -32,14 +32,35 @@ nf_status nf_flow_create(nf_bijector *b, nf_dist *base, nf_flow **out) {
         f->base = base;
     f->bij = b;
     f->d = b->d;
+    f->Pb = b->nparams, f->P = b->nparams + f->base->nparams, f->params = b->params;
+    if (f->base->nparams) { /* one buffer: the bijector's parameters, then the base's */
+        float *all = malloc(f->P * sizeof(float));
+        if (!all) {
+            free(f);
+            return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
+        }
+        nf__bijector_bind(b, all);
+        memcpy(all + f->Pb, f->base->params, f->base->nparams * sizeof(float));
+        if (f->base->owns_params) free(f->base->params);
+        f->base->params = all + f->Pb, f->base->owns_params = 0;
+        f->params = all, f->owns_params = 1;
+    }
     *out = f;
     return NF_OK;
+}
+
+nf_status nf__flow_tensors(const nf_flow *f, nf_tensor_fn fn, void *ctx) {
+    NF_TRY(nf__bijector_tensors(f->bij, "", 0, fn, ctx));
+    if (!f->base->nparams) return NF_OK;
+    if (f->base->ops->tensors) return f->base->ops->tensors(f->base, "base.", f->Pb, fn, ctx);
+    return nf__emit(fn, ctx, "base.", "params", f->Pb, 0, f->base->nparams);
 }
 
 void nf_flow_free(nf_flow *f) {
     if (!f) return;
     nf_bijector_free(f->bij);
     nf_dist_free(f->base);
+    if (f->owns_params) free(f->params);
     free(f->mean);
     free(f->std);
     free(f->spec);
@@ -47,8 +68,8 @@ void nf_flow_free(nf_flow *f) {
 }
 
 size_t nf_flow_dim(const nf_flow *f) { return f ? f->d : 0; }
-size_t nf_flow_param_count(const nf_flow *f) { return f ? f->bij->nparams : 0; }
-float *nf_flow_params(nf_flow *f) { return f ? f->bij->params : NULL; }
+size_t nf_flow_param_count(const nf_flow *f) { return f ? f->P : 0; }
+float *nf_flow_params(nf_flow *f) { return f ? f->params : NULL; }
 const nf_bijector *nf_flow_bijector(const nf_flow *f) { return f ? f->bij : NULL; }
 const char *nf_flow_spec(const nf_flow *f) { return f && f->spec ? f->spec : NULL; }
 

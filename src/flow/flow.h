@@ -14,6 +14,10 @@ struct nf_flow {
     int has_scaler;   /* data = mean + std * model */
     float *mean, *std;
     double log_std_sum;
+    float *params;        /* every trainable parameter: the bijector's, then a
+                             trainable base's (one buffer when the base has any) */
+    size_t P, Pb;         /* all of them, and the bijector's */
+    int owns_params;
     char *spec;           /* the spec it was built from (NULL: built by hand) */
     uint64_t build_seed;  /* the seed of its initial weights and MADE orders */
 };
@@ -38,6 +42,9 @@ nf_status nf__model_tensor(const nf_model_file *m, const char *path, const char 
 
 /* Loads the parameters of f (built from the file's spec) from the file. */
 nf_status nf__model_load_params(const nf_model_file *m, const char *path, nf_flow *f);
+
+/* Lists the flow's tensors: the bijector's, then the base's ("base." names). */
+nf_status nf__flow_tensors(const nf_flow *f, nf_tensor_fn fn, void *ctx);
 
 /* Data units -> model space, in place, n rows. */
 void nf__flow_scale_in(const nf_flow *f, float *x, size_t n);

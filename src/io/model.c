@@ -110,7 +110,7 @@ nf_status nf__flow_save_ex(const nf_flow *f, const char *path, const char *summa
     if (!f || !path) return nf__err(NF_ERR_ARG, "%s: flow and path must not be NULL", fn);
     if (!f->spec) return nf__err(NF_ERR_UNSUPPORTED, "%s: this flow was not built from a spec, so its file could not be loaded back", fn);
     tlist l = {0};
-    nf_status s = nf__bijector_tensors(f->bij, "", 0, collect, &l);
+    nf_status s = nf__flow_tensors(f, collect, &l);
     if (s) {
         free(l.t);
         return nf__err_prefix(s, fn);
@@ -182,7 +182,7 @@ nf_status nf__flow_save_ex(const nf_flow *f, const char *path, const char *summa
     int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(h.s, 1, h.n, fp) == h.n;
     for (size_t i = 0; ok && i < l.n; i++) {
         const nf_tensor_info *t = &l.t[i];
-        const float *src = t->buffer ? t->buffer : t->state ? t->state : f->bij->params + t->offset;
+        const float *src = t->buffer ? t->buffer : t->state ? t->state : f->params + t->offset;
         ok = fwrite(src, sizeof(float), t->count, fp) == t->count; /* little-endian hosts */
     }
     ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
@@ -371,7 +371,7 @@ static nf_status load_one(void *ctx, const nf_tensor_info *t) {
             return bad(c->path, "buffer '%s' differs from the one its spec and seed build", t->name);
         return NF_OK;
     }
-    float *dst = c->f->bij->params + t->offset;
+    float *dst = c->f->params + t->offset;
     memcpy(dst, src, 4 * t->count);
     size_t k = nf__first_nonfinite(dst, t->count);
     if (k < t->count) return bad(c->path, "tensor '%s' holds a non-finite value at index %zu", t->name, k);
@@ -381,7 +381,7 @@ static nf_status load_one(void *ctx, const nf_tensor_info *t) {
 nf_status nf__model_load_params(const nf_model_file *mf, const char *path, nf_flow *f) {
     loadctx c = {path, (mfile *)mf, f, calloc(((const mfile *)mf)->head.n + 1, 1)};
     if (!c.used) return nf__err(NF_ERR_NOMEM, "out of memory");
-    nf_status s = nf__bijector_tensors(f->bij, "", 0, load_one, &c);
+    nf_status s = nf__flow_tensors(f, load_one, &c);
     free(c.used);
     return s;
 }
@@ -421,7 +421,7 @@ nf_status nf_flow_load(const char *path, nf_flow **out) {
     if (!s) {
         loadctx c = {path, &m, f, calloc(m.head.n + 1, 1)};
         if (!c.used) s = nf__err(NF_ERR_NOMEM, "out of memory");
-        if (!s) s = nf__bijector_tensors(f->bij, "", 0, load_one, &c);
+        if (!s) s = nf__flow_tensors(f, load_one, &c);
         for (size_t i = 0; !s && i < m.head.n; i++) /* "train.*": checkpoint state, not the model */
             if (!c.used[i] && strcmp(m.head.keys[i], "__metadata__") && strncmp(m.head.keys[i], "train.", 6))
                 s = bad(path, "tensor '%s' is not part of the spec's model", m.head.keys[i]);

@@ -488,6 +488,14 @@ static nf_status build_dist(const bctx *c, const sp_node *n, size_t d_hint, nf_d
         free(v);
         return st;
     }
+    if (!strcmp(nm, "mog")) {
+        static const char *const k[] = {"k", "d", NULL};
+        size_t K, d;
+        NF_TRY(check_args(c, n, k, 1));
+        NF_TRY(get_size(c, n, "k", 0, 1, 256, 8, &K));
+        NF_TRY(get_size(c, n, "d", -1, 1, 1 << 20, d_hint ? d_hint : 1, &d));
+        return nf_dist_mog(d, K, c->rng, out);
+    }
     if (!strcmp(nm, "transformed")) {
         static const char *const none[] = {NULL};
         NF_TRY(check_args(c, n, none, 2));
@@ -506,7 +514,7 @@ static nf_status build_dist(const bctx *c, const sp_node *n, size_t d_hint, nf_d
         return NF_OK;
     }
     return nf__spec_error(NF_ERR_ARG, c->text, n->col,
-                          "unknown distribution '%s' (known: normal, uniform, mvn_diag, transformed)", nm);
+                          "unknown distribution '%s' (known: normal, uniform, mvn_diag, mog, transformed)", nm);
 }
 
 /* ---- public entry points -------------------------------------------------- */

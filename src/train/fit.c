@@ -112,6 +112,8 @@ static void slot_run(trainer *t, size_t s) {
         for (size_t i = 0; !st && i < m * d; i++) w->gz[i] *= inv;
         for (size_t i = 0; !st && i < m; i++) w->gl[i] = inv;
         if (!st) st = f->bij->ops->inverse_backward(f->bij, &p, NULL, w->grad, w->gz, w->gl, x, w->z);
+        if (!st && f->base->nparams) /* a trainable base: its parameters follow the bijector's */
+            st = f->base->ops->param_grad(f->base, w->grad + f->Pb, w->gl, w->z, m);
     }
     if (st) snprintf(w->msg, sizeof w->msg, "%s", nf_last_error());
     w->st = st;
@@ -174,7 +176,7 @@ static void trainer_free(trainer *t) {
 
 static nf_status trainer_init(trainer *t, nf_flow *f, size_t B, const nf_train_opts *o) {
     memset(t, 0, sizeof *t);
-    t->f = f, t->B = B, t->d = f->d, t->P = f->bij->nparams;
+    t->f = f, t->B = B, t->d = f->d, t->P = f->P;
     t->T = o->threads > 1 ? o->threads : 1;
     if (t->T > NF_MAX_THREADS) return nf__err(NF_ERR_ARG, "threads must be at most %d, got %zu", NF_MAX_THREADS, t->T);
     if (t->T > B) t->T = B ? B : 1;
@@ -198,7 +200,7 @@ static nf_status trainer_init(trainer *t, nf_flow *f, size_t B, const nf_train_o
     memset(t->grad, 0, t->P * sizeof(float));
     memset(t->m, 0, t->P * sizeof(float));
     memset(t->v, 0, t->P * sizeof(float));
-    memcpy(t->best, f->bij->params, t->P * sizeof(float)); /* checkpoints store it in either mode */
+    memcpy(t->best, f->params, t->P * sizeof(float)); /* checkpoints store it in either mode */
     t->adam = (nf_adam){o->lr, o->beta1, o->beta2, o->eps, o->weight_decay, 0};
     t->clip = o->clip_norm;
     size_t rows = (B + t->T - 1) / t->T;
@@ -276,7 +278,7 @@ static nf_status nll(trainer *t, size_t k, int with_grad, double *loss) {
     if (!isfinite(t->norm)) {
         size_t bad = nf__first_nonfinite(t->grad, t->P);
         find_ctx fc = {bad, "?"};
-        nf__bijector_tensors(f->bij, "", 0, find_tensor, &fc);
+        nf__flow_tensors(f, find_tensor, &fc);
         nf_status e = nf__err(NF_ERR_NUMERIC, "the gradient of parameter %zu (%s) is %g", bad, fc.name,
                               bad < t->P ? (double)t->grad[bad] : t->norm);
         memset(t->grad, 0, t->P * sizeof(float));
@@ -292,7 +294,7 @@ static nf_status step(trainer *t, size_t k, size_t stepno, double *loss) {
         snprintf(head, sizeof head, "step %zu (the parameters after step %zu are kept)", stepno, stepno - 1);
         return nf__err_prefix(s, head);
     }
-    nf__adam_step(&t->adam, t->f->bij->params, t->grad, t->m, t->v, t->P);
+    nf__adam_step(&t->adam, t->f->params, t->grad, t->m, t->v, t->P);
     return NF_OK;
 }
 
@@ -343,7 +345,7 @@ nf_status nf__check_train_opts(const char *fn, nf_flow *f, const nf_train_opts *
         return nf__err(NF_ERR_ARG, "%s: val_split must be in [0, 1), got %g", fn, (double)o->val_split);
     if (!(o->clip_norm >= 0) || !(o->weight_decay >= 0))
         return nf__err(NF_ERR_ARG, "%s: clip_norm and weight_decay must be >= 0", fn);
-    if (f->bij->nparams == 0) return nf__err(NF_ERR_ARG, "%s: the flow has no trainable parameters", fn);
+    if (f->P == 0) return nf__err(NF_ERR_ARG, "%s: the flow has no trainable parameters", fn);
     return NF_OK;
 }
 
@@ -540,7 +542,7 @@ nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_op
         if (nval) {
             if (vl < best) {
                 best = vl, best_epoch = epoch + 1, since = 0;
-                memcpy(t.best, f->bij->params, t.P * sizeof(float));
+                memcpy(t.best, f->params, t.P * sizeof(float));
             } else if (o->patience && ++since >= o->patience) {
                 stopped = 1;
             }
@@ -558,7 +560,7 @@ nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_op
             break;
         }
     }
-    if (!s && nval && o->patience && stopped && best_epoch) memcpy(f->bij->params, t.best, t.P * sizeof(float));
+    if (!s && nval && o->patience && stopped && best_epoch) memcpy(f->params, t.best, t.P * sizeof(float));
     if (rep) {
         rep->steps = stepno, rep->epochs = epoch;
         rep->train_loss = tl, rep->val_loss = nval ? vl : NAN;

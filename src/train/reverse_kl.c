@@ -25,6 +25,9 @@ nf_status nf_flow_fit_reverse_kl(nf_flow *f, nf_log_density_fn target, void *use
     if (!target) return nf__err(NF_ERR_ARG, "%s: target is NULL", fn);
     if (o->batch == 0 || o->steps == 0) return nf__err(NF_ERR_ARG, "%s: batch and steps must be >= 1", fn);
     if (f->bij->dc) return nf__err(NF_ERR_UNSUPPORTED, "%s: the flow is conditional", fn);
+    if (f->base->nparams)
+        return nf__err(NF_ERR_UNSUPPORTED, "%s: the base %s is trainable; its samples are not reparameterisable", fn,
+                       f->base->name);
     size_t B = o->batch, d = f->d, P = f->bij->nparams;
     size_t every = o->log_every ? o->log_every : o->steps, nlog = (o->steps + every - 1) / every;
     size_t tb = nf__tape_bytes(f->bij, B), sb = nf__scratch_bytes(f->bij, B), db = nf__dist_scratch(f->base, B);
