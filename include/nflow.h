@@ -132,6 +132,17 @@ nf_status nf_bijector_affine(size_t d, size_t r, const float *shift, const float
  * (d(d-1)/2), log_s (d)], all zero at creation (the map is P). */
 nf_status nf_bijector_lu_linear(size_t d, const size_t *perm, nf_bijector **out);
 
+/* Batch normalisation as a bijector (RealNVP, MAF): the inverse (data ->
+ * base) is x = (y - m) / sqrt(v + 1e-5) * exp(gamma) + beta.  In a training
+ * step (nf_flow_fit, nf_flow_fit_stream) m and v are the batch's statistics
+ * and the running averages are updated (momentum 0.1); everywhere else
+ * (validation, log_prob, sampling) the running averages are used.  They are
+ * saved in model files, so a reloaded model evaluates exactly as before.
+ * Parameters [gamma (d), beta (d)]. */
+nf_status nf_bijector_batchnorm(size_t d, nf_bijector **out);
+/* The running mean and variance (d floats each) of a batchnorm bijector. */
+nf_status nf_bijector_batchnorm_running(nf_bijector *b, float **mean, float **var);
+
 /* ActNorm (Glow): per-coordinate y = x exp(s) + b (forward, base -> data),
  * ildj = -sum s.  Parameters [b (d), s (d)].  Initialised from data by
  * nf_flow_data_init (which nf_flow_fit and nf_flow_fit_stream run on the

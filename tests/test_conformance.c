@@ -240,6 +240,17 @@ static nf_status mk_actnorm(size_t d, nf_rng *r, nf_bijector **o) {
     return NF_OK;
 }
 
+/* Batch norm in evaluation mode (running averages), random gamma and beta */
+static nf_status mk_batchnorm(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_status s = nf_bijector_batchnorm(d, o);
+    if (s) return s;
+    float *P = nf_bijector_params(*o), *m, *v;
+    for (size_t k = 0; k < 2 * d; k++) P[k] = 0.5f * nf_rng_normal(r);
+    nf_bijector_batchnorm_running(*o, &m, &v);
+    for (size_t j = 0; j < d; j++) m[j] = nf_rng_normal(r), v[j] = 0.5f + nf_rng_uniform(r);
+    return NF_OK;
+}
+
 /* Planar and radial flows, pushed away from the identity */
 static nf_status mk_planar(size_t d, nf_rng *r, nf_bijector **o) {
     nf_status s = nf_bijector_planar(d, r, o);
@@ -329,6 +340,7 @@ static const bcase cases[] = {
     {"iaf", mk_iaf, 3, -2, 2, 0, NAN, 0, 0, 0},
     {"chain", mk_maf_chain, 2, -2, 2, 0, NAN, 0, 0, 0},
     {"actnorm", mk_actnorm, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"batchnorm", mk_batchnorm, 3, -2, 2, 0, NAN, 0, 0, 0},
     {"planar", mk_planar, 2, -2, 2, 0, NAN, 0, 0, 0},
     {"planar", mk_planar, 4, -2, 2, 0, NAN, 0, 0, 0},
     {"radial", mk_radial, 2, -2, 2, 0, NAN, 0, 0, 0},

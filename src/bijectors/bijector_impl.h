@@ -24,6 +24,9 @@ typedef struct nf_pass {
     void *tape;       /* tape_bytes(b, n) bytes, or NULL: nothing is saved */
     void *scratch;    /* scratch_bytes(b, n) bytes */
     const float *ctx; /* conditional bijectors (dc > 0): n x dc context rows */
+    int train;        /* 0: evaluation; 1: a training step (batch norm uses the
+                         batch's statistics); 2: also update running averages
+                         (one thread of a step does) */
 } nf_pass;
 
 /* One named tensor of a bijector, for model files: a slice of the flat

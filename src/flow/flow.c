@@ -229,7 +229,7 @@ static nf_status density(const char *fn, const nf_flow *f, const float *x, const
         nf__flow_scale_in(f, w.a, k);
         memset(w.l, 0, k * sizeof(float));
         const float *cr = ctx ? ctx + r * dc : NULL;
-        nf_pass p = {k, NULL, w.bscratch, cr};
+        nf_pass p = {k, NULL, w.bscratch, cr, 0};
         float *zz = z ? z + r * d : w.b;
         s = f->bij->ops->inverse(f->bij, &p, zz, lp ? w.l : NULL, w.a);
         if (!s) s = nonfinite_out("the base-space point", zz, k, d, r);
@@ -238,7 +238,7 @@ static nf_status density(const char *fn, const nf_flow *f, const float *x, const
              * Redo the chunk row by row; overflowing rows get log p = -inf. */
             s = NF_OK;
             for (size_t i = 0; i < k && !s; i++) {
-                nf_pass q = {1, NULL, w.bscratch, cr ? cr + i * dc : NULL};
+                nf_pass q = {1, NULL, w.bscratch, cr ? cr + i * dc : NULL, 0};
                 w.l[i] = 0;
                 nf_status si = f->bij->ops->inverse(f->bij, &q, zz + i * d, &w.l[i], w.a + i * d);
                 if (!si) si = nonfinite_out("the base-space point", zz + i * d, 1, d, r + i);
@@ -291,7 +291,7 @@ static nf_status draw(const char *fn, const nf_flow *f, nf_rng *rng, const float
         s = f->base->ops->sample(f->base, w.dscratch, rng, w.a, lp ? lp + r : NULL, k);
         if (s) break;
         memset(w.l, 0, k * sizeof(float));
-        nf_pass p = {k, NULL, w.bscratch, ctx ? ctx + r * dc : NULL};
+        nf_pass p = {k, NULL, w.bscratch, ctx ? ctx + r * dc : NULL, 0};
         s = f->bij->ops->forward(f->bij, &p, x + r * d, lp ? w.l : NULL, w.a);
         if (!s) s = nonfinite_out("a sample", x + r * d, k, d, r);
         if (s) break;
@@ -352,7 +352,7 @@ nf_status nf_flow_sample_stages(const nf_flow *f, nf_rng *rng, size_t n, float *
     if (!mem) return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
     nf_status s = f->base->ops->sample(f->base, mem + nf__align(sb), rng, out, NULL, n);
     for (size_t i = 0; i < k && !s; i++) {
-        nf_pass p = {n, NULL, mem, NULL};
+        nf_pass p = {n, NULL, mem, NULL, 0};
         s = parts[i]->ops->forward(parts[i], &p, out + (i + 1) * blk, NULL, out + i * blk);
         if (!s) s = nonfinite_out(parts[i]->name, out + (i + 1) * blk, n, d, 0);
     }

@@ -357,13 +357,13 @@ static nf_status load_one(void *ctx, const nf_tensor_info *t) {
         return bad(c->path, "tensor '%s' has data_offsets [%.0f, %.0f] inconsistent with its shape or the file's %.0f data bytes",
                    t->name, b, en, avail);
     const unsigned char *src = c->m->raw + 8 + c->m->hlen + (size_t)b;
-    if (t->state) {
-        float tmp[64];
-        if (t->count > 64) return bad(c->path, "state tensor '%s' is too large", t->name);
-        memcpy(tmp, src, 4 * t->count);
-        if (nf__first_nonfinite(tmp, t->count) < t->count)
-            return bad(c->path, "state tensor '%s' holds a non-finite value", t->name);
-        memcpy(t->state, tmp, 4 * t->count);
+    if (t->state) { /* checked before it replaces the current state */
+        for (size_t k = 0; k < t->count; k++) {
+            float v;
+            memcpy(&v, src + 4 * k, 4);
+            if (!isfinite(v)) return bad(c->path, "state tensor '%s' holds a non-finite value at index %zu", t->name, k);
+        }
+        memcpy(t->state, src, 4 * t->count);
         return NF_OK;
     }
     if (t->buffer) {

@@ -314,7 +314,7 @@ static nf_status random_perm_bij(const bctx *c, size_t d, int lu, nf_bijector **
 
 static const char *const BIJ_NAMES =
     "identity, shift, scale, affine_scalar, affine, exp, log, sigmoid, tanh, softplus, normal_cdf, leaky_relu, "
-    "permute, reverse, lu_linear, actnorm, planar, radial, chain, invert, coupling, realnvp, nice, nsf, maf, iaf";
+    "permute, reverse, lu_linear, actnorm, batchnorm, planar, radial, chain, invert, coupling, realnvp, nice, nsf, maf, iaf";
 
 static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
     static const char *const none[] = {NULL};
@@ -328,7 +328,7 @@ static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijecto
     } simple[] = {{"identity", nf_bijector_identity}, {"exp", nf_bijector_exp},       {"log", nf_bijector_log},
                   {"sigmoid", nf_bijector_sigmoid},   {"tanh", nf_bijector_tanh},     {"softplus", nf_bijector_softplus},
                   {"normal_cdf", nf_bijector_normal_cdf}, {"reverse", nf_bijector_reverse},
-                  {"actnorm", nf_bijector_actnorm}};
+                  {"actnorm", nf_bijector_actnorm}, {"batchnorm", nf_bijector_batchnorm}};
     for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++)
         if (!strcmp(nm, simple[i].name)) {
             NF_TRY(check_args(c, n, none, 0));

@@ -102,7 +102,8 @@ static void slot_run(trainer *t, size_t s) {
     w->st = NF_OK, w->sum = 0;
     if (m == 0) return;
     memset(w->ldj, 0, m * sizeof(float));
-    nf_pass p = {m, t->task_grad ? w->tape : NULL, w->bscratch, t->ctx ? t->ctx + r0 * t->dc : NULL};
+    nf_pass p = {m, t->task_grad ? w->tape : NULL, w->bscratch, t->ctx ? t->ctx + r0 * t->dc : NULL,
+                 t->task_grad ? (s == 0 ? 2 : 1) : 0};
     nf_status st = f->bij->ops->inverse(f->bij, &p, w->z, w->ldj, x);
     if (!st) st = f->base->ops->log_prob(f->base, w->dscratch, w->lp, w->z, m);
     for (size_t i = 0; !st && i < m; i++) w->sum += (double)w->lp[i] + w->ldj[i];

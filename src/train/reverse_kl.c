@@ -60,7 +60,7 @@ nf_status nf_flow_fit_reverse_kl(nf_flow *f, nf_log_density_fn target, void *use
         stepno++;
         s = f->base->ops->sample(f->base, dscratch, rng, z, lpz, B);
         memset(ldj, 0, B * sizeof(float));
-        nf_pass p = {B, tape, scratch, NULL};
+        nf_pass p = {B, tape, scratch, NULL, 0};
         if (!s) s = f->bij->ops->forward(f->bij, &p, y, ldj, z);
         if (s) break;
         memcpy(x, y, B * d * sizeof(float));
