@@ -1,8 +1,9 @@
 /*
  * tabular.c - density estimation on real tabular data: scikit-learn's digits
  * (1797 x 64, dequantised with uniform noise) and breast cancer (569 x 30),
- * comparing Gaussians, MADE, RealNVP, MAF and rational-quadratic spline flows
- * by test log-likelihood (issue 7, as in the MAF and NSF papers' tables).
+ * comparing Gaussians, MADE, RealNVP, MAF and rational-quadratic spline flows,
+ * and the layers around them (batch norm, a mixture base, ActNorm and LU
+ * mixing), by test log-likelihood (as in the MAF and NSF papers' tables).
  *
  *   tabular [--quick] [--seed S] FILE...     (the last column, the label, is dropped)
  *
@@ -31,6 +32,12 @@ static const model MODELS[] = {
     {"RQ-NSF (coupling)", "chain(nsf(layers=2, hidden=[128,128], bins=8), lu_linear, nsf(layers=2, hidden=[128,128], bins=8))",
      "nsf(layers=2, hidden=[8], bins=4)", 5e-4f},
     {"RQ-NSF (autoregressive)", "maf(layers=3, hidden=[128,128], bins=8)", "maf(layers=1, hidden=[8], bins=4)", 5e-4f},
+    {"MAF + batch norm", "chain(batchnorm, maf(hidden=[256,256]), batchnorm, reverse, maf(hidden=[256,256]), batchnorm, reverse, maf(hidden=[256,256]))",
+     "chain(batchnorm, maf(hidden=[8]))", 1e-3f},
+    {"MAF MoG", "transformed(mog(k=10), maf(layers=5, hidden=[256,256]))", "transformed(mog(k=2), maf(hidden=[8]))", 1e-3f},
+    {"Glow-style (ActNorm, LU, spline coupling)",
+     "chain(actnorm, lu_linear, nsf(layers=2, hidden=[128,128], bins=8), actnorm, lu_linear, nsf(layers=2, hidden=[128,128], bins=8))",
+     "chain(actnorm, lu_linear, nsf(layers=1, hidden=[8], bins=4))", 5e-4f},
 };
 
 static void shuffle_rows(float *x, size_t n, size_t d, nf_rng *rng) {

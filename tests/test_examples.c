@@ -70,9 +70,10 @@ static void check_tabular(const char *dir) {
     CHECK(run_capture(cmd, out, sizeof out) == 0, "tabular exited with an error: %s", out);
     CHECK(strstr(out, "569 rows x 30 features; 398 train / 85 validation / 86 test") != NULL, "tabular: the split");
     const char *names[] = {"| Gaussian (diagonal) |", "| Gaussian (full covariance) |", "| MADE |", "| RealNVP |",
-                           "| MAF |", "| RQ-NSF (coupling) |", "| RQ-NSF (autoregressive) |"};
-    double ll[7];
-    for (int m = 0; m < 7; m++) {
+                           "| MAF |", "| RQ-NSF (coupling) |", "| RQ-NSF (autoregressive) |", "| MAF + batch norm |",
+                           "| MAF MoG |", "| Glow-style (ActNorm, LU, spline coupling) |"};
+    double ll[10];
+    for (int m = 0; m < 10; m++) {
         const char *p = strstr(out, names[m]);
         ll[m] = NAN;
         for (int bar = 0; p && bar < 3; bar++) p = strchr(p + 1, '|'); /* the 4th column */
