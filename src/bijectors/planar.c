@@ -38,28 +38,20 @@ static void make_uhat(const float *P, size_t d, uhat *h) {
     for (size_t j = 0; j < d; j++) h->uh[j] = u[j] + h->q * w[j];
 }
 
+/* u' (carved from the scratch) and c = w.u' */
+static double setup(const nf_bijector *b, unsigned char **cur, uhat *h) {
+    size_t d = b->d;
+    const float *w = b->params + d;
+    h->uh = nf__carve(cur, d * sizeof(double));
+    make_uhat(b->params, d, h);
+    double c = 0;
+    for (size_t j = 0; j < d; j++) c += (double)w[j] * h->uh[j];
+    return c;
+}
+
 static size_t pl_scratch_bytes(const nf_bijector *b, size_t n) {
     (void)n;
     return 5 * nf__align(b->d * sizeof(double));
-}
-
-static nf_status pl_forward(const nf_bijector *b, const nf_pass *p, float *y, float *ldj, const float *z) {
-    size_t d = b->d;
-    const float *w = b->params + d, bb = b->params[2 * d];
-    unsigned char *cur = p->scratch;
-    uhat h = {nf__carve(&cur, d * sizeof(double)), 0, 0, 0, 0};
-    make_uhat(b->params, d, &h);
-    double c = 0;
-    for (size_t j = 0; j < d; j++) c += (double)w[j] * h.uh[j];
-    for (size_t i = 0; i < p->n; i++) {
-        const float *zr = z + i * d;
-        double a = 0;
-        for (size_t j = 0; j < d; j++) a += (double)w[j] * zr[j];
-        double t = tanh(a + bb);
-        for (size_t j = 0; j < d; j++) y[i * d + j] = (float)(zr[j] + h.uh[j] * t);
-        if (ldj) ldj[i] += (float)log(fabs(1 + (1 - t * t) * c));
-    }
-    return NF_OK;
 }
 
 /* Solves a + c tanh(a + bb) = s for a (c >= -1: monotone, a in [s-|c|, s+|c|]). */
@@ -82,23 +74,29 @@ static double solve_a(double s, double c, double bb) {
     return a;
 }
 
-static nf_status pl_inverse(const nf_bijector *b, const nf_pass *p, float *z, float *ldj, const float *y) {
+/* forward: y = z + u' t with t = tanh(w.z + b); inverse: the same t from
+ * w.y by solve_a, then z = y - u' t. */
+static nf_status pl_pass(const nf_bijector *b, const nf_pass *p, float *out, float *ldj, const float *in, int fwd) {
     size_t d = b->d;
     const float *w = b->params + d, bb = b->params[2 * d];
     unsigned char *cur = p->scratch;
-    uhat h = {nf__carve(&cur, d * sizeof(double)), 0, 0, 0, 0};
-    make_uhat(b->params, d, &h);
-    double c = 0;
-    for (size_t j = 0; j < d; j++) c += (double)w[j] * h.uh[j];
+    uhat h;
+    double c = setup(b, &cur, &h);
     for (size_t i = 0; i < p->n; i++) {
-        const float *yr = y + i * d;
+        const float *r = in + i * d;
         double s = 0;
-        for (size_t j = 0; j < d; j++) s += (double)w[j] * yr[j];
-        double a = solve_a(s, c, bb), t = tanh(a + bb);
-        for (size_t j = 0; j < d; j++) z[i * d + j] = (float)(yr[j] - h.uh[j] * t);
-        if (ldj) ldj[i] -= (float)log(fabs(1 + (1 - t * t) * c));
+        for (size_t j = 0; j < d; j++) s += (double)w[j] * r[j];
+        double t = tanh(fwd ? s + bb : solve_a(s, c, bb) + bb), l = log(fabs(1 + (1 - t * t) * c));
+        for (size_t j = 0; j < d; j++) out[i * d + j] = (float)(r[j] + (fwd ? 1 : -1) * h.uh[j] * t);
+        if (ldj) ldj[i] += (float)(fwd ? l : -l);
     }
     return NF_OK;
+}
+static nf_status pl_forward(const nf_bijector *b, const nf_pass *p, float *y, float *ldj, const float *z) {
+    return pl_pass(b, p, y, ldj, z, 1);
+}
+static nf_status pl_inverse(const nf_bijector *b, const nf_pass *p, float *z, float *ldj, const float *y) {
+    return pl_pass(b, p, z, ldj, y, 0);
 }
 
 /* Forward-pass reverse mode for one row at z: adds into du' (acc_uh), dw
@@ -136,13 +134,11 @@ static nf_status pl_backward(const nf_bijector *b, const nf_pass *p, float *gin,
     size_t d = b->d;
     const float *w = b->params + d, bb = b->params[2 * d];
     unsigned char *cur = p->scratch;
-    uhat h = {nf__carve(&cur, d * sizeof(double)), 0, 0, 0, 0};
+    uhat h;
+    double c = setup(b, &cur, &h);
     double *acc = nf__carve(&cur, 2 * d * sizeof(double)), *g = nf__carve(&cur, d * sizeof(double));
     double *dz = nf__carve(&cur, d * sizeof(double)), accb = 0;
-    make_uhat(b->params, d, &h);
     memset(acc, 0, 2 * d * sizeof(double));
-    double c = 0;
-    for (size_t j = 0; j < d; j++) c += (double)w[j] * h.uh[j];
     (void)y;
     for (size_t i = 0; i < p->n; i++) {
         const float *zr = z + i * d;

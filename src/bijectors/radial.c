@@ -61,16 +61,17 @@ static geo geometry(const rad *p, size_t d, const float *z, const float *z0, dou
     return g;
 }
 
+/* fldj of a row from its geometry */
+static double fldj_of(const geo *g, size_t d) { return (double)(d - 1) * log(fabs(g->A)) + log(fabs(g->A + g->B)); }
+
 static nf_status ra_forward(const nf_bijector *b, const nf_pass *pp, float *y, float *ldj, const float *z) {
     size_t d = b->d;
     rad p = params_of(b);
-    const float *z0 = b->params;
-    unsigned char *cur = pp->scratch;
-    double *D = nf__carve(&cur, d * sizeof(double));
+    double *D = pp->scratch;
     for (size_t i = 0; i < pp->n; i++) {
-        geo g = geometry(&p, d, z + i * d, z0, D);
+        geo g = geometry(&p, d, z + i * d, b->params, D);
         for (size_t j = 0; j < d; j++) y[i * d + j] = (float)((double)z[i * d + j] + p.beta * g.h * D[j]);
-        if (ldj) ldj[i] += (float)((double)(d - 1) * log(fabs(g.A)) + log(fabs(g.A + g.B)));
+        if (ldj) ldj[i] += (float)fldj_of(&g, d);
     }
     return NF_OK;
 }
@@ -93,7 +94,7 @@ static nf_status ra_inverse(const nf_bijector *b, const nf_pass *pp, float *z, f
         for (size_t j = 0; j < d; j++) z[i * d + j] = (float)(z0[j] + s * ((double)y[i * d + j] - z0[j]));
         if (ldj) {
             geo g = geometry(&p, d, z + i * d, z0, D);
-            ldj[i] -= (float)((double)(d - 1) * log(fabs(g.A)) + log(fabs(g.A + g.B)));
+            ldj[i] -= (float)fldj_of(&g, d);
         }
     }
     return NF_OK;
