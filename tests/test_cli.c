@@ -94,6 +94,8 @@ void test_cli(const char *build) {
     rc = run(NULL, 0, "%s train --data %s/dl.csv --context-cols 2 --flow 'nsf(layers=2)' --epochs 1 --out %s/cond2 --quiet 2>/dev/null",
              bin, tmp, tmp);
     CHECK(rc == 1, "a context column with an unconditional spec is a usage error (rc %d)", rc);
+    CHECK(run(out, sizeof out, "%s info --model %s/cond/model.nflow", bin, tmp) == 0 && strstr(out, "context:    1 values"),
+          "nflow info shows the context dimension: %s", out);
     CHECK(run(NULL, 0, "%s sample --model %s/cond/model.nflow -n 5 --out - 2>/dev/null", bin, tmp) == 1,
           "sampling a conditional model without --context: usage error");
     for (int lab = 0; lab < 2; lab++) {

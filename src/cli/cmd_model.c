@@ -150,6 +150,9 @@ int cmd_info(int argc, char **argv) {
     if ((rc = load(cmd, model, &f))) return rc;
     printf("model:      %s\nspec:       %s\ndimension:  %zu\nparameters: %zu\n", model, nf_flow_spec(f), nf_flow_dim(f),
            nf_flow_param_count(f));
+    if (nf_flow_context_dim(f))
+        printf("context:    %zu values per point (conditional: sample --context, logprob rows [x | c])\n",
+               nf_flow_context_dim(f));
     const float *m, *s;
     if (nf_flow_scaler(f, &m, &s)) {
         printf("scaler:     mean [");
