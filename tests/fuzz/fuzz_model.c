@@ -5,10 +5,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     nf_flow *f = NULL;
     if (nf_flow_load(fuzz_write(data, size, ".nflow"), &f) == NF_OK) {
-        size_t d = nf_flow_dim(f);
-        if (d <= 16) {
-            float x[64] = {0}, lp[4];
-            nf_flow_log_prob(f, x, 4, lp); /* 4 rows of d <= 16: may fail cleanly, never crash */
+        size_t d = nf_flow_dim(f), dc = nf_flow_context_dim(f);
+        if (d <= 16 && dc <= 16) {
+            float x[64] = {0}, c[64] = {0}, lp[4];
+            /* 4 rows of d <= 16 (and their context): may fail cleanly, never crash */
+            nf_flow_log_prob_ctx(f, x, dc ? c : NULL, 4, lp);
         }
         nf_flow_free(f);
     } else if (f || !nf_last_error()[0]) {
