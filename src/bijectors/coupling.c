@@ -187,13 +187,13 @@ static void spline_backward(const coupling *c, float *gin, float *dout, const fl
             double y = yd[i * d + c->ti[j]], gg = g[i * d + c->ti[j]], gx;
             if (fwd) {
                 double z, l = nf__eltx_eval(&c->tx, pp, nt, y, &z), glx;
-                nf__eltx_grad(&c->tx, pp, nt, y, 0, gl[i], &glx, dp);
+                nf__eltx_grad(&c->tx, pp, nt, y, z, 0, gl[i], &glx, dp);
                 double wv = (gg - glx) / exp(l);
-                nf__eltx_grad(&c->tx, pp, nt, y, wv, gl[i], &gx, dp);
+                nf__eltx_grad(&c->tx, pp, nt, y, z, wv, gl[i], &gx, dp);
                 for (size_t k = 0; k < rs; k += nt) dp[k] = -dp[k];
                 gx = wv;
             } else {
-                nf__eltx_grad(&c->tx, pp, nt, y, gg, gl[i], &gx, dp);
+                nf__eltx_grad(&c->tx, pp, nt, y, 0, gg, gl[i], &gx, dp); /* splines: z unused */
             }
             if (gin) gin[i * d + c->ti[j]] = (float)gx;
         }

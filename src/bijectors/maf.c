@@ -53,7 +53,7 @@ static size_t maf_scratch_bytes(const nf_bijector *b, size_t n) {
     size_t d = b->d, di = d + b->dc;
     return maf_tape_bytes(b, n) + nf__align(nf__mlp_scratch_bytes(&f->made, n)) +
            nf__align(f->np * n * d * sizeof(float)) + 3 * nf__align(n * d * sizeof(float)) +
-           3 * nf__align(n * di * sizeof(float));
+           3 * nf__align(n * di * sizeof(float)) + nf__align(n * d * sizeof(double));
 }
 
 /* The MADE's input rows: x itself, or [x | context] written into buf
@@ -133,23 +133,24 @@ static nf_status maf_inverse_backward(const nf_bijector *b, const nf_pass *p, fl
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++) {
             double gx;
-            nf__eltx_grad(&f->tx, h + i * rs + j, d, x[i * d + j], g[i * d + j], gl[i], &gx, dout + i * rs + j);
+            nf__eltx_grad(&f->tx, h + i * rs + j, d, x[i * d + j], z[i * d + j], g[i * d + j], gl[i], &gx,
+                          dout + i * rs + j);
             if (dx) dx[i * d + j] = (float)gx; /* direct term; the MADE's is added below */
         }
-    (void)z;
     nf__mlp_backward(&f->made, b->params, dparams, dx ? dxn : NULL, dout, p->tape, mscratch, in, n);
     if (dx) add_x_part(b, n, dx, dxn);
     return NF_OK;
 }
 
 /* dout = gp(w) (negated when `neg`), the transform's parameter gradients at (w, gl). */
-static void fill_gp(const maf *f, float *dout, const float *w, const float *h, const float *x, const float *gl,
-                    size_t n, int neg) {
+static void fill_gp(const maf *f, float *dout, const float *w, const float *h, const float *x, const float *z,
+                    const float *gl, size_t n, int neg) {
     size_t d = f->base.d, rs = f->np * d;
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++) {
             double gx;
-            nf__eltx_grad(&f->tx, h + i * rs + j, d, x[i * d + j], w[i * d + j], gl[i], &gx, dout + i * rs + j);
+            nf__eltx_grad(&f->tx, h + i * rs + j, d, x[i * d + j], z[i * d + j], w[i * d + j], gl[i], &gx,
+                          dout + i * rs + j);
         }
     if (neg)
         for (size_t q = 0; q < n * rs; q++) dout[q] = -dout[q];
@@ -165,29 +166,28 @@ static nf_status maf_forward_backward(const nf_bijector *b, const nf_pass *p, fl
     size_t di = d + b->dc;
     float *w = nf__carve(&cur, n * d * sizeof(float));
     float *r = nf__carve(&cur, n * di * sizeof(float));
-    float *tp = nf__carve(&cur, n * d * sizeof(float));  /* T'(x) */
+    double *itp = nf__carve(&cur, n * d * sizeof(double)); /* 1 / T'(x) */
     float *glx = nf__carve(&cur, n * d * sizeof(float)); /* gl d log T'/dx */
     float *xin = nf__carve(&cur, n * di * sizeof(float));
     const float *h = made_out(f, p->tape, n), *in = made_in(b, p, x, xin);
-    (void)z;
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++) {
             double zz, gx, l = nf__eltx_eval(&f->tx, h + i * rs + j, d, x[i * d + j], &zz);
-            nf__eltx_grad(&f->tx, h + i * rs + j, d, x[i * d + j], 0, gl[i], &gx, dout + i * rs + j);
-            tp[i * d + j] = (float)exp(l), glx[i * d + j] = (float)gx;
+            nf__eltx_grad(&f->tx, h + i * rs + j, d, x[i * d + j], z[i * d + j], 0, gl[i], &gx, dout + i * rs + j);
+            itp[i * d + j] = exp(-l), glx[i * d + j] = (float)gx;
         }
     memset(w, 0, n * d * sizeof(float));
     for (size_t sweep = 0; sweep < d; sweep++) {
-        fill_gp(f, dout, w, h, x, gl, n, 0);
+        fill_gp(f, dout, w, h, x, z, gl, n, 0);
         nf__mlp_backward(&f->made, b->params, NULL, r, dout, p->tape, mscratch, in, n);
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < d; j++) {
                 size_t q = i * d + j;
-                w[q] = (float)(((double)g[q] - r[i * di + j] - glx[q]) / (double)tp[q]);
+                w[q] = (float)(((double)g[q] - r[i * di + j] - glx[q]) * itp[q]);
             }
     }
     if (dparams) {
-        fill_gp(f, dout, w, h, x, gl, n, 1);
+        fill_gp(f, dout, w, h, x, z, gl, n, 1);
         nf__mlp_backward(&f->made, b->params, dparams, NULL, dout, p->tape, mscratch, in, n);
     }
     if (dz) memcpy(dz, w, n * d * sizeof(float));

@@ -49,10 +49,13 @@ static inline double nf__eltx_invert(const nf_eltx *t, const float *p, size_t st
     return -a;
 }
 
-/* Reverse mode at x: given dL/dz = gz and dL/d log T'(x) = gl, writes
- * *gx = gz T'(x) + gl d log T'/dx and gp[k * stride] = dL/dp_k. */
-static inline void nf__eltx_grad(const nf_eltx *t, const float *p, size_t stride, double x, double gz, double gl,
-                                 double *gx, float *gp) {
+/* Reverse mode at x, with z = T(x) as the pass stored it: given dL/dz = gz
+ * and dL/d log T'(x) = gl, writes *gx = gz T'(x) + gl d log T'/dx and
+ * gp[k * stride] = dL/dp_k.  (The affine map uses the stored z, as the MAF
+ * did before the transforms were shared, so its results are unchanged bit
+ * for bit.) */
+static inline void nf__eltx_grad(const nf_eltx *t, const float *p, size_t stride, double x, double z, double gz,
+                                 double gl, double *gx, float *gp) {
     if (t->bins) {
         nf__rqs_grad(t->bins, t->bound, p, stride, x, gz, gl, gx, gp);
         return;
@@ -60,7 +63,7 @@ static inline void nf__eltx_grad(const nf_eltx *t, const float *p, size_t stride
     double e = exp(-(double)p[stride]);
     *gx = gz * e;
     gp[0] = (float)(-gz * e);
-    gp[stride] = (float)(-gz * (x - (double)p[0]) * e - gl);
+    gp[stride] = (float)(-gz * z - gl);
 }
 
 #endif
