@@ -64,6 +64,10 @@ void progress_update(progress *p, const nf_train_progress *tp);
 void progress_done(progress *p);
 double now_seconds(void);
 
+/* Splits n rows [x (d values) | c (dc values)] into x (n x d) and c
+ * (n x dc); x may be `rows` itself (packed in place, front to back). */
+void split_context_rows(const float *rows, size_t n, size_t d, size_t dc, float *x, float *c);
+
 /* Figures and the report (plot.c); return 0 or an exit code. */
 typedef struct run_info {
     const char *cmdline, *spec, *data_name;

@@ -123,11 +123,7 @@ int cmd_logprob(int argc, char **argv) {
         rc = fail(cmd, EXIT_DATA, "%s has %zu columns but the model needs %zu (dimension %zu%s)", in, d, fd + dc, fd,
                   dc ? " plus its context" : "");
     float *lp = rc ? NULL : malloc(n * sizeof(float)), *c = rc || !dc ? NULL : malloc(n * dc * sizeof(float));
-    if (!rc && dc && c) /* split [x | c] rows in place: x packed to the front */
-        for (size_t i = 0; i < n; i++) {
-            memcpy(c + i * dc, x + i * d + fd, dc * sizeof(float));
-            memmove(x + i * fd, x + i * d, fd * sizeof(float));
-        }
+    if (!rc && dc && c) split_context_rows(x, n, fd, dc, x, c);
     if (!rc && (!lp || (dc && !c) || nf_flow_log_prob_ctx(f, x, c, n, lp))) rc = fail(cmd, EXIT_NUMERIC, "%s", nf_last_error());
     free(c);
     if (!rc && nf_write_table(out, lp, n, 1, "log_prob")) rc = fail(cmd, EXIT_DATA, "%s", nf_last_error());

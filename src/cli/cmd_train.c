@@ -128,14 +128,11 @@ static int mkdir_p(const char *dir) {
 
 /* Mean NLL of n rows [x | context]. */
 static double mean_nll(const nf_flow *f, const float *rows, size_t n, nf_status *s) {
-    size_t d = nf_flow_dim(f), dc = nf_flow_context_dim(f), D = d + dc;
+    size_t d = nf_flow_dim(f), dc = nf_flow_context_dim(f);
     float *lp = malloc(n * sizeof(float)), *x = malloc(n * d * sizeof(float)), *c = malloc(n * (dc ? dc : 1) * sizeof(float));
     double acc = 0;
     *s = lp && x && c ? NF_OK : NF_ERR_NOMEM;
-    for (size_t i = 0; !*s && i < n; i++) {
-        memcpy(x + i * d, rows + i * D, d * sizeof(float));
-        if (dc) memcpy(c + i * dc, rows + i * D + d, dc * sizeof(float));
-    }
+    if (!*s) split_context_rows(rows, n, d, dc, x, c);
     if (!*s) *s = nf_flow_log_prob_ctx(f, x, dc ? c : NULL, n, lp);
     for (size_t i = 0; !*s && i < n; i++) acc -= lp[i];
     free(lp), free(x), free(c);

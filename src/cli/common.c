@@ -98,3 +98,10 @@ double now_seconds(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+void split_context_rows(const float *rows, size_t n, size_t d, size_t dc, float *x, float *c) {
+    for (size_t i = 0; i < n; i++) { /* row i's source lies at or after its destination: no unread row is overwritten */
+        if (dc) memcpy(c + i * dc, rows + i * (d + dc) + d, dc * sizeof(float));
+        memmove(x + i * d, rows + i * (d + dc), d * sizeof(float));
+    }
+}
