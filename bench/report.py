@@ -77,7 +77,7 @@ with open(sys.argv[2], "w") as f:
             "`bench/torch_bench.py` on identical configurations one after the other in the same run, at 1 and 2 "
             "threads, and reports ratios PyTorch time / nflow time (higher is better for nflow). Threads: nflow's "
             "training steps split each batch over T threads of its own (`nf_train_opts.threads`) with "
-            "single-threaded OpenBLAS inside them, and its 1M-point passes use T OpenBLAS threads; PyTorch runs with "
+            "single-threaded OpenBLAS inside them, and its 1M-point passes split their chunks of 8192 rows over T threads the same way (`nf_flow_set_threads`); PyTorch runs with "
             "torch.set_num_threads(T) on Debian's OpenMP OpenBLAS (with the default pthread OpenBLAS its 2-thread "
             "training step is about 4x slower here through oversubscription, which would flatter nflow).\n\n")
     f.write(f"Machine: {cpu.get('model name', '?')} (cpu family {family}), {ncores} cores at {mhz:.0f} MHz, "

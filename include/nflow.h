@@ -447,6 +447,15 @@ nf_status nf_flow_sample_and_log_prob(const nf_flow *flow, nf_rng *rng, size_t n
  * nf_flow_fit_scaler) are [x (d values), c (context values)]; the scaler
  * standardises x only. */
 size_t nf_flow_context_dim(const nf_flow *flow);
+
+/* log_prob, to_base and the sample calls work in chunks of 8192 rows; with
+ * threads > 1 (up to 64) the chunks are split over that many threads, each
+ * with its own workspace.  Results are identical for any thread count (the
+ * base samples are drawn in order on the calling thread).  Run the BLAS
+ * single-threaded with it (OPENBLAS_NUM_THREADS=1, or
+ * openblas_set_num_threads(1)), or the threads oversubscribe the cores.
+ * Default 1.  Not to be called while another thread uses the flow. */
+nf_status nf_flow_set_threads(nf_flow *flow, size_t threads);
 nf_status nf_flow_log_prob_ctx(const nf_flow *flow, const float *x, const float *ctx, size_t n, float *log_prob);
 nf_status nf_flow_sample_ctx(const nf_flow *flow, nf_rng *rng, const float *ctx, size_t n, float *x);
 nf_status nf_flow_sample_and_log_prob_ctx(const nf_flow *flow, nf_rng *rng, const float *ctx, size_t n, float *x,

@@ -95,7 +95,45 @@ static void test_pool(void) {
     nf_flow_free(f);
 }
 
+/* log_prob and sample split over threads give the serial results bit for
+ * bit (3 chunks of 8192 and a partial one, over 1, 2 and 3 threads), and a
+ * failing chunk is reported with its rows. */
+static void test_pass_threads(void) {
+    nf_flow *f = NULL;
+    CHECK_OK(nf_flow_from_spec("chain(nsf(layers=2, hidden=[8], bins=4), maf(hidden=[8]))", 2, 4, &f));
+    if (!f) return;
+    enum { n = 3 * 8192 + 100 };
+    float *x = malloc(n * 2 * sizeof(float)), *lp[3], *xs[3], *lq[3];
+    nf_rng *rng = NULL;
+    nf_rng_create(6, &rng);
+    nf_rng_fill_normal(rng, x, n * 2);
+    x[2 * 20000] = 1e30f; /* a far point in the third chunk: log p = -inf, not an error */
+    for (int t = 0; t < 3; t++) {
+        lp[t] = malloc(n * sizeof(float)), xs[t] = malloc(n * 2 * sizeof(float)), lq[t] = malloc(n * sizeof(float));
+        CHECK_OK(nf_flow_set_threads(f, (size_t)t + 1));
+        CHECK_OK(nf_flow_log_prob(f, x, n, lp[t]));
+        nf_rng *r = NULL;
+        nf_rng_create(11, &r);
+        CHECK_OK(nf_flow_sample_and_log_prob(f, r, n, xs[t], lq[t]));
+        nf_rng_free(r);
+    }
+    for (int t = 1; t < 3; t++) {
+        CHECK(!memcmp(lp[0], lp[t], n * sizeof(float)), "log_prob over %d threads equals the serial result", t + 1);
+        CHECK(!memcmp(xs[0], xs[t], n * 2 * sizeof(float)) && !memcmp(lq[0], lq[t], n * sizeof(float)),
+              "samples over %d threads equal the serial ones", t + 1);
+    }
+    CHECK(isinf(lp[2][20000]) && lp[2][20000] < 0, "the far point has log p = -inf");
+    x[2 * 17000 + 1] = NAN;
+    CHECK_ERR(nf_flow_log_prob(f, x, n, lp[0]), NF_ERR_DOMAIN, "row 17000");
+    CHECK_ERR(nf_flow_set_threads(f, 0), NF_ERR_ARG, "1..64");
+    for (int t = 0; t < 3; t++) free(lp[t]), free(xs[t]), free(lq[t]);
+    free(x);
+    nf_rng_free(rng);
+    nf_flow_free(f);
+}
+
 void test_threads(void) {
+    test_pass_threads();
     test_pool();
     test_flow_threads();
     nf_dist *base = NULL, *td = NULL;

@@ -7,6 +7,8 @@
  */
 #include "flow.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -211,53 +213,117 @@ static nf_status nonfinite_out(const char *what, const float *v, size_t m, size_
     return nf__err(NF_ERR_NUMERIC, "%s is non-finite (%g) at row %zu", what, (double)v[k], row0 + k / width);
 }
 
+/* ---- chunked passes, optionally over several threads ---------------------- */
+
+/* One chunk [r, r + k) of a pass, with the calling thread's workspace. */
+typedef nf_status (*chunk_fn)(const void *job, fws *w, size_t r, size_t k);
+
+typedef struct chunk_worker {
+    const nf_flow *f;
+    chunk_fn fn;
+    const void *job;
+    size_t n, m, t, T; /* rows, chunk size, this worker, workers */
+    nf_status st;
+    size_t bad_row;    /* first row of the failing chunk */
+    char msg[512];
+} chunk_worker;
+
+/* Worker t runs chunks t, t + T, t + 2T, ... and stops at its first failure. */
+static void *chunk_main(void *arg) {
+    chunk_worker *c = arg;
+    fws w;
+    c->st = ws_alloc(c->f, c->m, &w);
+    if (c->st) {
+        c->bad_row = 0;
+        snprintf(c->msg, sizeof c->msg, "%s", nf_last_error());
+        return NULL;
+    }
+    for (size_t r = c->t * c->m; r < c->n && !c->st; r += c->T * c->m) {
+        size_t k = c->n - r < c->m ? c->n - r : c->m;
+        c->st = c->fn(c->job, &w, r, k);
+        if (c->st) c->bad_row = r, snprintf(c->msg, sizeof c->msg, "%s", nf_last_error());
+    }
+    nf__aligned_free(w.mem);
+    return NULL;
+}
+
+/* Runs fn over the chunks of n rows on f->threads threads (each with its own
+ * workspace; the chunks are independent, so the results do not depend on the
+ * thread count).  On failure the earliest failing chunk's error is reported. */
+static nf_status run_chunks(const nf_flow *f, size_t n, chunk_fn fn, const void *job) {
+    size_t m = chunk_of(n), nchunks = (n + m - 1) / m, T = f->threads > 1 ? f->threads : 1;
+    if (T > nchunks) T = nchunks;
+    chunk_worker c[NF_FLOW_MAX_THREADS];
+    pthread_t th[NF_FLOW_MAX_THREADS];
+    int started[NF_FLOW_MAX_THREADS] = {0};
+    for (size_t t = 0; t < T; t++) c[t] = (chunk_worker){f, fn, job, n, m, t, T, NF_OK, 0, {0}};
+    for (size_t t = 1; t < T; t++) started[t] = pthread_create(&th[t], NULL, chunk_main, &c[t]) == 0;
+    chunk_main(&c[0]);
+    for (size_t t = 1; t < T; t++) {
+        if (started[t]) pthread_join(th[t], NULL);
+        else chunk_main(&c[t]); /* no thread could be started: run its share here */
+    }
+    size_t worst = T;
+    for (size_t t = 0; t < T; t++)
+        if (c[t].st && (worst == T || c[t].bad_row < c[worst].bad_row)) worst = t;
+    return worst == T ? NF_OK : nf__err(c[worst].st, "%s", c[worst].msg);
+}
+
+typedef struct density_job {
+    const nf_flow *f;
+    const float *x, *ctx;
+    float *lp, *z;
+} density_job;
+
 /* to_base: lp == NULL; log_prob: z == NULL. */
+static nf_status density_chunk(const void *jp, fws *w, size_t r, size_t k) {
+    const density_job *J = jp;
+    const nf_flow *f = J->f;
+    size_t d = f->d, dc = f->bij->dc;
+    float *lp = J->lp, *z = J->z;
+    memcpy(w->a, J->x + r * d, k * d * sizeof(float));
+    nf__flow_scale_in(f, w->a, k);
+    memset(w->l, 0, k * sizeof(float));
+    const float *cr = J->ctx ? J->ctx + r * dc : NULL;
+    nf_pass p = {k, NULL, w->bscratch, cr, 0};
+    float *zz = z ? z + r * d : w->b;
+    nf_status s = f->bij->ops->inverse(f->bij, &p, zz, lp ? w->l : NULL, w->a);
+    if (!s) s = nonfinite_out("the base-space point", zz, k, d, r);
+    if (s == NF_ERR_NUMERIC && lp) {
+        /* Some row's base-space point overflows float: its density is 0.
+         * Redo the chunk row by row; overflowing rows get log p = -inf. */
+        s = NF_OK;
+        for (size_t i = 0; i < k && !s; i++) {
+            nf_pass q = {1, NULL, w->bscratch, cr ? cr + i * dc : NULL, 0};
+            w->l[i] = 0;
+            nf_status si = f->bij->ops->inverse(f->bij, &q, zz + i * d, &w->l[i], w->a + i * d);
+            if (!si) si = nonfinite_out("the base-space point", zz + i * d, 1, d, r + i);
+            if (si == NF_ERR_NUMERIC) {
+                for (size_t j = 0; j < d; j++) zz[i * d + j] = 0;
+                w->l[i] = -INFINITY;
+            } else
+                s = si;
+        }
+    }
+    if (!s && lp) {
+        s = f->base->ops->log_prob(f->base, w->dscratch, lp + r, zz, k);
+        for (size_t i = 0; i < k && !s; i++) {
+            lp[r + i] = (float)((double)lp[r + i] + w->l[i] - f->log_std_sum);
+            if (isnan(lp[r + i])) s = nf__err(NF_ERR_NUMERIC, "log_prob is NaN at row %zu", r + i);
+        }
+    }
+    return s;
+}
+
 static nf_status density(const char *fn, const nf_flow *f, const float *x, const float *ctx, size_t n, float *lp,
                          float *z) {
     NF_TRY(check_call(fn, f, x, lp ? (void *)lp : (void *)z, n));
     if (n == 0) return NF_OK;
     NF_TRY(check_ctx(fn, f, ctx, n));
-    size_t dc = f->bij->dc;
-    size_t d = f->d, m = chunk_of(n);
-    nf_status s = nf__check_finite("input x", x, n, d);
+    nf_status s = nf__check_finite("input x", x, n, f->d);
     if (s) return nf__err_prefix(s, fn);
-    fws w;
-    if ((s = ws_alloc(f, m, &w))) return nf__err_prefix(s, fn);
-    for (size_t r = 0; r < n && !s; r += m) {
-        size_t k = n - r < m ? n - r : m;
-        memcpy(w.a, x + r * d, k * d * sizeof(float));
-        nf__flow_scale_in(f, w.a, k);
-        memset(w.l, 0, k * sizeof(float));
-        const float *cr = ctx ? ctx + r * dc : NULL;
-        nf_pass p = {k, NULL, w.bscratch, cr, 0};
-        float *zz = z ? z + r * d : w.b;
-        s = f->bij->ops->inverse(f->bij, &p, zz, lp ? w.l : NULL, w.a);
-        if (!s) s = nonfinite_out("the base-space point", zz, k, d, r);
-        if (s == NF_ERR_NUMERIC && lp) {
-            /* Some row's base-space point overflows float: its density is 0.
-             * Redo the chunk row by row; overflowing rows get log p = -inf. */
-            s = NF_OK;
-            for (size_t i = 0; i < k && !s; i++) {
-                nf_pass q = {1, NULL, w.bscratch, cr ? cr + i * dc : NULL, 0};
-                w.l[i] = 0;
-                nf_status si = f->bij->ops->inverse(f->bij, &q, zz + i * d, &w.l[i], w.a + i * d);
-                if (!si) si = nonfinite_out("the base-space point", zz + i * d, 1, d, r + i);
-                if (si == NF_ERR_NUMERIC) {
-                    for (size_t j = 0; j < d; j++) zz[i * d + j] = 0;
-                    w.l[i] = -INFINITY;
-                } else
-                    s = si;
-            }
-        }
-        if (!s && lp) {
-            s = f->base->ops->log_prob(f->base, w.dscratch, lp + r, zz, k);
-            for (size_t i = 0; i < k && !s; i++) {
-                lp[r + i] = (float)((double)lp[r + i] + w.l[i] - f->log_std_sum);
-                if (isnan(lp[r + i])) s = nf__err(NF_ERR_NUMERIC, "log_prob is NaN at row %zu", r + i);
-            }
-        }
-    }
-    nf__aligned_free(w.mem);
+    density_job J = {f, x, ctx, lp, z};
+    s = run_chunks(f, n, density_chunk, &J);
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
 
@@ -275,31 +341,56 @@ nf_status nf_flow_to_base(const nf_flow *f, const float *x, size_t n, float *z) 
 
 size_t nf_flow_context_dim(const nf_flow *f) { return f ? f->bij->dc : 0; }
 
+nf_status nf_flow_set_threads(nf_flow *f, size_t threads) {
+    if (!f || threads == 0 || threads > NF_FLOW_MAX_THREADS)
+        return nf__err(NF_ERR_ARG, "nf_flow_set_threads: needs a flow and 1..%d threads, got %zu", NF_FLOW_MAX_THREADS,
+                       threads);
+    f->threads = threads;
+    return NF_OK;
+}
+
+typedef struct draw_job {
+    const nf_flow *f;
+    const float *ctx;
+    float *x, *lp; /* x holds the base samples on entry */
+} draw_job;
+
+static nf_status draw_chunk(const void *jp, fws *w, size_t r, size_t k) {
+    const draw_job *J = jp;
+    const nf_flow *f = J->f;
+    size_t d = f->d, dc = f->bij->dc;
+    float *x = J->x, *lp = J->lp;
+    memcpy(w->a, x + r * d, k * d * sizeof(float));
+    memset(w->l, 0, k * sizeof(float));
+    nf_pass p = {k, NULL, w->bscratch, J->ctx ? J->ctx + r * dc : NULL, 0};
+    nf_status s = f->bij->ops->forward(f->bij, &p, x + r * d, lp ? w->l : NULL, w->a);
+    if (!s) s = nonfinite_out("a sample", x + r * d, k, d, r);
+    if (s) return s;
+    scale_out(f, x + r * d, k);
+    if (lp)
+        for (size_t i = 0; i < k; i++) lp[r + i] = (float)((double)lp[r + i] - w->l[i] - f->log_std_sum);
+    return NF_OK;
+}
+
+/* The base samples are drawn first, chunk by chunk on the calling thread (the
+ * generator's stream is the same for any thread count), then mapped forward
+ * in parallel chunks. */
 static nf_status draw(const char *fn, const nf_flow *f, nf_rng *rng, const float *ctx, size_t n, float *x,
                       float *lp) {
     NF_TRY(check_call(fn, f, x, x, n));
     if (!rng) return nf__err(NF_ERR_ARG, "%s: rng is NULL", fn);
     if (n == 0) return NF_OK;
     NF_TRY(check_ctx(fn, f, ctx, n));
-    size_t dc = f->bij->dc;
     size_t d = f->d, m = chunk_of(n);
-    fws w;
-    nf_status s = ws_alloc(f, m, &w);
-    if (s) return nf__err_prefix(s, fn);
+    void *ds = nf__aligned_alloc(nf__dist_scratch(f->base, m));
+    nf_status s = ds ? NF_OK : nf__err(NF_ERR_NOMEM, "out of memory");
     for (size_t r = 0; r < n && !s; r += m) {
         size_t k = n - r < m ? n - r : m;
-        s = f->base->ops->sample(f->base, w.dscratch, rng, w.a, lp ? lp + r : NULL, k);
-        if (s) break;
-        memset(w.l, 0, k * sizeof(float));
-        nf_pass p = {k, NULL, w.bscratch, ctx ? ctx + r * dc : NULL, 0};
-        s = f->bij->ops->forward(f->bij, &p, x + r * d, lp ? w.l : NULL, w.a);
-        if (!s) s = nonfinite_out("a sample", x + r * d, k, d, r);
-        if (s) break;
-        scale_out(f, x + r * d, k);
-        if (lp)
-            for (size_t i = 0; i < k; i++) lp[r + i] = (float)((double)lp[r + i] - w.l[i] - f->log_std_sum);
+        s = f->base->ops->sample(f->base, ds, rng, x + r * d, lp ? lp + r : NULL, k);
     }
-    nf__aligned_free(w.mem);
+    nf__aligned_free(ds);
+    draw_job J = {f, ctx, x, lp};
+    if (!s) s = run_chunks(f, n, draw_chunk, &J);
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
 

@@ -18,12 +18,14 @@ struct nf_flow {
                              trainable base's (one buffer when the base has any) */
     size_t P, Pb;         /* all of them, and the bijector's */
     int owns_params;
+    size_t threads;       /* log_prob / sample split their chunks over this many (0, 1: one) */
     char *spec;           /* the spec it was built from (NULL: built by hand) */
     uint64_t build_seed;  /* the seed of its initial weights and MADE orders */
 };
 
 /* Rows per chunk of the one-off calls (bounds their workspace). */
 #define NF_FLOW_CHUNK 8192
+#define NF_FLOW_MAX_THREADS 64
 
 /* Model files with extra content (training checkpoints), src/io/model.c. */
 typedef struct nf_extra_tensor {
