@@ -117,6 +117,14 @@ void test_cli(const char *build) {
     if (lp0) l1 = strtod(lp0 + 1, NULL);
     CHECK(rc == 0 && l0 > l1 + 2, "logprob of (0, 1): %g given label 0 (its moon), %g given label 1", l0, l1);
 
+    /* --threads: the same samples and densities as one thread with a single-threaded BLAS */
+    CHECK(run(NULL, 0, "OPENBLAS_NUM_THREADS=1 %s sample --model %s/model.nflow -n 20000 --seed 2 --out %s/t1.csv && "
+              "%s sample --model %s/model.nflow -n 20000 --seed 2 --threads 2 --out %s/t2.csv && cmp -s %s/t1.csv %s/t2.csv",
+              bin, rundir, tmp, bin, rundir, tmp, tmp, tmp) == 0, "sample --threads 2 equals one thread");
+    CHECK(run(NULL, 0, "OPENBLAS_NUM_THREADS=1 %s logprob --model %s/model.nflow --in %s/t1.csv --out %s/l1.csv && "
+              "%s logprob --model %s/model.nflow --in %s/t1.csv --threads 3 --out %s/l2.csv && cmp -s %s/l1.csv %s/l2.csv",
+              bin, rundir, tmp, tmp, bin, rundir, tmp, tmp, tmp, tmp) == 0, "logprob --threads 3 equals one thread");
+
     /* sample / logprob round trip through CSV and NPY */
     CHECK(run(NULL, 0, "%s sample --model %s/model.nflow -n 200 --seed 5 --with-log-prob --out %s/s.npy", bin, rundir, tmp) == 0, "sample to .npy");
     CHECK(run(NULL, 0, "%s sample --model %s/model.nflow -n 200 --seed 5 --out %s/s.csv", bin, rundir, tmp) == 0, "sample to .csv");

@@ -8,20 +8,24 @@
 #include <string.h>
 
 static const char *HELP_SAMPLE =
-    "usage: nflow sample --model M -n N --out FILE [--seed S] [--with-log-prob] [--context V,...]\n"
+    "usage: nflow sample --model M -n N --out FILE [--seed S] [--with-log-prob] [--context V,...] [--threads T]\n"
     "\n"
     "Draws N samples from a trained flow (forward direction: base -> data) and\n"
     "writes them as CSV or .npy (by extension; '-' is stdout), in the data's\n"
     "units.  --with-log-prob adds a last column with each sample's log-density.\n"
     "A conditional model needs --context: its context values (e.g. --context 1),\n"
-    "the same for every sample.\n";
+    "the same for every sample.  --threads T splits the work into chunks over T\n"
+    "threads, each with a single-threaded BLAS: the samples equal a one-thread\n"
+    "run's with OPENBLAS_NUM_THREADS=1.\n";
 static const char *HELP_LOGPROB =
-    "usage: nflow logprob --model M --in FILE --out FILE\n"
+    "usage: nflow logprob --model M --in FILE --out FILE [--threads T]\n"
     "\n"
     "Writes the log-density of every row of FILE (CSV or .npy, '-' for stdin)\n"
     "under the model (inverse direction: data -> base), one value per row, in\n"
     "the units of the data.  For a conditional model each row is the point\n"
-    "followed by its context values: log p(x | c).\n";
+    "followed by its context values: log p(x | c).  --threads T splits the rows\n"
+    "into chunks over T threads, each with a single-threaded BLAS (the values\n"
+    "equal a one-thread run's with OPENBLAS_NUM_THREADS=1).\n";
 static const char *HELP_INFO =
     "usage: nflow info --model M\n"
     "\n"
@@ -35,6 +39,17 @@ static const char *HELP_PLOT =
     "is a CSV/.npy file or a generated set (moons, circles, ...; --n points).\n"
     "A conditional model draws samples for each context found in --data (rows:\n"
     "point, then context; a generated set gives its label as the context).\n";
+
+/* OpenBLAS's thread control, when the CBLAS is OpenBLAS (weak: any CBLAS links). */
+extern void openblas_set_num_threads(int) __attribute__((weak));
+
+/* --threads T: chunks over T threads, each with a single-threaded BLAS. */
+static int use_threads(const char *cmd, nf_flow *f, size_t threads) {
+    if (threads <= 1) return 0;
+    if (nf_flow_set_threads(f, threads)) return fail(cmd, EXIT_USAGE, "%s", nf_last_error());
+    if (openblas_set_num_threads) openblas_set_num_threads(1);
+    return 0;
+}
 
 static int load(const char *cmd, const char *path, nf_flow **f) {
     if (!path) return fail(cmd, EXIT_USAGE, "--model is required");
@@ -52,12 +67,17 @@ int cmd_sample(int argc, char **argv) {
     uint64_t seed = (uint64_t)opt_num(&a, "--seed", 0, 0, 1.8e19);
     int with_lp = opt_flag(&a, "--with-log-prob");
     const char *ctxs = opt_str(&a, "--context", NULL);
+    size_t threads = (size_t)opt_num(&a, "--threads", 1, 1, 64);
     rc = args_check_all_used(&a);
     args_free(&a);
     if (rc) return rc;
     if (!out || n == 0) return fail(cmd, EXIT_USAGE, "-n N and --out FILE are required");
     nf_flow *f = NULL;
     if ((rc = load(cmd, model, &f))) return rc;
+    if ((rc = use_threads(cmd, f, threads))) {
+        nf_flow_free(f);
+        return rc;
+    }
     size_t d = nf_flow_dim(f), w = d + (with_lp ? 1 : 0), dc = nf_flow_context_dim(f);
     float *ctx = NULL;
     if (dc || ctxs) { /* --context V1,...,Vdc for every sample */
@@ -109,12 +129,17 @@ int cmd_logprob(int argc, char **argv) {
     int rc = help_or_init(&a, cmd, argc, argv, HELP_LOGPROB);
     if (rc) return rc < 0 ? 0 : rc;
     const char *model = opt_str(&a, "--model", NULL), *in = opt_str(&a, "--in", NULL), *out = opt_str(&a, "--out", NULL);
+    size_t threads = (size_t)opt_num(&a, "--threads", 1, 1, 64);
     rc = args_check_all_used(&a);
     args_free(&a);
     if (rc) return rc;
     if (!in || !out) return fail(cmd, EXIT_USAGE, "--in FILE and --out FILE are required");
     nf_flow *f = NULL;
     if ((rc = load(cmd, model, &f))) return rc;
+    if ((rc = use_threads(cmd, f, threads))) {
+        nf_flow_free(f);
+        return rc;
+    }
     float *x = NULL;
     size_t n, d;
     size_t fd = nf_flow_dim(f), dc = nf_flow_context_dim(f);
