@@ -43,17 +43,19 @@ static const char *HELP_PLOT =
 /* OpenBLAS's thread control, when the CBLAS is OpenBLAS (weak: any CBLAS links). */
 extern void openblas_set_num_threads(int) __attribute__((weak));
 
-/* --threads T: chunks over T threads, each with a single-threaded BLAS. */
-static int use_threads(const char *cmd, nf_flow *f, size_t threads) {
-    if (threads <= 1) return 0;
-    if (nf_flow_set_threads(f, threads)) return fail(cmd, EXIT_USAGE, "%s", nf_last_error());
-    if (openblas_set_num_threads) openblas_set_num_threads(1);
-    return 0;
-}
-
-static int load(const char *cmd, const char *path, nf_flow **f) {
+/* Loads a model; threads > 1 (--threads) splits its passes into chunks over
+ * that many threads, each with a single-threaded BLAS. */
+static int load(const char *cmd, const char *path, size_t threads, nf_flow **f) {
     if (!path) return fail(cmd, EXIT_USAGE, "--model is required");
     if (nf_flow_load(path, f)) return fail(cmd, EXIT_DATA, "%s", nf_last_error());
+    if (threads <= 1) return 0;
+    if (nf_flow_set_threads(*f, threads)) {
+        int rc = fail(cmd, EXIT_USAGE, "%s", nf_last_error());
+        nf_flow_free(*f);
+        *f = NULL;
+        return rc;
+    }
+    if (openblas_set_num_threads) openblas_set_num_threads(1);
     return 0;
 }
 
@@ -73,11 +75,7 @@ int cmd_sample(int argc, char **argv) {
     if (rc) return rc;
     if (!out || n == 0) return fail(cmd, EXIT_USAGE, "-n N and --out FILE are required");
     nf_flow *f = NULL;
-    if ((rc = load(cmd, model, &f))) return rc;
-    if ((rc = use_threads(cmd, f, threads))) {
-        nf_flow_free(f);
-        return rc;
-    }
+    if ((rc = load(cmd, model, threads, &f))) return rc;
     size_t d = nf_flow_dim(f), w = d + (with_lp ? 1 : 0), dc = nf_flow_context_dim(f);
     float *ctx = NULL;
     if (dc || ctxs) { /* --context V1,...,Vdc for every sample */
@@ -135,11 +133,7 @@ int cmd_logprob(int argc, char **argv) {
     if (rc) return rc;
     if (!in || !out) return fail(cmd, EXIT_USAGE, "--in FILE and --out FILE are required");
     nf_flow *f = NULL;
-    if ((rc = load(cmd, model, &f))) return rc;
-    if ((rc = use_threads(cmd, f, threads))) {
-        nf_flow_free(f);
-        return rc;
-    }
+    if ((rc = load(cmd, model, threads, &f))) return rc;
     float *x = NULL;
     size_t n, d;
     size_t fd = nf_flow_dim(f), dc = nf_flow_context_dim(f);
@@ -168,7 +162,7 @@ int cmd_info(int argc, char **argv) {
     args_free(&a);
     if (rc) return rc;
     nf_flow *f = NULL;
-    if ((rc = load(cmd, model, &f))) return rc;
+    if ((rc = load(cmd, model, 1, &f))) return rc;
     printf("model:      %s\nspec:       %s\ndimension:  %zu\nparameters: %zu\n", model, nf_flow_spec(f), nf_flow_dim(f),
            nf_flow_param_count(f));
     if (nf_flow_context_dim(f))
@@ -204,7 +198,7 @@ int cmd_plot(int argc, char **argv) {
     if (!out) return fail(cmd, EXIT_USAGE, "--out DIR is required");
     if (strcmp(fmt, "png") && strcmp(fmt, "svg") && strcmp(fmt, "pdf")) return fail(cmd, EXIT_USAGE, "--format must be png, svg or pdf");
     nf_flow *f = NULL;
-    if ((rc = load(cmd, model, &f))) return rc;
+    if ((rc = load(cmd, model, 1, &f))) return rc;
     float *x = NULL;
     size_t d = nf_flow_dim(f), dc = nf_flow_context_dim(f);
     if (data) {
