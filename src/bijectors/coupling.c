@@ -263,7 +263,6 @@ static nf_status cp_backward(const nf_bijector *b, const nf_pass *p, float *gin,
     if (gin)
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < nc; j++) gin[i * d + c->ci[j]] = g[i * d + c->ci[j]] + dxc[i * ni + j];
-    (void)in;
     return NF_OK;
 }
 
