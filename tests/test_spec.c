@@ -60,6 +60,8 @@ void test_spec(void) {
     CHECK_ERR(nf_flow_from_spec("realnvpp(layers=6)", 2, 1, &f), NF_ERR_ARG, "unknown bijector 'realnvpp' (known: identity");
     CHECK_ERR(nf_flow_from_spec("maf(hiden=[16])", 2, 1, &f), NF_ERR_ARG, "unknown argument 'hiden' of maf() (known: layers");
     CHECK_ERR(nf_flow_from_spec("maf(hidden=[100000000])", 2, 1, &f), NF_ERR_ARG, "1..65536");
+    CHECK_ERR(nf_flow_from_spec("maf(hidden=1e30)", 2, 1, &f), NF_ERR_ARG, "1..65536");
+    CHECK_ERR(nf_flow_from_spec("realnvp(hidden=-7)", 2, 1, &f), NF_ERR_ARG, "1..65536");
     CHECK_ERR(nf_flow_from_spec("maf(", 2, 1, &f), NF_ERR_ARG, "found the end");
     CHECK_ERR(nf_flow_from_spec("realnvp(layers=1024, hidden=[65536,65536])", 2, 1, &f), NF_ERR_ARG, "more than the limit");
     CHECK_ERR(nf_flow_from_spec("maf(layers=256, hidden=[65536,65536,65536])", 2, 1, &f), NF_ERR_ARG, "more than the limit");

@@ -137,9 +137,9 @@ static nf_status get_net(const bctx *c, const sp_node *n, int def_act, int def_z
     if (!h) {
         o->hidden[0] = o->hidden[1] = 256, o->nhidden = 2;
     } else if (h->kind == SP_NUM) {
-        o->hidden[0] = (size_t)h->num, o->nhidden = 1;
         if (h->num != floor(h->num) || h->num < 1 || h->num > 65536)
             return nf__spec_error(NF_ERR_ARG, c->text, h->col, "hidden widths must be whole numbers in 1..65536");
+        o->hidden[0] = (size_t)h->num, o->nhidden = 1;
     } else if (h->kind == SP_LIST && h->n <= NF_MAX_HIDDEN) {
         for (size_t i = 0; i < h->n; i++) {
             const sp_node *w = h->kids[i];
