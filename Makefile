@@ -21,7 +21,9 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 # call) and -fno-trapping-math lets float comparisons in loops vectorise
 # (nflow never reads floating-point exception flags; it checks values for
 # NaN/inf explicitly).  Neither changes any arithmetic result; no -ffast-math.
-CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fno-math-errno -fno-trapping-math -fPIC -Iinclude
+# -ffp-contract=off keeps a*b+c two roundings under every compiler and in
+# every NF_VEC clone (GCC's ISO-C default already; Clang would fuse).
+CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fno-math-errno -fno-trapping-math -ffp-contract=off -fPIC -Iinclude
 LDLIBS  += -lopenblas -lm
 
 LIB_SRC  := $(sort $(filter-out src/cli/% src/plot/%,$(wildcard src/*/*.c)))
@@ -75,7 +77,7 @@ $(BUILD)/bench/nflow_bench: bench/nflow_bench.c $(BUILD)/libnflow.a
 # libFuzzer targets for the readers (clang): make fuzz FUZZ_SECONDS=600
 FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := csv npy model spec
-FUZZ_FLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fno-math-errno -fno-trapping-math -Iinclude \
+FUZZ_FLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fno-math-errno -fno-trapping-math -ffp-contract=off -Iinclude \
               -fsanitize=address,undefined -fno-sanitize-recover=all
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h tests/fuzz/fuzz_table.h $(LIB_SRC) $(wildcard src/*/*.h include/*.h)
 	@mkdir -p build-fuzz

@@ -55,6 +55,16 @@ const char *nf_last_error(void);
 /* Library version as "MAJOR.MINOR.PATCH". */
 const char *nf_version(void);
 
+/* The BLAS behind nflow's matrix products, in words, written into buf (at
+ * most cap bytes, always terminated when cap > 0): e.g. "OpenBLAS 0.3.21
+ * DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64; kernels: Haswell", or "a
+ * CBLAS other than OpenBLAS".  Returns the name of a faster set of OpenBLAS
+ * kernels that this CPU runs than the set in use (AVX-512 when OpenBLAS runs
+ * AVX2 kernels, as when OPENBLAS_CORETYPE=Haswell pins them), to give to the
+ * OPENBLAS_CORETYPE environment variable before the program starts, or NULL.
+ * nflow never changes the kernels itself.  Thread-safe. */
+const char *nf_blas_info(char *buf, size_t cap);
+
 /* ------------------------------------------------------------------------ */
 /* Random numbers                                                            */
 /* ------------------------------------------------------------------------ */

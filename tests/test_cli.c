@@ -46,6 +46,8 @@ void test_cli(const char *build) {
     static char out[65536];
     const char *cmds[] = {"train", "sample", "logprob", "eval", "data", "plot", "info", "fit-density"};
     CHECK(run(out, sizeof out, "%s --help", bin) == 0 && strstr(out, "train") && strstr(out, "Exit codes"), "nflow --help");
+    CHECK(run(out, sizeof out, "%s --version", bin) == 0 && strstr(out, "nflow 0.1.0") && strstr(out, "blas: "),
+          "nflow --version names the library and the BLAS");
     for (int i = 0; i < 8; i++) {
         char want[64];
         snprintf(want, sizeof want, "usage: nflow %s", cmds[i]);
@@ -175,7 +177,7 @@ void test_cli(const char *build) {
     const char *tr = "train --data moons --flow 'maf(hidden=[64])' --steps 20000 --checkpoint-every 100 --seed 3 --quiet";
     CHECK(run(NULL, 0, "%s %s --out %s/full", bin, tr, tmp) == 0, "uninterrupted run");
     rc = run(out, sizeof out,
-             "%s %s --out %s/killed & p=$!; while [ ! -f %s/killed/checkpoint.nflow ]; do sleep 0.01; done; "
+             "%s %s --out %s/killed & p=$!; while [ ! -f %s/killed/checkpoint.nflow ] && kill -0 $p 2>/dev/null; do sleep 0.01; done; "
              "kill -9 $p; wait $p; echo $?", bin, tr, tmp, tmp);
     CHECK(atoi(out) == 137 && !exists(tmp, "killed/model.nflow"), "the run was killed before it finished (%s)", out);
     CHECK(run(NULL, 0, "%s %s --out %s/killed --resume", bin, tr, tmp) == 0, "resumed run");

@@ -15,6 +15,15 @@ static void test_status(void) {
             CHECK(strcmp(nf_status_str(all[i]), nf_status_str(all[j])) != 0, "descriptions %zu, %zu differ", i, j);
     }
     CHECK(strcmp(nf_version(), "0.1.0") == 0, "version");
+    {
+        char what[256] = "unset", tiny[8];
+        const char *better = nf_blas_info(what, sizeof what);
+        CHECK(strlen(what) > 10 && strcmp(what, "unset") != 0, "nf_blas_info describes the BLAS: %s", what);
+        CHECK(!better || (strstr(what, "OpenBLAS") && strstr(what, "kernels: ")), "a better kernel set is named only for OpenBLAS");
+        nf_blas_info(tiny, sizeof tiny);
+        CHECK(strlen(tiny) == sizeof tiny - 1, "nf_blas_info truncates to the buffer");
+        CHECK(nf_blas_info(NULL, 0) == better, "nf_blas_info with no buffer");
+    }
     /* A message names the function, the object and the value. */
     nf_bijector *b = NULL;
     float s = 0;

@@ -18,6 +18,19 @@
 #define NF_PRINTF(a, b)
 #endif
 
+/* NF_VEC marks an elementwise hot loop (Adam, activations, bias passes) to be
+ * compiled three times, for AVX-512, AVX2 and the baseline, with the best
+ * one the CPU runs picked once at load time (GCC/Clang target_clones).  The
+ * library is built for the baseline x86-64, so without this those loops get
+ * 4-wide SSE2.  Results are identical whichever clone runs: the loops are
+ * elementwise or keep their summation order, and -ffp-contract=off (Makefile)
+ * stops a*b+c from becoming an FMA in one clone and not in another. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(NF_NO_CLONES) && defined(__ELF__)
+#define NF_VEC __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define NF_VEC
+#endif
+
 /* Records a formatted message for the calling thread and returns `s`. */
 nf_status nf__err(nf_status s, const char *fmt, ...) NF_PRINTF(2, 3);
 /* Prefixes the calling thread's current message with "fn: " and returns s. */

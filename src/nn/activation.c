@@ -10,12 +10,17 @@
 
 #define LEAK 0.01f
 
-void nf__bias_act_forward(nf_activation a, float *h, const float *bias, size_t n, size_t b) {
+NF_VEC void nf__bias_act_forward(nf_activation a, float *h, const float *bias, size_t n, size_t b) {
     for (size_t i = 0; i < n; i++) {
         float *r = h + i * b;
         for (size_t j = 0; j < b; j++) r[j] += bias[j];
         nf__act_forward(a, r, b);
     }
+}
+
+NF_VEC void nf__bias_grad(float *restrict db, const float *restrict g, size_t n, size_t b) {
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < b; j++) db[j] += g[i * b + j];
 }
 
 const char *nf__act_name(nf_activation a) {
@@ -34,7 +39,7 @@ const char *nf__act_name(nf_activation a) {
  * of a pre-activation is random, so a branch would mispredict about half
  * the time, and a select becomes a conditional store that does not
  * vectorise. */
-void nf__act_forward(nf_activation a, float *h, size_t m) {
+NF_VEC void nf__act_forward(nf_activation a, float *h, size_t m) {
     switch (a) {
     case NF_ACT_IDENTITY: break;
     case NF_ACT_RELU:
@@ -55,7 +60,7 @@ void nf__act_forward(nf_activation a, float *h, size_t m) {
     }
 }
 
-void nf__act_backward(nf_activation a, float *g, const float *h, size_t m) {
+NF_VEC void nf__act_backward(nf_activation a, float *g, const float *h, size_t m) {
     switch (a) {
     case NF_ACT_IDENTITY: break;
     case NF_ACT_RELU:

@@ -165,8 +165,7 @@ void nf__mlp_backward(const nf_mlp *m, const float *params, float *dparams, floa
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)b, (int)a, (int)n, 1.0f, g,
                             (int)b, in, (int)a, 1.0f, dW, (int)a);
             }
-            for (size_t i = 0; i < n; i++)
-                for (size_t j = 0; j < b; j++) db[j] += g[i * b + j];
+            nf__bias_grad(db, g, n, b);
         }
         if (l == 0 && !dx) break;
         float *next = l == 0 ? dx : gbuf[which];

@@ -28,6 +28,8 @@ typedef struct nf_mlp {
 void nf__act_forward(nf_activation a, float *h, size_t m);
 /* Fused pass over n rows of width b: h = act(h + bias). */
 void nf__bias_act_forward(nf_activation a, float *h, const float *bias, size_t n, size_t b);
+/* db[j] += sum_i g[i][j] over an n x b row-major block. */
+void nf__bias_grad(float *db, const float *g, size_t n, size_t b);
 /* g[i] *= act'(pre) expressed through h[i] = act(pre) */
 void nf__act_backward(nf_activation a, float *g, const float *h, size_t m);
 const char *nf__act_name(nf_activation a);
