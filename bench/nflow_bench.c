@@ -80,7 +80,14 @@ static double step_ms(const char *spec, size_t b, size_t steps, size_t threads) 
     return m;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    char blas[256];
+    const char *better = nf_blas_info(blas, sizeof blas);
+    if (argc > 1 && !strcmp(argv[1], "--blas-better")) { /* for bench/run: a faster kernel set, or nothing */
+        if (better) puts(better);
+        return 0;
+    }
+    printf("INFO nflow blas %s\n", blas);
     const char *rnvp = "realnvp(layers=6, hidden=[256,256])", *maf = "maf(layers=5, hidden=[256,256])",
                *iaf = "iaf(layers=5, hidden=[256,256])";
     const char *env = getenv("OPENBLAS_NUM_THREADS");

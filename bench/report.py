@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Turns bench/run's RESULT lines into a table of times and ratios and writes
 docs/performance.md (with the machine it ran on and the peak computation)."""
+import os
 import platform
 import re
 import subprocess
@@ -8,15 +9,16 @@ import sys
 import time
 
 res = {}
-info = []
+info = {}
 for line in open(sys.argv[1]):
     p = line.split()
-    if len(p) == 6 and p[0] == "RESULT":
-        res[(p[1], int(p[2]), p[3])] = (float(p[4]), p[5])
-    elif p[:1] == ["INFO"]:
-        info.append(line.strip())
+    if len(p) == 7 and p[0] == "RESULT":  # RESULT kernels lib threads name value unit
+        res[(p[1], p[2], int(p[3]), p[4])] = (float(p[5]), p[6])
+    elif p[:1] == ["INFO"] and len(p) > 2:
+        info.setdefault(p[1], []).append(" ".join(p[2:]))
 
-threads = sorted({k[1] for k in res})
+kernels = list(dict.fromkeys(k[0] for k in res))
+threads = sorted({k[2] for k in res})
 names = ["realnvp_step_b100", "realnvp_step_b1024", "maf_step_b100", "maf_step_b1024", "realnvp_logprob_1M",
          "realnvp_sample_1M", "maf_logprob_1M", "maf_sample_1M", "iaf_sample_1M", "peak_rss"]
 # Useful FLOPs per point of one log_prob (2 per multiply-add, networks only):
@@ -37,39 +39,36 @@ width = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
 eff = 8 if (family == 25 and width == 16) else width
 peak = ncores * mhz / 1000 * eff * 2 * 2  # cores x GHz x lanes x 2 FMA pipes x 2 FLOP
 
-rows = []
-for t in threads:
-    for n in names:
-        a, b = res.get(("nflow", t, n)), res.get(("torch", t, n))
-        if not a or not b:
-            continue
-        ratio = b[0] / a[0] if n != "peak_rss" else a[0] / b[0]
-        rows.append((n, t, a, b, ratio))
 
-lines = []
-lines.append("| benchmark | threads | nflow | PyTorch | PyTorch / nflow |")
-lines.append("|---|---|---|---|---|")
-for n, t, a, b, r in rows:
-    if n == "peak_rss":
-        lines.append(f"| {n} | {t} | {a[0]:.0f} {a[1]} | {b[0]:.0f} {b[1]} | nflow uses {r:.2f}x PyTorch's memory |")
-    else:
-        lines.append(f"| {n} | {t} | {a[0]:.4g} {a[1]} | {b[0]:.4g} {b[1]} | **{r:.2f}x** |")
-gf = []
-for t in threads:
-    sg = res.get(("nflow", t, "sgemm_10000x256x256"))
-    for m in ("realnvp", "maf"):
-        a, b = res.get(("nflow", t, f"{m}_logprob_1M")), res.get(("torch", t, f"{m}_logprob_1M"))
-        if not a or not b or not sg:
-            continue
-        ga, gb = FLOP[m] * 1e6 / a[0] / 1e9, FLOP[m] * 1e6 / b[0] / 1e9
-        gf.append(f"| {m} log_prob, 1M points | {t} | {ga:.1f} | {gb:.1f} | {sg[0]:.1f} | {100 * ga / sg[0]:.0f}% | "
-                  f"{100 * ga / (peak * t / ncores):.0f}% |")
-table = "\n".join(lines)
-print(table)
-print()
-print("| large-batch log_prob | threads | nflow GFLOP/s | PyTorch GFLOP/s | sgemm 10000x256x256 GFLOP/s | nflow / sgemm | nflow / FP32 peak of those cores |")
-print("|---|---|---|---|---|---|---|")
-print("\n".join(gf))
+def section(k):
+    lines = ["| benchmark | threads | nflow | PyTorch | PyTorch / nflow |", "|---|---|---|---|---|"]
+    for t in threads:
+        for n in names:
+            a, b = res.get((k, "nflow", t, n)), res.get((k, "torch", t, n))
+            if not a or not b:
+                continue
+            if n == "peak_rss":
+                lines.append(f"| {n} | {t} | {a[0]:.0f} {a[1]} | {b[0]:.0f} {b[1]} | nflow uses {a[0] / b[0]:.2f}x PyTorch's memory |")
+            else:
+                lines.append(f"| {n} | {t} | {a[0]:.4g} {a[1]} | {b[0]:.4g} {b[1]} | **{b[0] / a[0]:.2f}x** |")
+    lines += ["", "| large-batch log_prob | threads | nflow GFLOP/s | PyTorch GFLOP/s | sgemm 10000x256x256 GFLOP/s "
+              "| nflow / sgemm | nflow / FP32 peak of those cores |", "|---|---|---|---|---|---|---|"]
+    for t in threads:
+        sg = res.get((k, "nflow", t, "sgemm_10000x256x256"))
+        for m in ("realnvp", "maf"):
+            a, b = res.get((k, "nflow", t, f"{m}_logprob_1M")), res.get((k, "torch", t, f"{m}_logprob_1M"))
+            if not a or not b or not sg:
+                continue
+            ga, gb = FLOP[m] * 1e6 / a[0] / 1e9, FLOP[m] * 1e6 / b[0] / 1e9
+            lines.append(f"| {m} log_prob, 1M points | {t} | {ga:.1f} | {gb:.1f} | {sg[0]:.1f} | {100 * ga / sg[0]:.0f}% | "
+                         f"{100 * ga / (peak * t / ncores):.0f}% |")
+    title = ("OpenBLAS kernels as the environment gives them" if k == "env"
+             else f"OpenBLAS kernels {k} (OPENBLAS_CORETYPE={k} for both processes)")
+    return f"## {title}\n\n" + "; ".join(dict.fromkeys(info.get(k, []))) + "\n\n" + "\n".join(lines) + "\n"
+
+
+sections = [section(k) for k in kernels]
+print("\n".join(sections))
 
 with open(sys.argv[2], "w") as f:
     f.write("# Performance: nflow against PyTorch\n\n")
@@ -81,18 +80,16 @@ with open(sys.argv[2], "w") as f:
             "torch.set_num_threads(T) on Debian's OpenMP OpenBLAS (with the default pthread OpenBLAS its 2-thread "
             "training step is about 4x slower here through oversubscription, which would flatter nflow).\n\n")
     f.write(f"Machine: {cpu.get('model name', '?')} (cpu family {family}), {ncores} cores at {mhz:.0f} MHz, "
-            f"{platform.platform()}; {'; '.join(info)}. Run on {time.strftime('%Y-%m-%d %H:%M')}.\n\n")
-    f.write("Configurations: dataflowr's RealNVP (6 couplings, s/t nets 2-256-256-2) and a 5-layer MAF "
-            "(MADE [256,256], ReLU, reversed order between layers), d = 2; training steps (forward, backward, "
-            "Adam) on a fixed batch of 100 or 1024; log_prob and sampling of 1,000,000 points in chunks of 8192; "
-            "MAF sampling takes d = 2 passes per layer, IAF sampling one.\n\n")
-    f.write(table + "\n\n")
-    f.write("| large-batch log_prob | threads | nflow GFLOP/s | PyTorch GFLOP/s | sgemm 10000x256x256 GFLOP/s | nflow / sgemm | nflow / FP32 peak of those cores |\n")
-    f.write("|---|---|---|---|---|---|---|\n" + "\n".join(gf) + "\n\n")
+            f"{platform.platform()}; OPENBLAS_CORETYPE in the environment: {os.environ.get('OPENBLAS_CORETYPE', 'unset')}. "
+            f"Run on {time.strftime('%Y-%m-%d %H:%M')}.\n\n")
+    f.write("Each section below is one pass of the whole benchmark with one set of OpenBLAS kernels, the same for "
+            "both libraries: the set the environment gives, and, where this CPU runs a faster set than that "
+            "(`nf_blas_info`, `nflow --version`), that set too.\n\n")
+    f.write("\n".join(sections) + "\n")
     f.write(f"GFLOP/s count the networks' useful multiply-adds (2 FLOP each): {FLOP['realnvp'] / 1e6:.3f} MFLOP per "
             f"RealNVP point, {FLOP['maf'] / 1e6:.3f} MFLOP per MAF point, the same count for both libraries. "
             f"FP32 peak = cores x clock x lanes x 2 FMA pipes x 2 FLOP = {ncores} x {mhz / 1000:.3f} GHz x {eff} x 2 x 2 "
             f"= {peak:.0f} GFLOP/s for the machine ({eff} float lanes per FMA: {'AVX-512' if width == 16 else 'AVX2'}"
-            f"{', executed on 256-bit units (Zen 4)' if eff != width else ''}); OpenBLAS's sgemm kernel here is its "
-            "Haswell (AVX2) one, so the measured sgemm rate is the practical roofline.\n")
+            f"{', executed on 256-bit units (Zen 4)' if eff != width else ''}). The measured sgemm rate of "
+            "each kernel set is the practical roofline for that set.\n")
 print(f"\nwrote {sys.argv[2]}")

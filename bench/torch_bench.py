@@ -11,6 +11,7 @@ its one-pass direction.  Prints "RESULT <name> <value> <unit>" lines.
 Usage: /usr/bin/python3 bench/torch_bench.py --threads N
 """
 import argparse
+import ctypes
 import math
 import resource
 import time
@@ -156,7 +157,14 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     blas = next((l.split()[-1] for l in open("/proc/self/maps") if "libblas.so" in l or "libopenblas" in l), "?")
-    print(f"INFO torch {torch.__version__} threads {torch.get_num_threads()} blas {blas}", flush=True)
+    core = "?"
+    try:
+        lib = ctypes.CDLL(blas)
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        core = lib.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        pass
+    print(f"INFO torch {torch.__version__} threads {torch.get_num_threads()} blas {blas} kernels {core}", flush=True)
     print(f"RESULT realnvp_step_b100 {step_ms(RealNVP(), 100, 200):.4f} ms", flush=True)
     print(f"RESULT realnvp_step_b1024 {step_ms(RealNVP(), 1024, 30):.4f} ms", flush=True)
     print(f"RESULT maf_step_b100 {step_ms(MAF(), 100, 200):.4f} ms", flush=True)

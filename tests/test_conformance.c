@@ -93,20 +93,18 @@ static nf_status mk_permute(size_t d, nf_rng *r, nf_bijector **o) {
 }
 static nf_status mk_reverse(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return nf_bijector_reverse(d, o); }
 
-static nf_status mk_invert(nf_bijector *in, nf_status s, nf_bijector **o) {
+/* invert(mk(...)); the inner bijector is made first (a function's
+ * arguments are evaluated in no fixed order, so not as an argument) */
+static nf_status mk_invert(nf_status (*mk)(size_t, nf_rng *, nf_bijector **), size_t d, nf_rng *r, nf_bijector **o) {
+    nf_bijector *in = NULL;
+    nf_status s = mk(d, r, &in);
     if (s) return s;
     s = nf_bijector_invert(in, o);
     if (s) nf_bijector_free(in);
     return s;
 }
-static nf_status mk_inv_sigmoid(size_t d, nf_rng *r, nf_bijector **o) {
-    nf_bijector *b = NULL;
-    return mk_invert(b, mk_sigmoid(d, r, &b), o);
-}
-static nf_status mk_inv_affine(size_t d, nf_rng *r, nf_bijector **o) {
-    nf_bijector *b = NULL;
-    return mk_invert(b, mk_affine(d, r, &b), o);
-}
+static nf_status mk_inv_sigmoid(size_t d, nf_rng *r, nf_bijector **o) { return mk_invert(mk_sigmoid, d, r, o); }
+static nf_status mk_inv_affine(size_t d, nf_rng *r, nf_bijector **o) { return mk_invert(mk_affine, d, r, o); }
 
 static nf_status chain_of(nf_bijector **bs, size_t k, nf_bijector **o) {
     for (size_t i = 0; i < k; i++)
@@ -130,12 +128,12 @@ static nf_status mk_chain(size_t d, nf_rng *r, nf_bijector **o) {
 }
 /* chain([reverse, chain([affine, permute]), invert(affine_scalar)]) */
 static nf_status mk_nested(size_t d, nf_rng *r, nf_bijector **o) {
-    nf_bijector *in[2] = {0}, *bs[3] = {0}, *as = NULL;
+    nf_bijector *in[2] = {0}, *bs[3] = {0};
     mk_affine(d, r, &in[0]);
     mk_permute(d, r, &in[1]);
     mk_reverse(d, r, &bs[0]);
     chain_of(in, 2, &bs[1]);
-    mk_invert(as, mk_affine_scalar(d, r, &as), &bs[2]);
+    mk_invert(mk_affine_scalar, d, r, &bs[2]);
     return chain_of(bs, 3, o);
 }
 

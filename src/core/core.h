@@ -25,6 +25,14 @@
  * 4-wide SSE2.  Results are identical whichever clone runs: the loops are
  * elementwise or keep their summation order, and -ffp-contract=off (Makefile)
  * stops a*b+c from becoming an FMA in one clone and not in another. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define NF_NO_CLONES /* TSan instruments the resolvers, which run before it starts */
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define NF_NO_CLONES
+#endif
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(NF_NO_CLONES) && defined(__ELF__)
 #define NF_VEC __attribute__((target_clones("avx512f", "avx2", "default")))
 #else

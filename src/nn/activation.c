@@ -10,15 +10,7 @@
 
 #define LEAK 0.01f
 
-NF_VEC void nf__bias_act_forward(nf_activation a, float *h, const float *bias, size_t n, size_t b) {
-    for (size_t i = 0; i < n; i++) {
-        float *r = h + i * b;
-        for (size_t j = 0; j < b; j++) r[j] += bias[j];
-        nf__act_forward(a, r, b);
-    }
-}
-
-NF_VEC void nf__bias_grad(float *restrict db, const float *restrict g, size_t n, size_t b) {
+NF_VEC static void bias_grad(float *restrict db, const float *restrict g, size_t n, size_t b) {
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < b; j++) db[j] += g[i * b + j];
 }
@@ -39,7 +31,7 @@ const char *nf__act_name(nf_activation a) {
  * of a pre-activation is random, so a branch would mispredict about half
  * the time, and a select becomes a conditional store that does not
  * vectorise. */
-NF_VEC void nf__act_forward(nf_activation a, float *h, size_t m) {
+NF_VEC static void act_forward(nf_activation a, float *h, size_t m) {
     switch (a) {
     case NF_ACT_IDENTITY: break;
     case NF_ACT_RELU:
@@ -60,7 +52,15 @@ NF_VEC void nf__act_forward(nf_activation a, float *h, size_t m) {
     }
 }
 
-NF_VEC void nf__act_backward(nf_activation a, float *g, const float *h, size_t m) {
+NF_VEC static void bias_act_forward(nf_activation a, float *h, const float *bias, size_t n, size_t b) {
+    for (size_t i = 0; i < n; i++) {
+        float *r = h + i * b;
+        for (size_t j = 0; j < b; j++) r[j] += bias[j];
+        act_forward(a, r, b);
+    }
+}
+
+NF_VEC static void act_backward(nf_activation a, float *g, const float *h, size_t m) {
     switch (a) {
     case NF_ACT_IDENTITY: break;
     case NF_ACT_RELU:
@@ -80,3 +80,13 @@ NF_VEC void nf__act_backward(nf_activation a, float *g, const float *h, size_t m
         break;
     }
 }
+
+/* The clones are called through these plain functions, so that other files
+ * need not see the multiversioning attribute (GCC and Clang disagree on
+ * multiversioned functions declared in one file and defined in another). */
+void nf__act_forward(nf_activation a, float *h, size_t m) { act_forward(a, h, m); }
+void nf__act_backward(nf_activation a, float *g, const float *h, size_t m) { act_backward(a, g, h, m); }
+void nf__bias_act_forward(nf_activation a, float *h, const float *bias, size_t n, size_t b) {
+    bias_act_forward(a, h, bias, n, b);
+}
+void nf__bias_grad(float *db, const float *g, size_t n, size_t b) { bias_grad(db, g, n, b); }

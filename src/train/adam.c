@@ -3,14 +3,13 @@
  */
 #include "adam.h"
 
-NF_VEC void nf__adam_step(nf_adam *a, float *restrict p, float *restrict g, float *restrict m, float *restrict v,
-                          size_t n) {
-    a->t++;
+NF_VEC static void adam_apply(const nf_adam *a, float gscale, float *restrict p, float *restrict g, float *restrict m,
+                              float *restrict v, size_t n) {
     double bc1 = 1 - pow(a->b1, (double)a->t), bc2 = 1 - pow(a->b2, (double)a->t);
     float step = (float)(a->lr / bc1), isb2 = (float)(1 / sqrt(bc2));
     float b1 = a->b1, b2 = a->b2, eps = a->eps, wd = a->wd;
     for (size_t i = 0; i < n; i++) {
-        float gi = g[i] + wd * p[i];
+        float gi = g[i] * gscale + wd * p[i];
         m[i] = b1 * m[i] + (1 - b1) * gi;
         v[i] = b2 * v[i] + (1 - b2) * gi * gi;
         p[i] -= step * m[i] / (sqrtf(v[i]) * isb2 + eps);
@@ -18,7 +17,12 @@ NF_VEC void nf__adam_step(nf_adam *a, float *restrict p, float *restrict g, floa
     }
 }
 
-NF_VEC double nf__clip_norm(float *g, size_t n, double max_norm) {
+void nf__adam_step(nf_adam *a, float *p, float *g, float *m, float *v, size_t n) {
+    a->t++;
+    nf__adam_apply(a, 1.0f, p, g, m, v, n);
+}
+
+NF_VEC static double sum_squares(const float *g, size_t n) {
     /* 64 float partial sums: the loop vectorises into independent chains
      * (4 AVX-512, 8 AVX2 or 16 SSE registers), each lane summing the same
      * elements in the same order whichever clone runs */
@@ -29,10 +33,26 @@ NF_VEC double nf__clip_norm(float *g, size_t n, double max_norm) {
     double s = 0;
     for (int k = 0; k < 64; k++) s += acc[k];
     for (; i < n; i++) s += (double)g[i] * g[i];
-    double norm = sqrt(s);
-    if (max_norm > 0 && isfinite(norm) && norm > max_norm) {
-        float f = (float)(max_norm / norm);
+    return s;
+}
+
+/* The clones are called through these plain functions, so that other files
+ * need not see the multiversioning attribute (GCC and Clang disagree on
+ * multiversioned functions declared in one file and defined in another). */
+void nf__adam_apply(const nf_adam *a, float gscale, float *p, float *g, float *m, float *v, size_t n) {
+    adam_apply(a, gscale, p, g, m, v, n);
+}
+
+double nf__sum_squares(const float *g, size_t n) { return sum_squares(g, n); }
+
+float nf__clip_scale(double norm, double max_norm) {
+    return max_norm > 0 && isfinite(norm) && norm > max_norm ? (float)(max_norm / norm) : 1.0f;
+}
+
+double nf__clip_norm(float *g, size_t n, double max_norm) {
+    double norm = sqrt(nf__sum_squares(g, n));
+    float f = nf__clip_scale(norm, max_norm);
+    if (f != 1.0f)
         for (size_t k = 0; k < n; k++) g[k] *= f;
-    }
     return norm;
 }

@@ -44,6 +44,7 @@ typedef struct slot {
     void *tape, *bscratch, *dscratch;
     float *z, *gz, *ldj, *lp, *gl, *grad;
     double sum; /* sum over its rows of log p_base(z) + ildj */
+    double sq;  /* sum of squares of the reduced gradient over its share */
     nf_status st;
     char msg[512];
     struct trainer *owner;
@@ -59,7 +60,7 @@ typedef struct trainer {
     float *raw;                        /* B x (d + dc), a sampler's rows (conditional streams) */
     float *grad, *m, *v, *best;
     nf_adam adam;
-    float clip;
+    float clip, gscale;                /* gscale: the clipping factor of this step's gradient */
     double norm;                       /* of the last step's gradient, before clipping */
     slot slots[NF_MAX_THREADS];
     /* the pool: T - 1 workers; one barrier, passed three times per task */
@@ -67,7 +68,7 @@ typedef struct trainer {
     pthread_barrier_t bar;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int pool, quit, ready, task_grad;
+    int pool, quit, ready, task_grad, task_adam;
     size_t task_k;
 } trainer;
 
@@ -120,14 +121,31 @@ static void slot_run(trainer *t, size_t s) {
     w->st = st;
 }
 
+/* Thread s's share of the parameters: [p0, p1), cut at multiples of 16
+ * floats so no two threads write one cache line. */
+static void param_share(const trainer *t, size_t s, size_t *p0, size_t *p1) {
+    *p0 = s ? (t->P * s / t->T) & ~(size_t)15 : 0;
+    *p1 = s + 1 < t->T ? (t->P * (s + 1) / t->T) & ~(size_t)15 : t->P;
+}
+
 /* Thread s adds the other slots' gradients into t->grad over its share of
- * the parameters, and clears them for the next step. */
+ * the parameters, clears them for the next step, and sums the squares of
+ * its share (the norm is then a sum over slots, in slot order). */
 static void slot_reduce(trainer *t, size_t s) {
-    size_t p0 = t->P * s / t->T, p1 = t->P * (s + 1) / t->T;
+    size_t p0, p1;
+    param_share(t, s, &p0, &p1);
     for (size_t q = 1; q < t->T; q++) {
         float *g = t->slots[q].grad;
         for (size_t j = p0; j < p1; j++) t->grad[j] += g[j], g[j] = 0;
     }
+    t->slots[s].sq = nf__sum_squares(t->grad + p0, p1 - p0);
+}
+
+/* Thread s's share of the Adam update (the step is counted by the caller). */
+static void slot_adam(trainer *t, size_t s) {
+    size_t p0, p1;
+    param_share(t, s, &p0, &p1);
+    nf__adam_apply(&t->adam, t->gscale, t->f->params + p0, t->grad + p0, t->m + p0, t->v + p0, p1 - p0);
 }
 
 static void *pool_main(void *arg) {
@@ -141,6 +159,11 @@ static void *pool_main(void *arg) {
     for (;;) {
         pthread_barrier_wait(&t->bar);
         if (t->quit) break;
+        if (t->task_adam) {
+            slot_adam(t, s);
+            pthread_barrier_wait(&t->bar);
+            continue;
+        }
         slot_run(t, s);
         pthread_barrier_wait(&t->bar);
         if (t->task_grad) slot_reduce(t, s);
@@ -160,6 +183,20 @@ static void run_task(trainer *t) {
     pthread_barrier_wait(&t->bar);
     if (t->task_grad) slot_reduce(t, 0);
     pthread_barrier_wait(&t->bar);
+}
+
+/* One Adam step on all slots, each over its share of the parameters. */
+static void run_adam(trainer *t) {
+    t->adam.t++;
+    if (!t->pool) {
+        slot_adam(t, 0);
+        return;
+    }
+    t->task_adam = 1;
+    pthread_barrier_wait(&t->bar);
+    slot_adam(t, 0);
+    pthread_barrier_wait(&t->bar);
+    t->task_adam = 0;
 }
 
 static void trainer_free(trainer *t) {
@@ -275,7 +312,13 @@ static nf_status nll(trainer *t, size_t k, int with_grad, double *loss) {
         if (st && with_grad) memset(t->grad, 0, t->P * sizeof(float));
         return st;
     }
-    t->norm = nf__clip_norm(t->grad, t->P, t->clip);
+    double sq = 0;
+    if (t->pool)
+        for (size_t q = 0; q < t->T; q++) sq += t->slots[q].sq;
+    else
+        sq = nf__sum_squares(t->grad, t->P);
+    t->norm = sqrt(sq);
+    t->gscale = nf__clip_scale(t->norm, t->clip); /* applied inside the Adam update */
     if (!isfinite(t->norm)) {
         size_t bad = nf__first_nonfinite(t->grad, t->P);
         find_ctx fc = {bad, "?"};
@@ -295,7 +338,7 @@ static nf_status step(trainer *t, size_t k, size_t stepno, double *loss) {
         snprintf(head, sizeof head, "step %zu (the parameters after step %zu are kept)", stepno, stepno - 1);
         return nf__err_prefix(s, head);
     }
-    nf__adam_step(&t->adam, t->f->params, t->grad, t->m, t->v, t->P);
+    run_adam(t);
     return NF_OK;
 }
 
