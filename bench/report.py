@@ -90,6 +90,12 @@ with open(sys.argv[2], "w") as f:
             f"RealNVP point, {FLOP['maf'] / 1e6:.3f} MFLOP per MAF point, the same count for both libraries. "
             f"FP32 peak = cores x clock x lanes x 2 FMA pipes x 2 FLOP = {ncores} x {mhz / 1000:.3f} GHz x {eff} x 2 x 2 "
             f"= {peak:.0f} GFLOP/s for the machine ({eff} float lanes per FMA: {'AVX-512' if width == 16 else 'AVX2'}"
-            f"{', executed on 256-bit units (Zen 4)' if eff != width else ''}). The measured sgemm rate of "
-            "each kernel set is the practical roofline for that set.\n")
+            f"{', executed on 256-bit units (Zen 4)' if eff != width else ''}). The clock is the one /proc/cpuinfo "
+            "reports; on a virtual machine that is the nominal clock, and a core under load can run faster (a "
+            "fraction above 100% says so: the measured single-core sgemm then exceeds the nominal peak). The "
+            "measured sgemm rate of each kernel set is the practical roofline for that set.\n")
+    # the hand-written reading of the numbers (profiles, what is in the way), kept across runs
+    notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
+    if os.path.exists(notes):
+        f.write("\n" + open(notes).read())
 print(f"\nwrote {sys.argv[2]}")

@@ -20,6 +20,7 @@ static const char *HELP =
     "  plot     draw a trained model's figures\n"
     "  info     describe a model file\n"
     "  fit-density  fit a flow to an unnormalised density (U1-U4) by reverse KL\n"
+    "  --version    the version, the BLAS and its kernels (and whether the CPU runs faster ones)\n"
     "\n"
     "Direction convention (TensorFlow Probability): a bijector's forward maps\n"
     "base -> data (sampling), its inverse data -> base (density).\n"
