@@ -12,7 +12,7 @@
  * and a 5-layer MAF ("maf(layers=5, hidden=[256,256])", ReLU, reversed order
  * between layers), d = 2; training steps at batch 100 and 1024 (a fixed
  * batch, so data generation is not timed); log_prob and sample of 1,000,000
- * points (in chunks of 8192, as the library does); IAF sampling (its fast
+ * points (in chunks of 2048, as the library does); IAF sampling (its fast
  * direction); a 10000x256x256 sgemm; the process's peak resident memory.
  */
 #include "nflow.h"

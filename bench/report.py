@@ -76,12 +76,16 @@ with open(sys.argv[2], "w") as f:
             "`bench/torch_bench.py` on identical configurations one after the other in the same run, at 1 and 2 "
             "threads, and reports ratios PyTorch time / nflow time (higher is better for nflow). Threads: nflow's "
             "training steps split each batch over T threads of its own (`nf_train_opts.threads`) with "
-            "single-threaded OpenBLAS inside them, and its 1M-point passes split their chunks of 8192 rows over T threads the same way (`nf_flow_set_threads`); PyTorch runs with "
+            "single-threaded OpenBLAS inside them, and its 1M-point passes split their chunks of 2048 rows over T threads the same way (`nf_flow_set_threads`); PyTorch runs with "
             "torch.set_num_threads(T) on Debian's OpenMP OpenBLAS (with the default pthread OpenBLAS its 2-thread "
             "training step is about 4x slower here through oversubscription, which would flatter nflow).\n\n")
     f.write(f"Machine: {cpu.get('model name', '?')} (cpu family {family}), {ncores} cores at {mhz:.0f} MHz, "
             f"{platform.platform()}; OPENBLAS_CORETYPE in the environment: {os.environ.get('OPENBLAS_CORETYPE', 'unset')}. "
             f"Run on {time.strftime('%Y-%m-%d %H:%M')}.\n\n")
+    f.write("Configurations: dataflowr's RealNVP (6 couplings, s/t nets 2-256-256-2) and a 5-layer MAF "
+            "(MADE [256,256], ReLU, reversed order between layers), d = 2; training steps (forward, backward, "
+            "Adam) on a fixed batch of 100 or 1024; log_prob and sampling of 1,000,000 points in chunks of 2048 "
+            "(both libraries); MAF sampling takes d = 2 passes per layer, IAF sampling one.\n\n")
     f.write("Each section below is one pass of the whole benchmark with one set of OpenBLAS kernels, the same for "
             "both libraries: the set the environment gives, and, where this CPU runs a faster set than that "
             "(`nf_blas_info`, `nflow --version`), that set too.\n\n")

@@ -5,7 +5,7 @@ Same configurations as bench/nflow_bench.c: the dataflowr RealNVP (6 couplings,
 s/t nets 2-256-256-2, LeakyReLU, tanh on s) and the reference 5-layer MAF (MADE
 [256,256], ReLU, reversed order between layers), PyTorch's default nn.Linear
 initialisation (nflow's NF_INIT_TORCH), a fixed batch for training steps,
-log_prob and sampling of 1,000,000 points in chunks of 8192, IAF sampling in
+log_prob and sampling of 1,000,000 points in chunks of 2048, IAF sampling in
 its one-pass direction.  Prints "RESULT <name> <value> <unit>" lines.
 
 Usage: /usr/bin/python3 bench/torch_bench.py --threads N
@@ -169,7 +169,7 @@ def main():
     print(f"RESULT realnvp_step_b1024 {step_ms(RealNVP(), 1024, 30):.4f} ms", flush=True)
     print(f"RESULT maf_step_b100 {step_ms(MAF(), 100, 200):.4f} ms", flush=True)
     print(f"RESULT maf_step_b1024 {step_ms(MAF(), 1024, 30):.4f} ms", flush=True)
-    n, chunk = 1_000_000, 8192
+    n, chunk = 1_000_000, 2048
     x = torch.from_numpy(make_moons(n, noise=0.05, random_state=4)[0].astype(np.float32))
     with torch.no_grad():
         for name, model in (("realnvp", RealNVP()), ("maf", MAF())):

@@ -458,7 +458,7 @@ nf_status nf_flow_sample_and_log_prob(const nf_flow *flow, nf_rng *rng, size_t n
  * standardises x only. */
 size_t nf_flow_context_dim(const nf_flow *flow);
 
-/* log_prob, to_base and the sample calls work in chunks of 8192 rows; with
+/* log_prob, to_base and the sample calls work in chunks of 2048 rows; with
  * threads > 1 (up to 64) the chunks are split over that many threads, each
  * with its own workspace.  Results are identical for any thread count (the
  * base samples are drawn in order on the calling thread).  Run the BLAS

@@ -96,7 +96,7 @@ static void test_pool(void) {
 }
 
 /* log_prob and sample split over threads give the serial results bit for
- * bit (3 chunks of 8192 and a partial one, over 1, 2 and 3 threads), and a
+ * bit (24,676 rows: 12 chunks of 2048 and a partial one, over 1, 2 and 3 threads), and a
  * failing chunk is reported with its rows. */
 static void test_pass_threads(void) {
     nf_flow *f = NULL;
@@ -107,7 +107,7 @@ static void test_pass_threads(void) {
     nf_rng *rng = NULL;
     nf_rng_create(6, &rng);
     nf_rng_fill_normal(rng, x, n * 2);
-    x[2 * 20000] = 1e30f; /* a far point in the third chunk: log p = -inf, not an error */
+    x[2 * 20000] = 1e30f; /* a far point in the tenth chunk: log p = -inf, not an error */
     for (int t = 0; t < 3; t++) {
         lp[t] = malloc(n * sizeof(float)), xs[t] = malloc(n * 2 * sizeof(float)), lq[t] = malloc(n * sizeof(float));
         CHECK_OK(nf_flow_set_threads(f, (size_t)t + 1));

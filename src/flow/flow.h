@@ -24,7 +24,7 @@ struct nf_flow {
 };
 
 /* Rows per chunk of the one-off calls (bounds their workspace). */
-#define NF_FLOW_CHUNK 8192
+#define NF_FLOW_CHUNK 2048
 #define NF_FLOW_MAX_THREADS 64
 
 /* Model files with extra content (training checkpoints), src/io/model.c. */
