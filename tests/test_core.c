@@ -4,6 +4,8 @@
  */
 #include "test.h"
 
+#include "../src/core/core.h"
+
 #include <stdlib.h>
 
 static void test_status(void) {
@@ -116,7 +118,29 @@ static void test_normal_cdf_inverse(void) {
     nf_bijector_free(b);
 }
 
+/* Workspace blocks: 64-byte aligned and fully writable, small or large
+ * (large ones are mapped from the kernel where nf__alloc_maps_large says
+ * so); freeing NULL is a no-op. */
+static void test_aligned_alloc(void) {
+    size_t sizes[] = {0, 1, 63, 64, 4096, ((size_t)1 << 20) - 1, (size_t)1 << 20, 3 * ((size_t)1 << 20) + 5};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        unsigned char *p = nf__aligned_alloc(sizes[k]);
+        CHECK(p != NULL, "nf__aligned_alloc(%zu)", sizes[k]);
+        if (!p) continue;
+        CHECK(((uintptr_t)p & (NF_ALIGN_BYTES - 1)) == 0, "block of %zu bytes is 64-byte aligned", sizes[k]);
+        size_t n = nf__align(sizes[k] ? sizes[k] : 1);
+        for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(i * 7u);
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++) bad += p[i] != (unsigned char)(i * 7u);
+        CHECK(bad == 0, "block of %zu bytes keeps what was written", sizes[k]);
+        nf__aligned_free(p);
+    }
+    nf__aligned_free(NULL);
+    CHECK(nf__aligned_alloc(SIZE_MAX - 8) == NULL, "an impossible size gives NULL");
+}
+
 void test_core(void) {
+    test_aligned_alloc();
     test_status();
     test_rng();
     test_normal_cdf_inverse();

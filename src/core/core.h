@@ -65,6 +65,10 @@ static inline void *nf__carve(unsigned char **cursor, size_t bytes) {
 /* 64-byte aligned allocation of `bytes` (0 gives a valid minimal block). */
 void *nf__aligned_alloc(size_t bytes);
 void nf__aligned_free(void *p);
+/* 1 when blocks of 1 MiB or more are mapped from the kernel (and given back
+ * when freed), 0 when everything comes from malloc (sanitizer builds,
+ * valgrind, systems without anonymous mappings). */
+int nf__alloc_maps_large(void);
 
 /* Index of the first non-finite value among n, or n if all are finite. */
 size_t nf__first_nonfinite(const float *x, size_t n);
