@@ -14,6 +14,11 @@
  * batch, so data generation is not timed); log_prob and sample of 1,000,000
  * points (in chunks of 2048, as the library does); IAF sampling (its fast
  * direction); a 10000x256x256 sgemm; the process's peak resident memory.
+ *
+ * Usage: nflow_bench [--part steps|passes]   (default: both)
+ *        nflow_bench --blas-better           (for bench/run: a faster kernel set, or nothing)
+ * bench/run runs the training steps in several rounds, alternating with
+ * PyTorch's, and the passes once.
  */
 #include "nflow.h"
 
@@ -87,17 +92,30 @@ int main(int argc, char **argv) {
         if (better) puts(better);
         return 0;
     }
+    int steps = 1, passes = 1;
+    if (argc > 2 && !strcmp(argv[1], "--part") && (!strcmp(argv[2], "steps") || !strcmp(argv[2], "passes")))
+        steps = argv[2][0] == 's', passes = !steps;
+    else if (argc > 1) {
+        fprintf(stderr, "usage: nflow_bench [--part steps|passes] | --blas-better\n");
+        return 2;
+    }
     printf("INFO nflow blas %s\n", blas);
     const char *rnvp = "realnvp(layers=6, hidden=[256,256])", *maf = "maf(layers=5, hidden=[256,256])",
                *iaf = "iaf(layers=5, hidden=[256,256])";
     const char *env = getenv("OPENBLAS_NUM_THREADS");
     size_t T = env && atoi(env) > 0 ? (size_t)atoi(env) : 1;
     if (T > 1 && openblas_set_num_threads) openblas_set_num_threads(1); /* training: nflow's threads */
-    printf("RESULT realnvp_step_b100 %.4f ms\n", step_ms(rnvp, 100, 200, T));
-    printf("RESULT realnvp_step_b1024 %.4f ms\n", step_ms(rnvp, 1024, 30, T));
-    printf("RESULT maf_step_b100 %.4f ms\n", step_ms(maf, 100, 200, T));
-    printf("RESULT maf_step_b1024 %.4f ms\n", step_ms(maf, 1024, 30, T));
-    fflush(stdout);
+    struct rusage ru;
+    if (steps) {
+        printf("RESULT realnvp_step_b100 %.4f ms\n", step_ms(rnvp, 100, 200, T));
+        printf("RESULT realnvp_step_b1024 %.4f ms\n", step_ms(rnvp, 1024, 30, T));
+        printf("RESULT maf_step_b100 %.4f ms\n", step_ms(maf, 100, 200, T));
+        printf("RESULT maf_step_b1024 %.4f ms\n", step_ms(maf, 1024, 30, T));
+        getrusage(RUSAGE_SELF, &ru);
+        printf("RESULT peak_rss %.1f MiB\n", ru.ru_maxrss / 1024.0);
+        fflush(stdout);
+    }
+    if (!passes) return 0;
 
     enum { N = 1000000 };
     float *x = malloc((size_t)N * 2 * sizeof(float)), *lp = malloc(N * sizeof(float));
@@ -122,7 +140,6 @@ int main(int argc, char **argv) {
         TRY(nf_data_moons(rng, N, 0.05f, x, NULL));
     }
     /* peak memory of the flow workload (before the roofline test's matrices) */
-    struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("RESULT peak_rss %.1f MiB\n", ru.ru_maxrss / 1024.0);
     /* the practical roofline: a 10000x256x256 sgemm on the same threads */

@@ -3,19 +3,32 @@
 docs/performance.md (with the machine it ran on and the peak computation)."""
 import os
 import platform
-import re
+import statistics
 import subprocess
 import sys
 import time
 
-res = {}
+runs = {}  # (kernels, lib, threads, name) -> {round: value}; round 0: the passes' one run
+units = {}
 info = {}
 for line in open(sys.argv[1]):
     p = line.split()
-    if len(p) == 7 and p[0] == "RESULT":  # RESULT kernels lib threads name value unit
-        res[(p[1], p[2], int(p[3]), p[4])] = (float(p[5]), p[6])
+    if len(p) == 8 and p[0] == "RESULT":  # RESULT kernels lib threads round name value unit
+        key = (p[1], p[2], int(p[3]), p[5])
+        runs.setdefault(key, {})[int(p[4])] = float(p[6])
+        units[p[5]] = p[7]
     elif p[:1] == ["INFO"] and len(p) > 2:
         info.setdefault(p[1], []).append(" ".join(p[2:]))
+# Times: the median over rounds.  Memory: the largest peak of any of the
+# library's processes (the steps' rounds and the passes' run).
+res = {k: ((max(v.values()) if k[3] == "peak_rss" else statistics.median(v.values())), units[k[3]])
+       for k, v in runs.items()}
+
+
+def round_ratios(k, t, n):
+    """PyTorch / nflow per round (both ran back to back in each round)."""
+    a, b = runs.get((k, "nflow", t, n), {}), runs.get((k, "torch", t, n), {})
+    return [b[r] / a[r] for r in sorted(a) if r in b and r > 0]
 
 kernels = list(dict.fromkeys(k[0] for k in res))
 threads = sorted({k[2] for k in res})
@@ -41,16 +54,20 @@ peak = ncores * mhz / 1000 * eff * 2 * 2  # cores x GHz x lanes x 2 FMA pipes x 
 
 
 def section(k):
-    lines = ["| benchmark | threads | nflow | PyTorch | PyTorch / nflow |", "|---|---|---|---|---|"]
+    lines = ["| benchmark | threads | nflow | PyTorch | PyTorch / nflow | per-round ratios |",
+             "|---|---|---|---|---|---|"]
     for t in threads:
         for n in names:
             a, b = res.get((k, "nflow", t, n)), res.get((k, "torch", t, n))
             if not a or not b:
                 continue
             if n == "peak_rss":
-                lines.append(f"| {n} | {t} | {a[0]:.0f} {a[1]} | {b[0]:.0f} {b[1]} | nflow uses {a[0] / b[0]:.2f}x PyTorch's memory |")
+                lines.append(f"| {n} | {t} | {a[0]:.0f} {a[1]} | {b[0]:.0f} {b[1]} | nflow uses {a[0] / b[0]:.2f}x "
+                             "PyTorch's memory | |")
             else:
-                lines.append(f"| {n} | {t} | {a[0]:.4g} {a[1]} | {b[0]:.4g} {b[1]} | **{b[0] / a[0]:.2f}x** |")
+                rr = round_ratios(k, t, n)
+                spread = f"{min(rr):.2f}x - {max(rr):.2f}x ({len(rr)} rounds)" if len(rr) > 1 else "one run"
+                lines.append(f"| {n} | {t} | {a[0]:.4g} {a[1]} | {b[0]:.4g} {b[1]} | **{b[0] / a[0]:.2f}x** | {spread} |")
     lines += ["", "| large-batch log_prob | threads | nflow GFLOP/s | PyTorch GFLOP/s | sgemm 10000x256x256 GFLOP/s "
               "| nflow / sgemm | nflow / FP32 peak of those cores |", "|---|---|---|---|---|---|---|"]
     for t in threads:
@@ -74,7 +91,11 @@ with open(sys.argv[2], "w") as f:
     f.write("# Performance: nflow against PyTorch\n\n")
     f.write("Written by `bench/run` (or `make bench`), which runs `build/bench/nflow_bench` and "
             "`bench/torch_bench.py` on identical configurations one after the other in the same run, at 1 and 2 "
-            "threads, and reports ratios PyTorch time / nflow time (higher is better for nflow). Threads: nflow's "
+            "threads, and reports ratios PyTorch time / nflow time (higher is better for nflow). Training steps run "
+            "in rounds, nflow then PyTorch in each (each time the median of 3 timed runs), so that both see the "
+            "same moments of a noisy machine: the tables give the median over the rounds, the ratio of those "
+            "medians and the range of the per-round ratios; the 1M-point passes run once; peak memory is the "
+            "largest of each library's processes. Threads: nflow's "
             "training steps split each batch over T threads of its own (`nf_train_opts.threads`) with "
             "single-threaded OpenBLAS inside them, and its 1M-point passes split their chunks of 2048 rows over T threads the same way (`nf_flow_set_threads`); PyTorch runs with "
             "torch.set_num_threads(T) on Debian's OpenMP OpenBLAS (with the default pthread OpenBLAS its 2-thread "

@@ -8,7 +8,9 @@ initialisation (nflow's NF_INIT_TORCH), a fixed batch for training steps,
 log_prob and sampling of 1,000,000 points in chunks of 2048, IAF sampling in
 its one-pass direction.  Prints "RESULT <name> <value> <unit>" lines.
 
-Usage: /usr/bin/python3 bench/torch_bench.py --threads N
+Usage: /usr/bin/python3 bench/torch_bench.py --threads N [--part steps|passes]
+(default: both; bench/run runs the steps in several rounds, alternating with
+nflow's, and the passes once).
 """
 import argparse
 import ctypes
@@ -153,6 +155,7 @@ def step_ms(model, b, steps):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--part", choices=("steps", "passes"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -165,10 +168,14 @@ def main():
     except (OSError, AttributeError):
         pass
     print(f"INFO torch {torch.__version__} threads {torch.get_num_threads()} blas {blas} kernels {core}", flush=True)
-    print(f"RESULT realnvp_step_b100 {step_ms(RealNVP(), 100, 200):.4f} ms", flush=True)
-    print(f"RESULT realnvp_step_b1024 {step_ms(RealNVP(), 1024, 30):.4f} ms", flush=True)
-    print(f"RESULT maf_step_b100 {step_ms(MAF(), 100, 200):.4f} ms", flush=True)
-    print(f"RESULT maf_step_b1024 {step_ms(MAF(), 1024, 30):.4f} ms", flush=True)
+    if a.part != "passes":
+        print(f"RESULT realnvp_step_b100 {step_ms(RealNVP(), 100, 200):.4f} ms", flush=True)
+        print(f"RESULT realnvp_step_b1024 {step_ms(RealNVP(), 1024, 30):.4f} ms", flush=True)
+        print(f"RESULT maf_step_b100 {step_ms(MAF(), 100, 200):.4f} ms", flush=True)
+        print(f"RESULT maf_step_b1024 {step_ms(MAF(), 1024, 30):.4f} ms", flush=True)
+    if a.part == "steps":
+        print(f"RESULT peak_rss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB", flush=True)
+        return
     n, chunk = 1_000_000, 2048
     x = torch.from_numpy(make_moons(n, noise=0.05, random_state=4)[0].astype(np.float32))
     with torch.no_grad():

@@ -102,7 +102,16 @@ void nf_bijector_free(nf_bijector *b) {
 size_t nf_bijector_dim(const nf_bijector *b) { return b ? b->d : 0; }
 const char *nf_bijector_name(const nf_bijector *b) { return b ? b->name : "(null)"; }
 size_t nf_bijector_param_count(const nf_bijector *b) { return b ? b->nparams : 0; }
-float *nf_bijector_params(nf_bijector *b) { return b ? b->params : NULL; }
+/* The caller may write the buffer: masked weights could become nonzero. */
+float *nf_bijector_params(nf_bijector *b) {
+    if (!b) return NULL;
+    nf__bijector_premask(b, 0);
+    return b->params;
+}
+
+void nf__bijector_premask(nf_bijector *b, int apply) {
+    if (b->ops->premask) b->ops->premask(b, apply);
+}
 
 int nf_bijector_monotone(const nf_bijector *b) {
     if (!b || !b->ops->monotone) return 0;
@@ -112,7 +121,9 @@ int nf_bijector_monotone(const nf_bijector *b) {
 nf_status nf_bijector_init_params(nf_bijector *b, nf_rng *rng) {
     if (!b || !rng) return nf__err(NF_ERR_ARG, "nf_bijector_init_params: NULL argument");
     if (!b->ops->init_params) return NF_OK;
-    return nf__err_prefix(b->ops->init_params(b, rng), "nf_bijector_init_params");
+    nf_status s = b->ops->init_params(b, rng);
+    if (!s) nf__bijector_premask(b, NF_PREMASK_APPLY); /* fresh parameters: masked entries are zero */
+    return nf__err_prefix(s, "nf_bijector_init_params");
 }
 
 /* ---- one-off passes ------------------------------------------------------ */

@@ -42,6 +42,8 @@ typedef struct nf_tensor_info {
 } nf_tensor_info;
 typedef nf_status (*nf_tensor_fn)(void *ctx, const nf_tensor_info *t);
 
+enum { NF_PREMASK_APPLY = 1, NF_PREMASK_CHECK = 2 };
+
 typedef struct nf_bijector_ops {
     const char *name;
     /* forward: x -> y, ldj += log|det dy/dx| (ldj may be NULL) */
@@ -76,6 +78,12 @@ typedef struct nf_bijector_ops {
     /* optional: data-dependent initialisation from a data-side batch y (the
      * input of this bijector's inverse); see nf__bijector_data_init */
     nf_status (*data_init)(nf_bijector *b, const float *y, size_t n);
+    /* optional: MADE masks (nn.h).  apply = NF_PREMASK_APPLY: zero the
+     * masked weights of b->params and let the passes use them as they are;
+     * NF_PREMASK_CHECK: the same where they are all zero already, changing
+     * no parameter; 0: the parameters were handed out for writing, mask per
+     * pass again.  Composites forward it to their parts. */
+    void (*premask)(nf_bijector *b, int apply);
     /* optional: frees what the instance owns beyond the struct itself */
     void (*destroy)(nf_bijector *b);
 } nf_bijector_ops;
@@ -119,6 +127,9 @@ nf_status nf__mlp_tensors(const struct nf_mlp *m, const char *prefix, size_t off
  * (last applied first), passing the batch through each part's inverse.
  * Allocates (once per call); not for use concurrently with other calls. */
 nf_status nf__bijector_data_init(nf_bijector *b, const float *y, const float *ctx, size_t n);
+/* Runs ops->premask where there is one (see there).  Not for use
+ * concurrently with passes of b. */
+void nf__bijector_premask(nf_bijector *b, int apply);
 /* Checks the constructor's common arguments; sets the message on failure. */
 nf_status nf__check_ctor(const char *fn, size_t d, nf_bijector **out);
 

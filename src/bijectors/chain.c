@@ -179,6 +179,11 @@ static nf_status chain_init(nf_bijector *b, nf_rng *rng) {
     return NF_OK;
 }
 
+static void chain_premask(nf_bijector *b, int apply) {
+    chain *c = (chain *)b;
+    for (size_t i = 0; i < c->k; i++) nf__bijector_premask(c->app[i], apply);
+}
+
 /* Parts are named by their position in the caller's (TFP-ordered) list. */
 static nf_status chain_tensors(const nf_bijector *b, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx) {
     const chain *c = (const chain *)b;
@@ -209,6 +214,7 @@ static const nf_bijector_ops chain_ops = {
     .monotone = chain_monotone,
     .init_params = chain_init,
     .tensors = chain_tensors,
+    .premask = chain_premask,
     .destroy = chain_destroy,
 };
 

@@ -50,6 +50,7 @@ static nf_status inv_tensors(const nf_bijector *b, const char *prefix, size_t of
     snprintf(p, sizeof p, "%sbijector.", prefix);
     return nf__bijector_tensors(INNER(b), p, off, fn, ctx);
 }
+static void inv_premask(nf_bijector *b, int apply) { nf__bijector_premask(((invert *)b)->inner, apply); }
 static void inv_destroy(nf_bijector *b) { nf_bijector_free(((invert *)b)->inner); }
 
 static const nf_bijector_ops invert_ops = {
@@ -64,6 +65,7 @@ static const nf_bijector_ops invert_ops = {
     .monotone = inv_monotone,
     .init_params = inv_init,
     .tensors = inv_tensors,
+    .premask = inv_premask,
     .destroy = inv_destroy,
 };
 

@@ -206,6 +206,12 @@ static nf_status maf_tensors(const nf_bijector *b, const char *prefix, size_t of
     return nf__mlp_tensors(&((const maf *)b)->made, p, off, fn, ctx);
 }
 
+static void maf_premask(nf_bijector *b, int apply) {
+    maf *f = (maf *)b;
+    if (apply) nf__mlp_apply_masks(&f->made, b->params, apply == NF_PREMASK_CHECK);
+    else f->made.premasked = 0;
+}
+
 static void maf_destroy(nf_bijector *b) {
     maf *f = (maf *)b;
     nf__mlp_free_masks(&f->made);
@@ -223,6 +229,7 @@ static const nf_bijector_ops maf_ops = {
     .tape_bytes = maf_tape_bytes,
     .init_params = maf_init,
     .tensors = maf_tensors,
+    .premask = maf_premask,
     .destroy = maf_destroy,
 };
 
@@ -264,6 +271,7 @@ nf_status nf_bijector_maf(size_t d, const nf_maf_opts *o, nf_rng *rng, nf_biject
         return nf__err_prefix(s, fn);
     }
     maf_init(&f->base, rng);
+    maf_premask(&f->base, NF_PREMASK_APPLY);
     *out = &f->base;
     return NF_OK;
 }

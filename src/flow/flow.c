@@ -71,7 +71,13 @@ void nf_flow_free(nf_flow *f) {
 
 size_t nf_flow_dim(const nf_flow *f) { return f ? f->d : 0; }
 size_t nf_flow_param_count(const nf_flow *f) { return f ? f->P : 0; }
-float *nf_flow_params(nf_flow *f) { return f ? f->params : NULL; }
+/* The caller may write the buffer: the passes stop trusting that masked
+ * MADE weights are zero until the masks are applied again (nn.h). */
+float *nf_flow_params(nf_flow *f) {
+    if (!f) return NULL;
+    nf__bijector_premask(f->bij, 0);
+    return f->params;
+}
 const nf_bijector *nf_flow_bijector(const nf_flow *f) { return f ? f->bij : NULL; }
 const char *nf_flow_spec(const nf_flow *f) { return f && f->spec ? f->spec : NULL; }
 

@@ -383,6 +383,7 @@ nf_status nf__model_load_params(const nf_model_file *mf, const char *path, nf_fl
     if (!c.used) return nf__err(NF_ERR_NOMEM, "out of memory");
     nf_status s = nf__flow_tensors(f, load_one, &c);
     free(c.used);
+    if (!s) nf__bijector_premask(f->bij, NF_PREMASK_CHECK); /* parameters stay bit for bit as read */
     return s;
 }
 
@@ -426,6 +427,7 @@ nf_status nf_flow_load(const char *path, nf_flow **out) {
             if (!c.used[i] && strcmp(m.head.keys[i], "__metadata__") && strncmp(m.head.keys[i], "train.", 6))
                 s = bad(path, "tensor '%s' is not part of the spec's model", m.head.keys[i]);
         free(c.used);
+        if (!s) nf__bijector_premask(f->bij, NF_PREMASK_CHECK); /* parameters stay bit for bit as read */
     }
     if (!s && (meta(&m, "scaler_mean") || meta(&m, "scaler_std"))) {
         float *ms = malloc(2 * f->d * sizeof(float));

@@ -7,7 +7,9 @@
  *                       dW_l += G_pre^T H_l,  db_l += sum_rows G_pre,
  *                       G_l = G_pre W_l
  * Masked layers use W_l ⊙ M_l in both passes and add dW ⊙ M_l, so masked
- * weights never influence anything and get exactly zero gradient.  Layers
+ * weights never influence anything and get exactly zero gradient; when the
+ * masks were applied to the parameters once (nn.h: premasked), W_l ⊙ M_l is
+ * W_l itself and no pass masks anything but the gradient.  Layers
  * with one input or one output (a coupling's first and last layers in 2-D)
  * use outer products and GEMV instead of a packed GEMM.
  */
@@ -44,6 +46,23 @@ void nf__mlp_free_masks(nf_mlp *m) {
         free(m->masks[l]);
         m->masks[l] = NULL;
     }
+}
+
+/* Whether layer l has a mask that changes anything. */
+static int masked(const nf_mlp *m, size_t l) { return m->masks[l] && !m->ones[l]; }
+
+void nf__mlp_apply_masks(nf_mlp *m, float *p, int check_only) {
+    int zero = 1;
+    for (size_t l = 0; l < m->nlin; l++) {
+        size_t a = m->w[l], b = m->w[l + 1];
+        const float *M = m->masks[l];
+        if (masked(m, l) && check_only)
+            for (size_t k = 0; k < a * b; k++) zero &= M[k] != 0.0f || p[k] == 0.0f;
+        else if (masked(m, l))
+            for (size_t k = 0; k < a * b; k++) p[k] *= M[k];
+        p += a * b + b;
+    }
+    m->premasked = zero;
 }
 
 size_t nf__mlp_param_count(const nf_mlp *m) {
@@ -92,15 +111,15 @@ void nf__mlp_init_params(const nf_mlp *m, float *p, nf_rng *rng, nf_init s, int 
         for (size_t j = 0; j < b; j++)
             bias[j] = s == NF_INIT_TORCH ? (float)((2.0 * nf_rng_uniform(rng) - 1.0) * bound) : 0.0f;
         if (zero_last && l == m->nlin - 1) memset(W, 0, (a * b + b) * sizeof(float));
-        if (m->masks[l])
+        if (masked(m, l))
             for (size_t k = 0; k < a * b; k++) W[k] *= m->masks[l][k];
         p += a * b + b;
     }
 }
 
-/* W_l, masked into `buf` when the layer has a mask. */
+/* W_l, masked into `buf` when the layer has a mask not yet applied. */
 static const float *weights(const nf_mlp *m, size_t l, const float *W, float *buf) {
-    if (!m->masks[l]) return W;
+    if (!masked(m, l) || m->premasked) return W;
     size_t k = m->w[l] * m->w[l + 1];
     const float *M = m->masks[l];
     for (size_t i = 0; i < k; i++) buf[i] = W[i] * M[i];
@@ -152,7 +171,7 @@ void nf__mlp_backward(const nf_mlp *m, const float *params, float *dparams, floa
         if (l + 1 < m->nlin) nf__act_backward(m->act, g, out, n * b);
         if (dparams) {
             float *dW = dparams + off[l], *db = dW + a * b;
-            if (m->masks[l]) {
+            if (masked(m, l)) {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)b, (int)a, (int)n, 1.0f, g,
                             (int)b, in, (int)a, 0.0f, dwbuf, (int)a);
                 const float *M = m->masks[l];
@@ -207,6 +226,8 @@ nf_status nf__made_masks(nf_mlp *m, const size_t *order, size_t d, size_t k) {
                                              : order[u % d] > deg[l][v]; /* output u -> input u % d */
                     m->masks[l][u * a + v] = on ? 1.0f : 0.0f;
                 }
+            m->ones[l] = 1;
+            for (size_t q = 0; q < a * b && m->ones[l]; q++) m->ones[l] = m->masks[l][q] == 1.0f;
         }
     }
     for (size_t l = 0; l <= m->nlin; l++) free(deg[l]);

@@ -7,6 +7,15 @@
  * laid out per linear layer l as W_l [w[l+1] x w[l]] (PyTorch's [out, in])
  * followed by b_l [w[l+1]].  Hidden layers apply `act`; the output layer is
  * linear.  Masked layers (MADE) multiply W_l by a 0/1 mask of the same shape.
+ *
+ * Masks are applied once, not per pass: nf__mlp_apply_masks zeroes the
+ * masked weights in the parameter buffer and sets `premasked`, after which
+ * the passes use W as it is and backward keeps masked gradients at zero, so
+ * training keeps them zero.  Whoever hands the buffer out for writing clears
+ * `premasked` (nf_flow_params, nf_bijector_params): the passes then mask a
+ * copy per call again, so a nonzero masked weight written from outside
+ * still has no effect.  All-ones masks (every hidden layer of a MADE on
+ * d = 2) are never applied.
  */
 #ifndef NF_NN_H
 #define NF_NN_H
@@ -20,6 +29,9 @@ typedef struct nf_mlp {
     size_t w[NF_MLP_MAX_LAYERS + 1];     /* widths */
     nf_activation act;                   /* hidden activation */
     float *masks[NF_MLP_MAX_LAYERS];     /* NULL, or 0/1 masks [w[l+1] x w[l]] (owned) */
+    unsigned char ones[NF_MLP_MAX_LAYERS]; /* mask l is all ones: nothing to apply */
+    int premasked;                       /* the parameters' masked weights are zero: the
+                                            passes use W as it is (nf__mlp_apply_masks) */
     size_t fan_in0;                      /* fan-in the first layer's init assumes (0: w[0]) */
 } nf_mlp;
 
@@ -38,6 +50,10 @@ const char *nf__act_name(nf_activation a);
 nf_status nf__mlp_init(nf_mlp *m, size_t in, const size_t *hidden, size_t nhidden, size_t out,
                        nf_activation act);
 void nf__mlp_free_masks(nf_mlp *m);
+/* Zeroes the masked weights of `params` and sets m->premasked; with
+ * check_only, zeroes nothing and sets premasked only if they are all zero
+ * already (a loaded model keeps its parameters bit for bit). */
+void nf__mlp_apply_masks(nf_mlp *m, float *params, int check_only);
 size_t nf__mlp_param_count(const nf_mlp *m);
 /* Floats the forward pass saves for n rows (every layer's output). */
 size_t nf__mlp_tape_floats(const nf_mlp *m, size_t n);

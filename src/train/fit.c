@@ -215,6 +215,7 @@ static void trainer_free(trainer *t) {
 static nf_status trainer_init(trainer *t, nf_flow *f, size_t B, const nf_train_opts *o) {
     memset(t, 0, sizeof *t);
     t->f = f, t->B = B, t->d = f->d, t->P = f->P;
+    nf__bijector_premask(f->bij, NF_PREMASK_APPLY); /* MADE masks: applied once, kept by masked gradients */
     t->T = o->threads > 1 ? o->threads : 1;
     if (t->T > NF_MAX_THREADS) return nf__err(NF_ERR_ARG, "threads must be at most %d, got %zu", NF_MAX_THREADS, t->T);
     if (t->T > B) t->T = B ? B : 1;

@@ -29,6 +29,7 @@ nf_status nf_flow_fit_reverse_kl(nf_flow *f, nf_log_density_fn target, void *use
         return nf__err(NF_ERR_UNSUPPORTED, "%s: the base %s is trainable; its samples are not reparameterisable", fn,
                        f->base->name);
     size_t B = o->batch, d = f->d, P = f->bij->nparams;
+    nf__bijector_premask(f->bij, NF_PREMASK_APPLY); /* MADE masks: applied once, kept by masked gradients */
     size_t every = o->log_every ? o->log_every : o->steps, nlog = (o->steps + every - 1) / every;
     size_t tb = nf__tape_bytes(f->bij, B), sb = nf__scratch_bytes(f->bij, B), db = nf__dist_scratch(f->base, B);
     size_t blk = nf__align(B * d * sizeof(float)), rb = nf__align(B * sizeof(float)), pb = nf__align(P * sizeof(float));
