@@ -95,7 +95,8 @@ with open(sys.argv[2], "w") as f:
             "in rounds, nflow then PyTorch in each (each time the median of 3 timed runs), so that both see the "
             "same moments of a noisy machine: the tables give the median over the rounds, the ratio of those "
             "medians and the range of the per-round ratios; the 1M-point passes run once; peak memory is the "
-            "largest of each library's processes. Threads: nflow's "
+            "largest of each library's processes; every round's numbers are in `docs/performance_raw.txt`. "
+            "Threads: nflow's "
             "training steps split each batch over T threads of its own (`nf_train_opts.threads`) with "
             "single-threaded OpenBLAS inside them, and its 1M-point passes split their chunks of 2048 rows over T threads the same way (`nf_flow_set_threads`); PyTorch runs with "
             "torch.set_num_threads(T) on Debian's OpenMP OpenBLAS (with the default pthread OpenBLAS its 2-thread "
@@ -106,7 +107,7 @@ with open(sys.argv[2], "w") as f:
     f.write("Configurations: dataflowr's RealNVP (6 couplings, s/t nets 2-256-256-2) and a 5-layer MAF "
             "(MADE [256,256], ReLU, reversed order between layers), d = 2; training steps (forward, backward, "
             "Adam) on a fixed batch of 100 or 1024; log_prob and sampling of 1,000,000 points in chunks of 2048 "
-            "(both libraries); MAF sampling takes d = 2 passes per layer, IAF sampling one.\n\n")
+            "(both libraries); MAF sampling takes d = 2 passes per layer in PyTorch (the reference program's loop) and one network pass plus one without the network in nflow (the first coordinate's parameters are the MADE's output biases), IAF sampling one in both.\n\n")
     f.write("Each section below is one pass of the whole benchmark with one set of OpenBLAS kernels, the same for "
             "both libraries: the set the environment gives, and, where this CPU runs a faster set than that "
             "(`nf_blas_info`, `nflow --version`), that set too.\n\n")

@@ -267,7 +267,13 @@ int nf_bijector_monotone(const nf_bijector *b);
 
 /* Parameters: one flat float buffer per bijector (a chain holds its parts'
  * parameters contiguously, in application order of the parts).  The pointer
- * is writable: an optimiser updates it in place.  NULL when count is 0. */
+ * is writable: an optimiser updates it in place.  NULL when count is 0.
+ * MADE weights that a mask removes have no effect whatever you write there:
+ * nflow keeps them at zero and skips masking while it owns the buffer
+ * (after creation, training and loading), and masks on every pass again
+ * once this call (or nf_flow_params) has handed the buffer out, until the
+ * next training run zeroes them.  Not to be called while passes of the
+ * same object run on other threads. */
 size_t nf_bijector_param_count(const nf_bijector *b);
 float *nf_bijector_params(nf_bijector *b);
 /* Random initialisation of the trainable parameters that need it (e.g. the
@@ -391,9 +397,11 @@ typedef enum nf_order { NF_ORDER_NATURAL = 0, NF_ORDER_REVERSED = 1, NF_ORDER_RA
  * gives per coordinate a shift m_i and log-scale a_i of earlier coordinates:
  *   inverse (data -> base, density): z = (x - m(x)) * exp(-a(x)), ONE pass,
  *            ildj = -sum a;
- *   forward (base -> data, sampling): x_i = z_i exp(a_i) + m_i, d passes.
+ *   forward (base -> data, sampling): x_i = z_i exp(a_i) + m_i, d passes,
+ *            the first without the network (the first coordinate's m, a are
+ *            the MADE's output biases), so d - 1 network passes.
  * IAF (Kingma et al. 2016) is invert(MAF): sampling in one pass, density in
- * d passes. */
+ * d - 1 network passes. */
 typedef struct nf_maf_opts {
     nf_net_opts net;
     nf_order order;            /* input order (degrees) of the MADE */
@@ -428,6 +436,8 @@ nf_status nf_flow_create(nf_bijector *b, nf_dist *base, nf_flow **out);
 void nf_flow_free(nf_flow *flow);
 size_t nf_flow_dim(const nf_flow *flow);
 size_t nf_flow_param_count(const nf_flow *flow);
+/* The flow's parameters (the bijector's, then a trainable base's), writable;
+ * see nf_bijector_params for MADE masks and threads. */
 float *nf_flow_params(nf_flow *flow);
 const nf_bijector *nf_flow_bijector(const nf_flow *flow);
 

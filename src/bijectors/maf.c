@@ -12,7 +12,11 @@
  *            of degree k, x_i = T^{-1}(z_i; p_i(x));  fldj = -sum log T'
  *            (affine: x_i = z_i e^{a_i} + m_i, fldj = sum a_i)
  * The MADE's activations after pass d equal those at the final x (no unit
- * sees the last-degree input), so the forward pass tapes pass d.
+ * sees the last-degree input), so the forward pass tapes pass d.  The
+ * coordinate of degree 1 depends on no input: its parameters are the output
+ * layer's biases (its mask rows are all zero, checked when the layer is
+ * built), so pass 1 runs no network when d >= 2 (or nothing is taped): MAF
+ * sampling costs d - 1 network passes, one instead of two for d = 2.
  *
  * Backward of the inverse pass (g = dL/dz, gl = dL/dildj): the transform's
  * reverse mode gives the direct dx and dp; dx += MADE^T(dp).
@@ -39,6 +43,7 @@ typedef struct maf {
     size_t np;            /* its parameters per coordinate */
     size_t *order;        /* degree of each input, 1..d */
     size_t *by_degree;    /* by_degree[k] = input of degree k+1 */
+    int first_free;       /* the degree-1 outputs see no hidden unit: they are the output biases */
     nf_net_opts opts;
 } maf;
 
@@ -108,10 +113,14 @@ static nf_status maf_forward(const nf_bijector *b, const nf_pass *p, float *x, f
     memset(x, 0, n * d * sizeof(float));
     const float *in = made_in(b, p, x, xin); /* x itself, or [x | ctx] kept in step below */
     for (size_t k = 0; k < d; k++) {
-        size_t j = f->by_degree[k];
-        const float *h = nf__mlp_forward(&f->made, b->params, tape, cur, in, n);
+        size_t j = f->by_degree[k], hs = rs;
+        const float *h;
+        if (k == 0 && f->first_free && (d > 1 || !p->tape))
+            h = b->params + b->nparams - rs, hs = 0; /* the output biases, the same for every row */
+        else
+            h = nf__mlp_forward(&f->made, b->params, tape, cur, in, n);
         for (size_t i = 0; i < n; i++) {
-            double xx, l = nf__eltx_invert(&f->tx, h + i * rs + j, d, z[i * d + j], &xx);
+            double xx, l = nf__eltx_invert(&f->tx, h + i * hs + j, d, z[i * d + j], &xx);
             x[i * d + j] = (float)xx;
             if (b->dc) xin[i * di + j] = (float)xx;
             if (ldj) ldj[i] -= (float)l;
@@ -270,6 +279,11 @@ nf_status nf_bijector_maf(size_t d, const nf_maf_opts *o, nf_rng *rng, nf_biject
         nf_bijector_free(&f->base);
         return nf__err_prefix(s, fn);
     }
+    const nf_mlp *mm = &f->made;
+    size_t last = mm->nlin - 1, a = mm->w[last], j1 = f->by_degree[0];
+    f->first_free = 1; /* mask rows of the degree-1 coordinate's outputs (k*d + j1) all zero */
+    for (size_t q = 0; q < np; q++)
+        for (size_t v = 0; v < a; v++) f->first_free &= mm->masks[last][(q * d + j1) * a + v] == 0.0f;
     maf_init(&f->base, rng);
     maf_premask(&f->base, NF_PREMASK_APPLY);
     *out = &f->base;
