@@ -121,9 +121,7 @@ int nf_bijector_monotone(const nf_bijector *b) {
 nf_status nf_bijector_init_params(nf_bijector *b, nf_rng *rng) {
     if (!b || !rng) return nf__err(NF_ERR_ARG, "nf_bijector_init_params: NULL argument");
     if (!b->ops->init_params) return NF_OK;
-    nf_status s = b->ops->init_params(b, rng);
-    if (!s) nf__bijector_premask(b, NF_PREMASK_APPLY); /* fresh parameters: masked entries are zero */
-    return nf__err_prefix(s, "nf_bijector_init_params");
+    return nf__err_prefix(b->ops->init_params(b, rng), "nf_bijector_init_params");
 }
 
 /* ---- one-off passes ------------------------------------------------------ */

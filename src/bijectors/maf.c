@@ -206,6 +206,7 @@ static nf_status maf_forward_backward(const nf_bijector *b, const nf_pass *p, fl
 static nf_status maf_init(nf_bijector *b, nf_rng *rng) {
     maf *f = (maf *)b;
     nf__mlp_init_params(&f->made, b->params, rng, f->opts.init, f->opts.zero_last);
+    nf__mlp_apply_masks(&f->made, b->params, 0);
     return NF_OK;
 }
 
@@ -285,7 +286,6 @@ nf_status nf_bijector_maf(size_t d, const nf_maf_opts *o, nf_rng *rng, nf_biject
     for (size_t q = 0; q < np; q++)
         for (size_t v = 0; v < a; v++) f->first_free &= mm->masks[last][(q * d + j1) * a + v] == 0.0f;
     maf_init(&f->base, rng);
-    maf_premask(&f->base, NF_PREMASK_APPLY);
     *out = &f->base;
     return NF_OK;
 }

@@ -378,13 +378,23 @@ static nf_status load_one(void *ctx, const nf_tensor_info *t) {
     return NF_OK;
 }
 
-nf_status nf__model_load_params(const nf_model_file *mf, const char *path, nf_flow *f) {
-    loadctx c = {path, (mfile *)mf, f, calloc(((const mfile *)mf)->head.n + 1, 1)};
+/* Reads every tensor of f's model from m.  strict: a tensor of the file
+ * that is not part of the model is an error (except "train.*", checkpoint
+ * state). */
+static nf_status load_tensors(mfile *m, const char *path, nf_flow *f, int strict) {
+    loadctx c = {path, m, f, calloc(m->head.n + 1, 1)};
     if (!c.used) return nf__err(NF_ERR_NOMEM, "out of memory");
     nf_status s = nf__flow_tensors(f, load_one, &c);
+    for (size_t i = 0; strict && !s && i < m->head.n; i++)
+        if (!c.used[i] && strcmp(m->head.keys[i], "__metadata__") && strncmp(m->head.keys[i], "train.", 6))
+            s = bad(path, "tensor '%s' is not part of the spec's model", m->head.keys[i]);
     free(c.used);
     if (!s) nf__bijector_premask(f->bij, NF_PREMASK_CHECK); /* parameters stay bit for bit as read */
     return s;
+}
+
+nf_status nf__model_load_params(const nf_model_file *mf, const char *path, nf_flow *f) {
+    return load_tensors((mfile *)mf, path, f, 0);
 }
 
 nf_status nf_flow_load(const char *path, nf_flow **out) {
@@ -419,16 +429,7 @@ nf_status nf_flow_load(const char *path, nf_flow **out) {
             s = NF_ERR_DOMAIN;
         }
     }
-    if (!s) {
-        loadctx c = {path, &m, f, calloc(m.head.n + 1, 1)};
-        if (!c.used) s = nf__err(NF_ERR_NOMEM, "out of memory");
-        if (!s) s = nf__flow_tensors(f, load_one, &c);
-        for (size_t i = 0; !s && i < m.head.n; i++) /* "train.*": checkpoint state, not the model */
-            if (!c.used[i] && strcmp(m.head.keys[i], "__metadata__") && strncmp(m.head.keys[i], "train.", 6))
-                s = bad(path, "tensor '%s' is not part of the spec's model", m.head.keys[i]);
-        free(c.used);
-        if (!s) nf__bijector_premask(f->bij, NF_PREMASK_CHECK); /* parameters stay bit for bit as read */
-    }
+    if (!s) s = load_tensors(&m, path, f, 1);
     if (!s && (meta(&m, "scaler_mean") || meta(&m, "scaler_std"))) {
         float *ms = malloc(2 * f->d * sizeof(float));
         if (!ms) s = nf__err(NF_ERR_NOMEM, "out of memory");

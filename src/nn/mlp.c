@@ -111,8 +111,6 @@ void nf__mlp_init_params(const nf_mlp *m, float *p, nf_rng *rng, nf_init s, int 
         for (size_t j = 0; j < b; j++)
             bias[j] = s == NF_INIT_TORCH ? (float)((2.0 * nf_rng_uniform(rng) - 1.0) * bound) : 0.0f;
         if (zero_last && l == m->nlin - 1) memset(W, 0, (a * b + b) * sizeof(float));
-        if (masked(m, l))
-            for (size_t k = 0; k < a * b; k++) W[k] *= m->masks[l][k];
         p += a * b + b;
     }
 }

@@ -64,7 +64,8 @@ size_t nf__mlp_max_width(const nf_mlp *m);
 
 /* Draws parameters: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch
  * nn.Linear default), Glorot-uniform or He-normal weights with zero biases.
- * zero_last: the output layer starts at zero.  Masked entries are zeroed. */
+ * zero_last: the output layer starts at zero.  Masked entries are drawn
+ * like the others; nf__mlp_apply_masks zeroes them. */
 void nf__mlp_init_params(const nf_mlp *m, float *params, nf_rng *rng, nf_init s, int zero_last);
 
 /* Forward: tape receives every layer's output (n x w[l+1]); the network's
