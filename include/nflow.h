@@ -509,8 +509,10 @@ typedef struct nf_train_opts {
     float lr, beta1, beta2, eps;   /* Adam */
     float weight_decay;            /* L2 added to the gradient (Adam, not AdamW) */
     size_t batch;                  /* rows per step; 0 = the whole training set */
-    size_t epochs;                 /* nf_flow_fit: passes over the data */
-    size_t steps;                  /* nf_flow_fit_stream: optimiser steps */
+    size_t epochs;                 /* nf_flow_fit: passes over the data; 0: whole
+                                      epochs covering at least `steps` steps */
+    size_t steps;                  /* nf_flow_fit_stream, nf_flow_fit_reverse_kl:
+                                      optimiser steps (nf_flow_fit: see epochs) */
     float val_split;               /* nf_flow_fit: last fraction held out (Keras) */
     size_t patience;               /* early stopping after this many epochs
                                       without validation improvement (0: off);
@@ -541,6 +543,16 @@ typedef struct nf_train_opts {
      * 0.01 to 1 over this many steps (Rezende & Mohamed's annealing, which
      * helps flows find every mode); 0: beta = 1 throughout. */
     size_t anneal_steps;
+    /* The gradient-reduction seam: when set, called once per step on this
+     * process's gradient of its mean loss (grad: every parameter of the
+     * flow, n floats) and that mean loss, once both are complete and before
+     * clipping and Adam.  It may change both in place: an all-reduce across
+     * processes (average them), gradient accumulation.  Every process then
+     * runs the same clipping and Adam.  A non-zero return stops training
+     * with NF_ERR_ARG naming the step; the parameters of the last good step
+     * are kept. */
+    int (*reduce)(void *reduce_user, float *grad, size_t n, double *loss);
+    void *reduce_user;
 } nf_train_opts;
 
 /* lr 1e-3, betas 0.9/0.999, eps 1e-8, batch 100, epochs 100, steps 1000,
@@ -584,8 +596,11 @@ nf_status nf_energy_target(const char *name, nf_log_density_fn *fn);
  * samples z, maps them forward (sampling direction: IAF, planar and radial
  * flows and couplings are one pass), and follows the gradient of the
  * estimate.  opts: steps, batch, lr and Adam, clip_norm, seed, log_every,
- * callback.  The report's train history holds the mean of log q - log p~,
- * which is >= -log Z (equal when q = p).  Unconditional flows only. */
+ * callback, threads (the target is then called from each thread on
+ * disjoint rows: it must be safe to call concurrently), checkpoints and
+ * resume (as for the other fit calls), reduce.  The report's train history
+ * holds the mean of log q - log p~, which is >= -log Z (equal when q = p).
+ * Unconditional flows only. */
 nf_status nf_flow_fit_reverse_kl(nf_flow *flow, nf_log_density_fn target, void *target_user,
                                  const nf_train_opts *opts, nf_train_report *report);
 

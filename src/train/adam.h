@@ -30,10 +30,4 @@ float nf__clip_scale(double norm, double max_norm);
  * when max_norm > 0 and the norm is finite.  Returns the norm before. */
 double nf__clip_norm(float *g, size_t n, double max_norm);
 
-/* Shared by the fit calls (fit.c, reverse_kl.c): checks the options common
- * to all of them and zeroes the report; a monotonic clock in seconds. */
-struct nf_flow;
-nf_status nf__check_train_opts(const char *fn, struct nf_flow *f, const nf_train_opts *o, nf_train_report *r);
-double nf__now(void);
-
 #endif
