@@ -52,16 +52,19 @@ int main(int argc, char **argv) {
     suite("io", test_io);
     suite("model", test_model);
     suite("fuzz_replay", test_fuzz_replay);
-    const char *only = getenv("NF_TEST_ONLY");
-    if (argc > 1 && !(only && *only)) {
+    if (argc > 1) { /* the suites that run the programs in the build folder argv[1] */
         char ex[1024];
         snprintf(ex, sizeof ex, "%s/examples", argv[1]);
-        long p = tc.passed, f = tc.failed;
-        test_examples(ex);
-        printf("%-14s %6ld passed, %ld failed\n", "examples", tc.passed - p, tc.failed - f);
-        p = tc.passed, f = tc.failed;
-        test_cli(argv[1]);
-        printf("%-14s %6ld passed, %ld failed\n", "cli", tc.passed - p, tc.failed - f);
+        if (selected("examples")) {
+            long p = tc.passed, f = tc.failed;
+            test_examples(ex);
+            printf("%-14s %6ld passed, %ld failed\n", "examples", tc.passed - p, tc.failed - f);
+        }
+        if (selected("cli")) {
+            long p = tc.passed, f = tc.failed;
+            test_cli(argv[1]);
+            printf("%-14s %6ld passed, %ld failed\n", "cli", tc.passed - p, tc.failed - f);
+        }
     }
     printf("%ld passed, %ld failed\n", tc.passed, tc.failed);
     return tc.failed ? 1 : 0;

@@ -173,23 +173,31 @@ void test_cli(const char *build) {
           "numerical failure: 3");
     CHECK(run(NULL, 0, "%s eval --bijector sigmoid --inverse 1 2>/dev/null", bin) == 2, "out-of-domain eval: 2");
 
-    /* SIGKILL mid-run, then --resume: the same model as an uninterrupted run */
-    const char *tr = "train --data moons --flow 'maf(hidden=[64])' --steps 20000 --checkpoint-every 100 --seed 3 --quiet";
-    CHECK(run(NULL, 0, "%s %s --out %s/full", bin, tr, tmp) == 0, "uninterrupted run");
-    rc = run(out, sizeof out,
-             "%s %s --out %s/killed & p=$!; while [ ! -f %s/killed/checkpoint.nflow ] && kill -0 $p 2>/dev/null; do sleep 0.01; done; "
-             "kill -9 $p; wait $p; echo $?", bin, tr, tmp, tmp);
-    CHECK(atoi(out) == 137 && !exists(tmp, "killed/model.nflow"), "the run was killed before it finished (%s)", out);
-    CHECK(run(NULL, 0, "%s %s --out %s/killed --resume", bin, tr, tmp) == 0, "resumed run");
-    nf_flow *fa = NULL, *fb = NULL;
-    snprintf(path, sizeof path, "%s/full/model.nflow", tmp);
-    CHECK_OK(nf_flow_load(path, &fa));
-    snprintf(path, sizeof path, "%s/killed/model.nflow", tmp);
-    CHECK_OK(nf_flow_load(path, &fb));
-    CHECK(fa && fb && nf_flow_param_count(fa) == nf_flow_param_count(fb) &&
-              !memcmp(nf_flow_params(fa), nf_flow_params(fb), nf_flow_param_count(fa) * sizeof(float)),
-          "killed and resumed run ends bit-identical to the uninterrupted one");
-    nf_flow_free(fa), nf_flow_free(fb);
+    /* SIGKILL mid-run, then --resume: the same model as an uninterrupted run
+     * (maximum likelihood, and reverse KL on two threads) */
+    const char *runs[2][2] = {
+        {"train", "train --data moons --flow 'maf(hidden=[64])' --steps 20000 --checkpoint-every 100 --seed 3 --quiet"},
+        {"fit-density", "fit-density --target u2 --flow 'iaf(layers=2, hidden=[32])' --steps 40000 --checkpoint-every 100 "
+                        "--threads 2 --seed 3 --grid 20 --quiet"}};
+    for (int k = 0; k < 2; k++) {
+        const char *tr = runs[k][1];
+        CHECK(run(NULL, 0, "%s %s --out %s/full%d", bin, tr, tmp, k) == 0, "%s: uninterrupted run", runs[k][0]);
+        rc = run(out, sizeof out,
+                 "%s %s --out %s/killed%d & p=$!; while [ ! -f %s/killed%d/checkpoint.nflow ] && kill -0 $p 2>/dev/null; do sleep 0.01; done; "
+                 "kill -9 $p; wait $p; echo $?", bin, tr, tmp, k, tmp, k);
+        CHECK(atoi(out) == 137 && !exists(tmp, k ? "killed1/model.nflow" : "killed0/model.nflow"),
+              "%s: the run was killed before it finished (%s)", runs[k][0], out);
+        CHECK(run(NULL, 0, "%s %s --out %s/killed%d --resume", bin, tr, tmp, k) == 0, "%s: resumed run", runs[k][0]);
+        nf_flow *fa = NULL, *fb = NULL;
+        snprintf(path, sizeof path, "%s/full%d/model.nflow", tmp, k);
+        CHECK_OK(nf_flow_load(path, &fa));
+        snprintf(path, sizeof path, "%s/killed%d/model.nflow", tmp, k);
+        CHECK_OK(nf_flow_load(path, &fb));
+        CHECK(fa && fb && nf_flow_param_count(fa) == nf_flow_param_count(fb) &&
+                  !memcmp(nf_flow_params(fa), nf_flow_params(fb), nf_flow_param_count(fa) * sizeof(float)),
+              "%s: killed and resumed run ends bit-identical to the uninterrupted one", runs[k][0]);
+        nf_flow_free(fa), nf_flow_free(fb);
+    }
 
     /* the report in a real browser */
     if (run(NULL, 0, "command -v chromium >/dev/null 2>&1") == 0) {

@@ -82,7 +82,8 @@ static int draw_m(void *u, nf_rng *r, float *x, size_t n) {
     return nf_data_moons(r, n, 0.05f, x, NULL) != NF_OK;
 }
 
-/* The training pool (batch split over 3 threads) under ThreadSanitizer too. */
+/* The training pool (batch split over 3 threads) under ThreadSanitizer too:
+ * maximum likelihood, reverse KL, and a pool stopped before its first task. */
 static void test_pool(void) {
     nf_flow *f = NULL;
     CHECK_OK(nf_flow_from_spec("maf(layers=2, hidden=[16])", 2, 2, &f));
@@ -92,6 +93,14 @@ static void test_pool(void) {
     CHECK_OK(nf_flow_fit_stream(f, draw_m, NULL, &o, &r));
     CHECK(r.steps == 20 && isfinite(r.train_loss), "threaded training ran");
     nf_train_report_free(&r);
+    /* reverse KL on the same pool, and a trainer freed before its first step */
+    nf_log_density_fn u1 = NULL;
+    CHECK_OK(nf_energy_target("u1", &u1));
+    CHECK_OK(nf_flow_fit_reverse_kl(f, u1, NULL, &o, &r));
+    CHECK(r.steps == 20 && isfinite(r.train_loss), "threaded reverse KL ran");
+    nf_train_report_free(&r);
+    o.resume_path = "/dev/null"; /* not a checkpoint: fails before any step */
+    CHECK_ERR(nf_flow_fit_stream(f, draw_m, NULL, &o, NULL), NF_ERR_DOMAIN, "/dev/null");
     nf_flow_free(f);
 }
 

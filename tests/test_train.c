@@ -10,6 +10,7 @@
 #include "../src/nn/nn.h"
 #include "../src/bijectors/bijector_impl.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -846,18 +847,27 @@ static void test_resume(void) {
     nf_rng_create(31, &rng);
     float *x = malloc(600 * 2 * sizeof(float));
     nf_data_moons(rng, 600, 0.05f, x, NULL);
-    for (int mode = 0; mode < 2; mode++) {
+    nf_log_density_fn u2 = NULL;
+    CHECK_OK(nf_energy_target("u2", &u2));
+    for (int mode = 0; mode < 3; mode++) {
         nf_flow *full = NULL, *part = NULL, *res = NULL;
-        const char *spec = mode ? "maf(layers=2, hidden=[16,16])" : "realnvp(layers=2, hidden=[16])";
+        const char *spec = mode == 1 ? "maf(layers=2, hidden=[16,16])" : "realnvp(layers=2, hidden=[16])";
         CHECK_OK(nf_flow_from_spec(spec, 2, 5, &full));
         CHECK_OK(nf_flow_from_spec(spec, 2, 5, &part));
         CHECK_OK(nf_flow_from_spec(spec, 2, 5, &res));
         nf_train_opts o = nf_train_defaults();
         o.seed = 9, o.lr = 3e-3f;
         nf_train_report a, b, c;
-        size_t at = mode ? 6 : 120;
+        size_t at = mode == 1 ? 6 : 120;
         remove(ck);
-        if (mode) {
+        if (mode == 2) { /* reverse KL on two threads, with annealing */
+            o.steps = 300, o.batch = 64, o.log_every = 40, o.threads = 2, o.anneal_steps = 100;
+            CHECK_OK(nf_flow_fit_reverse_kl(full, u2, NULL, &o, &a));
+            o.checkpoint_path = ck, o.checkpoint_every = 60, o.callback = stop_at, o.user = &at;
+            CHECK_OK(nf_flow_fit_reverse_kl(part, u2, NULL, &o, &b)); /* stops at step 120 */
+            o.callback = NULL, o.resume_path = ck;
+            CHECK_OK(nf_flow_fit_reverse_kl(res, u2, NULL, &o, &c));
+        } else if (mode) {
             o.epochs = 12, o.batch = 64, o.val_split = 0.2f, o.standardize = 1;
             CHECK_OK(nf_flow_fit(full, x, 600, &o, &a));
             o.checkpoint_path = ck, o.checkpoint_every = 3, o.callback = stop_at, o.user = &at;
@@ -883,8 +893,14 @@ static void test_resume(void) {
         nf_flow *other = NULL;
         CHECK_OK(nf_flow_from_spec("maf(hidden=[7])", 2, 5, &other));
         o.callback = NULL, o.resume_path = ck;
-        nf_status st = mode ? nf_flow_fit(other, x, 600, &o, NULL) : nf_flow_fit_stream(other, draw_moons, NULL, &o, NULL);
+        nf_status st = mode == 2   ? nf_flow_fit_reverse_kl(other, u2, NULL, &o, NULL)
+                       : mode == 1 ? nf_flow_fit(other, x, 600, &o, NULL)
+                                   : nf_flow_fit_stream(other, draw_moons, NULL, &o, NULL);
         CHECK(st == NF_ERR_DOMAIN && strstr(nf_last_error(), "another flow"), "checkpoint of another flow: %s", nf_last_error());
+        /* a checkpoint of another kind of training is refused */
+        st = mode == 2 ? nf_flow_fit_stream(res, draw_moons, NULL, &o, NULL) : nf_flow_fit_reverse_kl(res, u2, NULL, &o, NULL);
+        CHECK(st == NF_ERR_DOMAIN && strstr(nf_last_error(), "not a checkpoint of"), "checkpoint of other training: %s",
+              nf_last_error());
         nf_flow_free(other);
         /* a checkpoint is also a model file */
         nf_flow *m = NULL;
@@ -930,7 +946,151 @@ static void test_fit_gives_memory_back(void) {
     nf_flow_free(f);
 }
 
+
+/* nf_flow_fit with epochs = 0 runs whole epochs covering `steps` steps:
+ * the same run, bit for bit, as the equivalent epoch count. */
+static void test_fit_steps(void) {
+    nf_rng *rng = NULL;
+    nf_rng_create(8, &rng);
+    float *x = malloc(500 * 2 * sizeof(float));
+    nf_data_moons(rng, 500, 0.05f, x, NULL);
+    nf_flow *a = small_realnvp(4), *b = small_realnvp(4);
+    nf_train_opts o = nf_train_defaults();
+    o.batch = 64, o.val_split = 0.2f, o.epochs = 0, o.steps = 20; /* 400 rows: 7 steps an epoch -> 3 epochs */
+    nf_train_report ra, rb;
+    CHECK_OK(nf_flow_fit(a, x, 500, &o, &ra));
+    o.epochs = 3;
+    CHECK_OK(nf_flow_fit(b, x, 500, &o, &rb));
+    size_t np = nf_flow_param_count(a);
+    CHECK(ra.steps == 21 && ra.epochs == 3 && rb.steps == 21, "steps=20 runs 3 whole epochs (%zu steps, %zu epochs)", ra.steps,
+          ra.epochs);
+    CHECK(!memcmp(nf_flow_params(a), nf_flow_params(b), np * sizeof(float)), "steps=20 equals epochs=3 bit for bit");
+    o.epochs = 0, o.steps = 0;
+    CHECK_ERR(nf_flow_fit(a, x, 500, &o, NULL), NF_ERR_ARG, "epochs or steps");
+    nf_train_report_free(&ra), nf_train_report_free(&rb);
+    nf_flow_free(a), nf_flow_free(b);
+    free(x);
+    nf_rng_free(rng);
+}
+
+/* Reverse KL on the training pool: a run on 3 threads repeats bit for bit,
+ * and follows the one-thread run (the sums differ only in their order). */
+static void test_reverse_kl_threads(void) {
+    nf_log_density_fn u1 = NULL;
+    CHECK_OK(nf_energy_target("u1", &u1));
+    nf_flow *f[3] = {NULL, NULL, NULL};
+    nf_train_report r[3];
+    size_t threads[3] = {1, 3, 3};
+    for (int k = 0; k < 3; k++) {
+        CHECK_OK(nf_flow_from_spec("iaf(layers=2, hidden=[16,16])", 2, 3, &f[k]));
+        nf_train_opts o = nf_train_defaults();
+        o.lr = 5e-3f, o.batch = 128, o.steps = 200, o.log_every = 50, o.threads = threads[k];
+        CHECK_OK(nf_flow_fit_reverse_kl(f[k], u1, NULL, &o, &r[k]));
+    }
+    size_t np = nf_flow_param_count(f[0]);
+    CHECK(!memcmp(nf_flow_params(f[1]), nf_flow_params(f[2]), np * sizeof(float)), "3-thread reverse KL repeats bit for bit");
+    CHECK(memcmp(nf_flow_params(f[0]), nf_flow_params(f[1]), np * sizeof(float)) != 0, "3 threads sum in another order");
+    CHECK(r[0].n_history == 4 && r[1].n_history == 4 && fabs(r[0].train_loss - r[1].train_loss) < 0.05,
+          "1 and 3 threads reach the same KL estimate (%.4f, %.4f)", r[0].train_loss, r[1].train_loss);
+    for (int k = 0; k < 3; k++) {
+        nf_train_report_free(&r[k]);
+        nf_flow_free(f[k]);
+    }
+}
+
+/* The reduction hook as a data-parallel run would use it: two "ranks"
+ * (threads), each training its own copy of the flow on its own stream,
+ * average their gradients and losses in the hook; their parameters stay
+ * equal bit for bit although their data differ.  The hook sees every
+ * parameter once per step; a failing hook stops training, keeping the
+ * parameters of the last good step. */
+typedef struct ranks {
+    pthread_barrier_t bar;
+    float *g[2];
+    double loss[2];
+    size_t calls[2], n;
+} ranks;
+typedef struct rank {
+    ranks *all;
+    int id;
+    nf_flow *f;
+    nf_status st;
+} rank;
+
+static int fail_third(void *user, float *grad, size_t n, double *loss) {
+    (void)grad, (void)n, (void)loss;
+    return ++*(size_t *)user == 3 ? 7 : 0;
+}
+
+static int average_hook(void *user, float *grad, size_t n, double *loss) {
+    rank *r = user;
+    ranks *a = r->all;
+    a->calls[r->id]++;
+    a->n = n;
+    a->g[r->id] = grad;
+    a->loss[r->id] = *loss;
+    pthread_barrier_wait(&a->bar);
+    const float *other = a->g[1 - r->id];
+    float *mine = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) mine[i] = r->id ? (other[i] + grad[i]) / 2 : (grad[i] + other[i]) / 2;
+    double l = (a->loss[0] + a->loss[1]) / 2;
+    pthread_barrier_wait(&a->bar); /* both have read both */
+    memcpy(grad, mine, n * sizeof(float));
+    *loss = l;
+    free(mine);
+    return 0;
+}
+
+static void *rank_main(void *arg) {
+    rank *r = arg;
+    nf_train_opts o = nf_train_defaults();
+    o.batch = 50, o.steps = 40, o.log_every = 20, o.seed = 100 + (uint64_t)r->id; /* each rank its own stream */
+    o.reduce = average_hook, o.reduce_user = r;
+    r->st = nf_flow_fit_stream(r->f, draw_moons, NULL, &o, NULL);
+    return NULL;
+}
+
+static void test_reduce_hook(void) {
+    ranks a;
+    memset(&a, 0, sizeof a);
+    pthread_barrier_init(&a.bar, NULL, 2);
+    rank r[2] = {{&a, 0, small_realnvp(6), NF_OK}, {&a, 1, small_realnvp(6), NF_OK}};
+    pthread_t th;
+    pthread_create(&th, NULL, rank_main, &r[1]);
+    rank_main(&r[0]);
+    pthread_join(th, NULL);
+    size_t np = nf_flow_param_count(r[0].f);
+    CHECK(r[0].st == NF_OK && r[1].st == NF_OK, "both ranks trained");
+    CHECK(a.calls[0] == 40 && a.calls[1] == 40 && a.n == np, "the hook ran once a step on all %zu parameters (%zu, %zu calls)",
+          np, a.calls[0], a.calls[1]);
+    CHECK(!memcmp(nf_flow_params(r[0].f), nf_flow_params(r[1].f), np * sizeof(float)),
+          "ranks with averaged gradients keep equal parameters");
+    nf_flow *alone = small_realnvp(6);
+    nf_train_opts o = nf_train_defaults();
+    o.batch = 50, o.steps = 40, o.log_every = 20, o.seed = 100;
+    CHECK_OK(nf_flow_fit_stream(alone, draw_moons, NULL, &o, NULL));
+    CHECK(memcmp(nf_flow_params(alone), nf_flow_params(r[0].f), np * sizeof(float)) != 0,
+          "the hook changed the step (rank 0 alone trains differently)");
+    /* a failing hook at step 3: the parameters after step 2 are kept */
+    nf_flow *g = small_realnvp(6), *h = small_realnvp(6);
+    o.steps = 2;
+    CHECK_OK(nf_flow_fit_stream(h, draw_moons, NULL, &o, NULL));
+    size_t calls = 0;
+    o.steps = 10, o.reduce = fail_third, o.reduce_user = &calls;
+    nf_train_report rep;
+    CHECK_ERR(nf_flow_fit_stream(g, draw_moons, NULL, &o, &rep), NF_ERR_ARG,
+              "step 3 (the parameters after step 2 are kept): the reduce hook reported failure (code 7)");
+    CHECK(rep.steps == 2 && !memcmp(nf_flow_params(g), nf_flow_params(h), np * sizeof(float)),
+          "the parameters after step 2 are kept (%zu steps reported)", rep.steps);
+    pthread_barrier_destroy(&a.bar);
+    nf_flow_free(g), nf_flow_free(h), nf_flow_free(alone);
+    nf_flow_free(r[0].f), nf_flow_free(r[1].f);
+}
+
 void test_train(void) {
+    test_fit_steps();
+    test_reverse_kl_threads();
+    test_reduce_hook();
     test_fit_gives_memory_back();
     test_made_masks_once();
     test_resume();

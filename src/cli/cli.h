@@ -64,6 +64,30 @@ void progress_update(progress *p, const nf_train_progress *tp);
 void progress_done(progress *p);
 double now_seconds(void);
 
+/* mkdir -p: creates dir and its missing parents; 0, or -1 with errno set. */
+int mkdir_p(const char *dir);
+
+/* The training engine's options that train and fit-density share:
+ * --threads N, --checkpoint-every N, --resume (DIR/checkpoint.nflow). */
+typedef struct engine_opts {
+    size_t threads, ck_every;
+    int resume;
+    char ckpath[4200];
+} engine_opts;
+#define ENGINE_OPTS_HELP                                                                   \
+    "  --checkpoint-every N  write DIR/checkpoint.nflow every N steps (every N epochs\n"    \
+    "                    with --epochs): parameters, Adam state, RNG state, histories;\n" \
+    "                    written atomically (temporary file, fsync, rename)\n"             \
+    "  --resume          continue from DIR/checkpoint.nflow (run the same command with\n" \
+    "                    --resume added): the result is bit-identical to an\n"            \
+    "                    uninterrupted run; without a checkpoint it starts afresh\n"      \
+    "  --threads N       split each batch over N threads (BLAS then runs one thread\n"    \
+    "                    inside each); results are reproducible for a given N\n"
+void engine_opts_parse(args *a, engine_opts *e);
+/* Sets o's checkpoint, resume and thread options (and one BLAS thread when
+ * N > 1); says on stderr whether it resumes, unless quiet. */
+void engine_opts_apply(const char *cmd, engine_opts *e, const char *out, int quiet, nf_train_opts *o);
+
 /* Splits n rows [x (d values) | c (dc values)] into x (n x d) and c
  * (n x dc); x may be `rows` itself (packed in place, front to back). */
 void split_context_rows(const float *rows, size_t n, size_t d, size_t dc, float *x, float *c);

@@ -8,7 +8,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char *HELP =
     "usage: nflow fit-density --target u1|u2|u3|u4 --flow SPEC --out DIR [options]\n"
@@ -33,6 +32,7 @@ static const char *HELP =
     "  --anneal N        raise the target's weight from 0.01 to 1 over the first N\n"
     "                    steps (the paper's annealing; helps to find every mode)\n"
     "  --seed S          seed of the weights and samples (default 0)\n"
+    ENGINE_OPTS_HELP
     "  --format FMT      figures as png (default), svg or pdf\n"
     "  --grid G          density figures on a G x G grid of [-4, 4]^2 (default 200)\n"
     "  --quiet           no progress display\n"
@@ -64,6 +64,8 @@ int cmd_fit_density(int argc, char **argv) {
     o.anneal_steps = (size_t)opt_num(&a, "--anneal", 0, 0, 1e9);
     uint64_t seed = (uint64_t)opt_num(&a, "--seed", 0, 0, 1.8e19);
     int grid = (int)opt_num(&a, "--grid", 200, 2, 2000), quiet = opt_flag(&a, "--quiet");
+    engine_opts eng;
+    engine_opts_parse(&a, &eng);
     rc = args_check_all_used(&a);
     args_free(&a);
     if (rc) return rc;
@@ -74,7 +76,7 @@ int cmd_fit_density(int argc, char **argv) {
     if (nf_energy_target(tname, &target)) return fail(cmd, EXIT_USAGE, "%s", nf_last_error());
     nf_flow *flow = NULL;
     if (nf_flow_from_spec(spec, 2, seed, &flow)) return fail(cmd, EXIT_USAGE, "%s", nf_last_error());
-    if (mkdir(out, 0777) && errno != EEXIST) {
+    if (mkdir_p(out)) {
         nf_flow_free(flow);
         return fail(cmd, EXIT_DATA, "cannot create %s: %s", out, strerror(errno));
     }
@@ -82,6 +84,7 @@ int cmd_fit_density(int argc, char **argv) {
     progress_init(&pr, quiet);
     o.seed = seed + 1, o.log_every = o.steps >= 100 ? o.steps / 100 : 1;
     o.callback = on_progress, o.user = &pr;
+    engine_opts_apply(cmd, &eng, out, quiet, &o);
     nf_train_report rep;
     nf_status s = nf_flow_fit_reverse_kl(flow, target, NULL, &o, &rep);
     progress_done(&pr);

@@ -46,14 +46,7 @@ static const char *HELP =
     "  --seed S          seed of the weights, batches and generated data (default 0)\n"
     "  --format FMT      figures as png (default), svg or pdf\n"
     "  --grid G          density figure on a G x G grid (default 200; dataflowr used 500)\n"
-    "  --checkpoint-every N  write DIR/checkpoint.nflow every N steps (streamed data)\n"
-    "                    or N epochs (--epochs): parameters, Adam state, RNG state,\n"
-    "                    histories; written atomically (temporary file, fsync, rename)\n"
-    "  --resume          continue from DIR/checkpoint.nflow (run the same command with\n"
-    "                    --resume added): the result is bit-identical to an\n"
-    "                    uninterrupted run; without a checkpoint it starts afresh\n"
-    "  --threads N       split each batch over N threads (BLAS then runs one thread\n"
-    "                    inside each); results are reproducible for a given N\n"
+    ENGINE_OPTS_HELP
     "  --quiet           no progress display\n"
     "\n"
     "The test NLL is measured on 10,000 fresh points for generated data, on the\n"
@@ -63,9 +56,6 @@ static const char *HELP =
     "Example:\n"
     "  nflow train --data moons --flow \"realnvp(layers=6, hidden=[256,256])\" \\\n"
     "              --steps 5000 --out runs/moons\n";
-
-/* OpenBLAS's thread control, when the CBLAS is OpenBLAS (weak: any CBLAS links). */
-extern void openblas_set_num_threads(int) __attribute__((weak));
 
 static const char *const GENERATED[] = {"moons", "circles", "8gaussians", "checkerboard", "spirals", "pinwheel", NULL};
 
@@ -114,18 +104,6 @@ static int on_progress(void *user, const nf_train_progress *p) {
     return 0;
 }
 
-static int mkdir_p(const char *dir) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0777) && errno != EEXIST ? -1 : 0;
-}
-
 /* Mean NLL of n rows [x | context]. */
 static double mean_nll(const nf_flow *f, const float *rows, size_t n, nf_status *s) {
     size_t d = nf_flow_dim(f), dc = nf_flow_context_dim(f);
@@ -162,9 +140,8 @@ int cmd_train(int argc, char **argv) {
     float noise = (float)opt_num(&a, "--noise", 0.05, 0, 1e3);
     uint64_t seed = (uint64_t)opt_num(&a, "--seed", 0, 0, 1.8e19);
     int quiet = opt_flag(&a, "--quiet");
-    size_t ck_every = (size_t)opt_num(&a, "--checkpoint-every", 0, 1, 1e12);
-    size_t threads = (size_t)opt_num(&a, "--threads", 1, 1, 64);
-    int resume = opt_flag(&a, "--resume");
+    engine_opts eng;
+    engine_opts_parse(&a, &eng);
     int grid = (int)opt_num(&a, "--grid", 200, 2, 2000);
     int rc = args_check_all_used(&a);
     args_free(&a);
@@ -222,13 +199,9 @@ int cmd_train(int argc, char **argv) {
             }
             d -= nctx;
         }
-        if (!has_epochs) { /* --steps on a file: whole epochs covering at least that many steps */
-            size_t ntr = n - (size_t)((double)n * o.val_split), b = o.batch && o.batch < ntr ? o.batch : ntr;
-            size_t per = (ntr + b - 1) / (b ? b : 1);
-            epochs = (steps + per - 1) / (per ? per : 1);
-        } else
-            epochs = epochs ? epochs : 100;
     }
+    o.epochs = epochs; /* 0 with --steps: on a file, the library runs whole epochs covering them */
+    o.steps = steps;
     if (o.patience && o.val_split <= 0) { rc = fail(cmd, EXIT_USAGE, "--patience needs --val-split"); goto out; }
 
     if ((s = nf_flow_from_spec(spec, d, seed, &flow))) {
@@ -254,33 +227,17 @@ int cmd_train(int argc, char **argv) {
     }
     if (mkdir_p(out)) { rc = fail(cmd, EXIT_DATA, "cannot create %s: %s", out, strerror(errno)); goto out; }
 
-    char ckpath[4200];
-    snprintf(ckpath, sizeof ckpath, "%s/checkpoint.nflow", out);
-    if (ck_every) o.checkpoint_path = ckpath, o.checkpoint_every = ck_every;
-    if (resume) {
-        FILE *ck = fopen(ckpath, "rb");
-        if (ck) {
-            fclose(ck);
-            o.resume_path = ckpath;
-            if (!quiet) fprintf(stderr, "nflow train: resuming from %s\n", ckpath);
-        } else if (!quiet) {
-            fprintf(stderr, "nflow train: no checkpoint in %s yet, starting afresh\n", out);
-        }
-    }
     progress pr;
     progress_init(&pr, quiet);
     o.seed = seed + 1;
     o.callback = on_progress, o.user = &pr;
-    o.threads = threads;
-    if (threads > 1 && openblas_set_num_threads) openblas_set_num_threads(1);
+    engine_opts_apply(cmd, &eng, out, quiet, &o);
     size_t hist_every = 1;
     if (generated && !has_epochs) {
-        o.steps = steps;
         o.log_every = steps >= 100 ? steps / 100 : 1;
         hist_every = o.log_every;
         s = nf_flow_fit_stream(flow, draw, &g, &o, &rep);
     } else {
-        o.epochs = epochs;
         s = nf_flow_fit(flow, x, n, &o, &rep);
     }
     progress_done(&pr);

@@ -3,9 +3,11 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 int fail(const char *cmd, int code, const char *fmt, ...) {
@@ -104,4 +106,48 @@ void split_context_rows(const float *rows, size_t n, size_t d, size_t dc, float 
         if (dc) memcpy(c + i * dc, rows + i * (d + dc) + d, dc * sizeof(float));
         memmove(x + i * d, rows + i * (d + dc), d * sizeof(float));
     }
+}
+
+int mkdir_p(const char *dir) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(tmp, 0777) && errno != EEXIST ? -1 : 0;
+}
+
+/* OpenBLAS's thread control, when the CBLAS is OpenBLAS (weak: any CBLAS links). */
+extern void openblas_set_num_threads(int) __attribute__((weak));
+
+void engine_opts_parse(args *a, engine_opts *e) {
+    e->ck_every = (size_t)opt_num(a, "--checkpoint-every", 0, 1, 1e12);
+    e->threads = (size_t)opt_num(a, "--threads", 1, 1, 64);
+    e->resume = opt_flag(a, "--resume");
+}
+
+void engine_opts_apply(const char *cmd, engine_opts *e, const char *out, int quiet, nf_train_opts *o) {
+    snprintf(e->ckpath, sizeof e->ckpath, "%s/checkpoint.nflow", out);
+    if (e->ck_every) {
+        o->checkpoint_path = e->ckpath;
+        o->checkpoint_every = e->ck_every;
+    }
+    if (e->resume) {
+        FILE *ck = fopen(e->ckpath, "rb");
+        if (ck) {
+            fclose(ck);
+            o->resume_path = e->ckpath;
+            if (!quiet) fprintf(stderr, "nflow %s: resuming from %s\n", cmd, e->ckpath);
+        } else if (!quiet) {
+            fprintf(stderr, "nflow %s: no checkpoint in %s yet, starting afresh\n", cmd, out);
+        }
+    }
+    o->threads = e->threads;
+    if (e->threads > 1 && openblas_set_num_threads) openblas_set_num_threads(1);
 }

@@ -83,7 +83,7 @@ static void *pool_main(void *arg) {
     pthread_mutex_lock(&t->mu); /* wait until every worker exists (or start-up failed) */
     while (!t->ready) pthread_cond_wait(&t->cv, &t->mu);
     pthread_mutex_unlock(&t->mu);
-    if (t->quit) return NULL;
+    if (t->start_failed) return NULL; /* (not `quit`: a trainer freed at once sets it before we look) */
     for (;;) {
         pthread_barrier_wait(&t->bar);
         if (t->quit) break;
@@ -213,7 +213,7 @@ static nf_status start_pool(nf_trainer *t) {
     if (started == t->T && pthread_barrier_init(&t->bar, NULL, (unsigned)t->T) == 0) {
         t->pool = 1;
     } else {
-        t->quit = 1;
+        t->start_failed = 1;
         s = nf__err(NF_ERR_NOMEM, "cannot start %zu training threads", t->T);
     }
     pthread_mutex_lock(&t->mu);

@@ -108,7 +108,7 @@ struct nf_trainer {
     pthread_barrier_t bar;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int pool, quit, ready;
+    int pool, quit, ready, start_failed;
     void (*task_a)(nf_trainer *t, size_t s); /* the current task: a, barrier, then b (may be NULL) */
     void (*task_b)(nf_trainer *t, size_t s);
     size_t task_k;
