@@ -9,6 +9,7 @@
 
 #include "../src/nn/nn.h"
 #include "../src/bijectors/bijector_impl.h"
+#include "../src/flow/flow.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -28,12 +29,12 @@ static void test_made_autoregressive(void) {
     void *scr = malloc(nf__mlp_scratch_bytes(&m, 1));
     float x[D], x2[D], out0[K * D];
     nf_rng_fill_normal(rng, x, D);
-    memcpy(out0, nf__mlp_forward(&m, p, tape, scr, x, 1), sizeof out0);
+    memcpy(out0, nf__mlp_forward(&m, &nf__backend_cpu, p, tape, scr, x, 1), sizeof out0);
     int moved_any = 0;
     for (size_t i = 0; i < D; i++) {
         memcpy(x2, x, sizeof x);
         x2[i] += 1.5f;
-        const float *o = nf__mlp_forward(&m, p, tape, scr, x2, 1);
+        const float *o = nf__mlp_forward(&m, &nf__backend_cpu, p, tape, scr, x2, 1);
         for (size_t u = 0; u < K * D; u++) {
             size_t j = u % D;
             if (order[j] <= order[i])
@@ -674,7 +675,7 @@ static void test_mog_base(void) {
 /* L = sum g.x + sum gl.ldj of a training-mode batch-norm inverse pass. */
 static double bn_train_loss(const nf_bijector *b, const float *y, size_t n, const float *g, const float *gl, void *scr) {
     float x[64], ldj[16] = {0};
-    nf_pass p = {n, NULL, scr, NULL, 1};
+    nf_pass p = {n, NULL, scr, NULL, 1, NULL};
     b->ops->inverse(b, &p, x, ldj, y);
     double L = 0;
     for (size_t i = 0; i < n; i++) {
@@ -700,7 +701,7 @@ static void test_batchnorm(void) {
     for (int i = 0; i < n * d; i++) y[i] = 2 + 1.5f * nf_rng_normal(rng), g[i] = nf_rng_normal(rng);
     for (int i = 0; i < n; i++) gl[i] = nf_rng_normal(rng);
     unsigned char scr[4096] __attribute__((aligned(64)));
-    nf_pass p = {n, NULL, scr, NULL, 1};
+    nf_pass p = {n, NULL, scr, NULL, 1, NULL};
     float xo[n * d];
     b->ops->inverse(b, &p, xo, NULL, y);
     b->ops->inverse_backward(b, &p, dy, dp, g, gl, y, xo);
@@ -725,7 +726,7 @@ static void test_batchnorm(void) {
     }
     CHECK_OK(nf_bijector_batchnorm_running(b, &rm, &rv));
     CHECK(rm[0] == 0 && rv[0] == 1, "training passes without the update flag leave the running averages");
-    nf_pass pu = {n, NULL, scr, NULL, 2};
+    nf_pass pu = {n, NULL, scr, NULL, 2, NULL};
     b->ops->inverse(b, &pu, xo, NULL, y);
     CHECK(rm[0] != 0 && rv[0] != 1, "an update pass moves them");
     nf_bijector_free(b);
@@ -947,6 +948,48 @@ static void test_fit_gives_memory_back(void) {
 }
 
 
+/* The compute-backend seam: a flow whose backend counts its calls (and
+ * forwards them to the CPU's) gives the CPU's numbers bit for bit, and its
+ * passes and training really go through the table: every network product,
+ * every Adam update. */
+static size_t be_gemm, be_adam;
+static void count_gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
+                       const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    __atomic_add_fetch(&be_gemm, 1, __ATOMIC_RELAXED);
+    nf__backend_cpu.gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+static void count_adam(const nf_adam *a, float gscale, float *p, float *g, float *m, float *v, size_t n) {
+    __atomic_add_fetch(&be_adam, 1, __ATOMIC_RELAXED);
+    nf__backend_cpu.adam(a, gscale, p, g, m, v, n);
+}
+
+static void test_backend_seam(void) {
+    nf_backend counting = nf__backend_cpu;
+    counting.name = "counting";
+    counting.gemm = count_gemm;
+    counting.adam = count_adam;
+    nf_flow *a = small_realnvp(7), *b = small_realnvp(7);
+    b->be = &counting;
+    float x[64 * 2], la[64], lb[64];
+    nf_rng *rng = NULL;
+    nf_rng_create(2, &rng);
+    nf_data_moons(rng, 64, 0.05f, x, NULL);
+    CHECK_OK(nf_flow_log_prob(a, x, 64, la));
+    CHECK_OK(nf_flow_log_prob(b, x, 64, lb));
+    CHECK(be_gemm > 0 && !memcmp(la, lb, sizeof la), "log_prob through the table: %zu products, same values", be_gemm);
+    nf_train_opts o = nf_train_defaults();
+    o.batch = 64, o.steps = 10, o.log_every = 5, o.threads = 2;
+    be_gemm = 0;
+    CHECK_OK(nf_flow_fit_stream(a, draw_moons, NULL, &o, NULL));
+    CHECK_OK(nf_flow_fit_stream(b, draw_moons, NULL, &o, NULL));
+    size_t np = nf_flow_param_count(a);
+    CHECK(be_adam == 20 && be_gemm > 0, "training through the table: %zu Adam updates (10 steps x 2 threads), %zu products",
+          be_adam, be_gemm);
+    CHECK(!memcmp(nf_flow_params(a), nf_flow_params(b), np * sizeof(float)), "trained through the table: same parameters");
+    nf_flow_free(a), nf_flow_free(b);
+    nf_rng_free(rng);
+}
+
 /* nf_flow_fit with epochs = 0 runs whole epochs covering `steps` steps:
  * the same run, bit for bit, as the equivalent epoch count. */
 static void test_fit_steps(void) {
@@ -1088,6 +1131,7 @@ static void test_reduce_hook(void) {
 }
 
 void test_train(void) {
+    test_backend_seam();
     test_fit_steps();
     test_reverse_kl_threads();
     test_reduce_hook();

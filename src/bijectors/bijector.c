@@ -162,7 +162,7 @@ static nf_status run_pass(const char *fn, const nf_bijector *b, int fwd, const f
         in = copy;
     }
     if (ldj) memset(ldj, 0, n * sizeof(float));
-    nf_pass p = {n, tape, scratch, ctx, 0};
+    nf_pass p = {n, tape, scratch, ctx, 0, NULL};
     s = fwd ? b->ops->forward(b, &p, out, ldj, in) : b->ops->inverse(b, &p, out, ldj, in);
     if (s == NF_OK) {
         size_t k = nf__first_nonfinite(out, n * d);
@@ -298,7 +298,7 @@ static nf_status run_backward(const char *fn, const nf_bijector *b, int fwd, con
     memset(ldj, 0, n * sizeof(float));
     s = nf__check_finite(fwd ? "input x" : "input y", in, n, d);
     if (s) nf__err_prefix(s, b->name);
-    nf_pass p = {n, tape, scratch, ctx, 0};
+    nf_pass p = {n, tape, scratch, ctx, 0, NULL};
     if (!s) s = fwd ? b->ops->forward(b, &p, out, ldj, in) : b->ops->inverse(b, &p, out, ldj, in);
     if (!s) {
         size_t k = nf__first_nonfinite(out, nd);

@@ -17,6 +17,7 @@
 #ifndef NF_BIJECTOR_IMPL_H
 #define NF_BIJECTOR_IMPL_H
 
+#include "../core/backend.h"
 #include "../core/core.h"
 
 typedef struct nf_pass {
@@ -27,6 +28,7 @@ typedef struct nf_pass {
     int train;        /* 0: evaluation; 1: a training step (batch norm uses the
                          batch's statistics); 2: also update running averages
                          (one thread of a step does) */
+    const nf_backend *be; /* where the networks compute (NULL: the CPU) */
 } nf_pass;
 
 /* One named tensor of a bijector, for model files: a slice of the flat

@@ -91,7 +91,7 @@ static nf_status chain_forward(const nf_bijector *b, const nf_pass *p, float *y,
     const float *cur = x;
     for (size_t i = 0; i < c->k; i++) {
         float *out = i == c->k - 1 ? y : p->tape ? tape_inter(c, p, i) : w.inter[i % 2];
-        nf_pass q = {p->n, tape_part(c, p, i), w.part_scratch, p->ctx, p->train};
+        nf_pass q = {p->n, tape_part(c, p, i), w.part_scratch, p->ctx, p->train, p->be};
         nf_status s = c->app[i]->ops->forward(c->app[i], &q, out, ldj, cur);
         if (s) return part_error(c, i, s);
         NF_TRY(check_part(c, i, out, p->n, 1));
@@ -108,7 +108,7 @@ static nf_status chain_inverse(const nf_bijector *b, const nf_pass *p, float *x,
     const float *cur = y;
     for (size_t i = c->k; i-- > 0;) {
         float *out = i == 0 ? x : p->tape ? tape_inter(c, p, i - 1) : w.inter[i % 2];
-        nf_pass q = {p->n, tape_part(c, p, i), w.part_scratch, p->ctx, p->train};
+        nf_pass q = {p->n, tape_part(c, p, i), w.part_scratch, p->ctx, p->train, p->be};
         nf_status s = c->app[i]->ops->inverse(c->app[i], &q, out, ldj, cur);
         if (s) return part_error(c, i, s);
         NF_TRY(check_part(c, i, out, p->n, 0));
@@ -128,7 +128,7 @@ static nf_status chain_forward_backward(const nf_bijector *b, const nf_pass *p, 
         const float *in = i == 0 ? x : tape_inter(c, p, i - 1);
         const float *out = i == c->k - 1 ? y : tape_inter(c, p, i);
         float *gin = i == 0 ? dx : w.inter[i % 2];
-        nf_pass q = {p->n, tape_part(c, p, i), w.part_scratch, p->ctx, p->train};
+        nf_pass q = {p->n, tape_part(c, p, i), w.part_scratch, p->ctx, p->train, p->be};
         nf_status s = c->app[i]->ops->forward_backward(c->app[i], &q, gin,
                                                        dparams ? dparams + c->off[i] : NULL, g,
                                                        dldj, in, out);
@@ -149,7 +149,7 @@ static nf_status chain_inverse_backward(const nf_bijector *b, const nf_pass *p, 
         const float *in = i == c->k - 1 ? y : tape_inter(c, p, i);
         const float *out = i == 0 ? x : tape_inter(c, p, i - 1);
         float *gin = i == c->k - 1 ? dy : w.inter[i % 2];
-        nf_pass q = {p->n, tape_part(c, p, i), w.part_scratch, p->ctx, p->train};
+        nf_pass q = {p->n, tape_part(c, p, i), w.part_scratch, p->ctx, p->train, p->be};
         nf_status s = c->app[i]->ops->inverse_backward(c->app[i], &q, gin,
                                                        dparams ? dparams + c->off[i] : NULL, g,
                                                        dldj, in, out);

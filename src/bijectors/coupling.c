@@ -108,7 +108,7 @@ static void run_nets(const coupling *c, const nf_pass *p, cws *w, unsigned char 
     }
     const float *P = c->base.params;
     for (int k = 0; k < c->nnets; k++) {
-        nf__mlp_forward(&c->net[k], P, w->ntape[k], nscratch, w->xc, n);
+        nf__mlp_forward(&c->net[k], nf__be(p->be), P, w->ntape[k], nscratch, w->xc, n);
         P += nf__mlp_param_count(&c->net[k]);
     }
     if (c->shift_only) {
@@ -253,7 +253,7 @@ static nf_status cp_backward(const nf_bijector *b, const nf_pass *p, float *gin,
     for (int k = 0; k < c->nnets; k++) {
         const nf_mlp *m = &c->net[k];
         float *dk = c->separate && k == 1 ? dout + n * nt : dout;
-        nf__mlp_backward(m, P, DP, gin ? dxc2 : NULL, dk, w.ntape[k], nscratch, w.xc, n);
+        nf__mlp_backward(m, nf__be(p->be), P, DP, gin ? dxc2 : NULL, dk, w.ntape[k], nscratch, w.xc, n);
         if (gin)
             for (size_t q = 0; q < n * ni; q++) dxc[q] += dxc2[q];
         size_t np = nf__mlp_param_count(m);

@@ -91,7 +91,7 @@ static nf_status maf_inverse(const nf_bijector *b, const nf_pass *p, float *z, f
     unsigned char *cur = p->scratch;
     float *tape = p->tape ? p->tape : nf__carve(&cur, tape_floats(f, n) * sizeof(float));
     float *xin = nf__carve(&cur, n * (d + b->dc) * sizeof(float));
-    const float *h = nf__mlp_forward(&f->made, b->params, tape, cur, made_in(b, p, x, xin), n);
+    const float *h = nf__mlp_forward(&f->made, nf__be(p->be), b->params, tape, cur, made_in(b, p, x, xin), n);
     for (size_t i = 0; i < n; i++) {
         double acc = 0, zz;
         for (size_t j = 0; j < d; j++) {
@@ -118,7 +118,7 @@ static nf_status maf_forward(const nf_bijector *b, const nf_pass *p, float *x, f
         if (k == 0 && f->first_free && (d > 1 || !p->tape))
             h = b->params + b->nparams - rs, hs = 0; /* the output biases, the same for every row */
         else
-            h = nf__mlp_forward(&f->made, b->params, tape, cur, in, n);
+            h = nf__mlp_forward(&f->made, nf__be(p->be), b->params, tape, cur, in, n);
         for (size_t i = 0; i < n; i++) {
             double xx, l = nf__eltx_invert(&f->tx, h + i * hs + j, d, z[i * d + j], &xx);
             x[i * d + j] = (float)xx;
@@ -146,7 +146,7 @@ static nf_status maf_inverse_backward(const nf_bijector *b, const nf_pass *p, fl
                           dout + i * rs + j);
             if (dx) dx[i * d + j] = (float)gx; /* direct term; the MADE's is added below */
         }
-    nf__mlp_backward(&f->made, b->params, dparams, dx ? dxn : NULL, dout, p->tape, mscratch, in, n);
+    nf__mlp_backward(&f->made, nf__be(p->be), b->params, dparams, dx ? dxn : NULL, dout, p->tape, mscratch, in, n);
     if (dx) add_x_part(b, n, dx, dxn);
     return NF_OK;
 }
@@ -188,7 +188,7 @@ static nf_status maf_forward_backward(const nf_bijector *b, const nf_pass *p, fl
     memset(w, 0, n * d * sizeof(float));
     for (size_t sweep = 0; sweep < d; sweep++) {
         fill_gp(f, dout, w, h, x, z, gl, n, 0);
-        nf__mlp_backward(&f->made, b->params, NULL, r, dout, p->tape, mscratch, in, n);
+        nf__mlp_backward(&f->made, nf__be(p->be), b->params, NULL, r, dout, p->tape, mscratch, in, n);
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < d; j++) {
                 size_t q = i * d + j;
@@ -197,7 +197,7 @@ static nf_status maf_forward_backward(const nf_bijector *b, const nf_pass *p, fl
     }
     if (dparams) {
         fill_gp(f, dout, w, h, x, z, gl, n, 1);
-        nf__mlp_backward(&f->made, b->params, dparams, NULL, dout, p->tape, mscratch, in, n);
+        nf__mlp_backward(&f->made, nf__be(p->be), b->params, dparams, NULL, dout, p->tape, mscratch, in, n);
     }
     if (dz) memcpy(dz, w, n * d * sizeof(float));
     return NF_OK;

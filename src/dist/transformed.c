@@ -41,7 +41,7 @@ static nf_status tr_log_prob(const nf_dist *D, void *scratch, float *lp, const f
     tws w;
     carve(T, scratch, n, &w);
     memset(w.ldj, 0, n * sizeof(float));
-    nf_pass p = {n, NULL, w.bscratch, NULL, 0};
+    nf_pass p = {n, NULL, w.bscratch, NULL, 0, NULL};
     NF_TRY(T->bij->ops->inverse(T->bij, &p, w.z, w.ldj, y));
     NF_TRY(T->inner->ops->log_prob(T->inner, w.dscratch, lp, w.z, n));
     for (size_t i = 0; i < n; i++) lp[i] += w.ldj[i];
@@ -54,7 +54,7 @@ static nf_status tr_sample(const nf_dist *D, void *scratch, nf_rng *rng, float *
     carve(T, scratch, n, &w);
     memset(w.ldj, 0, n * sizeof(float));
     NF_TRY(T->inner->ops->sample(T->inner, w.dscratch, rng, w.z, lp, n));
-    nf_pass p = {n, NULL, w.bscratch, NULL, 0};
+    nf_pass p = {n, NULL, w.bscratch, NULL, 0, NULL};
     NF_TRY(T->bij->ops->forward(T->bij, &p, y, lp ? w.ldj : NULL, w.z));
     if (lp)
         for (size_t i = 0; i < n; i++) lp[i] -= w.ldj[i];
@@ -69,7 +69,7 @@ static nf_status tr_cdf(const nf_dist *D, void *scratch, float *c, const float *
                        T->bij->name, m ? "monotone" : "not known to be monotone");
     tws w;
     carve(T, scratch, n, &w);
-    nf_pass p = {n, NULL, w.bscratch, NULL, 0};
+    nf_pass p = {n, NULL, w.bscratch, NULL, 0, NULL};
     NF_TRY(T->bij->ops->inverse(T->bij, &p, w.z, NULL, y));
     NF_TRY(T->inner->ops->cdf(T->inner, w.dscratch, c, w.z, n));
     if (m < 0)

@@ -291,7 +291,7 @@ static nf_status density_chunk(const void *jp, fws *w, size_t r, size_t k) {
     nf__flow_scale_in(f, w->a, k);
     memset(w->l, 0, k * sizeof(float));
     const float *cr = J->ctx ? J->ctx + r * dc : NULL;
-    nf_pass p = {k, NULL, w->bscratch, cr, 0};
+    nf_pass p = {k, NULL, w->bscratch, cr, 0, f->be};
     float *zz = z ? z + r * d : w->b;
     nf_status s = f->bij->ops->inverse(f->bij, &p, zz, lp ? w->l : NULL, w->a);
     if (!s) s = nonfinite_out("the base-space point", zz, k, d, r);
@@ -300,7 +300,7 @@ static nf_status density_chunk(const void *jp, fws *w, size_t r, size_t k) {
          * Redo the chunk row by row; overflowing rows get log p = -inf. */
         s = NF_OK;
         for (size_t i = 0; i < k && !s; i++) {
-            nf_pass q = {1, NULL, w->bscratch, cr ? cr + i * dc : NULL, 0};
+            nf_pass q = {1, NULL, w->bscratch, cr ? cr + i * dc : NULL, 0, f->be};
             w->l[i] = 0;
             nf_status si = f->bij->ops->inverse(f->bij, &q, zz + i * d, &w->l[i], w->a + i * d);
             if (!si) si = nonfinite_out("the base-space point", zz + i * d, 1, d, r + i);
@@ -368,7 +368,7 @@ static nf_status draw_chunk(const void *jp, fws *w, size_t r, size_t k) {
     float *x = J->x, *lp = J->lp;
     memcpy(w->a, x + r * d, k * d * sizeof(float));
     memset(w->l, 0, k * sizeof(float));
-    nf_pass p = {k, NULL, w->bscratch, J->ctx ? J->ctx + r * dc : NULL, 0};
+    nf_pass p = {k, NULL, w->bscratch, J->ctx ? J->ctx + r * dc : NULL, 0, f->be};
     nf_status s = f->bij->ops->forward(f->bij, &p, x + r * d, lp ? w->l : NULL, w->a);
     if (!s) s = nonfinite_out("a sample", x + r * d, k, d, r);
     if (s) return s;
@@ -449,7 +449,7 @@ nf_status nf_flow_sample_stages(const nf_flow *f, nf_rng *rng, size_t n, float *
     if (!mem) return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
     nf_status s = f->base->ops->sample(f->base, mem + nf__align(sb), rng, out, NULL, n);
     for (size_t i = 0; i < k && !s; i++) {
-        nf_pass p = {n, NULL, mem, NULL, 0};
+        nf_pass p = {n, NULL, mem, NULL, 0, f->be};
         s = parts[i]->ops->forward(parts[i], &p, out + (i + 1) * blk, NULL, out + i * blk);
         if (!s) s = nonfinite_out(parts[i]->name, out + (i + 1) * blk, n, d, 0);
     }

@@ -19,6 +19,7 @@ struct nf_flow {
     size_t P, Pb;         /* all of them, and the bijector's */
     int owns_params;
     size_t threads;       /* log_prob / sample split their chunks over this many (0, 1: one) */
+    const nf_backend *be; /* where its passes and training compute (NULL: the CPU, core/backend.h) */
     char *spec;           /* the spec it was built from (NULL: built by hand) */
     uint64_t build_seed;  /* the seed of its initial weights and MADE orders */
 };

@@ -1,6 +1,6 @@
 /*
  * mlp.c - multilayer perceptrons (and MADE's masked ones) with hand-written
- * backward passes; every matrix product goes through CBLAS sgemm.
+ * backward passes; every matrix product goes through the compute backend (core/backend.h; CBLAS sgemm on the CPU).
  *
  *   forward, layer l:   H_{l+1} = act(H_l W_l^T + b_l)      (no act on the output)
  *   backward, layer l:  G_pre = G ⊙ act'(H_{l+1})
@@ -15,7 +15,6 @@
  */
 #include "nn.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,7 +123,7 @@ static const float *weights(const nf_mlp *m, size_t l, const float *W, float *bu
     return buf;
 }
 
-const float *nf__mlp_forward(const nf_mlp *m, const float *params, float *tape, void *scratch,
+const float *nf__mlp_forward(const nf_mlp *m, const nf_backend *be, const float *params, float *tape, void *scratch,
                              const float *x, size_t n) {
     float *wbuf = scratch;
     const float *in = x, *p = params;
@@ -136,12 +135,11 @@ const float *nf__mlp_forward(const nf_mlp *m, const float *params, float *tape, 
             for (size_t i = 0; i < n; i++)
                 for (size_t j = 0; j < b; j++) t[i * b + j] = in[i] * W[j];
         } else if (b == 1) { /* one output: a matrix-vector product */
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)a, 1.0f, in, (int)a, W, 1, 0.0f, t, 1);
+            be->gemv(0, n, a, 1.0f, in, a, W, 0.0f, t);
         } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)b, (int)a, 1.0f, in, (int)a,
-                        W, (int)a, 0.0f, t, (int)b);
+            be->gemm(0, 1, n, b, a, 1.0f, in, a, W, a, 0.0f, t, b);
         }
-        nf__bias_act_forward(l + 1 < m->nlin ? m->act : NF_ACT_IDENTITY, t, bias, n, b); /* fused */
+        be->bias_act_forward(l + 1 < m->nlin ? m->act : NF_ACT_IDENTITY, t, bias, n, b); /* fused */
         in = t;
         t += n * b;
         p += a * b + b;
@@ -149,8 +147,8 @@ const float *nf__mlp_forward(const nf_mlp *m, const float *params, float *tape, 
     return in;
 }
 
-void nf__mlp_backward(const nf_mlp *m, const float *params, float *dparams, float *dx, float *dout,
-                      const float *tape, void *scratch, const float *x, size_t n) {
+void nf__mlp_backward(const nf_mlp *m, const nf_backend *be, const float *params, float *dparams, float *dx,
+                      float *dout, const float *tape, void *scratch, const float *x, size_t n) {
     unsigned char *cur = scratch;
     size_t wb = max_weights(m) * sizeof(float), gb = n * nf__mlp_max_width(m) * sizeof(float);
     float *wbuf = nf__carve(&cur, wb), *dwbuf = nf__carve(&cur, wb);
@@ -166,23 +164,21 @@ void nf__mlp_backward(const nf_mlp *m, const float *params, float *dparams, floa
     for (size_t l = m->nlin; l-- > 0;) {
         size_t a = m->w[l], b = m->w[l + 1];
         const float *out = tape + toff[l], *in = l ? tape + toff[l - 1] : x;
-        if (l + 1 < m->nlin) nf__act_backward(m->act, g, out, n * b);
+        if (l + 1 < m->nlin) be->act_backward(m->act, g, out, n * b);
         if (dparams) {
             float *dW = dparams + off[l], *db = dW + a * b;
             if (masked(m, l)) {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)b, (int)a, (int)n, 1.0f, g,
-                            (int)b, in, (int)a, 0.0f, dwbuf, (int)a);
+                be->gemm(1, 0, b, a, n, 1.0f, g, b, in, a, 0.0f, dwbuf, a);
                 const float *M = m->masks[l];
                 for (size_t k = 0; k < a * b; k++) dW[k] += dwbuf[k] * M[k];
             } else if (b == 1) { /* dW (1 x a) += g^T in */
-                cblas_sgemv(CblasRowMajor, CblasTrans, (int)n, (int)a, 1.0f, in, (int)a, g, 1, 1.0f, dW, 1);
+                be->gemv(1, n, a, 1.0f, in, a, g, 1.0f, dW);
             } else if (a == 1) { /* dW (b x 1) += in^T g */
-                cblas_sgemv(CblasRowMajor, CblasTrans, (int)n, (int)b, 1.0f, g, (int)b, in, 1, 1.0f, dW, 1);
+                be->gemv(1, n, b, 1.0f, g, b, in, 1.0f, dW);
             } else {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)b, (int)a, (int)n, 1.0f, g,
-                            (int)b, in, (int)a, 1.0f, dW, (int)a);
+                be->gemm(1, 0, b, a, n, 1.0f, g, b, in, a, 1.0f, dW, a);
             }
-            nf__bias_grad(db, g, n, b);
+            be->bias_grad(db, g, n, b);
         }
         if (l == 0 && !dx) break;
         float *next = l == 0 ? dx : gbuf[which];
@@ -192,10 +188,9 @@ void nf__mlp_backward(const nf_mlp *m, const float *params, float *dparams, floa
             for (size_t i = 0; i < n; i++)
                 for (size_t j = 0; j < a; j++) next[i * a + j] = g[i] * W[j];
         } else if (a == 1) { /* next (n x 1) = g W (b x 1) */
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)b, 1.0f, g, (int)b, W, 1, 0.0f, next, 1);
+            be->gemv(0, n, b, 1.0f, g, b, W, 0.0f, next);
         } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)a, (int)b, 1.0f, g, (int)b,
-                        W, (int)a, 0.0f, next, (int)a);
+            be->gemm(0, 0, n, a, b, 1.0f, g, b, W, a, 0.0f, next, a);
         }
         g = next;
     }

@@ -20,6 +20,7 @@
 #ifndef NF_NN_H
 #define NF_NN_H
 
+#include "../core/backend.h"
 #include "../core/core.h"
 
 #define NF_MLP_MAX_LAYERS 9 /* linear layers: up to 8 hidden layers + output */
@@ -68,15 +69,16 @@ size_t nf__mlp_max_width(const nf_mlp *m);
  * like the others; nf__mlp_apply_masks zeroes them. */
 void nf__mlp_init_params(const nf_mlp *m, float *params, nf_rng *rng, nf_init s, int zero_last);
 
-/* Forward: tape receives every layer's output (n x w[l+1]); the network's
+/* The passes run on the backend `be` (never NULL: callers pass nf__be(p->be)).
+ * Forward: tape receives every layer's output (n x w[l+1]); the network's
  * output is the last block, returned.  x: n x w[0]. */
-const float *nf__mlp_forward(const nf_mlp *m, const float *params, float *tape, void *scratch,
+const float *nf__mlp_forward(const nf_mlp *m, const nf_backend *be, const float *params, float *tape, void *scratch,
                              const float *x, size_t n);
 /* Backward from dout (n x w[L], gradient of the network's output): adds to
  * dparams (may be NULL), writes dx (n x w[0], may be NULL).  Uses the tape of
  * the matching forward.  dout may be modified. */
-void nf__mlp_backward(const nf_mlp *m, const float *params, float *dparams, float *dx, float *dout,
-                      const float *tape, void *scratch, const float *x, size_t n);
+void nf__mlp_backward(const nf_mlp *m, const nf_backend *be, const float *params, float *dparams, float *dx,
+                      float *dout, const float *tape, void *scratch, const float *x, size_t n);
 
 /* Lists the MLP's tensors as a PyTorch nn.Sequential of Linear layers and
  * activations: "<prefix>0.weight" [w1, w0], "<prefix>0.bias", "<prefix>2.weight",

@@ -17,11 +17,6 @@ NF_VEC static void adam_apply(const nf_adam *a, float gscale, float *restrict p,
     }
 }
 
-void nf__adam_step(nf_adam *a, float *p, float *g, float *m, float *v, size_t n) {
-    a->t++;
-    nf__adam_apply(a, 1.0f, p, g, m, v, n);
-}
-
 NF_VEC static double sum_squares(const float *g, size_t n) {
     /* 64 float partial sums: the loop vectorises into independent chains
      * (4 AVX-512, 8 AVX2 or 16 SSE registers), each lane summing the same
@@ -47,12 +42,4 @@ double nf__sum_squares(const float *g, size_t n) { return sum_squares(g, n); }
 
 float nf__clip_scale(double norm, double max_norm) {
     return max_norm > 0 && isfinite(norm) && norm > max_norm ? (float)(max_norm / norm) : 1.0f;
-}
-
-double nf__clip_norm(float *g, size_t n, double max_norm) {
-    double norm = sqrt(nf__sum_squares(g, n));
-    float f = nf__clip_scale(norm, max_norm);
-    if (f != 1.0f)
-        for (size_t k = 0; k < n; k++) g[k] *= f;
-    return norm;
 }

@@ -22,7 +22,7 @@ static void kl_run(nf_trainer *t, nf_slot *w, size_t r0, size_t m, size_t k, int
     const float *z = t->x + r0 * d, *lpz = t->lpb + r0;
     float *y = w->u, *x = w->v, *gx = w->w, *lpt = w->lt;
     memset(w->ldj, 0, m * sizeof(float));
-    nf_pass p = {m, grad ? w->tape : NULL, w->bscratch, NULL, 0};
+    nf_pass p = {m, grad ? w->tape : NULL, w->bscratch, NULL, 0, t->be};
     nf_status st = f->bij->ops->forward(f->bij, &p, y, w->ldj, z);
     if (st) goto out;
     memcpy(x, y, m * d * sizeof(float));

@@ -66,14 +66,14 @@ static void slot_reduce(nf_trainer *t, size_t s) {
             g[j] = 0;
         }
     }
-    t->slots[s].sq = nf__sum_squares(t->grad + p0, p1 - p0);
+    t->slots[s].sq = t->be->sum_squares(t->grad + p0, p1 - p0);
 }
 
 /* Thread s's share of the Adam update (the step is counted by the caller). */
 static void slot_adam(nf_trainer *t, size_t s) {
     size_t p0, p1;
     param_share(t, s, &p0, &p1);
-    nf__adam_apply(&t->adam, t->gscale, t->f->params + p0, t->grad + p0, t->m + p0, t->v + p0, p1 - p0);
+    t->be->adam(&t->adam, t->gscale, t->f->params + p0, t->grad + p0, t->m + p0, t->v + p0, p1 - p0);
 }
 
 static void *pool_main(void *arg) {
@@ -170,11 +170,11 @@ nf_status nf__trainer_eval(nf_trainer *t, size_t k, int grad, double *loss) {
             memset(t->grad, 0, t->P * sizeof(float));
             return nf__err(NF_ERR_ARG, "the reduce hook reported failure (code %d)", rc);
         }
-        sq = nf__sum_squares(t->grad, t->P);
+        sq = t->be->sum_squares(t->grad, t->P);
     } else if (t->pool) {
         for (size_t q = 0; q < t->T; q++) sq += t->slots[q].sq;
     } else {
-        sq = nf__sum_squares(t->grad, t->P);
+        sq = t->be->sum_squares(t->grad, t->P);
     }
     t->norm = sqrt(sq);
     t->gscale = nf__clip_scale(t->norm, t->clip); /* applied inside the Adam update */
@@ -232,6 +232,7 @@ nf_status nf__trainer_init(nf_trainer *t, nf_flow *f, const nf_objective *obj, s
     memset(t, 0, sizeof *t);
     t->f = f;
     t->obj = obj;
+    t->be = nf__be(f->be);
     t->B = B;
     t->d = f->d;
     t->P = f->P;

@@ -82,6 +82,7 @@ nf_status nf__source_validation(nf_source *src, nf_trainer *t, double *nll);
 struct nf_trainer {
     nf_flow *f;
     const nf_objective *obj;
+    const nf_backend *be; /* the flow's compute backend: networks, Adam, the norm */
     size_t B, d, P, T;
     unsigned char *mem;
     float *x;          /* B x d: the batch (model space; base samples for reverse KL) */

@@ -1,0 +1,55 @@
+/*
+ * backend.h - the compute-backend seam: where the networks' matrix
+ * products, their element-wise bias/activation passes and the optimiser
+ * run.  A backend is a const table of plain functions on flat float arrays
+ * (row-major, as CBLAS), shared by every flow that uses it; a flow names its
+ * backend (nf_flow.be, NULL: the CPU's) and every pass carries it
+ * (nf_pass.be) down to the networks (nn/mlp.c); the trainer runs Adam and
+ * the gradient norm through it.  The bijector files keep their maths: a
+ * second backend (a GPU's) supplies these kernels, plus batched kernels for
+ * the bijector families it supports, and refuses the rest by name.
+ * docs/architecture.md shows where each call is made.
+ */
+#ifndef NF_BACKEND_H
+#define NF_BACKEND_H
+
+#include "nflow.h"
+
+#include <stddef.h>
+
+/* Adam's hyper-parameters and step count (train/adam.h has the maths):
+ *   g += wd p;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+ *   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps) */
+typedef struct nf_adam {
+    float lr, b1, b2, eps, wd;
+    size_t t; /* steps taken */
+} nf_adam;
+
+typedef struct nf_backend {
+    const char *name;
+    /* C (m x n) = alpha op(A) op(B) + beta C; op transposes when ta / tb */
+    void (*gemm)(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
+                 const float *B, size_t ldb, float beta, float *C, size_t ldc);
+    /* y = alpha op(A) x + beta y, A (m x n) */
+    void (*gemv)(int ta, size_t m, size_t n, float alpha, const float *A, size_t lda, const float *x, float beta,
+                 float *y);
+    /* h = act(h + bias) over n rows of width b */
+    void (*bias_act_forward)(nf_activation a, float *h, const float *bias, size_t n, size_t b);
+    /* g *= act'(.) through the activation's output h, m values */
+    void (*act_backward)(nf_activation a, float *g, const float *h, size_t m);
+    /* db[j] += sum_i g[i][j] over n rows of width b */
+    void (*bias_grad)(float *db, const float *g, size_t n, size_t b);
+    /* The Adam update of step a->t on n parameters with the gradient
+     * g * gscale (a clipping factor); g is left zeroed. */
+    void (*adam)(const nf_adam *a, float gscale, float *p, float *g, float *m, float *v, size_t n);
+    /* sum of g[i]^2 in a fixed order */
+    double (*sum_squares)(const float *g, size_t n);
+} nf_backend;
+
+/* The CPU's backend (src/backend/cpu.c): CBLAS and vectorised loops. */
+extern const nf_backend nf__backend_cpu;
+
+/* b, or the CPU's backend when b is NULL. */
+static inline const nf_backend *nf__be(const nf_backend *b) { return b ? b : &nf__backend_cpu; }
+
+#endif
