@@ -625,8 +625,21 @@ nf_status nf_flow_fit_reverse_kl(nf_flow *flow, nf_log_density_fn target, void *
  * Distributions: normal(loc, scale), uniform(low, high),
  *   mvn_diag(loc=[..], scale=[..]), transformed(dist, bijector).
  * Errors name the column, with a caret line, and list the known names.
- * rng draws the networks' initial weights (and random MADE orders). */
+ * rng draws the networks' initial weights (and random MADE orders).
+ * nf_spec_builder lists every builder; `nflow eval --list` prints them. */
 nf_status nf_bijector_from_spec(const char *spec, size_t d, nf_rng *rng, nf_bijector **out);
+
+/* The spec language's builders, from its one table: the k-th bijector
+ * (what = NF_SPEC_BIJECTOR) or distribution (NF_SPEC_DISTRIBUTION), k = 0,
+ * 1, ...; NULL past the last.  Static data, never freed. */
+enum { NF_SPEC_BIJECTOR = 0, NF_SPEC_DISTRIBUTION = 1 };
+typedef struct nf_spec_builder_info {
+    const char *name;
+    const char *const *args; /* its keyword arguments, NULL-terminated */
+    int positional;          /* positional arguments it takes (-1: any number of bijectors) */
+    const char *summary;     /* one line */
+} nf_spec_builder_info;
+const nf_spec_builder_info *nf_spec_builder(int what, size_t k);
 nf_status nf_dist_from_spec(const char *spec, nf_rng *rng, nf_dist **out);
 /* A bijector spec (standard normal base) or transformed(base, bijector).
  * `seed` draws the initial weights (and random MADE orders); the flow keeps
@@ -676,6 +689,8 @@ nf_status nf_write_table(const char *path, const float *x, size_t n, size_t d, c
 nf_status nf_data_moons(nf_rng *rng, size_t n, float noise, float *x, int *labels);
 /* Names: "moons", "circles", "8gaussians", "checkerboard", "spirals", "pinwheel". */
 nf_status nf_data_generate(const char *name, nf_rng *rng, size_t n, float noise, float *x, int *labels);
+/* The k-th generated data set's name (k = 0, 1, ...); NULL past the last. */
+const char *nf_data_name(size_t k);
 
 #ifdef __cplusplus
 }

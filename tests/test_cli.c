@@ -161,6 +161,12 @@ void test_cli(const char *build) {
     CHECK(run(out, sizeof out, "%s eval --dist 'transformed(normal(0,1), affine_scalar(shift=0, scale=2))' --cdf 0,1,2", bin) == 0 &&
               strstr(out, "0.5\n0.69146") && strstr(out, "0.84134"), "eval cdf: %s", out);
 
+    /* the builders' table, listed */
+    CHECK(run(out, sizeof out, "%s eval --list", bin) == 0 && strstr(out, "Bijectors:") && strstr(out, "  realnvp ") &&
+              strstr(out, "Distributions:") && strstr(out, "  mog "), "eval --list: %.80s", out);
+    CHECK(run(out, sizeof out, "%s nosuch 2>&1", bin) == 1 && strstr(out, "known: train, sample, logprob, eval, data, plot, info, fit-density"),
+          "unknown command lists the table: %s", out);
+
     /* exit codes */
     CHECK(run(NULL, 0, "%s train --data moons --flow 'maf(hidden=[8]' --out %s/x --quiet 2>/dev/null", bin, tmp) == 1, "malformed spec: 1");
     CHECK(run(NULL, 0, "%s train --data moons --out %s/x 2>/dev/null", bin, tmp) == 1, "missing --flow: 1");

@@ -15,7 +15,65 @@ static size_t count_of(const char *spec, size_t d) {
     return n;
 }
 
+/* The builders' one table: every name is listed in full in the
+ * unknown-name messages, documented in docs/spec.md, and builds with its
+ * defaults where it needs no argument. */
+static void test_builder_table(void) {
+    size_t nb = 0;
+    nf_rng *rng = NULL;
+    nf_rng_create(1, &rng);
+    nf_bijector *b = NULL;
+    CHECK_ERR(nf_bijector_from_spec("nosuch", 2, rng, &b), NF_ERR_ARG, "unknown bijector");
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", nf_last_error());
+    FILE *fp = fopen("docs/spec.md", "r");
+    char *doc = calloc(1, 1 << 16);
+    if (fp && doc) fread(doc, 1, (1 << 16) - 1, fp);
+    if (fp) fclose(fp);
+    const nf_spec_builder_info *e;
+    for (size_t k = 0; (e = nf_spec_builder(NF_SPEC_BIJECTOR, k)); k++, nb++) {
+        char quoted[64];
+        snprintf(quoted, sizeof quoted, "`%s", e->name);
+        CHECK(strstr(msg, e->name) != NULL, "unknown-bijector message lists %s", e->name);
+        CHECK(doc && strstr(doc, quoted) != NULL, "docs/spec.md documents %s", e->name);
+        CHECK(e->summary && e->summary[0] && e->args, "%s has a summary and an argument list", e->name);
+        if (e->positional == 0 && strcmp(e->name, "coupling")) { /* buildable from the name alone */
+            nf_status st = nf_bijector_from_spec(e->name, 2, rng, &b);
+            CHECK(st == NF_OK, "%s builds with its defaults: %s", e->name, st ? nf_last_error() : "ok");
+            nf_bijector_free(b);
+            b = NULL;
+        }
+    }
+    CHECK(nb >= 27, "%zu bijectors in the table", nb);
+    nf_dist *D = NULL;
+    CHECK_ERR(nf_dist_from_spec("nosuch", rng, &D), NF_ERR_ARG, "unknown distribution");
+    snprintf(msg, sizeof msg, "%s", nf_last_error());
+    for (size_t k = 0; (e = nf_spec_builder(NF_SPEC_DISTRIBUTION, k)); k++) {
+        char quoted[64];
+        snprintf(quoted, sizeof quoted, "`%s", e->name);
+        CHECK(strstr(msg, e->name) != NULL, "unknown-distribution message lists %s", e->name);
+        CHECK(doc && strstr(doc, quoted) != NULL, "docs/spec.md documents %s", e->name);
+    }
+    CHECK(nf_spec_builder(NF_SPEC_BIJECTOR, nb) == NULL && nf_spec_builder(7, 0) == NULL, "the tables end");
+    /* an unknown keyword lists every known one, none cut */
+    CHECK_ERR(nf_bijector_from_spec("realnvp(foo=1)", 2, rng, &b), NF_ERR_ARG, "known: layers, hidden, activation, init, "
+              "zero_last, separate, tanh_scale, shift_only, mask, num_masked, fraction_masked, bins, bound, context)");
+    /* the data sets' names come from the library */
+    float x[8];
+    CHECK_ERR(nf_data_generate("nosuch", rng, 4, 0, x, NULL), NF_ERR_ARG, "unknown data set");
+    snprintf(msg, sizeof msg, "%s", nf_last_error());
+    size_t nd = 0;
+    for (; nf_data_name(nd); nd++) {
+        CHECK(strstr(msg, nf_data_name(nd)) != NULL, "unknown-data message lists %s", nf_data_name(nd));
+        CHECK_OK(nf_data_generate(nf_data_name(nd), rng, 4, 0, x, NULL));
+    }
+    CHECK(nd == 6, "6 generated data sets (%zu)", nd);
+    free(doc);
+    nf_rng_free(rng);
+}
+
 void test_spec(void) {
+    test_builder_table();
     /* dataflowr RealNVP: 12 nets of 1*256+256 + 256*256+256 + 256+1 */
     CHECK(count_of("realnvp(layers=6, hidden=[256,256])", 2) == 12 * 66561, "realnvp parameter count");
     /* 5 MADEs of 2*256+256 + 256*256+256 + 256*4+4 */

@@ -57,7 +57,6 @@ static const char *HELP =
     "  nflow train --data moons --flow \"realnvp(layers=6, hidden=[256,256])\" \\\n"
     "              --steps 5000 --out runs/moons\n";
 
-static const char *const GENERATED[] = {"moons", "circles", "8gaussians", "checkerboard", "spirals", "pinwheel", NULL};
 
 typedef struct gen {
     const char *name;
@@ -151,7 +150,7 @@ int cmd_train(int argc, char **argv) {
     if (strcmp(format, "png") && strcmp(format, "svg") && strcmp(format, "pdf"))
         return fail(cmd, EXIT_USAGE, "--format must be png, svg or pdf");
     int generated = 0;
-    for (int k = 0; GENERATED[k]; k++) generated |= !strcmp(data, GENERATED[k]);
+    for (size_t k = 0; nf_data_name(k); k++) generated |= !strcmp(data, nf_data_name(k));
     int labels = ctxcols && !strcmp(ctxcols, "label");
     if (ctxcols && generated != labels)
         return fail(cmd, EXIT_USAGE, "--context-cols: %s", generated ? "a generated set's context is `label`"

@@ -6,28 +6,54 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *HELP =
-    "usage: nflow COMMAND [options]   (nflow COMMAND --help for each)\n"
-    "\n"
-    "Normalizing flows: train, sample, score and draw.\n"
-    "\n"
-    "commands:\n"
-    "  train    fit a flow to data, write the model, figures and an HTML report\n"
-    "  sample   draw samples from a trained model\n"
-    "  logprob  log-density of points under a trained model\n"
-    "  eval     evaluate untrained distributions and bijectors from a spec\n"
-    "  data     write a toy data set (moons, circles, 8gaussians, ...)\n"
-    "  plot     draw a trained model's figures\n"
-    "  info     describe a model file\n"
-    "  fit-density  fit a flow to an unnormalised density (U1-U4) by reverse KL\n"
-    "  --version    the version, the BLAS and its kernels (and whether the CPU runs faster ones)\n"
-    "\n"
-    "Direction convention (TensorFlow Probability): a bijector's forward maps\n"
-    "base -> data (sampling), its inverse data -> base (density).\n"
-    "Exit codes: 0 ok, 1 usage error, 2 bad data or model file, 3 numerical failure.\n"
-    "\n"
-    "Example:\n"
-    "  nflow train --data moons --flow \"realnvp(layers=6, hidden=[256,256])\" --steps 5000 --out runs/moons\n";
+/* The commands: the dispatcher, the help and the unknown-command message
+ * all come from this table. */
+static const struct command {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} COMMANDS[] = {
+    {"train", cmd_train, "fit a flow to data, write the model, figures and an HTML report"},
+    {"sample", cmd_sample, "draw samples from a trained model"},
+    {"logprob", cmd_logprob, "log-density of points under a trained model"},
+    {"eval", cmd_eval, "evaluate untrained distributions and bijectors from a spec (--list: every builder)"},
+    {"data", cmd_data, "write a toy data set (moons, circles, 8gaussians, ...)"},
+    {"plot", cmd_plot, "draw a trained model's figures"},
+    {"info", cmd_info, "describe a model file"},
+    {"fit-density", cmd_fit_density, "fit a flow to an unnormalised density (U1-U4) by reverse KL"},
+};
+enum { NCOMMANDS = sizeof COMMANDS / sizeof COMMANDS[0] };
+
+static void print_help(FILE *out) {
+    fputs("usage: nflow COMMAND [options]   (nflow COMMAND --help for each)\n"
+          "\n"
+          "Normalizing flows: train, sample, score and draw.\n"
+          "\n"
+          "commands:\n",
+          out);
+    for (size_t k = 0; k < NCOMMANDS; k++) fprintf(out, "  %-12s %s\n", COMMANDS[k].name, COMMANDS[k].summary);
+    fputs("  --version    the version, the BLAS and its kernels (and whether the CPU runs faster ones)\n"
+          "\n"
+          "Direction convention (TensorFlow Probability): a bijector's forward maps\n"
+          "base -> data (sampling), its inverse data -> base (density).\n"
+          "Exit codes: 0 ok, 1 usage error, 2 bad data or model file, 3 numerical failure.\n"
+          "\n"
+          "Example:\n"
+          "  nflow train --data moons --flow \"realnvp(layers=6, hidden=[256,256])\" --steps 5000 --out runs/moons\n",
+          out);
+}
+
+static int print_version(void) {
+    char what[256];
+    const char *better = nf_blas_info(what, sizeof what);
+    const char *env = getenv("OPENBLAS_CORETYPE");
+    printf("nflow %s\nblas: %s\n", nf_version(), what);
+    if (env) printf("OPENBLAS_CORETYPE=%s (set in the environment)\n", env);
+    if (better)
+        printf("note: this CPU also runs OpenBLAS's AVX-512 kernels, about twice as fast for the matrix products:\n"
+               "      OPENBLAS_CORETYPE=%s selects them\n", better);
+    return 0;
+}
 
 int main(int argc, char **argv) {
     static char help_flag[] = "--help";
@@ -37,31 +63,17 @@ int main(int argc, char **argv) {
             h[0] = argv[2];
             argv = h, argc = 2;
         } else {
-            fputs(HELP, argc < 2 ? stderr : stdout);
+            print_help(argc < 2 ? stderr : stdout);
             return argc < 2 ? EXIT_USAGE : 0;
         }
     } else {
         argv++, argc--;
     }
-    if (!strcmp(argv[0], "--version")) {
-        char what[256];
-        const char *better = nf_blas_info(what, sizeof what);
-        const char *env = getenv("OPENBLAS_CORETYPE");
-        printf("nflow %s\nblas: %s\n", nf_version(), what);
-        if (env) printf("OPENBLAS_CORETYPE=%s (set in the environment)\n", env);
-        if (better)
-            printf("note: this CPU also runs OpenBLAS's AVX-512 kernels, about twice as fast for the matrix products:\n"
-                   "      OPENBLAS_CORETYPE=%s selects them\n", better);
-        return 0;
-    }
-    static const struct {
-        const char *name;
-        int (*fn)(int, char **);
-    } cmds[] = {{"train", cmd_train}, {"sample", cmd_sample}, {"logprob", cmd_logprob}, {"eval", cmd_eval},
-                {"data", cmd_data},   {"plot", cmd_plot},     {"info", cmd_info},
-                {"fit-density", cmd_fit_density}};
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(argv[0], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "nflow: unknown command '%s' (known: train, sample, logprob, eval, data, plot, info, fit-density)\n", argv[0]);
+    if (!strcmp(argv[0], "--version")) return print_version();
+    for (size_t k = 0; k < NCOMMANDS; k++)
+        if (!strcmp(argv[0], COMMANDS[k].name)) return COMMANDS[k].fn(argc - 1, argv + 1);
+    fprintf(stderr, "nflow: unknown command '%s' (known:", argv[0]);
+    for (size_t k = 0; k < NCOMMANDS; k++) fprintf(stderr, "%s %s", k ? "," : "", COMMANDS[k].name);
+    fprintf(stderr, ")\n");
     return EXIT_USAGE;
 }

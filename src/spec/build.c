@@ -4,8 +4,10 @@
  * reported with the list of known ones, pointing at the column.
  */
 #include "spec.h"
+#include "../bijectors/transform.h"
 #include "../flow/flow.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,23 @@ static const sp_node *arg(const sp_node *n, const char *key, int pos) {
     return NULL;
 }
 
+/* "a, b, c" from names, whole names only: one that does not fit ends the
+ * list with "...". */
+static void join_names(char *buf, size_t cap, const char *const *names, size_t count, size_t stride) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (size_t k = 0; k < count; k++) {
+        const char *nm = *(const char *const *)((const char *)names + k * stride);
+        if (!nm) break;
+        size_t need = strlen(nm) + (k ? 2 : 0);
+        if (len + need + 4 >= cap) {
+            snprintf(buf + len, cap - len, "%s...", k ? ", " : "");
+            return;
+        }
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s", k ? ", " : "", nm);
+    }
+}
+
 /* Rejects keyword arguments outside `known` (a NULL-terminated list) and
  * more than `npos` positional ones. */
 static nf_status check_args(const bctx *c, const sp_node *n, const char *const *known, int npos) {
@@ -41,11 +60,8 @@ static nf_status check_args(const bctx *c, const sp_node *n, const char *const *
         int ok = 0;
         for (int k = 0; known[k]; k++) ok |= !strcmp(known[k], n->keys[i]);
         if (!ok) {
-            char list[256] = "";
-            for (int k = 0; known[k]; k++) {
-                strncat(list, k ? ", " : "", sizeof list - strlen(list) - 1);
-                strncat(list, known[k], sizeof list - strlen(list) - 1);
-            }
+            char list[1024];
+            join_names(list, sizeof list, known, SIZE_MAX, sizeof *known);
             return nf__spec_error(NF_ERR_ARG, c->text, n->kids[i]->col, "unknown argument '%s' of %s() (known: %s)",
                                   n->keys[i], n->name, list[0] ? list : "none");
         }
@@ -118,11 +134,8 @@ static nf_status get_name(const bctx *c, const sp_node *n, const char *key, cons
                 *out = k;
                 return NF_OK;
             }
-    char list[256] = "";
-    for (int k = 0; names[k]; k++) {
-        strncat(list, k ? ", " : "", sizeof list - strlen(list) - 1);
-        strncat(list, names[k], sizeof list - strlen(list) - 1);
-    }
+    char list[1024];
+    join_names(list, sizeof list, names, SIZE_MAX, sizeof *names);
     return nf__spec_error(NF_ERR_ARG, c->text, v->col, "%s of %s() must be one of: %s", key, n->name, list);
 }
 
@@ -193,7 +206,22 @@ static nf_status check_budget(const bctx *c, const sp_node *n, double params) {
 
 /* ---- bijectors ------------------------------------------------------------ */
 
+/* Every builder: the dispatcher has checked the call's arguments against
+ * its table row (keyword names, positional count). */
+typedef nf_status (*bij_builder)(const bctx *c, const sp_node *n, size_t d, nf_bijector **out);
+typedef struct bij_entry {
+    nf_spec_builder_info info; /* name, keyword arguments, positional count, summary */
+    bij_builder build;
+} bij_entry;
+
 static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijector **out);
+
+/* Parameters per coordinate of the elementwise transform of a MAF or a
+ * coupling layer: affine 2, a spline of K bins 3K - 1 (transform.h). */
+static double per_coordinate(size_t bins) {
+    nf_eltx t = {bins, 3};
+    return (double)nf__eltx_np(&t);
+}
 
 static nf_status chain_or_single(nf_bijector **bs, size_t k, nf_bijector **out) {
     if (k == 1) {
@@ -207,21 +235,18 @@ static nf_status chain_or_single(nf_bijector **bs, size_t k, nf_bijector **out) 
 }
 
 /* maf / iaf stacks: layers with reverse permutations between them. */
-static nf_status build_maf(const bctx *c, const sp_node *n, size_t d, int iaf, nf_bijector **out) {
-    static const char *const known[] = {"layers", "hidden", "activation", "order", "init", "zero_last", "bins", "bound",
-                                        "context", NULL};
-    NF_TRY(check_args(c, n, known, 0));
+static nf_status build_maf_stack(const bctx *c, const sp_node *n, size_t d, int iaf, nf_bijector **out) {
     nf_maf_opts m;
     memset(&m, 0, sizeof m);
-    size_t layers;
-    int order;
+    size_t layers = 0;
+    int order = 0;
     NF_TRY(get_spline(c, n, 0, &m.spline_bins, &m.spline_bound));
     NF_TRY(get_size(c, n, "context", -1, 0, 1 << 20, 0, &m.context_dim));
     NF_TRY(get_net(c, n, NF_ACT_RELU, m.spline_bins > 0, &m.net));
     NF_TRY(get_name(c, n, "order", ORDERS, 0, &order));
     NF_TRY(get_size(c, n, "layers", -1, 1, 256, 1, &layers));
     m.order = (nf_order)order;
-    NF_TRY(check_budget(c, n, (double)layers * net_params(d + m.context_dim, &m.net, (m.spline_bins ? 3 * m.spline_bins - 1 : 2) * d)));
+    NF_TRY(check_budget(c, n, (double)layers * net_params(d + m.context_dim, &m.net, (size_t)(per_coordinate(m.spline_bins) * (double)d))));
     nf_bijector **bs = calloc(2 * layers, sizeof *bs);
     if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
     size_t k = 0;
@@ -236,17 +261,50 @@ static nf_status build_maf(const bctx *c, const sp_node *n, size_t d, int iaf, n
     free(bs);
     return s;
 }
+static nf_status b_maf(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    return build_maf_stack(c, n, d, 0, out);
+}
+static nf_status b_iaf(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    return build_maf_stack(c, n, d, 1, out);
+}
 
+/* coupling(mask=...) as one layer: the mask from mask=, num_masked= or
+ * fraction_masked= (default: the first half conditions). */
+static nf_status one_coupling(const bctx *c, const sp_node *n, size_t d, nf_coupling_opts *o, size_t layers,
+                              nf_bijector **out) {
+    unsigned char *mask = NULL;
+    const sp_node *mv = arg(n, "mask", -1);
+    if (mv) {
+        float *tmp = malloc(d * sizeof(float));
+        mask = malloc(d);
+        if (!tmp || !mask) {
+            free(tmp);
+            free(mask);
+            return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+        }
+        nf_status s = get_vec(c, n, "mask", -1, d, 0, tmp, NULL);
+        for (size_t j = 0; j < d && !s; j++) mask[j] = tmp[j] != 0;
+        free(tmp);
+        if (s) {
+            free(mask);
+            return s;
+        }
+        o->mask = mask;
+    } else if (!o->num_masked && !(o->fraction_masked > 0))
+        o->num_masked = d / 2;
+    nf_status s = NF_OK;
+    if (layers != 1) s = nf__spec_error(NF_ERR_ARG, c->text, n->col, "coupling() is one layer; use realnvp(layers=...)");
+    if (!s) s = nf_bijector_coupling(d, o, c->rng, out);
+    free(mask);
+    return s;
+}
+
+/* kind 0: coupling(), 1: realnvp(), 2: nice(), 3: nsf() */
 static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int kind, nf_bijector **out) {
-    /* kind 0: coupling(), 1: realnvp(), 2: nice(), 3: nsf() */
-    static const char *const known[] = {"layers", "hidden", "activation", "init", "zero_last", "separate", "tanh_scale",
-                                        "shift_only", "mask", "num_masked", "fraction_masked", "bins", "bound", "context",
-                                        NULL};
-    NF_TRY(check_args(c, n, known, 0));
     nf_coupling_opts o;
     memset(&o, 0, sizeof o);
-    double sep, ts, so, fm;
-    size_t layers, nm;
+    double sep = 0, ts = 0, so = 0, fm = 0;
+    size_t layers = 0, nm = 0;
     NF_TRY(get_spline(c, n, kind == 3 ? 8 : 0, &o.spline_bins, &o.spline_bound));
     int spl = o.spline_bins > 0;
     NF_TRY(get_net(c, n, kind == 2 || kind == 3 ? NF_ACT_RELU : NF_ACT_LEAKY_RELU, spl, &o.net));
@@ -257,44 +315,32 @@ static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int k
     NF_TRY(get_size(c, n, "num_masked", -1, 0, 1 << 24, 0, &nm));
     NF_TRY(get_size(c, n, "context", -1, 0, 1 << 20, 0, &o.context_dim));
     NF_TRY(get_size(c, n, "layers", -1, 1, 1024, kind == 0 ? 1 : kind == 1 ? 6 : 4, &layers));
-    o.separate_nets = sep != 0, o.tanh_scale = ts != 0, o.shift_only = so != 0;
-    o.fraction_masked = (float)fm, o.num_masked = nm;
+    o.separate_nets = sep != 0;
+    o.tanh_scale = ts != 0;
+    o.shift_only = so != 0;
+    o.fraction_masked = (float)fm;
+    o.num_masked = nm;
     if (d < 2) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() needs data of dimension >= 2, got %zu", n->name, d);
     if (spl && (o.separate_nets || o.shift_only))
         return nf__spec_error(NF_ERR_ARG, c->text, n->col, "a spline coupling uses one network: separate and shift_only must be 0");
-    double outw = spl ? (double)(3 * o.spline_bins - 1) * (double)d : 2.0 * (double)d;
+    double outw = per_coordinate(o.spline_bins) * (double)d;
     NF_TRY(check_budget(c, n, (double)layers * (o.separate_nets && !o.shift_only ? 2 : 1) * net_params(d + o.context_dim, &o.net, (size_t)outw)));
-    if (kind != 0) {
-        if (arg(n, "mask", -1) || nm || fm > 0)
-            return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() alternates its masks; use coupling() for a given mask", n->name);
-        return nf_bijector_realnvp(d, layers, &o, c->rng, out);
-    }
-    unsigned char *mask = NULL;
-    const sp_node *mv = arg(n, "mask", -1);
-    if (mv) {
-        float *tmp = malloc(d * sizeof(float));
-        mask = malloc(d);
-        if (!tmp || !mask) {
-            free(tmp), free(mask);
-            return nf__err(NF_ERR_NOMEM, "spec: out of memory");
-        }
-        nf_status s = get_vec(c, n, "mask", -1, d, 0, tmp, NULL);
-        for (size_t j = 0; j < d && !s; j++) mask[j] = tmp[j] != 0;
-        free(tmp);
-        if (s) {
-            free(mask);
-            return s;
-        }
-        o.mask = mask;
-    } else if (!nm && !(fm > 0))
-        o.num_masked = d / 2;
-    nf_bijector *b = NULL;
-    nf_status s = NF_OK;
-    if (layers != 1) s = nf__spec_error(NF_ERR_ARG, c->text, n->col, "coupling() is one layer; use realnvp(layers=...)");
-    if (!s) s = nf_bijector_coupling(d, &o, c->rng, &b);
-    free(mask);
-    if (!s) *out = b;
-    return s;
+    if (kind == 0) return one_coupling(c, n, d, &o, layers, out);
+    if (arg(n, "mask", -1) || nm || fm > 0)
+        return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() alternates its masks; use coupling() for a given mask", n->name);
+    return nf_bijector_realnvp(d, layers, &o, c->rng, out);
+}
+static nf_status b_coupling(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    return build_coupling(c, n, d, 0, out);
+}
+static nf_status b_realnvp(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    return build_coupling(c, n, d, 1, out);
+}
+static nf_status b_nice(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    return build_coupling(c, n, d, 2, out);
+}
+static nf_status b_nsf(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    return build_coupling(c, n, d, 3, out);
 }
 
 /* A permute (lu = 0) or lu_linear (lu = 1) with a permutation drawn from
@@ -305,216 +351,296 @@ static nf_status random_perm_bij(const bctx *c, size_t d, int lu, nf_bijector **
     for (size_t j = 0; j < d; j++) p[j] = j;
     for (size_t j = d; j-- > 1;) {
         size_t r = (size_t)nf_rng_below(c->rng, j + 1), t = p[j];
-        p[j] = p[r], p[r] = t;
+        p[j] = p[r];
+        p[r] = t;
     }
     nf_status s = lu ? nf_bijector_lu_linear(d, p, out) : nf_bijector_permute(d, p, out);
     free(p);
     return s;
 }
 
-static const char *const BIJ_NAMES =
-    "identity, shift, scale, affine_scalar, affine, exp, log, sigmoid, tanh, softplus, normal_cdf, leaky_relu, "
-    "permute, reverse, lu_linear, actnorm, batchnorm, planar, radial, chain, invert, coupling, realnvp, nice, nsf, maf, iaf";
+/* The bijectors without arguments. */
+#define SIMPLE(fname, ctor)                                                                  \
+    static nf_status fname(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) { \
+        (void)c;                                                                             \
+        (void)n;                                                                             \
+        return ctor(d, out);                                                                 \
+    }
+SIMPLE(b_identity, nf_bijector_identity)
+SIMPLE(b_exp, nf_bijector_exp)
+SIMPLE(b_log, nf_bijector_log)
+SIMPLE(b_sigmoid, nf_bijector_sigmoid)
+SIMPLE(b_tanh, nf_bijector_tanh)
+SIMPLE(b_softplus, nf_bijector_softplus)
+SIMPLE(b_normal_cdf, nf_bijector_normal_cdf)
+SIMPLE(b_reverse, nf_bijector_reverse)
+SIMPLE(b_actnorm, nf_bijector_actnorm)
+SIMPLE(b_batchnorm, nf_bijector_batchnorm)
+#undef SIMPLE
+
+/* shift(v) and scale(v): a number or one per column. */
+static nf_status b_shift_scale(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    const char *nm = n->name;
+    int is_shift = nm[1] == 'h';
+    if (!arg(n, nm, 0)) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() needs a value", nm);
+    float *v = malloc(d * sizeof(float));
+    size_t cnt;
+    if (!v) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+    nf_status s = get_vec(c, n, nm, 0, d, 0, v, &cnt);
+    if (!s) s = is_shift ? nf_bijector_shift(d, v, cnt, out) : nf_bijector_scale(d, v, cnt, out);
+    free(v);
+    return s;
+}
+
+static nf_status b_affine_scalar(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    double sh, sc;
+    NF_TRY(get_num(c, n, "shift", 0, -1e30, 1e30, 0, &sh));
+    NF_TRY(get_num(c, n, "scale", 1, -1e30, 1e30, 1, &sc));
+    return nf_bijector_affine_scalar(d, (float)sh, (float)sc, out);
+}
+
+static nf_status b_affine(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    size_t r = 0;
+    NF_TRY(get_size(c, n, "rank", 0, 0, 4096, 0, &r));
+    NF_TRY(check_budget(c, n, (double)d * (double)d + (double)d * (double)r));
+    NF_TRY(nf_bijector_affine(d, r, NULL, NULL, NULL, out));
+    return nf_bijector_init_params(*out, c->rng);
+}
+
+static nf_status b_leaky_relu(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    double a;
+    NF_TRY(get_num(c, n, "alpha", 0, 1e-30, 1e30, 0.2, &a));
+    return nf_bijector_leaky_relu(d, (float)a, out);
+}
+
+static nf_status b_permute(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    const sp_node *v = arg(n, "permutation", 0);
+    if (v && v->kind == SP_NAME && !strcmp(v->name, "random")) return random_perm_bij(c, d, 0, out);
+    if (!v || v->kind != SP_LIST || v->n != d)
+        return nf__spec_error(NF_ERR_SHAPE, c->text, v ? v->col : n->col, "permute() needs a list of %zu indices or random", d);
+    size_t *p = malloc(d * sizeof(size_t));
+    if (!p) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+    for (size_t j = 0; j < d; j++) {
+        const sp_node *e = v->kids[j];
+        if (e->kind != SP_NUM || e->num < 0 || e->num != floor(e->num) || e->num >= (double)d) {
+            free(p);
+            return nf__spec_error(NF_ERR_ARG, c->text, e->col, "permutation entries must be whole numbers in 0..%zu", d - 1);
+        }
+        p[j] = (size_t)e->num;
+    }
+    nf_status s = nf_bijector_permute(d, p, out);
+    free(p);
+    return s ? nf__spec_error(s, c->text, v->col, "not a permutation of 0..%zu", d - 1) : NF_OK;
+}
+
+/* planar(layers=L) and radial(layers=L): a chain of L layers. */
+static nf_status b_planar_radial(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    size_t layers = 0;
+    NF_TRY(get_size(c, n, "layers", -1, 1, 4096, 1, &layers));
+    nf_status (*mk)(size_t, nf_rng *, nf_bijector **) = n->name[0] == 'p' ? nf_bijector_planar : nf_bijector_radial;
+    nf_bijector **bs = calloc(layers, sizeof *bs);
+    if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+    nf_status s = NF_OK;
+    for (size_t l = 0; l < layers && !s; l++) s = mk(d, c->rng, &bs[l]);
+    if (!s) s = chain_or_single(bs, layers, out);
+    else
+        for (size_t l = 0; l < layers; l++) nf_bijector_free(bs[l]);
+    free(bs);
+    return s;
+}
+
+static nf_status b_lu_linear(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    static const char *const PERMS[] = {"random", "identity", NULL};
+    int pk;
+    NF_TRY(get_name(c, n, "perm", PERMS, 0, &pk));
+    NF_TRY(check_budget(c, n, (double)d * (double)d));
+    if (pk == 1) return nf_bijector_lu_linear(d, NULL, out);
+    return random_perm_bij(c, d, 1, out);
+}
+
+static nf_status b_chain(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    if (n->n == 0) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "chain() needs at least one bijector");
+    nf_bijector **bs = calloc(n->n, sizeof *bs);
+    if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+    nf_status s = NF_OK;
+    for (size_t i = 0; i < n->n && !s; i++) s = build_bij(c, n->kids[i], d, &bs[i]);
+    if (!s) s = nf_bijector_chain(bs, n->n, out);
+    if (s)
+        for (size_t i = 0; i < n->n; i++) nf_bijector_free(bs[i]);
+    free(bs);
+    return s;
+}
+
+static nf_status b_invert(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    if (n->n != 1) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "invert() takes one bijector");
+    nf_bijector *b = NULL;
+    NF_TRY(build_bij(c, n->kids[0], d, &b));
+    nf_status s = nf_bijector_invert(b, out);
+    if (s) nf_bijector_free(b);
+    return s;
+}
+
+static const char *const A_NONE[] = {NULL};
+static const char *const A_SHIFT[] = {"shift", NULL};
+static const char *const A_SCALE[] = {"scale", NULL};
+static const char *const A_AFFINE_SCALAR[] = {"shift", "scale", NULL};
+static const char *const A_RANK[] = {"rank", NULL};
+static const char *const A_ALPHA[] = {"alpha", NULL};
+static const char *const A_PERMUTATION[] = {"permutation", NULL};
+static const char *const A_LAYERS[] = {"layers", NULL};
+static const char *const A_PERM[] = {"perm", NULL};
+static const char *const A_MAF[] = {"layers", "hidden", "activation", "order", "init", "zero_last", "bins", "bound",
+                                    "context", NULL};
+static const char *const A_COUPLING[] = {"layers",     "hidden",     "activation", "init", "zero_last",
+                                         "separate",   "tanh_scale", "shift_only", "mask", "num_masked",
+                                         "fraction_masked", "bins",  "bound",      "context", NULL};
+
+/* Every bijector of the spec language: the one list from which the
+ * dispatcher, the "known:" messages and `nflow eval --list` come.
+ * positional: how many positional arguments it takes (-1: any number). */
+static const bij_entry BIJECTORS[] = {
+    {{"identity", A_NONE, 0, "y = x"}, b_identity},
+    {{"shift", A_SHIFT, 1, "y = x + v (a number or one per column)"}, b_shift_scale},
+    {{"scale", A_SCALE, 1, "y = v x (a number or one per column)"}, b_shift_scale},
+    {{"affine_scalar", A_AFFINE_SCALAR, 2, "y = shift + scale x"}, b_affine_scalar},
+    {{"affine", A_RANK, 1, "y = (L + V V^T) x + b, trainable (rank of V)"}, b_affine},
+    {{"exp", A_NONE, 0, "y = e^x"}, b_exp},
+    {{"log", A_NONE, 0, "y = log x"}, b_log},
+    {{"sigmoid", A_NONE, 0, "y = 1 / (1 + e^-x)"}, b_sigmoid},
+    {{"tanh", A_NONE, 0, "y = tanh x"}, b_tanh},
+    {{"softplus", A_NONE, 0, "y = log(1 + e^x)"}, b_softplus},
+    {{"normal_cdf", A_NONE, 0, "y = Phi(x), the standard normal CDF"}, b_normal_cdf},
+    {{"leaky_relu", A_ALPHA, 1, "y = x (x > 0) or alpha x, alpha trainable"}, b_leaky_relu},
+    {{"permute", A_PERMUTATION, 1, "reorders the columns: a list of indices, or random"}, b_permute},
+    {{"reverse", A_NONE, 0, "reverses the columns"}, b_reverse},
+    {{"lu_linear", A_PERM, 0, "Glow's invertible linear map P L (U + diag e^s) + b"}, b_lu_linear},
+    {{"actnorm", A_NONE, 0, "per-column scale and shift, initialised from the first batch"}, b_actnorm},
+    {{"batchnorm", A_NONE, 0, "batch normalisation (batch statistics in training)"}, b_batchnorm},
+    {{"planar", A_LAYERS, 0, "planar flow layers (Rezende & Mohamed 2015)"}, b_planar_radial},
+    {{"radial", A_LAYERS, 0, "radial flow layers (Rezende & Mohamed 2015)"}, b_planar_radial},
+    {{"chain", A_NONE, -1, "composition, TFP order: chain(b1, b2) applies b2 first"}, b_chain},
+    {{"invert", A_NONE, 1, "swaps forward and inverse of a bijector"}, b_invert},
+    {{"coupling", A_COUPLING, 0, "one affine or spline coupling layer with a given mask"}, b_coupling},
+    {{"realnvp", A_COUPLING, 0, "RealNVP: affine couplings with alternating masks"}, b_realnvp},
+    {{"nice", A_COUPLING, 0, "NICE: additive couplings"}, b_nice},
+    {{"nsf", A_COUPLING, 0, "neural spline flow: rational-quadratic spline couplings"}, b_nsf},
+    {{"maf", A_MAF, 0, "masked autoregressive flow (one-pass density)"}, b_maf},
+    {{"iaf", A_MAF, 0, "inverse autoregressive flow (one-pass sampling)"}, b_iaf},
+};
+enum { NBIJ = sizeof BIJECTORS / sizeof BIJECTORS[0] };
 
 static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
-    static const char *const none[] = {NULL};
-    const char *nm = n->name;
     if (n->kind != SP_CALL && n->kind != SP_NAME)
         return nf__spec_error(NF_ERR_ARG, c->text, n->col, "expected a bijector such as exp or maf(...)");
-    typedef nf_status (*simple_fn)(size_t, nf_bijector **);
-    static const struct {
-        const char *name;
-        simple_fn fn;
-    } simple[] = {{"identity", nf_bijector_identity}, {"exp", nf_bijector_exp},       {"log", nf_bijector_log},
-                  {"sigmoid", nf_bijector_sigmoid},   {"tanh", nf_bijector_tanh},     {"softplus", nf_bijector_softplus},
-                  {"normal_cdf", nf_bijector_normal_cdf}, {"reverse", nf_bijector_reverse},
-                  {"actnorm", nf_bijector_actnorm}, {"batchnorm", nf_bijector_batchnorm}};
-    for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++)
-        if (!strcmp(nm, simple[i].name)) {
-            NF_TRY(check_args(c, n, none, 0));
-            return simple[i].fn(d, out);
-        }
-    if (!strcmp(nm, "shift") || !strcmp(nm, "scale")) {
-        static const char *const ks[] = {"shift", NULL}, *const kc[] = {"scale", NULL};
-        int is_shift = nm[1] == 'h';
-        NF_TRY(check_args(c, n, is_shift ? ks : kc, 1));
-        if (!arg(n, nm, 0)) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() needs a value", nm);
-        float *v = malloc(d * sizeof(float));
-        size_t cnt;
-        if (!v) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
-        nf_status s = get_vec(c, n, nm, 0, d, 0, v, &cnt);
-        if (!s) s = is_shift ? nf_bijector_shift(d, v, cnt, out) : nf_bijector_scale(d, v, cnt, out);
-        free(v);
-        return s;
+    for (size_t k = 0; k < NBIJ; k++) {
+        const bij_entry *e = &BIJECTORS[k];
+        if (strcmp(n->name, e->info.name)) continue;
+        NF_TRY(check_args(c, n, e->info.args, e->info.positional < 0 ? (int)n->n : e->info.positional));
+        return e->build(c, n, d, out);
     }
-    if (!strcmp(nm, "affine_scalar")) {
-        static const char *const k[] = {"shift", "scale", NULL};
-        double sh, sc;
-        NF_TRY(check_args(c, n, k, 2));
-        NF_TRY(get_num(c, n, "shift", 0, -1e30, 1e30, 0, &sh));
-        NF_TRY(get_num(c, n, "scale", 1, -1e30, 1e30, 1, &sc));
-        return nf_bijector_affine_scalar(d, (float)sh, (float)sc, out);
-    }
-    if (!strcmp(nm, "affine")) {
-        static const char *const k[] = {"rank", NULL};
-        size_t r;
-        NF_TRY(check_args(c, n, k, 1));
-        NF_TRY(get_size(c, n, "rank", 0, 0, 4096, 0, &r));
-        NF_TRY(check_budget(c, n, (double)d * (double)d + (double)d * (double)r));
-        NF_TRY(nf_bijector_affine(d, r, NULL, NULL, NULL, out));
-        return nf_bijector_init_params(*out, c->rng);
-    }
-    if (!strcmp(nm, "leaky_relu")) {
-        static const char *const k[] = {"alpha", NULL};
-        double a;
-        NF_TRY(check_args(c, n, k, 1));
-        NF_TRY(get_num(c, n, "alpha", 0, 1e-30, 1e30, 0.2, &a));
-        return nf_bijector_leaky_relu(d, (float)a, out);
-    }
-    if (!strcmp(nm, "permute")) {
-        static const char *const k[] = {"permutation", NULL};
-        NF_TRY(check_args(c, n, k, 1));
-        const sp_node *v = arg(n, "permutation", 0);
-        if (v && v->kind == SP_NAME && !strcmp(v->name, "random")) return random_perm_bij(c, d, 0, out);
-        if (!v || v->kind != SP_LIST || v->n != d)
-            return nf__spec_error(NF_ERR_SHAPE, c->text, v ? v->col : n->col,
-                                  "permute() needs a list of %zu indices or random", d);
-        size_t *p = malloc(d * sizeof(size_t));
-        if (!p) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
-        for (size_t j = 0; j < d; j++) {
-            const sp_node *e = v->kids[j];
-            if (e->kind != SP_NUM || e->num < 0 || e->num != floor(e->num) || e->num >= (double)d) {
-                free(p);
-                return nf__spec_error(NF_ERR_ARG, c->text, e->col, "permutation entries must be whole numbers in 0..%zu", d - 1);
-            }
-            p[j] = (size_t)e->num;
-        }
-        nf_status s = nf_bijector_permute(d, p, out);
-        free(p);
-        return s ? nf__spec_error(s, c->text, v->col, "not a permutation of 0..%zu", d - 1) : NF_OK;
-    }
-    if (!strcmp(nm, "planar") || !strcmp(nm, "radial")) {
-        static const char *const k[] = {"layers", NULL};
-        size_t layers;
-        NF_TRY(check_args(c, n, k, 0));
-        NF_TRY(get_size(c, n, "layers", -1, 1, 4096, 1, &layers));
-        nf_status (*mk)(size_t, nf_rng *, nf_bijector **) = nm[0] == 'p' ? nf_bijector_planar : nf_bijector_radial;
-        nf_bijector **bs = calloc(layers, sizeof *bs);
-        if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
-        nf_status s = NF_OK;
-        for (size_t l = 0; l < layers && !s; l++) s = mk(d, c->rng, &bs[l]);
-        if (!s) s = chain_or_single(bs, layers, out);
-        else
-            for (size_t l = 0; l < layers; l++) nf_bijector_free(bs[l]);
-        free(bs);
-        return s;
-    }
-    if (!strcmp(nm, "lu_linear")) {
-        static const char *const k[] = {"perm", NULL};
-        static const char *const PERMS[] = {"random", "identity", NULL};
-        int pk;
-        NF_TRY(check_args(c, n, k, 0));
-        NF_TRY(get_name(c, n, "perm", PERMS, 0, &pk));
-        NF_TRY(check_budget(c, n, (double)d * (double)d));
-        if (pk == 1) return nf_bijector_lu_linear(d, NULL, out);
-        return random_perm_bij(c, d, 1, out);
-    }
-    if (!strcmp(nm, "chain")) {
-        if (n->n == 0) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "chain() needs at least one bijector");
-        NF_TRY(check_args(c, n, none, (int)n->n));
-        nf_bijector **bs = calloc(n->n, sizeof *bs);
-        if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
-        nf_status s = NF_OK;
-        for (size_t i = 0; i < n->n && !s; i++) s = build_bij(c, n->kids[i], d, &bs[i]);
-        if (!s) s = nf_bijector_chain(bs, n->n, out);
-        if (s)
-            for (size_t i = 0; i < n->n; i++) nf_bijector_free(bs[i]);
-        free(bs);
-        return s;
-    }
-    if (!strcmp(nm, "invert")) {
-        NF_TRY(check_args(c, n, none, 1));
-        if (n->n != 1) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "invert() takes one bijector");
-        nf_bijector *b = NULL;
-        NF_TRY(build_bij(c, n->kids[0], d, &b));
-        nf_status s = nf_bijector_invert(b, out);
-        if (s) nf_bijector_free(b);
-        return s;
-    }
-    if (!strcmp(nm, "coupling")) return build_coupling(c, n, d, 0, out);
-    if (!strcmp(nm, "realnvp")) return build_coupling(c, n, d, 1, out);
-    if (!strcmp(nm, "nice")) return build_coupling(c, n, d, 2, out);
-    if (!strcmp(nm, "nsf")) return build_coupling(c, n, d, 3, out);
-    if (!strcmp(nm, "maf")) return build_maf(c, n, d, 0, out);
-    if (!strcmp(nm, "iaf")) return build_maf(c, n, d, 1, out);
-    return nf__spec_error(NF_ERR_ARG, c->text, n->col, "unknown bijector '%s' (known: %s)", nm, BIJ_NAMES);
+    char list[1024];
+    join_names(list, sizeof list, &BIJECTORS[0].info.name, NBIJ, sizeof BIJECTORS[0]);
+    return nf__spec_error(NF_ERR_ARG, c->text, n->col, "unknown bijector '%s' (known: %s)", n->name, list);
 }
 
 /* ---- distributions ------------------------------------------------------- */
 
+typedef nf_status (*dist_builder)(const bctx *c, const sp_node *n, size_t d_hint, nf_dist **out);
+typedef struct dist_entry {
+    nf_spec_builder_info info;
+    dist_builder build;
+} dist_entry;
+
+static nf_status build_dist(const bctx *c, const sp_node *n, size_t d_hint, nf_dist **out);
+
+static nf_status d_normal(const bctx *c, const sp_node *n, size_t d_hint, nf_dist **out) {
+    (void)d_hint;
+    double loc, sc;
+    NF_TRY(get_num(c, n, "loc", 0, -1e30, 1e30, 0, &loc));
+    NF_TRY(get_num(c, n, "scale", 1, 0, 1e30, 1, &sc));
+    return nf_dist_normal((float)loc, (float)sc, out);
+}
+
+static nf_status d_uniform(const bctx *c, const sp_node *n, size_t d_hint, nf_dist **out) {
+    (void)d_hint;
+    double lo, hi;
+    NF_TRY(get_num(c, n, "low", 0, -1e30, 1e30, 0, &lo));
+    NF_TRY(get_num(c, n, "high", 1, -1e30, 1e30, 1, &hi));
+    return nf_dist_uniform((float)lo, (float)hi, out);
+}
+
+static nf_status d_mvn_diag(const bctx *c, const sp_node *n, size_t d_hint, nf_dist **out) {
+    size_t d = d_hint;
+    const sp_node *l = arg(n, "loc", 0), *s = arg(n, "scale", 1);
+    if (l && l->kind == SP_LIST) d = l->n;
+    else if (s && s->kind == SP_LIST) d = s->n;
+    NF_TRY(get_size(c, n, "d", -1, 1, 1 << 24, d ? d : 1, &d));
+    float *v = malloc(2 * d * sizeof(float));
+    if (!v) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+    nf_status st = get_vec(c, n, "loc", 0, d, 0, v, NULL);
+    if (!st) st = get_vec(c, n, "scale", 1, d, 1, v + d, NULL);
+    if (!st) st = nf_dist_mvn_diag(d, v, v + d, out);
+    free(v);
+    return st;
+}
+
+static nf_status d_mog(const bctx *c, const sp_node *n, size_t d_hint, nf_dist **out) {
+    size_t K = 0, d = 0;
+    NF_TRY(get_size(c, n, "k", 0, 1, 256, 8, &K));
+    NF_TRY(get_size(c, n, "d", -1, 1, 1 << 20, d_hint ? d_hint : 1, &d));
+    return nf_dist_mog(d, K, c->rng, out);
+}
+
+static nf_status d_transformed(const bctx *c, const sp_node *n, size_t d_hint, nf_dist **out) {
+    if (n->n != 2) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "transformed() takes a distribution and a bijector");
+    nf_dist *base = NULL, *t = NULL;
+    nf_bijector *b = NULL;
+    NF_TRY(build_dist(c, n->kids[0], d_hint, &base));
+    nf_status s = build_bij(c, n->kids[1], nf_dist_dim(base), &b);
+    if (!s) s = nf_dist_transformed(base, b, &t);
+    if (s) {
+        nf_dist_free(base);
+        nf_bijector_free(b);
+        return s;
+    }
+    *out = t;
+    return NF_OK;
+}
+
+static const char *const A_LOC_SCALE[] = {"loc", "scale", NULL};
+static const char *const A_LOW_HIGH[] = {"low", "high", NULL};
+static const char *const A_MVN[] = {"loc", "scale", "d", NULL};
+static const char *const A_MOG[] = {"k", "d", NULL};
+
+/* Every distribution of the spec language (see BIJECTORS). */
+static const dist_entry DISTS[] = {
+    {{"normal", A_LOC_SCALE, 2, "normal(loc, scale), scalar"}, d_normal},
+    {{"uniform", A_LOW_HIGH, 2, "uniform(low, high), scalar"}, d_uniform},
+    {{"mvn_diag", A_MVN, 2, "Gaussian with diagonal covariance (loc, scale: lists or numbers)"}, d_mvn_diag},
+    {{"mog", A_MOG, 1, "mixture of k diagonal Gaussians, trainable as a flow's base"}, d_mog},
+    {{"transformed", A_NONE, 2, "transformed(distribution, bijector): the bijector's forward applied to samples"},
+     d_transformed},
+};
+enum { NDIST = sizeof DISTS / sizeof DISTS[0] };
+
 static nf_status build_dist(const bctx *c, const sp_node *n, size_t d_hint, nf_dist **out) {
-    const char *nm = n->name;
     if (n->kind != SP_CALL && n->kind != SP_NAME)
         return nf__spec_error(NF_ERR_ARG, c->text, n->col, "expected a distribution such as normal(0, 1)");
-    if (!strcmp(nm, "normal")) {
-        static const char *const k[] = {"loc", "scale", NULL};
-        double loc, sc;
-        NF_TRY(check_args(c, n, k, 2));
-        NF_TRY(get_num(c, n, "loc", 0, -1e30, 1e30, 0, &loc));
-        NF_TRY(get_num(c, n, "scale", 1, 0, 1e30, 1, &sc));
-        return nf_dist_normal((float)loc, (float)sc, out);
+    for (size_t k = 0; k < NDIST; k++) {
+        const dist_entry *e = &DISTS[k];
+        if (strcmp(n->name, e->info.name)) continue;
+        NF_TRY(check_args(c, n, e->info.args, e->info.positional));
+        return e->build(c, n, d_hint, out);
     }
-    if (!strcmp(nm, "uniform")) {
-        static const char *const k[] = {"low", "high", NULL};
-        double lo, hi;
-        NF_TRY(check_args(c, n, k, 2));
-        NF_TRY(get_num(c, n, "low", 0, -1e30, 1e30, 0, &lo));
-        NF_TRY(get_num(c, n, "high", 1, -1e30, 1e30, 1, &hi));
-        return nf_dist_uniform((float)lo, (float)hi, out);
-    }
-    if (!strcmp(nm, "mvn_diag")) {
-        static const char *const k[] = {"loc", "scale", "d", NULL};
-        NF_TRY(check_args(c, n, k, 2));
-        size_t d = d_hint;
-        const sp_node *l = arg(n, "loc", 0), *s = arg(n, "scale", 1);
-        if (l && l->kind == SP_LIST) d = l->n;
-        else if (s && s->kind == SP_LIST) d = s->n;
-        NF_TRY(get_size(c, n, "d", -1, 1, 1 << 24, d ? d : 1, &d));
-        float *v = malloc(2 * d * sizeof(float));
-        if (!v) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
-        nf_status st = get_vec(c, n, "loc", 0, d, 0, v, NULL);
-        if (!st) st = get_vec(c, n, "scale", 1, d, 1, v + d, NULL);
-        if (!st) st = nf_dist_mvn_diag(d, v, v + d, out);
-        free(v);
-        return st;
-    }
-    if (!strcmp(nm, "mog")) {
-        static const char *const k[] = {"k", "d", NULL};
-        size_t K, d;
-        NF_TRY(check_args(c, n, k, 1));
-        NF_TRY(get_size(c, n, "k", 0, 1, 256, 8, &K));
-        NF_TRY(get_size(c, n, "d", -1, 1, 1 << 20, d_hint ? d_hint : 1, &d));
-        return nf_dist_mog(d, K, c->rng, out);
-    }
-    if (!strcmp(nm, "transformed")) {
-        static const char *const none[] = {NULL};
-        NF_TRY(check_args(c, n, none, 2));
-        if (n->n != 2) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "transformed() takes a distribution and a bijector");
-        nf_dist *base = NULL, *t = NULL;
-        nf_bijector *b = NULL;
-        NF_TRY(build_dist(c, n->kids[0], d_hint, &base));
-        nf_status s = build_bij(c, n->kids[1], nf_dist_dim(base), &b);
-        if (!s) s = nf_dist_transformed(base, b, &t);
-        if (s) {
-            nf_dist_free(base);
-            nf_bijector_free(b);
-            return s;
-        }
-        *out = t;
-        return NF_OK;
-    }
-    return nf__spec_error(NF_ERR_ARG, c->text, n->col,
-                          "unknown distribution '%s' (known: normal, uniform, mvn_diag, mog, transformed)", nm);
+    char list[1024];
+    join_names(list, sizeof list, &DISTS[0].info.name, NDIST, sizeof DISTS[0]);
+    return nf__spec_error(NF_ERR_ARG, c->text, n->col, "unknown distribution '%s' (known: %s)", n->name, list);
+}
+
+const nf_spec_builder_info *nf_spec_builder(int what, size_t k) {
+    if (what == NF_SPEC_BIJECTOR) return k < NBIJ ? &BIJECTORS[k].info : NULL;
+    if (what == NF_SPEC_DISTRIBUTION) return k < NDIST ? &DISTS[k].info : NULL;
+    return NULL;
 }
 
 /* ---- public entry points -------------------------------------------------- */

@@ -23,7 +23,7 @@ typedef struct parser {
 } parser;
 
 nf_status nf__spec_error(nf_status s, const char *text, size_t col, const char *fmt, ...) {
-    char what[256];
+    char what[1024]; /* room for every known name in full */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);

@@ -9,6 +9,7 @@
 #include "../core/core.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #define PI 3.14159265358979323846
@@ -130,8 +131,14 @@ nf_status nf_data_generate(const char *name, nf_rng *rng, size_t n, float noise,
             add_noise(rng, x, n, noise);
             return NF_OK;
         }
-    return nf__err(NF_ERR_ARG, "%s: unknown data set '%s' (known: moons, circles, 8gaussians, checkerboard, spirals, pinwheel)", fn, name);
+    char known[256];
+    size_t len = 0;
+    for (size_t g = 0; g < sizeof gens / sizeof gens[0]; g++)
+        len += (size_t)snprintf(known + len, sizeof known - len, "%s%s", g ? ", " : "", gens[g].name);
+    return nf__err(NF_ERR_ARG, "%s: unknown data set '%s' (known: %s)", fn, name, known);
 }
+
+const char *nf_data_name(size_t k) { return k < sizeof gens / sizeof gens[0] ? gens[k].name : NULL; }
 
 nf_status nf_data_moons(nf_rng *rng, size_t n, float noise, float *x, int *labels) {
     return nf_data_generate("moons", rng, n, noise, x, labels);
