@@ -88,6 +88,26 @@ void engine_opts_parse(args *a, engine_opts *e);
  * N > 1); says on stderr whether it resumes, unless quiet. */
 void engine_opts_apply(const char *cmd, engine_opts *e, const char *out, int quiet, nf_train_opts *o);
 
+/* A command's rows (rows.c): a generated set or a file, [x | context]. */
+typedef struct rows_src {
+    const char *data;    /* a generated set's name (nf_data_name) or a file */
+    float noise;         /* generated sets */
+    int labels;          /* generated sets: [x1, x2, label] rows (the label is the context) */
+    const char *ctxcols; /* files: the context columns, "2" or "3,4" (NULL: none) */
+} rows_src;
+int rows_generated(const char *data);
+/* n generated rows of width 2 + labels. */
+nf_status rows_generate(const rows_src *g, nf_rng *rng, size_t n, float *x);
+/* An nf_sampler_fn over rows_generate (user: the rows_src). */
+int rows_draw(void *user, nf_rng *rng, float *x, size_t n);
+/* Reads the file: n rows of d data columns then dc context columns; 0 or
+ * an exit code (the message printed). */
+int rows_read(const char *cmd, const rows_src *g, float **x, size_t *n, size_t *d, size_t *dc);
+
+/* The command line as the report shows it: "prog arg ...", arguments with
+ * spaces or brackets in double quotes. */
+void cmdline_join(char *buf, size_t cap, const char *prog, int argc, char **argv);
+
 /* Splits n rows [x (d values) | c (dc values)] into x (n x d) and c
  * (n x dc); x may be `rows` itself (packed in place, front to back). */
 void split_context_rows(const float *rows, size_t n, size_t d, size_t dc, float *x, float *c);

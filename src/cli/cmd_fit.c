@@ -110,9 +110,7 @@ int cmd_fit_density(int argc, char **argv) {
         goto done;
     }
     char cmdline[2048];
-    snprintf(cmdline, sizeof cmdline,
-             "nflow fit-density --target %s --flow \"%s\" --steps %zu --batch %zu --lr %g --anneal %zu --seed %llu", tname, spec,
-             o.steps, o.batch, (double)o.lr, o.anneal_steps, (unsigned long long)seed);
+    cmdline_join(cmdline, sizeof cmdline, "nflow fit-density", argc, argv);
     run_info info = {cmdline, spec, tname, nf_flow_param_count(flow), 2, rep.steps, 0, rep.seconds, rep.train_loss, NAN, NAN,
                      rep.train_history, rep.val_history, rep.n_history, o.log_every, format, grid};
     char names[16][64];

@@ -3,6 +3,7 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,30 +202,23 @@ int cmd_plot(int argc, char **argv) {
     if ((rc = load(cmd, model, 1, &f))) return rc;
     float *x = NULL;
     size_t d = nf_flow_dim(f), dc = nf_flow_context_dim(f);
-    if (data) {
+    if (data && rows_generated(data)) {
         nf_rng *rng = NULL;
         nf_rng_create(99, &rng);
-        float *g = malloc(n * 3 * sizeof(float));
-        int *lab = malloc(n * sizeof(int));
-        if (g && lab && nf_data_generate(data, rng, n, 0.05f, g, lab) == NF_OK) {
-            x = g;
-            if (d != 2 || dc > 1) rc = fail(cmd, EXIT_DATA, "generated data are 2-D with a label but the model's dimension is %zu (context %zu)", d, dc);
-            for (size_t i = n; dc && i-- > 0;) { /* [x1, x2, label] rows */
-                float a0 = g[2 * i], a1 = g[2 * i + 1];
-                g[3 * i] = a0, g[3 * i + 1] = a1, g[3 * i + 2] = (float)lab[i];
-            }
-        } else {
-            free(g);
-            size_t dd;
-            if (nf_read_table(data, &x, &n, &dd)) rc = fail(cmd, EXIT_DATA, "%s", nf_last_error());
-            else if (dd != d + dc) rc = fail(cmd, EXIT_DATA, "%s has %zu columns, the model needs %zu", data, dd, d + dc);
-        }
-        free(lab);
+        rows_src g = {data, 0.05f, dc > 0, NULL};
+        x = malloc(n * 3 * sizeof(float));
+        if (d != 2 || dc > 1)
+            rc = fail(cmd, EXIT_DATA, "generated data are 2-D with a label but the model's dimension is %zu (context %zu)", d, dc);
+        else if (!x || rows_generate(&g, rng, n, x))
+            rc = fail(cmd, EXIT_DATA, "%s", nf_last_error());
         nf_rng_free(rng);
+    } else if (data) {
+        size_t dd, dcf;
+        rows_src g = {data, 0, 0, NULL};
+        rc = rows_read(cmd, &g, &x, &n, &dd, &dcf);
+        if (!rc && dd != d + dc) rc = fail(cmd, EXIT_DATA, "%s has %zu columns, the model needs %zu", data, dd, d + dc);
     }
-    char mk[4200];
-    snprintf(mk, sizeof mk, "mkdir -p '%s'", out);
-    if (!rc && strchr(out, '\'') == NULL && system(mk) != 0) rc = fail(cmd, EXIT_DATA, "cannot create %s", out);
+    if (!rc && mkdir_p(out)) rc = fail(cmd, EXIT_DATA, "cannot create %s: %s", out, strerror(errno));
     run_info info;
     memset(&info, 0, sizeof info);
     info.format = fmt;

@@ -151,3 +151,11 @@ void engine_opts_apply(const char *cmd, engine_opts *e, const char *out, int qui
     o->threads = e->threads;
     if (e->threads > 1 && openblas_set_num_threads) openblas_set_num_threads(1);
 }
+
+void cmdline_join(char *buf, size_t cap, const char *prog, int argc, char **argv) {
+    size_t len = (size_t)snprintf(buf, cap, "%s", prog);
+    for (int i = 0; i < argc && len < cap; i++) {
+        int quote = strpbrk(argv[i], " ()[],\"") != NULL;
+        len += (size_t)snprintf(buf + len, cap - len, quote ? " \"%s\"" : " %s", argv[i]);
+    }
+}
