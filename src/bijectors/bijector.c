@@ -46,38 +46,6 @@ void nf__bijector_bind(nf_bijector *b, float *storage) {
     if (owned) free(old);
 }
 
-nf_status nf__emit(nf_tensor_fn fn, void *ctx, const char *prefix, const char *name, size_t off, size_t rows,
-                   size_t cols) {
-    nf_tensor_info t;
-    memset(&t, 0, sizeof t);
-    snprintf(t.name, sizeof t.name, "%s%s", prefix, name);
-    t.ndim = rows ? 2 : 1;
-    t.shape[0] = rows ? rows : cols, t.shape[1] = rows ? cols : 0;
-    t.count = rows ? rows * cols : cols;
-    t.offset = off;
-    return fn(ctx, &t);
-}
-
-nf_status nf__mlp_tensors(const nf_mlp *m, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx) {
-    for (size_t l = 0; l < m->nlin; l++) {
-        char nm[48];
-        size_t a = m->w[l], b = m->w[l + 1];
-        snprintf(nm, sizeof nm, "%zu.weight", 2 * l);
-        NF_TRY(nf__emit(fn, ctx, prefix, nm, off, b, a));
-        snprintf(nm, sizeof nm, "%zu.bias", 2 * l);
-        NF_TRY(nf__emit(fn, ctx, prefix, nm, off + a * b, 0, b));
-        if (m->masks[l]) {
-            nf_tensor_info t;
-            memset(&t, 0, sizeof t);
-            snprintf(t.name, sizeof t.name, "%s%zu.mask", prefix, 2 * l);
-            t.ndim = 2, t.shape[0] = b, t.shape[1] = a, t.count = a * b, t.buffer = m->masks[l];
-            NF_TRY(fn(ctx, &t));
-        }
-        off += a * b + b;
-    }
-    return NF_OK;
-}
-
 nf_status nf__bijector_tensors(const nf_bijector *b, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx) {
     if (b->ops->tensors) return b->ops->tensors(b, prefix, off, fn, ctx);
     return b->nparams ? nf__emit(fn, ctx, prefix, "params", off, 0, b->nparams) : NF_OK;
@@ -126,8 +94,6 @@ nf_status nf_bijector_init_params(nf_bijector *b, nf_rng *rng) {
 
 /* ---- one-off passes ------------------------------------------------------ */
 
-/* Runs one pass (forward if fwd, else inverse) with a fresh workspace.
- * `tape` may be NULL.  ldj (may be NULL) is overwritten. */
 /* A conditional bijector needs n x dc context rows, others none. */
 static nf_status check_ctx(const char *fn, const nf_bijector *b, const float *ctx, size_t n) {
     if (b->dc && !ctx)
@@ -139,6 +105,8 @@ static nf_status check_ctx(const char *fn, const nf_bijector *b, const float *ct
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
 
+/* Runs one pass (forward if fwd, else inverse) with a fresh workspace.
+ * `tape` may be NULL.  ldj (may be NULL) is overwritten. */
 static nf_status run_pass(const char *fn, const nf_bijector *b, int fwd, const float *in, const float *ctx,
                           size_t n, float *out, float *ldj, void *tape) {
     size_t d = b->d;
@@ -228,10 +196,14 @@ nf_status nf_bijector_inverse_log_det_jacobian(const nf_bijector *b, const float
     return ldj_only("nf_bijector_inverse_log_det_jacobian", b, 0, y, n, ldj);
 }
 
+size_t nf__bijector_parts(const nf_bijector *b, nf_bijector *const **parts) {
+    return b->ops->parts ? b->ops->parts(b, parts) : 0;
+}
+
 /* Whether b or one of its parts has a data-dependent initialisation. */
 static int needs_data_init(const nf_bijector *b) {
     nf_bijector *const *parts;
-    size_t k = nf__chain_parts(b, &parts);
+    size_t k = nf__bijector_parts(b, &parts);
     if (!k) return b->ops->data_init != NULL;
     for (size_t i = 0; i < k; i++)
         if (needs_data_init(parts[i])) return 1;
@@ -241,7 +213,7 @@ static int needs_data_init(const nf_bijector *b) {
 nf_status nf__bijector_data_init(nf_bijector *b, const float *y, const float *ctx, size_t n) {
     if (!needs_data_init(b)) return NF_OK;
     nf_bijector *const *parts;
-    size_t k = nf__chain_parts(b, &parts);
+    size_t k = nf__bijector_parts(b, &parts);
     if (!k) return b->ops->data_init(b, y, n);
     size_t lo = 0; /* the part nearest the base that needs it: the batch goes no further */
     while (!needs_data_init(parts[lo])) lo++;

@@ -19,6 +19,7 @@
 
 #include "../core/backend.h"
 #include "../core/core.h"
+#include "../core/tensor.h"
 
 typedef struct nf_pass {
     size_t n;         /* rows in this batch */
@@ -30,19 +31,6 @@ typedef struct nf_pass {
                          (one thread of a step does) */
     const nf_backend *be; /* where the networks compute (NULL: the CPU) */
 } nf_pass;
-
-/* One named tensor of a bijector, for model files: a slice of the flat
- * parameter buffer (buffer == NULL) or a fixed buffer such as a MADE mask. */
-typedef struct nf_tensor_info {
-    char name[160];
-    size_t shape[2];
-    int ndim;
-    size_t offset;        /* parameters: offset in the flow's flat buffer */
-    const float *buffer;  /* fixed buffers: their values */
-    float *state;         /* mutable state (ActNorm's flag): saved, and loaded back */
-    size_t count;
-} nf_tensor_info;
-typedef nf_status (*nf_tensor_fn)(void *ctx, const nf_tensor_info *t);
 
 enum { NF_PREMASK_APPLY = 1, NF_PREMASK_CHECK = 2 };
 
@@ -86,6 +74,9 @@ typedef struct nf_bijector_ops {
      * no parameter; 0: the parameters were handed out for writing, mask per
      * pass again.  Composites forward it to their parts. */
     void (*premask)(nf_bijector *b, int apply);
+    /* optional, composites (chain): its parts in application order (first
+     * applied first) through *parts, and their number */
+    size_t (*parts)(const nf_bijector *b, nf_bijector *const **parts);
     /* optional: frees what the instance owns beyond the struct itself */
     void (*destroy)(nf_bijector *b);
 } nf_bijector_ops;
@@ -114,17 +105,13 @@ static inline size_t nf__scratch_bytes(const nf_bijector *b, size_t n) {
 static inline size_t nf__tape_bytes(const nf_bijector *b, size_t n) {
     return b->ops->tape_bytes ? b->ops->tape_bytes(b, n) : 0;
 }
-/* If b is a chain: its parts in application order (first applied first)
- * through *parts, and their number; otherwise 0. */
+/* A composite's parts in application order (first applied first) through
+ * *parts, and their number (ops->parts); 0 for any other bijector. */
+size_t nf__bijector_parts(const nf_bijector *b, nf_bijector *const **parts);
+/* The same for a chain only (0 for anything else). */
 size_t nf__chain_parts(const nf_bijector *b, nf_bijector *const **parts);
 /* Lists b's tensors (dispatching to ops->tensors or the default). */
 nf_status nf__bijector_tensors(const nf_bijector *b, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx);
-/* Emits one parameter tensor (ndim 1 when rows == 0). */
-nf_status nf__emit(nf_tensor_fn fn, void *ctx, const char *prefix, const char *name, size_t off, size_t rows,
-                   size_t cols);
-struct nf_mlp;
-/* The tensors of an MLP whose parameters start at `off` (see nn.h). */
-nf_status nf__mlp_tensors(const struct nf_mlp *m, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx);
 /* Runs data_init through b: a chain initialises its parts from the data side
  * (last applied first), passing the batch through each part's inverse.
  * Allocates (once per call); not for use concurrently with other calls. */

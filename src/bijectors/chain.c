@@ -202,6 +202,12 @@ static void chain_destroy(nf_bijector *b) {
     free(c->off);
 }
 
+static size_t chain_parts(const nf_bijector *b, nf_bijector *const **parts) {
+    const chain *c = (const chain *)b;
+    *parts = c->app;
+    return c->k;
+}
+
 static const nf_bijector_ops chain_ops = {
     .name = "chain",
     .forward = chain_forward,
@@ -215,14 +221,12 @@ static const nf_bijector_ops chain_ops = {
     .init_params = chain_init,
     .tensors = chain_tensors,
     .premask = chain_premask,
+    .parts = chain_parts,
     .destroy = chain_destroy,
 };
 
 size_t nf__chain_parts(const nf_bijector *b, nf_bijector *const **parts) {
-    if (b->ops != &chain_ops) return 0;
-    const chain *c = (const chain *)b;
-    *parts = c->app;
-    return c->k;
+    return b->ops == &chain_ops ? chain_parts(b, parts) : 0;
 }
 
 nf_status nf_bijector_chain(nf_bijector **bs, size_t k, nf_bijector **out) {

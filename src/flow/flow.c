@@ -422,7 +422,7 @@ nf_status nf_flow_sample_and_log_prob_ctx(const nf_flow *f, nf_rng *rng, const f
 size_t nf_flow_stage_count(const nf_flow *f) {
     if (!f) return 0;
     nf_bijector *const *parts;
-    size_t k = nf__chain_parts(f->bij, &parts);
+    size_t k = nf__bijector_parts(f->bij, &parts);
     return 1 + (k ? k : 1) + (f->has_scaler ? 1 : 0);
 }
 
@@ -433,7 +433,7 @@ nf_status nf_flow_sample_stages(const nf_flow *f, nf_rng *rng, size_t n, float *
     if (f->bij->dc) return nf__err(NF_ERR_UNSUPPORTED, "%s: not available for a conditional flow", fn);
     nf_bijector *const *parts;
     nf_bijector *single[1] = {f->bij};
-    size_t k = nf__chain_parts(f->bij, &parts);
+    size_t k = nf__bijector_parts(f->bij, &parts);
     if (!k) parts = single, k = 1;
     size_t d = f->d, blk = n * d;
     if (names) {

@@ -15,6 +15,8 @@
  */
 #include "nn.h"
 
+#include <stdio.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -226,4 +228,24 @@ nf_status nf__made_masks(nf_mlp *m, const size_t *order, size_t d, size_t k) {
     for (size_t l = 0; l <= m->nlin; l++) free(deg[l]);
     if (s) nf__mlp_free_masks(m);
     return s;
+}
+
+nf_status nf__mlp_tensors(const nf_mlp *m, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx) {
+    for (size_t l = 0; l < m->nlin; l++) {
+        char nm[48];
+        size_t a = m->w[l], b = m->w[l + 1];
+        snprintf(nm, sizeof nm, "%zu.weight", 2 * l);
+        NF_TRY(nf__emit(fn, ctx, prefix, nm, off, b, a));
+        snprintf(nm, sizeof nm, "%zu.bias", 2 * l);
+        NF_TRY(nf__emit(fn, ctx, prefix, nm, off + a * b, 0, b));
+        if (m->masks[l]) {
+            nf_tensor_info t;
+            memset(&t, 0, sizeof t);
+            snprintf(t.name, sizeof t.name, "%s%zu.mask", prefix, 2 * l);
+            t.ndim = 2, t.shape[0] = b, t.shape[1] = a, t.count = a * b, t.buffer = m->masks[l];
+            NF_TRY(fn(ctx, &t));
+        }
+        off += a * b + b;
+    }
+    return NF_OK;
 }

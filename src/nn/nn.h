@@ -22,6 +22,7 @@
 
 #include "../core/backend.h"
 #include "../core/core.h"
+#include "../core/tensor.h"
 
 #define NF_MLP_MAX_LAYERS 9 /* linear layers: up to 8 hidden layers + output */
 
@@ -80,10 +81,11 @@ const float *nf__mlp_forward(const nf_mlp *m, const nf_backend *be, const float 
 void nf__mlp_backward(const nf_mlp *m, const nf_backend *be, const float *params, float *dparams, float *dx,
                       float *dout, const float *tape, void *scratch, const float *x, size_t n);
 
-/* Lists the MLP's tensors as a PyTorch nn.Sequential of Linear layers and
- * activations: "<prefix>0.weight" [w1, w0], "<prefix>0.bias", "<prefix>2.weight",
- * ..., and "<prefix>N.mask" buffers for masked layers.  Defined in
- * src/bijectors (it emits bijector tensor records). */
+/* Lists the MLP's tensors (parameters from `off`) as a PyTorch
+ * nn.Sequential of Linear layers and activations: "<prefix>0.weight"
+ * [w1, w0], "<prefix>0.bias", "<prefix>2.weight", ..., and "<prefix>N.mask"
+ * buffers for masked layers. */
+nf_status nf__mlp_tensors(const nf_mlp *m, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx);
 
 /* MADE (Germain et al. 2015) masks for d inputs with the given input order
  * (order[i] = degree of input i, a permutation of 1..d), `k` outputs per

@@ -5,7 +5,6 @@
  */
 #include "spec.h"
 #include "../bijectors/transform.h"
-#include "../flow/flow.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -670,41 +669,27 @@ nf_status nf_dist_from_spec(const char *spec, nf_rng *rng, nf_dist **out) {
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
 
-nf_status nf_flow_from_spec(const char *spec, size_t d, uint64_t seed, nf_flow **out) {
-    const char *fn = "nf_flow_from_spec";
-    if (!out) return nf__err(NF_ERR_ARG, "%s: out is NULL", fn);
-    *out = NULL;
-    if (d == 0) return nf__err(NF_ERR_ARG, "%s: dimension must be >= 1", fn);
-    nf_rng *rng = NULL;
-    NF_TRY(nf_rng_create(seed, &rng));
+nf_status nf__spec_flow_parts(const char *spec, size_t d, nf_rng *rng, nf_dist **base, nf_bijector **bij) {
+    *base = NULL;
+    *bij = NULL;
     sp_node *n = NULL;
     nf_status s = nf__spec_parse(spec, &n);
     bctx c = {spec, rng};
-    nf_dist *base = NULL;
-    nf_bijector *b = NULL;
     if (!s && !strcmp(n->name, "transformed")) {
         if (n->n != 2) s = nf__spec_error(NF_ERR_ARG, spec, n->col, "transformed() takes a distribution and a bijector");
-        if (!s) s = build_dist(&c, n->kids[0], d, &base);
-        if (!s && nf_dist_dim(base) != d)
+        if (!s) s = build_dist(&c, n->kids[0], d, base);
+        if (!s && nf_dist_dim(*base) != d)
             s = nf__spec_error(NF_ERR_SHAPE, spec, n->kids[0]->col, "the base has dimension %zu but the data %zu",
-                               nf_dist_dim(base), d);
-        if (!s) s = build_bij(&c, n->kids[1], d, &b);
+                               nf_dist_dim(*base), d);
+        if (!s) s = build_bij(&c, n->kids[1], d, bij);
     } else if (!s)
-        s = build_bij(&c, n, d, &b);
-    if (!s) s = nf_flow_create(b, base, out);
+        s = build_bij(&c, n, d, bij);
     if (s) {
-        nf_bijector_free(b);
-        nf_dist_free(base);
-    } else {
-        (*out)->spec = strdup(spec);
-        (*out)->build_seed = seed;
-        if (!(*out)->spec) {
-            nf_flow_free(*out);
-            *out = NULL;
-            s = nf__err(NF_ERR_NOMEM, "out of memory");
-        }
+        nf_bijector_free(*bij);
+        nf_dist_free(*base);
+        *bij = NULL;
+        *base = NULL;
     }
     nf__spec_free(n);
-    nf_rng_free(rng);
-    return s ? nf__err_prefix(s, fn) : NF_OK;
+    return s;
 }

@@ -31,6 +31,10 @@ struct sp_node {
 nf_status nf__spec_parse(const char *text, sp_node **out);
 void nf__spec_free(sp_node *n);
 /* Formats an error at column `col` of `text` with a caret line. */
+/* A flow spec's parts: a bijector spec (base NULL: the standard normal) or
+ * transformed(base, bijector) with a base of dimension d.  Used by
+ * nf_flow_from_spec (flow/flow_spec.c). */
+nf_status nf__spec_flow_parts(const char *spec, size_t d, nf_rng *rng, nf_dist **base, nf_bijector **bij);
 nf_status nf__spec_error(nf_status s, const char *text, size_t col, const char *fmt, ...) NF_PRINTF(4, 5);
 
 #endif

@@ -6,6 +6,7 @@
  * writer (temporary file, fsync, rename); a checkpoint is also a model file.
  */
 #include "trainer.h"
+#include "../flow/flow_file.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,11 +88,11 @@ nf_status nf__checkpoint_save(const nf_trainer *t, const char *path, const nf_rn
     return s;
 }
 
-static nf_status load_counters(const nf_model_file *m, const char *path, nf_trainer *t, nf_loop_state *c) {
+static nf_status load_counters(const nf_st_file *m, const char *path, nf_trainer *t, nf_loop_state *c) {
     ck_key keys[NKEYS];
     key_table(keys, t, c);
     for (int k = 0; k < NKEYS; k++) {
-        const char *v = nf__model_meta(m, keys[k].name);
+        const char *v = nf__st_meta(m, keys[k].name);
         char *end = NULL;
         if (v && keys[k].z) {
             unsigned long long x = strtoull(v, &end, 10);
@@ -104,8 +105,8 @@ static nf_status load_counters(const nf_model_file *m, const char *path, nf_trai
     return NF_OK;
 }
 
-static nf_status load_rng(const nf_model_file *m, const char *path, nf_rng *rng) {
-    const char *rs = nf__model_meta(m, "train.rng");
+static nf_status load_rng(const nf_st_file *m, const char *path, nf_rng *rng) {
+    const char *rs = nf__st_meta(m, "train.rng");
     unsigned long long u[6];
     uint64_t st[6];
     if (!rs || sscanf(rs, "%llx %llx %llx %llx %llx %llx", &u[0], &u[1], &u[2], &u[3], &u[4], &u[5]) != 6)
@@ -115,31 +116,31 @@ static nf_status load_rng(const nf_model_file *m, const char *path, nf_rng *rng)
     return NF_OK;
 }
 
-static nf_status load_all(const nf_model_file *m, const char *path, nf_trainer *t, nf_rng *rng, nf_loop_state *c,
+static nf_status load_all(const nf_st_file *m, const char *path, nf_trainer *t, nf_rng *rng, nf_loop_state *c,
                           size_t hist_cap) {
-    const char *mode = nf__model_meta(m, "train.mode"), *spec = nf__model_meta(m, "spec");
+    const char *mode = nf__st_meta(m, "train.mode"), *spec = nf__st_meta(m, "spec");
     if (!mode || strcmp(mode, c->mode))
         return nf__err(NF_ERR_DOMAIN, "%s: not a checkpoint of %s training (it is of %s)", path, c->mode,
                        mode ? mode : "none");
     if (!t->f->spec || !spec || strcmp(spec, t->f->spec))
         return nf__err(NF_ERR_DOMAIN, "%s: the checkpoint is of another flow (spec %s)", path, spec ? spec : "none");
-    NF_TRY(nf__model_load_params(m, path, t->f));
-    NF_TRY(nf__model_tensor(m, path, "train.adam_m", t->m, t->P));
-    NF_TRY(nf__model_tensor(m, path, "train.adam_v", t->v, t->P));
-    NF_TRY(nf__model_tensor(m, path, "train.best", t->best, t->P));
+    NF_TRY(nf__flow_load_tensors(m, t->f));
+    NF_TRY(nf__st_read_floats(m, "train.adam_m", t->m, t->P));
+    NF_TRY(nf__st_read_floats(m, "train.adam_v", t->v, t->P));
+    NF_TRY(nf__st_read_floats(m, "train.best", t->best, t->P));
     NF_TRY(load_rng(m, path, rng));
     NF_TRY(load_counters(m, path, t, c));
     if (!strcmp(c->mode, "epochs") && c->logs == 0) c->logs = c->epoch; /* written before train.logs counted epochs */
-    if (c->logs > hist_cap || split_doubles(nf__model_meta(m, "train.hist_train"), c->htrain, c->logs) ||
-        split_doubles(nf__model_meta(m, "train.hist_val"), c->hval, c->logs))
+    if (c->logs > hist_cap || split_doubles(nf__st_meta(m, "train.hist_train"), c->htrain, c->logs) ||
+        split_doubles(nf__st_meta(m, "train.hist_val"), c->hval, c->logs))
         return nf__err(NF_ERR_DOMAIN, "%s: its history does not fit this run (%zu entries)", path, c->logs);
     return NF_OK;
 }
 
 nf_status nf__checkpoint_load(nf_trainer *t, const char *path, nf_rng *rng, nf_loop_state *c, size_t hist_cap) {
-    nf_model_file *m = NULL;
-    NF_TRY(nf__model_open(path, &m));
+    nf_st_file *m = NULL;
+    NF_TRY(nf__st_open(path, "nflow model file", &m));
     nf_status s = load_all(m, path, t, rng, c, hist_cap);
-    nf__model_close(m);
+    nf__st_close(m);
     return s;
 }
