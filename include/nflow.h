@@ -42,7 +42,8 @@ typedef enum nf_status {
     NF_ERR_DOMAIN = 3,      /* an input is non-finite or outside the map's domain */
     NF_ERR_NUMERIC = 4,     /* a result overflowed or became non-finite */
     NF_ERR_NOMEM = 5,       /* an allocation failed */
-    NF_ERR_UNSUPPORTED = 6  /* the operation is not defined for this object */
+    NF_ERR_UNSUPPORTED = 6, /* the operation is not defined for this object */
+    NF_ERR_IO = 7           /* a file could not be opened, read or written (the OS's reason in the message) */
 } nf_status;
 
 /* Short fixed description of a status code ("domain error", ...). */
@@ -281,51 +282,6 @@ float *nf_bijector_params(nf_bijector *b);
 nf_status nf_bijector_init_params(nf_bijector *b, nf_rng *rng);
 
 /* ------------------------------------------------------------------------ */
-/* Distributions                                                             */
-/* ------------------------------------------------------------------------ */
-
-typedef struct nf_dist nf_dist;
-
-/* Normal(loc, scale), scalar (d = 1), scale > 0. */
-nf_status nf_dist_normal(float loc, float scale, nf_dist **out);
-/* Uniform(low, high), scalar (d = 1), low < high; support [low, high). */
-nf_status nf_dist_uniform(float low, float high, nf_dist **out);
-/* Independent normals: loc (d values, NULL = 0) and scale_diag (d values,
- * each > 0; NULL = 1). */
-nf_status nf_dist_mvn_diag(size_t d, const float *loc, const float *scale_diag, nf_dist **out);
-/* A trainable mixture of K diagonal Gaussians (1..256 components), the base
- * of the MAF paper's "MoG" models: as a flow's base (nf_flow_create, spec
- * `transformed(mog(k=8), maf(...))`) its weights, means and log-scales train
- * with the bijector's parameters (after them in nf_flow_params).  Starts
- * with equal weights, unit scales and means drawn from N(0, I) with rng.
- * No cdf; a flow with this base cannot be fitted by reverse KL (its samples
- * are not reparameterisable). */
-nf_status nf_dist_mog(size_t d, size_t k, nf_rng *rng, nf_dist **out);
-/* Independent normals with scale = multiplier * I (TFP's
- * scale_identity_multiplier), multiplier > 0. */
-nf_status nf_dist_mvn_scaled_identity(size_t d, const float *loc, float multiplier, nf_dist **out);
-/* The distribution of y = b.forward(z), z ~ base.  Takes ownership of base
- * and b on success. */
-nf_status nf_dist_transformed(nf_dist *base, nf_bijector *b, nf_dist **out);
-
-void nf_dist_free(nf_dist *dist);
-size_t nf_dist_dim(const nf_dist *dist);
-const char *nf_dist_name(const nf_dist *dist);
-
-/* x: n x d; out: n log-densities (-inf outside the support). */
-nf_status nf_dist_log_prob(const nf_dist *dist, const float *x, size_t n, float *out);
-nf_status nf_dist_prob(const nf_dist *dist, const float *x, size_t n, float *out);
-/* Scalar distributions (d = 1) only; for a transformed one the bijector must
- * be monotone (nf_bijector_monotone != 0). */
-nf_status nf_dist_cdf(const nf_dist *dist, const float *x, size_t n, float *out);
-/* out: n x d samples drawn with rng. */
-nf_status nf_dist_sample(const nf_dist *dist, nf_rng *rng, size_t n, float *out);
-/* Samples and their log-densities in one pass (consistent with log_prob). */
-nf_status nf_dist_sample_and_log_prob(const nf_dist *dist, nf_rng *rng, size_t n, float *x,
-                                      float *log_prob);
-
-
-/* ------------------------------------------------------------------------ */
 /* Trainable bijectors: coupling layers (NICE, RealNVP) and MAF / IAF       */
 /* ------------------------------------------------------------------------ */
 
@@ -423,6 +379,51 @@ typedef struct nf_maf_opts {
 
 nf_status nf_bijector_maf(size_t d, const nf_maf_opts *opts, nf_rng *rng, nf_bijector **out);
 nf_status nf_bijector_iaf(size_t d, const nf_maf_opts *opts, nf_rng *rng, nf_bijector **out);
+
+/* ------------------------------------------------------------------------ */
+/* Distributions                                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct nf_dist nf_dist;
+
+/* Normal(loc, scale), scalar (d = 1), scale > 0. */
+nf_status nf_dist_normal(float loc, float scale, nf_dist **out);
+/* Uniform(low, high), scalar (d = 1), low < high; support [low, high). */
+nf_status nf_dist_uniform(float low, float high, nf_dist **out);
+/* Independent normals: loc (d values, NULL = 0) and scale_diag (d values,
+ * each > 0; NULL = 1). */
+nf_status nf_dist_mvn_diag(size_t d, const float *loc, const float *scale_diag, nf_dist **out);
+/* A trainable mixture of K diagonal Gaussians (1..256 components), the base
+ * of the MAF paper's "MoG" models: as a flow's base (nf_flow_create, spec
+ * `transformed(mog(k=8), maf(...))`) its weights, means and log-scales train
+ * with the bijector's parameters (after them in nf_flow_params).  Starts
+ * with equal weights, unit scales and means drawn from N(0, I) with rng.
+ * No cdf; a flow with this base cannot be fitted by reverse KL (its samples
+ * are not reparameterisable). */
+nf_status nf_dist_mog(size_t d, size_t k, nf_rng *rng, nf_dist **out);
+/* Independent normals with scale = multiplier * I (TFP's
+ * scale_identity_multiplier), multiplier > 0. */
+nf_status nf_dist_mvn_scaled_identity(size_t d, const float *loc, float multiplier, nf_dist **out);
+/* The distribution of y = b.forward(z), z ~ base.  Takes ownership of base
+ * and b on success. */
+nf_status nf_dist_transformed(nf_dist *base, nf_bijector *b, nf_dist **out);
+
+void nf_dist_free(nf_dist *dist);
+size_t nf_dist_dim(const nf_dist *dist);
+const char *nf_dist_name(const nf_dist *dist);
+
+/* x: n x d; out: n log-densities (-inf outside the support). */
+nf_status nf_dist_log_prob(const nf_dist *dist, const float *x, size_t n, float *out);
+nf_status nf_dist_prob(const nf_dist *dist, const float *x, size_t n, float *out);
+/* Scalar distributions (d = 1) only; for a transformed one the bijector must
+ * be monotone (nf_bijector_monotone != 0). */
+nf_status nf_dist_cdf(const nf_dist *dist, const float *x, size_t n, float *out);
+/* out: n x d samples drawn with rng. */
+nf_status nf_dist_sample(const nf_dist *dist, nf_rng *rng, size_t n, float *out);
+/* Samples and their log-densities in one pass (consistent with log_prob). */
+nf_status nf_dist_sample_and_log_prob(const nf_dist *dist, nf_rng *rng, size_t n, float *x,
+                                      float *log_prob);
+
 
 /* ------------------------------------------------------------------------ */
 /* Flows: a base distribution and a bijector, trained by maximum likelihood */
@@ -649,6 +650,10 @@ nf_status nf_flow_from_spec(const char *spec, size_t d, uint64_t seed, nf_flow *
 const char *nf_flow_spec(const nf_flow *flow);
 /* 1 and the scaler's arrays if the flow has one, else 0. */
 int nf_flow_scaler(const nf_flow *flow, const float **mean, const float **std);
+
+/* ------------------------------------------------------------------------ */
+/* Model files                                                               */
+/* ------------------------------------------------------------------------ */
 
 /* Model files: safetensors (8-byte little-endian header length, JSON header,
  * raw little-endian float32 tensors) readable from Python with a few lines.

@@ -102,6 +102,18 @@ void test_io(void) {
         CHECK(n == 3 && d == 1 && y && y[1] == -1 && y[2] == 2e-3f, "float64 (n,) reads as n x 1");
         free(y);
     }
-    CHECK_ERR(nf_read_table("/nonexistent/x.csv", &y, &n, &d), NF_ERR_ARG, "cannot open");
+    CHECK_ERR(nf_read_table("/nonexistent/x.csv", &y, &n, &d), NF_ERR_IO, "cannot open");
+    /* I/O failures have their own code, with the OS's reason */
+    float one[2] = {1, 2};
+    CHECK_ERR(nf_write_table("/nonexistent/dir/x.csv", one, 1, 2, NULL), NF_ERR_IO, "No such file or directory");
+    nf_flow *fl = NULL;
+    CHECK_ERR(nf_flow_load("/nonexistent/m.nflow", &fl), NF_ERR_IO, "cannot open /nonexistent/m.nflow");
+    CHECK_OK(nf_flow_from_spec("maf(hidden=[4])", 2, 1, &fl));
+    CHECK_ERR(nf_flow_save(fl, "/nonexistent/dir/m.nflow", NULL), NF_ERR_IO, "cannot create");
+    nf_flow_free(fl);
+    CHECK(!strcmp(nf_status_str(NF_ERR_IO), "input/output error"), "NF_ERR_IO has a name");
+    char ver[32];
+    snprintf(ver, sizeof ver, "%d.%d.%d", NF_VERSION_MAJOR, NF_VERSION_MINOR, NF_VERSION_PATCH);
+    CHECK(!strcmp(nf_version(), ver), "nf_version() %s comes from the version macros (%s)", nf_version(), ver);
     remove(csv), remove(npy), remove(bad);
 }

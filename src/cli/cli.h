@@ -112,7 +112,7 @@ void cmdline_join(char *buf, size_t cap, const char *prog, int argc, char **argv
  * (n x dc); x may be `rows` itself (packed in place, front to back). */
 void split_context_rows(const float *rows, size_t n, size_t d, size_t dc, float *x, float *c);
 
-/* Figures and the report (plot.c); return 0 or an exit code. */
+/* Figures and the report (figures.c, drawn with plot/); return 0 or an exit code. */
 typedef struct run_info {
     const char *cmdline, *spec, *data_name;
     size_t n_params, dim, steps, epochs;

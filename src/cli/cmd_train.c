@@ -44,8 +44,7 @@ static const char *HELP =
     "  --noise F         noise of generated data (default 0.05)\n"
     "  --seed S          seed of the weights, batches and generated data (default 0)\n"
     "  --format FMT      figures as png (default), svg or pdf\n"
-    "  --grid G          density figure on a G x G grid (default 200; dataflowr used 500)\n"
-    ENGINE_OPTS_HELP
+    "  --grid G          density figure on a G x G grid (default 200; dataflowr used 500)\n" ENGINE_OPTS_HELP
     "  --quiet           no progress display\n"
     "\n"
     "The test NLL is measured on 10,000 fresh points for generated data, on the\n"
@@ -55,7 +54,6 @@ static const char *HELP =
     "Example:\n"
     "  nflow train --data moons --flow \"realnvp(layers=6, hidden=[256,256])\" \\\n"
     "              --steps 5000 --out runs/moons\n";
-
 
 /* The command's options. */
 typedef struct train_cfg {
@@ -71,9 +69,9 @@ typedef struct train_cfg {
 /* What the stages make, freed by run_free. */
 typedef struct train_run {
     rows_src g;
-    int generated;     /* a generated set (else a file) */
-    int stream;        /* fresh batches every step */
-    float *x, *test;   /* training rows (file or --epochs points), test rows (generated) */
+    int generated;   /* a generated set (else a file) */
+    int stream;      /* fresh batches every step */
+    float *x, *test; /* training rows (file or --epochs points), test rows (generated) */
     size_t n, d, nctx, ntest;
     nf_rng *rng;
     nf_flow *flow;
@@ -90,7 +88,8 @@ static int on_progress(void *user, const nf_train_progress *p) {
 /* Mean NLL of n rows [x | context]. */
 static double mean_nll(const nf_flow *f, const float *rows, size_t n, nf_status *s) {
     size_t d = nf_flow_dim(f), dc = nf_flow_context_dim(f);
-    float *lp = malloc(n * sizeof(float)), *x = malloc(n * d * sizeof(float)), *c = malloc(n * (dc ? dc : 1) * sizeof(float));
+    float *lp = malloc(n * sizeof(float)), *x = malloc(n * d * sizeof(float)),
+          *c = malloc(n * (dc ? dc : 1) * sizeof(float));
     double acc = 0;
     *s = lp && x && c ? NF_OK : NF_ERR_NOMEM;
     if (!*s) split_context_rows(rows, n, d, dc, x, c);
@@ -185,7 +184,8 @@ static int build(const train_cfg *c, train_run *r) {
         return s == NF_ERR_NOMEM ? EXIT_DATA : EXIT_USAGE;
     }
     if (nf_flow_context_dim(r->flow) != r->nctx)
-        return fail(cmd, EXIT_USAGE, "the flow takes a context of %zu values (context=K in its spec) but --context-cols gives %zu",
+        return fail(cmd, EXIT_USAGE,
+                    "the flow takes a context of %zu values (context=K in its spec) but --context-cols gives %zu",
                     nf_flow_context_dim(r->flow), r->nctx);
     if (!r->stream || !c->o.standardize) return 0;
     size_t m = 100000;
@@ -231,8 +231,10 @@ static int save(const train_cfg *c, train_run *r) {
     const nf_train_report *rep = &r->rep;
     nf_status s = NF_OK;
     r->test_nll = NAN;
-    if (r->generated) r->test_nll = mean_nll(r->flow, r->test, r->ntest, &s);
-    else if (c->o.val_split > 0) r->test_nll = rep->val_loss;
+    if (r->generated)
+        r->test_nll = mean_nll(r->flow, r->test, r->ntest, &s);
+    else if (c->o.val_split > 0)
+        r->test_nll = rep->val_loss;
     if (s) return fail(cmd, EXIT_NUMERIC, "evaluating the test NLL: %s", nf_last_error());
     char path[4096], summary[1024];
     snprintf(summary, sizeof summary,
@@ -250,8 +252,9 @@ static int save(const train_cfg *c, train_run *r) {
         hv[3 * i + 2] = isnan(rep->val_history[i]) ? -1.0f : (float)rep->val_history[i];
     }
     snprintf(path, sizeof path, "%s/history.csv", c->out);
-    int bad = !hv || nf_write_table(path, hv, rep->n_history, 3,
-                                    r->hist_every == 1 && !r->stream ? "epoch,train_nll,val_nll" : "step,train_nll,val_nll");
+    int bad =
+        !hv || nf_write_table(path, hv, rep->n_history, 3,
+                              r->hist_every == 1 && !r->stream ? "epoch,train_nll,val_nll" : "step,train_nll,val_nll");
     free(hv);
     return bad ? fail(cmd, EXIT_DATA, "cannot write %s", path) : 0;
 }
@@ -262,9 +265,23 @@ static int report(const train_cfg *c, const train_run *r, int argc, char **argv)
     const nf_train_report *rep = &r->rep;
     char cmdline[2048];
     cmdline_join(cmdline, sizeof cmdline, "nflow train", argc, argv);
-    run_info info = {cmdline, c->spec, c->data, nf_flow_param_count(r->flow), r->d, rep->steps, rep->epochs, rep->seconds,
-                     rep->train_loss, rep->val_loss, r->test_nll, rep->train_history, rep->val_history, rep->n_history,
-                     r->hist_every, c->format, c->grid};
+    run_info info = {cmdline,
+                     c->spec,
+                     c->data,
+                     nf_flow_param_count(r->flow),
+                     r->d,
+                     rep->steps,
+                     rep->epochs,
+                     rep->seconds,
+                     rep->train_loss,
+                     rep->val_loss,
+                     r->test_nll,
+                     rep->train_history,
+                     rep->val_history,
+                     rep->n_history,
+                     r->hist_every,
+                     c->format,
+                     c->grid};
     char names[16][64];
     int nfig = 0;
     int rc = make_figures(cmd, r->flow, r->generated ? r->test : r->x, r->generated ? r->ntest : r->n, c->out, &info,

@@ -51,7 +51,8 @@ static int print_version(void) {
     if (env) printf("OPENBLAS_CORETYPE=%s (set in the environment)\n", env);
     if (better)
         printf("note: this CPU also runs OpenBLAS's AVX-512 kernels, about twice as fast for the matrix products:\n"
-               "      OPENBLAS_CORETYPE=%s selects them\n", better);
+               "      OPENBLAS_CORETYPE=%s selects them\n",
+               better);
     return 0;
 }
 

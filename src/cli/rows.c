@@ -63,7 +63,8 @@ int rows_read(const char *cmd, const rows_src *g, float **x, size_t *n, size_t *
     free(is_ctx);
     free(row);
     if (!nctx || nctx >= *d)
-        return fail(cmd, EXIT_USAGE, "--context-cols %s: give distinct column numbers 0..%zu, leaving at least one data column",
+        return fail(cmd, EXIT_USAGE,
+                    "--context-cols %s: give distinct column numbers 0..%zu, leaving at least one data column",
                     g->ctxcols, *d - 1);
     *d -= nctx;
     *dc = nctx;

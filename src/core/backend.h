@@ -28,8 +28,8 @@ typedef struct nf_adam {
 typedef struct nf_backend {
     const char *name;
     /* C (m x n) = alpha op(A) op(B) + beta C; op transposes when ta / tb */
-    void (*gemm)(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
-                 const float *B, size_t ldb, float beta, float *C, size_t ldc);
+    void (*gemm)(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda, const float *B,
+                 size_t ldb, float beta, float *C, size_t ldc);
     /* y = alpha op(A) x + beta y, A (m x n) */
     void (*gemv)(int ta, size_t m, size_t n, float alpha, const float *A, size_t lda, const float *x, float beta,
                  float *y);

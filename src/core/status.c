@@ -23,13 +23,16 @@ const char *nf_status_str(nf_status s) {
     case NF_ERR_NUMERIC: return "numerical failure";
     case NF_ERR_NOMEM: return "out of memory";
     case NF_ERR_UNSUPPORTED: return "unsupported operation";
+    case NF_ERR_IO: return "input/output error";
     }
     return "unknown status";
 }
 
 const char *nf_last_error(void) { return nf_msg; }
 
-const char *nf_version(void) { return "0.1.0"; }
+#define NF_STR2(x) #x
+#define NF_STR(x) NF_STR2(x)
+const char *nf_version(void) { return NF_STR(NF_VERSION_MAJOR) "." NF_STR(NF_VERSION_MINOR) "." NF_STR(NF_VERSION_PATCH); }
 
 nf_status nf__err(nf_status s, const char *fmt, ...) {
     va_list ap;

@@ -14,9 +14,9 @@ typedef struct nf_tensor_info {
     char name[160];
     size_t shape[2];
     int ndim;
-    size_t offset;        /* parameters: offset in the flow's flat buffer */
-    const float *buffer;  /* fixed buffers: their values */
-    float *state;         /* mutable state (ActNorm's flag): saved, and loaded back */
+    size_t offset;       /* parameters: offset in the flow's flat buffer */
+    const float *buffer; /* fixed buffers: their values */
+    float *state;        /* mutable state (ActNorm's flag): saved, and loaded back */
     size_t count;
 } nf_tensor_info;
 typedef nf_status (*nf_tensor_fn)(void *ctx, const nf_tensor_info *t);

@@ -136,7 +136,8 @@ nf_status nf_flow_fit_scaler(nf_flow *f, const float *x, size_t n) {
     double *acc = calloc(2 * d, sizeof(double));
     float *m = malloc(2 * d * sizeof(float));
     if (!acc || !m) {
-        free(acc), free(m);
+        free(acc);
+        free(m);
         return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
     }
     for (size_t i = 0; i < n; i++)
@@ -154,7 +155,8 @@ nf_status nf_flow_fit_scaler(nf_flow *f, const float *x, size_t n) {
         if (!(m[d + j] > 0)) s = nf__err(NF_ERR_DOMAIN, "%s: column %zu is constant (std 0)", fn, j);
     }
     if (!s) s = nf_flow_set_scaler(f, m, m + d);
-    free(acc), free(m);
+    free(acc);
+    free(m);
     return s;
 }
 

@@ -19,7 +19,7 @@
 #include <string.h>
 
 #define NF_MODEL_VERSION "1"
-#define WHAT "nflow model file"
+#define WHAT             "nflow model file"
 
 /* ---- saving -------------------------------------------------------------- */
 
@@ -71,7 +71,9 @@ nf_status nf__flow_save_ex(const nf_flow *f, const char *path, const char *summa
                            size_t nxt, const char *const *meta_kv, size_t nmeta) {
     const char *fn = "nf_flow_save";
     if (!f || !path) return nf__err(NF_ERR_ARG, "%s: flow and path must not be NULL", fn);
-    if (!f->spec) return nf__err(NF_ERR_UNSUPPORTED, "%s: this flow was not built from a spec, so its file could not be loaded back", fn);
+    if (!f->spec)
+        return nf__err(NF_ERR_UNSUPPORTED,
+                       "%s: this flow was not built from a spec, so its file could not be loaded back", fn);
     tlist l = {f, NULL, 0, 0};
     nf_status s = nf__flow_tensors(f, collect, &l);
     for (size_t i = 0; !s && i < nxt; i++) s = add(&l, xt[i].name, 1, &xt[i].count, xt[i].count, xt[i].data);
@@ -84,7 +86,8 @@ nf_status nf__flow_save_ex(const nf_flow *f, const char *path, const char *summa
     if (!s && f->has_scaler && (!(mean = floats_json(f->mean, f->d)) || !(std = floats_json(f->std, f->d))))
         s = nf__err(NF_ERR_NOMEM, "out of memory");
     if (!s) {
-        const char *fixed[] = {"format", "nflow", "version", NF_MODEL_VERSION, "spec", f->spec, "dim", dim, "build_seed", seed};
+        const char *fixed[] = {"format", "nflow", "version", NF_MODEL_VERSION, "spec",
+                               f->spec,  "dim",   dim,       "build_seed",     seed};
         for (size_t i = 0; i < 10; i++) kv[nkv++] = fixed[i];
         if (mean) {
             kv[nkv++] = "scaler_mean";
@@ -124,7 +127,8 @@ static nf_status load_one(void *ctx, const nf_tensor_info *t) {
         for (size_t k = 0; k < t->count; k++) {
             float v;
             memcpy(&v, src + 4 * k, 4);
-            if (!isfinite(v)) return nf__st_bad(c->m, "state tensor '%s' holds a non-finite value at index %zu", t->name, k);
+            if (!isfinite(v))
+                return nf__st_bad(c->m, "state tensor '%s' holds a non-finite value at index %zu", t->name, k);
         }
         memcpy(t->state, src, 4 * t->count);
         return NF_OK;
@@ -201,8 +205,10 @@ static nf_status load_scaler(const nf_st_file *m, nf_flow *f) {
     if (!nf__st_meta(m, "scaler_mean") && !nf__st_meta(m, "scaler_std")) return NF_OK;
     float *ms = malloc(2 * f->d * sizeof(float));
     nf_status s = NF_OK;
-    if (!ms) s = nf__err(NF_ERR_NOMEM, "out of memory");
-    else if (parse_floats(nf__st_meta(m, "scaler_mean"), ms, f->d) || parse_floats(nf__st_meta(m, "scaler_std"), ms + f->d, f->d))
+    if (!ms)
+        s = nf__err(NF_ERR_NOMEM, "out of memory");
+    else if (parse_floats(nf__st_meta(m, "scaler_mean"), ms, f->d) ||
+             parse_floats(nf__st_meta(m, "scaler_std"), ms + f->d, f->d))
         s = nf__st_bad(m, "scaler_mean/scaler_std must be lists of %zu finite numbers", f->d);
     else if (nf_flow_set_scaler(f, ms, ms + f->d)) {
         char why[512];
@@ -239,8 +245,10 @@ nf_status nf_model_metadata(const char *path, const char *key, char **value) {
     nf_status s = nf__st_open(path, WHAT, &m);
     if (!s) {
         const char *v = nf__st_meta(m, key);
-        if (!v) s = nf__err(NF_ERR_ARG, "%s: no metadata '%s'", path, key);
-        else if (!(*value = strdup(v))) s = nf__err(NF_ERR_NOMEM, "out of memory");
+        if (!v)
+            s = nf__err(NF_ERR_ARG, "%s: no metadata '%s'", path, key);
+        else if (!(*value = strdup(v)))
+            s = nf__err(NF_ERR_NOMEM, "out of memory");
     }
     nf__st_close(m);
     return s;

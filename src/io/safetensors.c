@@ -80,8 +80,10 @@ static void header(sbuf *h, const char *const *meta_kv, size_t nmeta, const nf_s
     for (size_t i = 0; i < nt; i++) {
         sb_put(h, ",", 1);
         sb_json_str(h, t[i].name);
-        if (t[i].ndim == 2) sb_printf(h, ":{\"dtype\":\"F32\",\"shape\":[%zu,%zu]", t[i].shape[0], t[i].shape[1]);
-        else sb_printf(h, ":{\"dtype\":\"F32\",\"shape\":[%zu]", t[i].shape[0]);
+        if (t[i].ndim == 2)
+            sb_printf(h, ":{\"dtype\":\"F32\",\"shape\":[%zu,%zu]", t[i].shape[0], t[i].shape[1]);
+        else
+            sb_printf(h, ":{\"dtype\":\"F32\",\"shape\":[%zu]", t[i].shape[0]);
         sb_printf(h, ",\"data_offsets\":[%zu,%zu]}", off, off + 4 * t[i].count);
         off += 4 * t[i].count;
     }
@@ -104,7 +106,7 @@ nf_status nf__st_write(const char *path, const char *const *meta_kv, size_t nmet
     FILE *fp = fopen(tmp, "wb");
     if (!fp) {
         free(h.s);
-        return nf__err(NF_ERR_ARG, "cannot create %s: %s", tmp, strerror(errno));
+        return nf__err(NF_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
     }
     unsigned char len8[8];
     for (int k = 0; k < 8; k++) len8[k] = (unsigned char)((uint64_t)h.n >> (8 * k));
@@ -117,7 +119,7 @@ nf_status nf__st_write(const char *path, const char *const *meta_kv, size_t nmet
     if (!ok || rename(tmp, path) != 0) {
         int e = errno;
         remove(tmp);
-        return nf__err(NF_ERR_ARG, "cannot write %s: %s", path, strerror(e));
+        return nf__err(NF_ERR_IO, "cannot write %s: %s", path, strerror(e));
     }
     return NF_OK;
 }
@@ -147,14 +149,16 @@ nf_status nf__st_bad(const nf_st_file *f, const char *fmt, ...) {
 
 static nf_status read_all(nf_st_file *m) {
     FILE *fp = fopen(m->path, "rb");
-    if (!fp) return nf__err(NF_ERR_ARG, "cannot open %s: %s", m->path, strerror(errno));
+    if (!fp) return nf__err(NF_ERR_IO, "cannot open %s: %s", m->path, strerror(errno));
     long flen = -1;
     if (fseek(fp, 0, SEEK_END) == 0) flen = ftell(fp);
     rewind(fp);
     unsigned char len8[8];
     nf_status s = NF_OK;
-    if (flen < 8) s = nf__st_bad(m, "%ld bytes, shorter than the 8-byte header length", flen);
-    else if (fread(len8, 1, 8, fp) != 8) s = nf__st_bad(m, "cannot read the header length");
+    if (flen < 8)
+        s = nf__st_bad(m, "%ld bytes, shorter than the 8-byte header length", flen);
+    else if (fread(len8, 1, 8, fp) != 8)
+        s = nf__st_bad(m, "cannot read the header length");
     uint64_t hl = 0;
     for (int k = 0; !s && k < 8; k++) hl |= (uint64_t)len8[k] << (8 * k);
     if (!s && (hl == 0 || hl > NF_MAX_HEADER || hl > (uint64_t)flen - 8))
@@ -165,8 +169,10 @@ static nf_status read_all(nf_st_file *m) {
         m->raw = malloc(m->len);
         rewind(fp);
         size_t got = m->raw ? fread(m->raw, 1, m->len, fp) : 0;
-        if (!m->raw) s = nf__err(NF_ERR_NOMEM, "%s: out of memory", m->path);
-        else if (got != m->len) s = nf__st_bad(m, "short read");
+        if (!m->raw)
+            s = nf__err(NF_ERR_NOMEM, "%s: out of memory", m->path);
+        else if (got != m->len)
+            s = nf__st_bad(m, "short read");
     }
     fclose(fp);
     return s;
@@ -216,8 +222,10 @@ nf_status nf__st_find(const nf_st_file *m, const char *name, int ndim, const siz
     if (index) *index = idx;
     const js *e = &h->kids[idx], *dt = nf__json_get(e, "dtype"), *sh = nf__json_get(e, "shape"),
              *of = nf__json_get(e, "data_offsets");
-    if (!dt || dt->kind != JS_STR || strcmp(dt->str, "F32")) return nf__st_bad(m, "tensor '%s' must have dtype F32", name);
-    if (!sh || sh->kind != JS_ARR || (int)sh->n != ndim) return nf__st_bad(m, "tensor '%s' must have %d dimensions", name, ndim);
+    if (!dt || dt->kind != JS_STR || strcmp(dt->str, "F32"))
+        return nf__st_bad(m, "tensor '%s' must have dtype F32", name);
+    if (!sh || sh->kind != JS_ARR || (int)sh->n != ndim)
+        return nf__st_bad(m, "tensor '%s' must have %d dimensions", name, ndim);
     for (int k = 0; k < ndim; k++)
         if (sh->kids[k].kind != JS_NUM || sh->kids[k].num != (double)shape[k])
             return nf__st_bad(m, "tensor '%s' has shape entry %d = %g, the spec makes %zu", name, k, sh->kids[k].num,
@@ -226,8 +234,9 @@ nf_status nf__st_find(const nf_st_file *m, const char *name, int ndim, const siz
         return nf__st_bad(m, "tensor '%s' has no valid data_offsets", name);
     double b = of->kids[0].num, en = of->kids[1].num, avail = (double)(m->len - 8 - m->hlen);
     if (b < 0 || en < b || en > avail || b != floor(b) || en != floor(en) || en - b != 4.0 * (double)count)
-        return nf__st_bad(m, "tensor '%s' has data_offsets [%.0f, %.0f] inconsistent with its shape or the file's %.0f data bytes",
-                          name, b, en, avail);
+        return nf__st_bad(
+            m, "tensor '%s' has data_offsets [%.0f, %.0f] inconsistent with its shape or the file's %.0f data bytes",
+            name, b, en, avail);
     *bytes = m->raw + 8 + m->hlen + (size_t)b;
     return NF_OK;
 }

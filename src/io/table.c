@@ -223,7 +223,7 @@ nf_status nf_read_table(const char *path, float **data, size_t *n, size_t *d) {
     *data = NULL, *n = *d = 0;
     int npy = ends_with(path, ".npy");
     FILE *f = strcmp(path, "-") ? fopen(path, npy ? "rb" : "r") : stdin;
-    if (!f) return nf__err(NF_ERR_ARG, "%s: cannot open %s: %s", fn, path, strerror(errno));
+    if (!f) return nf__err(NF_ERR_IO, "%s: cannot open %s: %s", fn, path, strerror(errno));
     nf_status s = npy ? read_npy(path, f, data, n, d) : read_csv(path, f, data, n, d);
     if (f != stdin) fclose(f);
     return s;
@@ -238,7 +238,7 @@ nf_status nf_write_table(const char *path, const float *x, size_t n, size_t d, c
     if (!to_stdout && snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return nf__err(NF_ERR_ARG, "%s: path too long", fn);
     FILE *f = to_stdout ? stdout : fopen(tmp, npy ? "wb" : "w");
-    if (!f) return nf__err(NF_ERR_ARG, "%s: cannot create %s: %s", fn, path, strerror(errno));
+    if (!f) return nf__err(NF_ERR_IO, "%s: cannot create %s: %s", fn, path, strerror(errno));
     int ok = 1;
     if (npy) {
         char h[128];
@@ -260,7 +260,7 @@ nf_status nf_write_table(const char *path, const float *x, size_t n, size_t d, c
     ok &= fclose(f) == 0;
     if (!ok || rename(tmp, path) != 0) {
         remove(tmp);
-        return nf__err(NF_ERR_ARG, "%s: cannot write %s: %s", fn, path, strerror(errno));
+        return nf__err(NF_ERR_IO, "%s: cannot write %s: %s", fn, path, strerror(errno));
     }
     return NF_OK;
 }

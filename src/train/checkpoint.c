@@ -23,11 +23,9 @@ typedef struct ck_key {
 
 static void key_table(ck_key k[NKEYS], nf_trainer *t, nf_loop_state *c) {
     ck_key tab[NKEYS] = {
-        {"train.step", &c->step, NULL},     {"train.epoch", &c->epoch, NULL},
-        {"train.adam_t", &t->adam.t, NULL}, {"train.inint", &c->cnt, NULL},
-        {"train.logs", &c->logs, NULL},     {"train.best_epoch", &c->best_epoch, NULL},
-        {"train.since", &c->since, NULL},   {"train.acc", NULL, &c->acc},
-        {"train.best", NULL, &c->best},
+        {"train.step", &c->step, NULL},   {"train.epoch", &c->epoch, NULL}, {"train.adam_t", &t->adam.t, NULL},
+        {"train.inint", &c->cnt, NULL},   {"train.logs", &c->logs, NULL},   {"train.best_epoch", &c->best_epoch, NULL},
+        {"train.since", &c->since, NULL}, {"train.acc", NULL, &c->acc},     {"train.best", NULL, &c->best},
     };
     memcpy(k, tab, sizeof tab);
 }
@@ -57,8 +55,10 @@ nf_status nf__checkpoint_save(const nf_trainer *t, const char *path, const nf_rn
     key_table(keys, (nf_trainer *)t, (nf_loop_state *)c); /* read only here */
     char val[NKEYS][40], rs[160];
     for (int k = 0; k < NKEYS; k++) {
-        if (keys[k].z) snprintf(val[k], sizeof val[k], "%zu", *keys[k].z);
-        else snprintf(val[k], sizeof val[k], "%.17g", *keys[k].d);
+        if (keys[k].z)
+            snprintf(val[k], sizeof val[k], "%zu", *keys[k].z);
+        else
+            snprintf(val[k], sizeof val[k], "%.17g", *keys[k].d);
     }
     uint64_t st[6];
     nf__rng_get_state(rng, st);

@@ -118,13 +118,14 @@ typedef void (*gen_fn)(nf_rng *, size_t, float *, int *);
 static const struct {
     const char *name;
     gen_fn fn;
-} gens[] = {{"moons", moons},         {"circles", circles}, {"8gaussians", gaussians8},
-            {"checkerboard", checkerboard}, {"spirals", spirals}, {"pinwheel", pinwheel}};
+} gens[] = {{"moons", moons},     {"circles", circles},  {"8gaussians", gaussians8}, {"checkerboard", checkerboard},
+            {"spirals", spirals}, {"pinwheel", pinwheel}};
 
 nf_status nf_data_generate(const char *name, nf_rng *rng, size_t n, float noise, float *x, int *labels) {
     const char *fn = "nf_data_generate";
     if (!name || !rng || (n && !x)) return nf__err(NF_ERR_ARG, "%s: NULL argument", fn);
-    if (!(noise >= 0) || !isfinite(noise)) return nf__err(NF_ERR_ARG, "%s: noise must be finite and >= 0, got %g", fn, (double)noise);
+    if (!(noise >= 0) || !isfinite(noise))
+        return nf__err(NF_ERR_ARG, "%s: noise must be finite and >= 0, got %g", fn, (double)noise);
     for (size_t g = 0; g < sizeof gens / sizeof gens[0]; g++)
         if (!strcmp(name, gens[g].name)) {
             gens[g].fn(rng, n, x, labels);

@@ -73,10 +73,22 @@ static int energy(int k, const float *x, size_t n, size_t d, float *logp, float 
     }
     return 0;
 }
-static int u1(void *u, const float *x, size_t n, size_t d, float *lp, float *g) { (void)u; return energy(1, x, n, d, lp, g); }
-static int u2(void *u, const float *x, size_t n, size_t d, float *lp, float *g) { (void)u; return energy(2, x, n, d, lp, g); }
-static int u3(void *u, const float *x, size_t n, size_t d, float *lp, float *g) { (void)u; return energy(3, x, n, d, lp, g); }
-static int u4(void *u, const float *x, size_t n, size_t d, float *lp, float *g) { (void)u; return energy(4, x, n, d, lp, g); }
+static int u1(void *u, const float *x, size_t n, size_t d, float *lp, float *g) {
+    (void)u;
+    return energy(1, x, n, d, lp, g);
+}
+static int u2(void *u, const float *x, size_t n, size_t d, float *lp, float *g) {
+    (void)u;
+    return energy(2, x, n, d, lp, g);
+}
+static int u3(void *u, const float *x, size_t n, size_t d, float *lp, float *g) {
+    (void)u;
+    return energy(3, x, n, d, lp, g);
+}
+static int u4(void *u, const float *x, size_t n, size_t d, float *lp, float *g) {
+    (void)u;
+    return energy(4, x, n, d, lp, g);
+}
 
 nf_status nf_energy_target(const char *name, nf_log_density_fn *fn) {
     static const struct {

@@ -89,8 +89,7 @@ nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_op
     return s;
 }
 
-nf_status nf_flow_fit_stream(nf_flow *f, nf_sampler_fn draw, void *user, const nf_train_opts *o,
-                             nf_train_report *rep) {
+nf_status nf_flow_fit_stream(nf_flow *f, nf_sampler_fn draw, void *user, const nf_train_opts *o, nf_train_report *rep) {
     const char *fn = "nf_flow_fit_stream";
     NF_TRY(check_opts(fn, f, o, rep));
     NF_TRY(check_nll(fn, f));

@@ -51,10 +51,10 @@ static int early_stop(nf_trainer *t, nf_loop_state *c, const nf_train_opts *o, d
 }
 
 typedef struct plan {
-    int epochs;        /* periods are epochs of an array source */
-    size_t total;      /* steps planned */
-    size_t every;      /* steps per period (streams) */
-    size_t nlog;       /* history entries at most */
+    int epochs;   /* periods are epochs of an array source */
+    size_t total; /* steps planned */
+    size_t every; /* steps per period (streams) */
+    size_t nlog;  /* history entries at most */
 } plan;
 
 static plan make_plan(const nf_source *src, const nf_train_opts *o) {
@@ -106,7 +106,8 @@ static nf_status checkpoint(const nf_trainer *t, const nf_train_opts *o, const n
     nf_status s = nf__checkpoint_save(t, o->checkpoint_path, rng, c);
     if (s) {
         char head[96];
-        snprintf(head, sizeof head, "%s %zu: writing the checkpoint", epochs ? "epoch" : "step", epochs ? c->epoch : c->step);
+        snprintf(head, sizeof head, "%s %zu: writing the checkpoint", epochs ? "epoch" : "step",
+                 epochs ? c->epoch : c->step);
         nf__err_prefix(s, head);
     }
     return s;

@@ -16,7 +16,8 @@ static void nll_run(nf_trainer *t, nf_slot *w, size_t r0, size_t m, size_t k, in
     const float *x = t->x + r0 * d;
     float *z = w->u, *gz = w->v;
     memset(w->ldj, 0, m * sizeof(float));
-    nf_pass p = {m, grad ? w->tape : NULL, w->bscratch, t->ctx ? t->ctx + r0 * t->dc : NULL, grad ? (s == 0 ? 2 : 1) : 0, t->be};
+    nf_pass p = {
+        m, grad ? w->tape : NULL, w->bscratch, t->ctx ? t->ctx + r0 * t->dc : NULL, grad ? (s == 0 ? 2 : 1) : 0, t->be};
     nf_status st = f->bij->ops->inverse(f->bij, &p, z, w->ldj, x);
     if (!st) st = f->base->ops->log_prob(f->base, w->dscratch, w->lp, z, m);
     for (size_t i = 0; !st && i < m; i++) w->sum += (double)w->lp[i] + w->ldj[i];

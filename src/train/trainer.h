@@ -31,11 +31,11 @@ typedef struct nf_trainer nf_trainer;
 typedef struct nf_slot {
     unsigned char *mem;
     void *tape, *bscratch, *dscratch;
-    float *u, *v, *w;            /* rows x d each, the objective's to use */
-    float *ldj, *lp, *lt, *gl;   /* rows each */
-    float *grad;                 /* P: this slot's gradient (slot 0: the trainer's) */
-    double sum;                  /* the objective's per-row terms summed over its rows */
-    double sq;                   /* sum of squares of the reduced gradient over its parameter share */
+    float *u, *v, *w;          /* rows x d each, the objective's to use */
+    float *ldj, *lp, *lt, *gl; /* rows each */
+    float *grad;               /* P: this slot's gradient (slot 0: the trainer's) */
+    double sum;                /* the objective's per-row terms summed over its rows */
+    double sq;                 /* sum of squares of the reduced gradient over its parameter share */
     nf_status st;
     char msg[512];
     nf_trainer *owner;
@@ -85,12 +85,12 @@ struct nf_trainer {
     const nf_backend *be; /* the flow's compute backend: networks, Adam, the norm */
     size_t B, d, P, T;
     unsigned char *mem;
-    float *x;          /* B x d: the batch (model space; base samples for reverse KL) */
-    size_t dc;         /* conditional flows: context values per row */
-    float *ctx;        /* B x dc, the batch's context (NULL if dc = 0) */
-    float *raw;        /* B x (d + dc), a sampler's rows (conditional streams) */
-    float *lpb;        /* B: log-densities of base samples (reverse KL) */
-    void *dscratch;    /* the base's scratch for B rows */
+    float *x;       /* B x d: the batch (model space; base samples for reverse KL) */
+    size_t dc;      /* conditional flows: context values per row */
+    float *ctx;     /* B x dc, the batch's context (NULL if dc = 0) */
+    float *raw;     /* B x (d + dc), a sampler's rows (conditional streams) */
+    float *lpb;     /* B: log-densities of base samples (reverse KL) */
+    void *dscratch; /* the base's scratch for B rows */
     float *grad, *m, *v, *best;
     nf_adam adam;
     float clip, gscale; /* gscale: the clipping factor of this step's gradient */
