@@ -210,7 +210,8 @@ static nf_status check_budget(const bctx *c, const sp_node *n, double params) {
 typedef nf_status (*bij_builder)(const bctx *c, const sp_node *n, size_t d, nf_bijector **out);
 typedef struct bij_entry {
     nf_spec_builder_info info; /* name, keyword arguments, positional count, summary */
-    bij_builder build;
+    bij_builder build;         /* reads the arguments and builds, or NULL: */
+    nf_status (*make)(size_t d, nf_bijector **out); /* a constructor that takes no argument */
 } bij_entry;
 
 static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijector **out);
@@ -358,25 +359,6 @@ static nf_status random_perm_bij(const bctx *c, size_t d, int lu, nf_bijector **
     return s;
 }
 
-/* The bijectors without arguments. */
-#define SIMPLE(fname, ctor)                                                                  \
-    static nf_status fname(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) { \
-        (void)c;                                                                             \
-        (void)n;                                                                             \
-        return ctor(d, out);                                                                 \
-    }
-SIMPLE(b_identity, nf_bijector_identity)
-SIMPLE(b_exp, nf_bijector_exp)
-SIMPLE(b_log, nf_bijector_log)
-SIMPLE(b_sigmoid, nf_bijector_sigmoid)
-SIMPLE(b_tanh, nf_bijector_tanh)
-SIMPLE(b_softplus, nf_bijector_softplus)
-SIMPLE(b_normal_cdf, nf_bijector_normal_cdf)
-SIMPLE(b_reverse, nf_bijector_reverse)
-SIMPLE(b_actnorm, nf_bijector_actnorm)
-SIMPLE(b_batchnorm, nf_bijector_batchnorm)
-#undef SIMPLE
-
 /* shift(v) and scale(v): a number or one per column. */
 static nf_status b_shift_scale(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
     const char *nm = n->name;
@@ -498,33 +480,33 @@ static const char *const A_COUPLING[] = {"layers",     "hidden",     "activation
  * dispatcher, the "known:" messages and `nflow eval --list` come.
  * positional: how many positional arguments it takes (-1: any number). */
 static const bij_entry BIJECTORS[] = {
-    {{"identity", A_NONE, 0, "y = x"}, b_identity},
-    {{"shift", A_SHIFT, 1, "y = x + v (a number or one per column)"}, b_shift_scale},
-    {{"scale", A_SCALE, 1, "y = v x (a number or one per column)"}, b_shift_scale},
-    {{"affine_scalar", A_AFFINE_SCALAR, 2, "y = shift + scale x"}, b_affine_scalar},
-    {{"affine", A_RANK, 1, "y = (L + V V^T) x + b, trainable (rank of V)"}, b_affine},
-    {{"exp", A_NONE, 0, "y = e^x"}, b_exp},
-    {{"log", A_NONE, 0, "y = log x"}, b_log},
-    {{"sigmoid", A_NONE, 0, "y = 1 / (1 + e^-x)"}, b_sigmoid},
-    {{"tanh", A_NONE, 0, "y = tanh x"}, b_tanh},
-    {{"softplus", A_NONE, 0, "y = log(1 + e^x)"}, b_softplus},
-    {{"normal_cdf", A_NONE, 0, "y = Phi(x), the standard normal CDF"}, b_normal_cdf},
-    {{"leaky_relu", A_ALPHA, 1, "y = x (x > 0) or alpha x, alpha trainable"}, b_leaky_relu},
-    {{"permute", A_PERMUTATION, 1, "reorders the columns: a list of indices, or random"}, b_permute},
-    {{"reverse", A_NONE, 0, "reverses the columns"}, b_reverse},
-    {{"lu_linear", A_PERM, 0, "Glow's invertible linear map P L (U + diag e^s) + b"}, b_lu_linear},
-    {{"actnorm", A_NONE, 0, "per-column scale and shift, initialised from the first batch"}, b_actnorm},
-    {{"batchnorm", A_NONE, 0, "batch normalisation (batch statistics in training)"}, b_batchnorm},
-    {{"planar", A_LAYERS, 0, "planar flow layers (Rezende & Mohamed 2015)"}, b_planar_radial},
-    {{"radial", A_LAYERS, 0, "radial flow layers (Rezende & Mohamed 2015)"}, b_planar_radial},
-    {{"chain", A_NONE, -1, "composition, TFP order: chain(b1, b2) applies b2 first"}, b_chain},
-    {{"invert", A_NONE, 1, "swaps forward and inverse of a bijector"}, b_invert},
-    {{"coupling", A_COUPLING, 0, "one affine or spline coupling layer with a given mask"}, b_coupling},
-    {{"realnvp", A_COUPLING, 0, "RealNVP: affine couplings with alternating masks"}, b_realnvp},
-    {{"nice", A_COUPLING, 0, "NICE: additive couplings"}, b_nice},
-    {{"nsf", A_COUPLING, 0, "neural spline flow: rational-quadratic spline couplings"}, b_nsf},
-    {{"maf", A_MAF, 0, "masked autoregressive flow (one-pass density)"}, b_maf},
-    {{"iaf", A_MAF, 0, "inverse autoregressive flow (one-pass sampling)"}, b_iaf},
+    {{"identity", A_NONE, 0, "y = x"}, NULL, nf_bijector_identity},
+    {{"shift", A_SHIFT, 1, "y = x + v (a number or one per column)"}, b_shift_scale, NULL},
+    {{"scale", A_SCALE, 1, "y = v x (a number or one per column)"}, b_shift_scale, NULL},
+    {{"affine_scalar", A_AFFINE_SCALAR, 2, "y = shift + scale x"}, b_affine_scalar, NULL},
+    {{"affine", A_RANK, 1, "y = (L + V V^T) x + b, trainable (rank of V)"}, b_affine, NULL},
+    {{"exp", A_NONE, 0, "y = e^x"}, NULL, nf_bijector_exp},
+    {{"log", A_NONE, 0, "y = log x"}, NULL, nf_bijector_log},
+    {{"sigmoid", A_NONE, 0, "y = 1 / (1 + e^-x)"}, NULL, nf_bijector_sigmoid},
+    {{"tanh", A_NONE, 0, "y = tanh x"}, NULL, nf_bijector_tanh},
+    {{"softplus", A_NONE, 0, "y = log(1 + e^x)"}, NULL, nf_bijector_softplus},
+    {{"normal_cdf", A_NONE, 0, "y = Phi(x), the standard normal CDF"}, NULL, nf_bijector_normal_cdf},
+    {{"leaky_relu", A_ALPHA, 1, "y = x (x > 0) or alpha x, alpha trainable"}, b_leaky_relu, NULL},
+    {{"permute", A_PERMUTATION, 1, "reorders the columns: a list of indices, or random"}, b_permute, NULL},
+    {{"reverse", A_NONE, 0, "reverses the columns"}, NULL, nf_bijector_reverse},
+    {{"lu_linear", A_PERM, 0, "Glow's invertible linear map P L (U + diag e^s) + b"}, b_lu_linear, NULL},
+    {{"actnorm", A_NONE, 0, "per-column scale and shift, initialised from the first batch"}, NULL, nf_bijector_actnorm},
+    {{"batchnorm", A_NONE, 0, "batch normalisation (batch statistics in training)"}, NULL, nf_bijector_batchnorm},
+    {{"planar", A_LAYERS, 0, "planar flow layers (Rezende & Mohamed 2015)"}, b_planar_radial, NULL},
+    {{"radial", A_LAYERS, 0, "radial flow layers (Rezende & Mohamed 2015)"}, b_planar_radial, NULL},
+    {{"chain", A_NONE, -1, "composition, TFP order: chain(b1, b2) applies b2 first"}, b_chain, NULL},
+    {{"invert", A_NONE, 1, "swaps forward and inverse of a bijector"}, b_invert, NULL},
+    {{"coupling", A_COUPLING, 0, "one affine or spline coupling layer with a given mask"}, b_coupling, NULL},
+    {{"realnvp", A_COUPLING, 0, "RealNVP: affine couplings with alternating masks"}, b_realnvp, NULL},
+    {{"nice", A_COUPLING, 0, "NICE: additive couplings"}, b_nice, NULL},
+    {{"nsf", A_COUPLING, 0, "neural spline flow: rational-quadratic spline couplings"}, b_nsf, NULL},
+    {{"maf", A_MAF, 0, "masked autoregressive flow (one-pass density)"}, b_maf, NULL},
+    {{"iaf", A_MAF, 0, "inverse autoregressive flow (one-pass sampling)"}, b_iaf, NULL},
 };
 enum { NBIJ = sizeof BIJECTORS / sizeof BIJECTORS[0] };
 
@@ -535,7 +517,7 @@ static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijecto
         const bij_entry *e = &BIJECTORS[k];
         if (strcmp(n->name, e->info.name)) continue;
         NF_TRY(check_args(c, n, e->info.args, e->info.positional < 0 ? (int)n->n : e->info.positional));
-        return e->build(c, n, d, out);
+        return e->build ? e->build(c, n, d, out) : e->make(d, out);
     }
     char list[1024];
     join_names(list, sizeof list, &BIJECTORS[0].info.name, NBIJ, sizeof BIJECTORS[0]);
