@@ -73,22 +73,17 @@ static int energy(int k, const float *x, size_t n, size_t d, float *logp, float 
     }
     return 0;
 }
-static int u1(void *u, const float *x, size_t n, size_t d, float *lp, float *g) {
-    (void)u;
-    return energy(1, x, n, d, lp, g);
-}
-static int u2(void *u, const float *x, size_t n, size_t d, float *lp, float *g) {
-    (void)u;
-    return energy(2, x, n, d, lp, g);
-}
-static int u3(void *u, const float *x, size_t n, size_t d, float *lp, float *g) {
-    (void)u;
-    return energy(3, x, n, d, lp, g);
-}
-static int u4(void *u, const float *x, size_t n, size_t d, float *lp, float *g) {
-    (void)u;
-    return energy(4, x, n, d, lp, g);
-}
+/* The callbacks of U1..U4 (the user pointer is unused). */
+#define ENERGY_FN(name, k)                                                                  \
+    static int name(void *u, const float *x, size_t n, size_t d, float *lp, float *g) { \
+        (void)u;                                                                            \
+        return energy(k, x, n, d, lp, g);                                                   \
+    }
+ENERGY_FN(u1, 1)
+ENERGY_FN(u2, 2)
+ENERGY_FN(u3, 3)
+ENERGY_FN(u4, 4)
+#undef ENERGY_FN
 
 nf_status nf_energy_target(const char *name, nf_log_density_fn *fn) {
     static const struct {
