@@ -683,6 +683,15 @@ nf_status nf_read_table(const char *path, float **data, size_t *n, size_t *d);
 /* Writes n x d floats as CSV (header line if non-NULL) or .npy (float32),
  * atomically (temporary file, then rename); "-" is stdout (CSV). */
 nf_status nf_write_table(const char *path, const float *x, size_t n, size_t d, const char *header);
+/* Writes len bytes to `path` the way every nflow writer does (tables, model
+ * files, checkpoints, the CLI's figures and reports): "-" is standard
+ * output; a character device, FIFO or stream (/dev/stdout, also through a
+ * symlink) is written in place; a regular file (a symlink's target, the
+ * link kept) or a new path is written to a unique temporary beside it,
+ * keeping the original's mode, synced and renamed over it, so a failure
+ * leaves the original intact; a directory is refused.  Every write, flush
+ * and close is checked: NF_ERR_IO with the path and the OS's reason. */
+nf_status nf_write_file(const char *path, const void *data, size_t len);
 
 /* ------------------------------------------------------------------------ */
 /* Toy data sets (2-D)                                                       */

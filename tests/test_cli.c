@@ -179,6 +179,22 @@ void test_cli(const char *build) {
           "numerical failure: 3");
     CHECK(run(NULL, 0, "%s eval --bijector sigmoid --inverse 1 2>/dev/null", bin) == 2, "out-of-domain eval: 2");
 
+    /* outputs never destroy: /dev/full fails with the OS's reason and stays a device, /dev/stdout is
+     * written through; a failed run leaves no folder it made, a completed one no checkpoint */
+    CHECK(run(out, sizeof out, "%s sample --model %s/model.nflow -n 5 --out /dev/full 2>&1", bin, rundir) == 2 &&
+              strstr(out, "cannot write /dev/full: No space left on device"), "--out /dev/full: exit 2 (%s)", out);
+    CHECK(run(NULL, 0, "test -c /dev/full") == 0, "/dev/full is still a character device");
+    CHECK(run(out, sizeof out, "%s sample --model %s/model.nflow -n 3 --out /dev/stdout", bin, rundir) == 0 &&
+              strstr(out, "x1,x2\n") && run(NULL, 0, "test -L /dev/stdout") == 0, "--out /dev/stdout prints: %s", out);
+    CHECK(run(NULL, 0, "%s train --data moons --flow 'maf(hidden=[8])' --steps 300 --lr 10 --out %s/failed/deep --quiet 2>/dev/null",
+              bin, tmp) == 3 && run(NULL, 0, "test -e %s/failed", tmp) != 0, "a failed run leaves no folder it made");
+    CHECK(run(out, sizeof out, "%s train --data moons --flow 'maf(hidden=[8])' --steps 300 --lr 10 --checkpoint-every 1 --out %s/failck --quiet 2>&1",
+              bin, tmp) == 3 && strstr(out, "failck/checkpoint.nflow is kept") && exists(tmp, "failck/checkpoint.nflow"),
+          "a failed run keeps its checkpoint and says so: %s", out);
+    CHECK(run(NULL, 0, "%s train --data moons --flow 'maf(hidden=[8])' --steps 100 --checkpoint-every 20 --out %s/okck --quiet --grid 20 >/dev/null",
+              bin, tmp) == 0 && exists(tmp, "okck/model.nflow") && !exists(tmp, "okck/checkpoint.nflow"),
+          "a completed run removes its checkpoint");
+
     /* SIGKILL mid-run, then --resume: the same model as an uninterrupted run
      * (maximum likelihood, and reverse KL on two threads) */
     const char *runs[2][2] = {

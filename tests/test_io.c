@@ -6,6 +6,8 @@
 #include "test.h"
 
 #include <stdlib.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char *tmpdir(void) {
@@ -21,7 +23,79 @@ static void write_file(const char *path, const void *data, size_t len) {
     }
 }
 
+/* Writers never destroy what is there: devices, FIFOs and streams are
+ * written in place, a symlink's target is replaced and the link kept, a
+ * file keeps its mode, a directory is refused, and every failure is
+ * NF_ERR_IO naming the path and the OS's reason; no temporary is left. */
+static int count_tmp(const char *dir) {
+    char cmd[600], out[64] = "0";
+    snprintf(cmd, sizeof cmd, "ls -a %s | grep -c '\\.tmp\\.' ", dir);
+    FILE *p = popen(cmd, "r");
+    if (p) {
+        if (!fgets(out, sizeof out, p)) out[0] = 0;
+        pclose(p);
+    }
+    return atoi(out);
+}
+
+static void test_safe_outputs(void) {
+    char dir[256], path[512], link[512], fifo[512];
+    const char *t = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/nflow_out_%d", t && *t ? t : "/tmp", (int)getpid());
+    mkdir(dir, 0755);
+    float x[4] = {0.5f, 0.25f, 1, 2};
+    CHECK_ERR(nf_write_table("/dev/full", x, 2, 2, NULL), NF_ERR_IO, "cannot write /dev/full: No space left on device");
+    struct stat st;
+    CHECK(stat("/dev/full", &st) == 0 && S_ISCHR(st.st_mode), "/dev/full is still a device");
+    CHECK_ERR(nf_write_table(dir, x, 2, 2, NULL), NF_ERR_IO, "it is a directory");
+    /* a symlink: its target is written, the link stays */
+    snprintf(path, sizeof path, "%s/target.csv", dir);
+    snprintf(link, sizeof link, "%s/link.csv", dir);
+    FILE *f = fopen(path, "w");
+    if (f) fputs("old\n", f), fclose(f);
+    CHECK(symlink("target.csv", link) == 0, "symlink made");
+    CHECK_OK(nf_write_table(link, x, 2, 2, NULL));
+    float *y = NULL;
+    size_t n = 0, d = 0;
+    CHECK(lstat(link, &st) == 0 && S_ISLNK(st.st_mode), "the link is still a link");
+    CHECK_OK(nf_read_table(path, &y, &n, &d));
+    CHECK(n == 2 && d == 2 && y && y[3] == 2, "the link's target holds the table");
+    free(y);
+    /* a 0600 file stays 0600; a new file gets the umask's mode */
+    chmod(path, 0600);
+    CHECK_OK(nf_write_table(path, x, 2, 2, NULL));
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600, "mode 0600 kept (%o)", (unsigned)(st.st_mode & 0777));
+    mode_t um = umask(022);
+    snprintf(path, sizeof path, "%s/new.npy", dir);
+    CHECK_OK(nf_write_table(path, x, 2, 2, NULL));
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0644, "a new file is 0644 under umask 022 (%o)",
+          (unsigned)(st.st_mode & 0777));
+    umask(um);
+    /* a FIFO is written in place, its reader gets the rows */
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    CHECK(mkfifo(fifo, 0644) == 0, "fifo made");
+    int rfd = open(fifo, O_RDONLY | O_NONBLOCK);
+    CHECK_OK(nf_write_table(fifo, x, 2, 2, NULL));
+    char buf[256] = {0};
+    ssize_t got = rfd >= 0 ? read(rfd, buf, sizeof buf - 1) : -1;
+    if (rfd >= 0) close(rfd);
+    CHECK(got > 0 && strstr(buf, "0.5,0.25\n1,2\n"), "the FIFO's reader got the table (%zd bytes)", got);
+    CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode), "the FIFO is still a FIFO");
+    /* model files go the same way */
+    nf_flow *fl = NULL;
+    CHECK_OK(nf_flow_from_spec("maf(hidden=[4])", 2, 1, &fl));
+    CHECK_ERR(nf_flow_save(fl, "/dev/full", NULL), NF_ERR_IO, "No space left on device");
+    snprintf(path, sizeof path, "%s/missing/m.nflow", dir);
+    CHECK_ERR(nf_flow_save(fl, path, NULL), NF_ERR_IO, "no folder");
+    nf_flow_free(fl);
+    CHECK(count_tmp(dir) == 0, "no temporary file left behind");
+    char rm[600];
+    snprintf(rm, sizeof rm, "rm -rf %s", dir);
+    CHECK(system(rm) == 0, "cleaned up");
+}
+
 void test_io(void) {
+    test_safe_outputs();
     char csv[512], npy[512], bad[512];
     snprintf(csv, sizeof csv, "%s/nflow_test_%d.csv", tmpdir(), (int)getpid());
     snprintf(npy, sizeof npy, "%s/nflow_test_%d.npy", tmpdir(), (int)getpid());
@@ -109,7 +183,7 @@ void test_io(void) {
     nf_flow *fl = NULL;
     CHECK_ERR(nf_flow_load("/nonexistent/m.nflow", &fl), NF_ERR_IO, "cannot open /nonexistent/m.nflow");
     CHECK_OK(nf_flow_from_spec("maf(hidden=[4])", 2, 1, &fl));
-    CHECK_ERR(nf_flow_save(fl, "/nonexistent/dir/m.nflow", NULL), NF_ERR_IO, "cannot create");
+    CHECK_ERR(nf_flow_save(fl, "/nonexistent/dir/m.nflow", NULL), NF_ERR_IO, "no folder /nonexistent/dir");
     nf_flow_free(fl);
     CHECK(!strcmp(nf_status_str(NF_ERR_IO), "input/output error"), "NF_ERR_IO has a name");
     char ver[32];

@@ -64,8 +64,11 @@ void progress_update(progress *p, const nf_train_progress *tp);
 void progress_done(progress *p);
 double now_seconds(void);
 
-/* mkdir -p: creates dir and its missing parents; 0, or -1 with errno set. */
-int mkdir_p(const char *dir);
+/* mkdir -p: creates dir and its missing parents; 0, or -1 with errno set.
+ * made (may be NULL): the first folder it created ("" if none). */
+int mkdir_p(const char *dir, char *made, size_t cap);
+/* Removes dir and its parents up to `made` where they are empty. */
+void rmdir_made(const char *dir, const char *made);
 
 /* The training engine's options that train and fit-density share:
  * --threads N, --checkpoint-every N, --resume (DIR/checkpoint.nflow). */
@@ -73,6 +76,7 @@ typedef struct engine_opts {
     size_t threads, ck_every;
     int resume;
     char ckpath[4200];
+    char made[4096]; /* the first output folder this run created ("" if none) */
 } engine_opts;
 #define ENGINE_OPTS_HELP                                                                   \
     "  --checkpoint-every N  write DIR/checkpoint.nflow every N steps (every N epochs\n"    \
@@ -80,13 +84,19 @@ typedef struct engine_opts {
     "                    written atomically (temporary file, fsync, rename)\n"             \
     "  --resume          continue from DIR/checkpoint.nflow (run the same command with\n" \
     "                    --resume added): the result is bit-identical to an\n"            \
-    "                    uninterrupted run; without a checkpoint it starts afresh\n"      \
+    "                    uninterrupted run; without a checkpoint it starts afresh.  The\n"\
+    "                    checkpoint is removed when the run completes (the model holds\n" \
+    "                    the final parameters) and kept, and named, when it fails\n"     \
     "  --threads N       split each batch over N threads (BLAS then runs one thread\n"    \
     "                    inside each); results are reproducible for a given N\n"
 void engine_opts_parse(args *a, engine_opts *e);
 /* Sets o's checkpoint, resume and thread options (and one BLAS thread when
  * N > 1); says on stderr whether it resumes, unless quiet. */
 void engine_opts_apply(const char *cmd, engine_opts *e, const char *out, int quiet, nf_train_opts *o);
+/* After the run (rc: its exit code): on success the checkpoint goes; on
+ * failure a checkpoint is kept and named, or else the output folders this
+ * run created are removed if they are empty. */
+void engine_opts_finish(const char *cmd, const engine_opts *e, const char *out, int rc);
 
 /* A command's rows (rows.c): a generated set or a file, [x | context]. */
 typedef struct rows_src {

@@ -76,7 +76,7 @@ int cmd_fit_density(int argc, char **argv) {
     if (nf_energy_target(tname, &target)) return fail(cmd, EXIT_USAGE, "%s", nf_last_error());
     nf_flow *flow = NULL;
     if (nf_flow_from_spec(spec, 2, seed, &flow)) return fail(cmd, EXIT_USAGE, "%s", nf_last_error());
-    if (mkdir_p(out)) {
+    if (mkdir_p(out, eng.made, sizeof eng.made)) {
         nf_flow_free(flow);
         return fail(cmd, EXIT_DATA, "cannot create %s: %s", out, strerror(errno));
     }
@@ -124,6 +124,7 @@ int cmd_fit_density(int argc, char **argv) {
         printf("report:  %s/report.html (%d figures)\n", out, nfig);
     }
 done:
+    engine_opts_finish(cmd, &eng, out, rc);
     free(hv);
     nf_train_report_free(&rep);
     nf_flow_free(flow);

@@ -218,7 +218,7 @@ int cmd_plot(int argc, char **argv) {
         rc = rows_read(cmd, &g, &x, &n, &dd, &dcf);
         if (!rc && dd != d + dc) rc = fail(cmd, EXIT_DATA, "%s has %zu columns, the model needs %zu", data, dd, d + dc);
     }
-    if (!rc && mkdir_p(out)) rc = fail(cmd, EXIT_DATA, "cannot create %s: %s", out, strerror(errno));
+    if (!rc && mkdir_p(out, NULL, 0)) rc = fail(cmd, EXIT_DATA, "cannot create %s: %s", out, strerror(errno));
     run_info info;
     memset(&info, 0, sizeof info);
     info.format = fmt;

@@ -198,7 +198,8 @@ static int build(const train_cfg *c, train_run *r) {
 /* Stage 4: training (fresh batches for a stream, epochs otherwise). */
 static int fit(train_cfg *c, train_run *r) {
     const char *cmd = "train";
-    if (mkdir_p(c->out)) return fail(cmd, EXIT_DATA, "cannot create %s: %s", c->out, strerror(errno));
+    if (mkdir_p(c->out, c->eng.made, sizeof c->eng.made))
+        return fail(cmd, EXIT_DATA, "cannot create %s: %s", c->out, strerror(errno));
     nf_train_opts o = c->o;
     engine_opts_apply(cmd, &c->eng, c->out, c->quiet, &o);
     progress pr;
@@ -320,6 +321,7 @@ int cmd_train(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     if (!(rc = load_rows(&c, &r)) && !(rc = build(&c, &r)) && !(rc = fit(&c, &r)) && !(rc = save(&c, &r)))
         rc = report(&c, &r, argc, argv);
+    if (r.flow) engine_opts_finish("train", &c.eng, c.out, rc);
     run_free(&r);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int fail(const char *cmd, int code, const char *fmt, ...) {
     va_list ap;
@@ -108,19 +109,39 @@ void split_context_rows(const float *rows, size_t n, size_t d, size_t dc, float 
     }
 }
 
-int mkdir_p(const char *dir) {
+int mkdir_p(const char *dir, char *made, size_t cap) {
     char tmp[4096];
+    if (made && cap) made[0] = 0;
     if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0777) && errno != EEXIST) return -1;
-            *p = '/';
+    size_t len = strlen(tmp);
+    for (char *p = tmp + 1;; p++) {
+        if (*p && *p != '/') continue;
+        char c = *p;
+        *p = 0;
+        if (mkdir(tmp, 0777) == 0) {
+            if (made && cap && !made[0]) snprintf(made, cap, "%s", tmp); /* the first folder this call made */
+        } else if (errno != EEXIST) {
+            return -1;
         }
-    return mkdir(tmp, 0777) && errno != EEXIST ? -1 : 0;
+        *p = c;
+        if ((size_t)(p - tmp) >= len) break;
+    }
+    return 0;
+}
+
+void rmdir_made(const char *dir, const char *made) {
+    if (!made || !made[0]) return;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    size_t stop = strlen(made);
+    while (strlen(tmp) >= stop && rmdir(tmp) == 0) { /* only empty folders go */
+        char *slash = strrchr(tmp, '/');
+        if (!slash || slash == tmp) break;
+        *slash = 0;
+    }
 }
 
 /* OpenBLAS's thread control, when the CBLAS is OpenBLAS (weak: any CBLAS links). */
@@ -130,6 +151,19 @@ void engine_opts_parse(args *a, engine_opts *e) {
     e->ck_every = (size_t)opt_num(a, "--checkpoint-every", 0, 1, 1e12);
     e->threads = (size_t)opt_num(a, "--threads", 1, 1, 64);
     e->resume = opt_flag(a, "--resume");
+}
+
+void engine_opts_finish(const char *cmd, const engine_opts *e, const char *out, int rc) {
+    FILE *ck = e->ck_every || e->resume ? fopen(e->ckpath, "rb") : NULL;
+    if (ck) fclose(ck);
+    if (!rc && ck) {
+        remove(e->ckpath); /* the model holds the final parameters */
+    } else if (rc && ck) {
+        fprintf(stderr, "nflow %s: %s is kept: run the same command with --resume to continue from it\n", cmd,
+                e->ckpath);
+    } else if (rc) {
+        rmdir_made(out, e->made);
+    }
 }
 
 void engine_opts_apply(const char *cmd, engine_opts *e, const char *out, int quiet, nf_train_opts *o) {

@@ -35,7 +35,7 @@ static void range_of(const float *x, size_t n, size_t d, size_t c, double *lo, d
 }
 
 static int finish(const char *cmd, pl_fig *f, const char *path) {
-    if (!f || pl_fig_finish(f)) return fail(cmd, EXIT_DATA, "cannot write the figure %s", path);
+    if (!f || pl_fig_finish(f)) return fail(cmd, EXIT_DATA, "cannot write the figure %s (%s)", path, nf_last_error());
     return 0;
 }
 
@@ -326,11 +326,12 @@ static int embed(FILE *out, const char *path, const char *mime) {
 }
 
 int write_report(const char *cmd, const char *dir, const run_info *info, char names[][64], int nfig) {
-    char path[4096], tmp[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/report.html", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return fail(cmd, EXIT_DATA, "cannot write %s", path);
+    char *html = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&html, &len); /* written with nf_write_file at the end */
+    if (!f) return fail(cmd, EXIT_DATA, "out of memory writing %s", path);
     fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>nflow report</title>\n"
           "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
           "td{padding:2px 12px 2px 0;vertical-align:top}code{background:#f3f3f3;padding:1px 4px}"
@@ -366,6 +367,9 @@ int write_report(const char *cmd, const char *dir, const run_info *info, char na
     }
     fputs("</body></html>\n", f);
     int ok = fclose(f) == 0;
-    if (!ok || rename(tmp, path)) return fail(cmd, EXIT_DATA, "cannot write %s", path);
-    return 0;
+    int rc = !ok ? fail(cmd, EXIT_DATA, "out of memory writing %s", path)
+             : nf_write_file(path, html, len) ? fail(cmd, EXIT_DATA, "%s", nf_last_error())
+                                              : 0;
+    free(html);
+    return rc;
 }

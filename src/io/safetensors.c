@@ -4,6 +4,7 @@
  */
 #include "safetensors.h"
 #include "json.h"
+#include "output.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -98,30 +99,19 @@ nf_status nf__st_write(const char *path, const char *const *meta_kv, size_t nmet
         free(h.s);
         return nf__err(NF_ERR_NOMEM, "out of memory");
     }
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+    nf_out o;
+    nf_status s = nf__out_open(&o, path);
+    if (s) {
         free(h.s);
-        return nf__err(NF_ERR_ARG, "path too long");
-    }
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        free(h.s);
-        return nf__err(NF_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+        return s;
     }
     unsigned char len8[8];
     for (int k = 0; k < 8; k++) len8[k] = (unsigned char)((uint64_t)h.n >> (8 * k));
-    int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(h.s, 1, h.n, fp) == h.n;
+    int ok = fwrite(len8, 1, 8, o.fp) == 8 && fwrite(h.s, 1, h.n, o.fp) == h.n;
     for (size_t i = 0; ok && i < nt; i++)
-        ok = fwrite(t[i].data, sizeof(float), t[i].count, fp) == t[i].count; /* little-endian hosts */
-    ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-    ok = (fclose(fp) == 0) && ok;
+        ok = fwrite(t[i].data, sizeof(float), t[i].count, o.fp) == t[i].count; /* little-endian hosts */
     free(h.s);
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return nf__err(NF_ERR_IO, "cannot write %s: %s", path, strerror(e));
-    }
-    return NF_OK;
+    return nf__out_close(&o, ok);
 }
 
 /* ---- reading ------------------------------------------------------------- */

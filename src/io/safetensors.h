@@ -21,7 +21,8 @@ typedef struct nf_st_tensor {
     const float *data;
 } nf_st_tensor;
 
-/* Writes the file atomically (PATH.tmp.PID, fsync, rename): nmeta
+/* Writes the file as io/output.h says (a regular file: a temporary
+ * beside it, fsync, rename): nmeta
  * metadata pairs meta_kv[2i] = key, meta_kv[2i+1] = value (strings, in this
  * order), then the tensors in this order. */
 nf_status nf__st_write(const char *path, const char *const *meta_kv, size_t nmeta, const nf_st_tensor *t, size_t nt);

@@ -10,6 +10,7 @@
  * is allocated.
  */
 #include "../core/core.h"
+#include "output.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -232,13 +233,11 @@ nf_status nf_read_table(const char *path, float **data, size_t *n, size_t *d) {
 nf_status nf_write_table(const char *path, const float *x, size_t n, size_t d, const char *header) {
     const char *fn = "nf_write_table";
     if (!path || (n && !x) || d == 0) return nf__err(NF_ERR_ARG, "%s: bad arguments", fn);
-    int npy = ends_with(path, ".npy"), to_stdout = !strcmp(path, "-");
-    /* write to a temporary file, then rename: no half-written output */
-    char tmp[4096];
-    if (!to_stdout && snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return nf__err(NF_ERR_ARG, "%s: path too long", fn);
-    FILE *f = to_stdout ? stdout : fopen(tmp, npy ? "wb" : "w");
-    if (!f) return nf__err(NF_ERR_IO, "%s: cannot create %s: %s", fn, path, strerror(errno));
+    int npy = ends_with(path, ".npy");
+    nf_out o;
+    nf_status s = nf__out_open(&o, path);
+    if (s) return nf__err_prefix(s, fn);
+    FILE *f = o.fp;
     int ok = 1;
     if (npy) {
         char h[128];
@@ -253,14 +252,8 @@ nf_status nf_write_table(const char *path, const float *x, size_t n, size_t d, c
     } else {
         if (header) ok &= fprintf(f, "%s\n", header) >= 0;
         for (size_t i = 0; i < n && ok; i++)
-            for (size_t j = 0; j < d; j++) ok &= fprintf(f, "%.9g%c", x[i * d + j], j + 1 < d ? ',' : '\n') >= 0;
+            for (size_t j = 0; j < d && ok; j++) ok &= fprintf(f, "%.9g%c", x[i * d + j], j + 1 < d ? ',' : '\n') >= 0;
     }
-    if (to_stdout) return ok && fflush(f) == 0 ? NF_OK : nf__err(NF_ERR_ARG, "%s: write error on stdout", fn);
-    ok &= fflush(f) == 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return nf__err(NF_ERR_IO, "%s: cannot write %s: %s", fn, path, strerror(errno));
-    }
-    return NF_OK;
+    s = nf__out_close(&o, ok);
+    return s ? nf__err_prefix(s, fn) : NF_OK;
 }

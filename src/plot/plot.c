@@ -3,6 +3,7 @@
  * title and an optional colour bar; "nice" tick steps of 1, 2 or 5 x 10^k.
  */
 #include "plot.h"
+#include "nflow.h"
 
 #include <cairo-pdf.h>
 #include <cairo-svg.h>
@@ -23,11 +24,33 @@ struct pl_fig {
     cairo_surface_t *surf;
     cairo_t *cr;
     char path[4096];
+    unsigned char *buf; /* the file's bytes, written at the end by nf_write_file */
+    size_t len, cap;
+    int oom;
     int png, ncols, nrows;
     double w, h;
     /* current panel: device rectangle and data ranges */
     double px, py, pw, ph, x0, x1, y0, y1;
 };
+
+/* cairo's stream callback: appends to the figure's buffer. */
+static cairo_status_t to_buf(void *closure, const unsigned char *data, unsigned int n) {
+    pl_fig *f = closure;
+    if (f->len + n > f->cap) {
+        size_t nc = f->cap ? 2 * f->cap : 1 << 16;
+        while (nc < f->len + n) nc *= 2;
+        unsigned char *nb = realloc(f->buf, nc);
+        if (!nb) {
+            f->oom = 1;
+            return CAIRO_STATUS_NO_MEMORY;
+        }
+        f->buf = nb;
+        f->cap = nc;
+    }
+    memcpy(f->buf + f->len, data, n);
+    f->len += n;
+    return CAIRO_STATUS_SUCCESS;
+}
 
 pl_fig *pl_fig_new(const char *path, const char *format, int ncols, int nrows, double w, double h) {
     pl_fig *f = calloc(1, sizeof *f);
@@ -35,8 +58,8 @@ pl_fig *pl_fig_new(const char *path, const char *format, int ncols, int nrows, d
     snprintf(f->path, sizeof f->path, "%s", path);
     f->ncols = ncols, f->nrows = nrows, f->w = w, f->h = h;
     double W = w * ncols, H = h * nrows;
-    if (!strcmp(format, "svg")) f->surf = cairo_svg_surface_create(path, W, H);
-    else if (!strcmp(format, "pdf")) f->surf = cairo_pdf_surface_create(path, W, H);
+    if (!strcmp(format, "svg")) f->surf = cairo_svg_surface_create_for_stream(to_buf, f, W, H);
+    else if (!strcmp(format, "pdf")) f->surf = cairo_pdf_surface_create_for_stream(to_buf, f, W, H);
     else {
         f->png = 1;
         f->surf = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, (int)(2 * W), (int)(2 * H));
@@ -254,10 +277,12 @@ void pl_contours(pl_fig *f, const float *z, int nx, int ny, double zmin, double 
 int pl_fig_finish(pl_fig *f) {
     int rc = 0;
     cairo_destroy(f->cr);
-    if (f->png) rc = cairo_surface_write_to_png(f->surf, f->path) == CAIRO_STATUS_SUCCESS ? 0 : -1;
+    if (f->png) rc = cairo_surface_write_to_png_stream(f->surf, to_buf, f) == CAIRO_STATUS_SUCCESS ? 0 : -1;
     cairo_surface_finish(f->surf);
-    if (cairo_surface_status(f->surf) != CAIRO_STATUS_SUCCESS) rc = -1;
+    if (cairo_surface_status(f->surf) != CAIRO_STATUS_SUCCESS || f->oom) rc = -1;
     cairo_surface_destroy(f->surf);
+    if (!rc && nf_write_file(f->path, f->buf, f->len)) rc = -1;
+    free(f->buf);
     free(f);
     return rc;
 }
