@@ -50,6 +50,7 @@ int main(int argc, char **argv) {
     suite("torch_flows", test_torch_flows);
     suite("spec", test_spec);
     suite("io", test_io);
+    suite("locale", test_locale);
     suite("model", test_model);
     suite("fuzz_replay", test_fuzz_replay);
     if (argc > 1) { /* the suites that run the programs in the build folder argv[1] */

@@ -68,6 +68,7 @@ void test_train(void);
 void test_torch_flows(void);
 void test_spec(void);
 void test_io(void);
+void test_locale(void);
 void test_model(void);
 void test_fuzz_replay(void);
 void test_examples(const char *example_dir);

@@ -70,6 +70,14 @@ void nf__aligned_free(void *p);
  * valgrind, systems without anonymous mappings). */
 int nf__alloc_maps_large(void);
 
+/* The C locale for the calling thread while numbers are parsed or printed
+ * (clocale.c): enter, do the work, leave. */
+typedef struct nf_clocale {
+    void *c, *old; /* locale_t */
+} nf_clocale;
+void nf__clocale_enter(nf_clocale *l);
+void nf__clocale_leave(nf_clocale *l);
+
 /* Index of the first non-finite value among n, or n if all are finite. */
 size_t nf__first_nonfinite(const float *x, size_t n);
 /* Reports NF_ERR_DOMAIN naming `what`, if some value of the n x d batch x is

@@ -67,7 +67,7 @@ nf_status nf_flow_save(const nf_flow *f, const char *path, const char *summary) 
     return nf__flow_save_ex(f, path, summary, NULL, 0, NULL, 0);
 }
 
-nf_status nf__flow_save_ex(const nf_flow *f, const char *path, const char *summary, const nf_extra_tensor *xt,
+static nf_status nf__flow_save_ex_impl(const nf_flow *f, const char *path, const char *summary, const nf_extra_tensor *xt,
                            size_t nxt, const char *const *meta_kv, size_t nmeta) {
     const char *fn = "nf_flow_save";
     if (!f || !path) return nf__err(NF_ERR_ARG, "%s: flow and path must not be NULL", fn);
@@ -107,6 +107,16 @@ nf_status nf__flow_save_ex(const nf_flow *f, const char *path, const char *summa
     free(std);
     tlist_free(&l);
     return s ? nf__err_prefix(s, fn) : NF_OK;
+}
+
+/* In the C locale whatever the host program set (core/clocale.c). */
+nf_status nf__flow_save_ex(const nf_flow *f, const char *path, const char *summary, const nf_extra_tensor *xt,
+                           size_t nxt, const char *const *meta_kv, size_t nmeta) {
+    nf_clocale loc;
+    nf__clocale_enter(&loc);
+    nf_status r = nf__flow_save_ex_impl(f, path, summary, xt, nxt, meta_kv, nmeta);
+    nf__clocale_leave(&loc);
+    return r;
 }
 
 /* ---- loading ------------------------------------------------------------- */

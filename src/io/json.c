@@ -3,6 +3,7 @@
  * against the end of the buffer.
  */
 #include "json.h"
+#include "../core/core.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -166,7 +167,7 @@ void nf__json_free(js *v) {
     memset(v, 0, sizeof *v);
 }
 
-int nf__json_parse(const char *text, size_t len, js *out, size_t *err_pos) {
+static int nf__json_parse_impl(const char *text, size_t len, js *out, size_t *err_pos) {
     jp p = {text, 0, len, 0};
     if (value(&p, out) == 0) {
         ws(&p);
@@ -175,6 +176,15 @@ int nf__json_parse(const char *text, size_t len, js *out, size_t *err_pos) {
     if (err_pos) *err_pos = p.i;
     nf__json_free(out);
     return -1;
+}
+
+/* In the C locale whatever the host program set (core/clocale.c). */
+int nf__json_parse(const char *text, size_t len, js *out, size_t *err_pos) {
+    nf_clocale loc;
+    nf__clocale_enter(&loc);
+    int r = nf__json_parse_impl(text, len, out, err_pos);
+    nf__clocale_leave(&loc);
+    return r;
 }
 
 const js *nf__json_get(const js *obj, const char *key) {

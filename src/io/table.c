@@ -218,7 +218,7 @@ static nf_status read_npy(const char *path, FILE *f, float **out, size_t *n_out,
     return NF_OK;
 }
 
-nf_status nf_read_table(const char *path, float **data, size_t *n, size_t *d) {
+static nf_status nf_read_table_impl(const char *path, float **data, size_t *n, size_t *d) {
     const char *fn = "nf_read_table";
     if (!path || !data || !n || !d) return nf__err(NF_ERR_ARG, "%s: NULL argument", fn);
     *data = NULL, *n = *d = 0;
@@ -230,7 +230,16 @@ nf_status nf_read_table(const char *path, float **data, size_t *n, size_t *d) {
     return s;
 }
 
-nf_status nf_write_table(const char *path, const float *x, size_t n, size_t d, const char *header) {
+/* In the C locale whatever the host program set (core/clocale.c). */
+nf_status nf_read_table(const char *path, float **data, size_t *n, size_t *d) {
+    nf_clocale loc;
+    nf__clocale_enter(&loc);
+    nf_status r = nf_read_table_impl(path, data, n, d);
+    nf__clocale_leave(&loc);
+    return r;
+}
+
+static nf_status nf_write_table_impl(const char *path, const float *x, size_t n, size_t d, const char *header) {
     const char *fn = "nf_write_table";
     if (!path || (n && !x) || d == 0) return nf__err(NF_ERR_ARG, "%s: bad arguments", fn);
     int npy = ends_with(path, ".npy");
@@ -256,4 +265,13 @@ nf_status nf_write_table(const char *path, const float *x, size_t n, size_t d, c
     }
     s = nf__out_close(&o, ok);
     return s ? nf__err_prefix(s, fn) : NF_OK;
+}
+
+/* In the C locale whatever the host program set (core/clocale.c). */
+nf_status nf_write_table(const char *path, const float *x, size_t n, size_t d, const char *header) {
+    nf_clocale loc;
+    nf__clocale_enter(&loc);
+    nf_status r = nf_write_table_impl(path, x, n, d, header);
+    nf__clocale_leave(&loc);
+    return r;
 }

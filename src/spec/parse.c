@@ -195,7 +195,7 @@ static sp_node *value(parser *p) {
     return n;
 }
 
-nf_status nf__spec_parse(const char *text, sp_node **out) {
+static nf_status nf__spec_parse_impl(const char *text, sp_node **out) {
     *out = NULL;
     if (!text) return nf__err(NF_ERR_ARG, "spec: NULL text");
     if (strlen(text) > SP_MAX_LEN) return nf__err(NF_ERR_ARG, "spec: longer than %d characters", SP_MAX_LEN);
@@ -214,4 +214,13 @@ nf_status nf__spec_parse(const char *text, sp_node **out) {
     }
     *out = n;
     return NF_OK;
+}
+
+/* In the C locale whatever the host program set (core/clocale.c). */
+nf_status nf__spec_parse(const char *text, sp_node **out) {
+    nf_clocale loc;
+    nf__clocale_enter(&loc);
+    nf_status r = nf__spec_parse_impl(text, out);
+    nf__clocale_leave(&loc);
+    return r;
 }

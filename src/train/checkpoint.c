@@ -50,7 +50,7 @@ static int split_doubles(const char *s, double *v, size_t n) {
     return 0;
 }
 
-nf_status nf__checkpoint_save(const nf_trainer *t, const char *path, const nf_rng *rng, const nf_loop_state *c) {
+static nf_status nf__checkpoint_save_impl(const nf_trainer *t, const char *path, const nf_rng *rng, const nf_loop_state *c) {
     ck_key keys[NKEYS];
     key_table(keys, (nf_trainer *)t, (nf_loop_state *)c); /* read only here */
     char val[NKEYS][40], rs[160];
@@ -86,6 +86,15 @@ nf_status nf__checkpoint_save(const nf_trainer *t, const char *path, const nf_rn
     free(ht);
     free(hv);
     return s;
+}
+
+/* In the C locale whatever the host program set (core/clocale.c). */
+nf_status nf__checkpoint_save(const nf_trainer *t, const char *path, const nf_rng *rng, const nf_loop_state *c) {
+    nf_clocale loc;
+    nf__clocale_enter(&loc);
+    nf_status r = nf__checkpoint_save_impl(t, path, rng, c);
+    nf__clocale_leave(&loc);
+    return r;
 }
 
 static nf_status load_counters(const nf_st_file *m, const char *path, nf_trainer *t, nf_loop_state *c) {
@@ -137,10 +146,19 @@ static nf_status load_all(const nf_st_file *m, const char *path, nf_trainer *t, 
     return NF_OK;
 }
 
-nf_status nf__checkpoint_load(nf_trainer *t, const char *path, nf_rng *rng, nf_loop_state *c, size_t hist_cap) {
+static nf_status nf__checkpoint_load_impl(nf_trainer *t, const char *path, nf_rng *rng, nf_loop_state *c, size_t hist_cap) {
     nf_st_file *m = NULL;
     NF_TRY(nf__st_open(path, "nflow model file", &m));
     nf_status s = load_all(m, path, t, rng, c, hist_cap);
     nf__st_close(m);
     return s;
+}
+
+/* In the C locale whatever the host program set (core/clocale.c). */
+nf_status nf__checkpoint_load(nf_trainer *t, const char *path, nf_rng *rng, nf_loop_state *c, size_t hist_cap) {
+    nf_clocale loc;
+    nf__clocale_enter(&loc);
+    nf_status r = nf__checkpoint_load_impl(t, path, rng, c, hist_cap);
+    nf__clocale_leave(&loc);
+    return r;
 }
