@@ -562,11 +562,16 @@ nf_train_opts nf_train_defaults(void);
 
 typedef struct nf_train_report {
     size_t steps, epochs;
-    double train_loss;       /* last epoch's (or last log interval's) mean NLL */
-    double val_loss;         /* last validation NLL (NAN without validation) */
-    double best_val_loss;
+    /* Of the parameters the flow holds on return: when early stopping
+     * restored the best epoch's (restored = 1), that epoch's mean training
+     * loss and its validation NLL; otherwise the last epoch's (or the last
+     * log interval's).  NAN where there is none. */
+    double train_loss;
+    double val_loss;
+    double best_val_loss;    /* the best validation NLL, at best_epoch */
     size_t best_epoch;
-    int stopped_early;
+    int stopped_early;       /* patience ran out, or the callback asked to stop */
+    int restored;            /* the parameters of best_epoch were put back */
     double seconds;
     /* per-epoch (fit) or per-log-interval (fit_stream) histories, n_history
      * entries each, owned by the report: free with nf_train_report_free.

@@ -6,6 +6,8 @@
  */
 #include "test.h"
 
+#include <ctype.h>
+
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -58,7 +60,7 @@ void test_cli(const char *build) {
     /* data -> train (file, validation, scaler) */
     CHECK(run(NULL, 0, "%s data moons -n 600 --seed 3 --out %s/d.csv", bin, tmp) == 0 && exists(tmp, "d.csv"), "nflow data");
     int rc = run(out, sizeof out, "%s train --data %s/d.csv --flow 'maf(hidden=[16,16])' --epochs 40 --batch 100 "
-                 "--val-split 0.2 --standardize --out %s/run --quiet", bin, tmp, tmp);
+                 "--val-split 0.2 --test-split 0.1 --standardize --out %s/run --quiet", bin, tmp, tmp);
     CHECK(rc == 0 && strstr(out, "test NLL"), "nflow train on a CSV file: rc %d: %s", rc, out);
     const char *files[] = {"model.nflow", "history.csv", "report.html", "samples.png", "density.png", "flow_2x2.png", "stages.png", "loss.png"};
     char rundir[1024];
@@ -88,7 +90,7 @@ void test_cli(const char *build) {
     /* conditional: moons with their label as the context column */
     CHECK(run(NULL, 0, "%s data moons -n 1000 --seed 4 --labels --out %s/dl.csv", bin, tmp) == 0, "nflow data --labels");
     rc = run(out, sizeof out, "%s train --data %s/dl.csv --context-cols 2 --flow 'nsf(layers=4, hidden=[32,32], bins=6, context=1)' "
-             "--epochs 60 --batch 100 --lr 3e-3 --val-split 0.2 --out %s/cond --quiet", bin, tmp, tmp);
+             "--epochs 60 --batch 100 --lr 3e-3 --val-split 0.2 --test-split 0.1 --out %s/cond --quiet", bin, tmp, tmp);
     CHECK(rc == 0 && strstr(out, "test NLL"), "conditional nflow train: rc %d: %s", rc, out);
     char cdir[1024];
     snprintf(cdir, sizeof cdir, "%s/cond", tmp);
@@ -178,6 +180,48 @@ void test_cli(const char *build) {
     CHECK(run(NULL, 0, "%s train --data moons --flow 'maf(hidden=[8])' --steps 300 --lr 10 --out %s/x --quiet 2>/dev/null", bin, tmp) == 3,
           "numerical failure: 3");
     CHECK(run(NULL, 0, "%s eval --bijector sigmoid --inverse 1 2>/dev/null", bin) == 2, "out-of-domain eval: 2");
+
+    /* reports describe the parameters kept, and "test" only rows never seen */
+    {
+        const char *bc = "examples/data/breast_cancer.csv";
+        snprintf(path, sizeof path, "%s/bc_test.csv", tmp);
+        CHECK(run(NULL, 0, "head -1 %s > %s && tail -60 %s >> %s && head -n -60 %s > %s/bc_train.csv", bc, path, bc, path, bc, tmp) == 0,
+              "split the table");
+        rc = run(out, sizeof out,
+                 "%s train --data %s/bc_train.csv --test %s --flow 'maf(layers=2, hidden=[32,32])' --epochs 300 --lr 3e-3 "
+                 "--val-split 0.2 --patience 3 --standardize --seed 1 --out %s/bc --grid 20 --quiet",
+                 bin, tmp, path, tmp);
+        double tnll = NAN, vnll = NAN, best = INFINITY;
+        const char *tp = strstr(out, "test NLL: "), *vp = strstr(out, "), validation ");
+        if (tp) tnll = atof(tp + 10);
+        if (vp) vnll = atof(vp + 14);
+        CHECK(rc == 0 && strstr(out, "kept epoch") && strstr(out, "(the rows of --test)"), "early stopping is reported: %s", out);
+        char hist[8192] = "";
+        snprintf(path, sizeof path, "%s/bc/history.csv", tmp);
+        FILE *hf = fopen(path, "r");
+        if (hf) {
+            char line[256];
+            while (fgets(line, sizeof line, hf)) {
+                const char *c2 = strrchr(line, ',');
+                if (c2 && c2[1] != '\n' && isdigit((unsigned char)line[0])) best = fmin(best, atof(c2 + 1));
+                strncat(hist, line, sizeof hist - strlen(hist) - 1);
+            }
+            fclose(hf);
+        }
+        CHECK(fabs(vnll - best) < 1e-4, "the validation NLL printed (%.4f) is the kept epoch's, the best in history.csv (%.4f)",
+              vnll, best);
+        /* the test NLL is the saved model's on the test rows */
+        CHECK(run(out, sizeof out, "%s logprob --model %s/bc/model.nflow --in %s/bc_test.csv --out - | "
+                                   "awk 'NR > 1 {s -= $1; n++} END {printf \"%%.4f\", s / n}'", bin, tmp, tmp) == 0 &&
+                  fabs(atof(out) - tnll) < 1e-3,
+              "the test NLL printed (%.4f) is the saved model's on the --test rows (%s)", tnll, out);
+        /* without validation: empty fields, never -1 */
+        CHECK(run(NULL, 0, "%s train --data %s/bc_train.csv --flow 'maf(hidden=[8])' --epochs 2 --standardize --out %s/bc2 --grid 20 --quiet",
+                  bin, tmp, tmp) == 0 && run(out, sizeof out, "sed -n 2p %s/bc2/history.csv", tmp) == 0 && strstr(out, ",\n") &&
+                  !strstr(out, "-1\n"), "history.csv leaves a missing validation value empty: %s", out);
+        CHECK(run(out, sizeof out, "%s train --data moons --flow 'maf(hidden=[8])' --steps 50 --val-split 0.2 --out %s/x 2>&1", bin, tmp) == 1 &&
+                  strstr(out, "--val-split needs rows to hold out"), "--val-split on a stream is refused: %s", out);
+    }
 
     /* outputs never destroy: /dev/full fails with the OS's reason and stays a device, /dev/stdout is
      * written through; a failed run leaves no folder it made, a completed one no checkpoint */

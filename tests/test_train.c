@@ -293,6 +293,9 @@ static void test_fit_data(void) {
     double v = 0;
     for (int i = 0; i < 200; i++) v -= lp[i] / 200.0;
     CHECK_NEAR(v, r.best_val_loss, 1e-4, "restored parameters give the best validation loss");
+    CHECK(r.restored && r.val_loss == r.best_val_loss && r.train_loss == r.train_history[r.best_epoch - 1],
+          "the report describes the parameters kept (epoch %zu: validation %.4f, train %.4f)", r.best_epoch, r.val_loss,
+          r.train_loss);
     nf_train_report_free(&r);
 
     /* a non-finite loss stops training, naming the step; parameters are kept */

@@ -131,7 +131,15 @@ typedef struct run_info {
     size_t n_hist, hist_every; /* epochs (1) or steps per entry */
     const char *format;        /* png, svg, pdf */
     int grid;                  /* density grid points per axis (0: 200) */
+    const char *loss_name;     /* what the loss is (NULL: the negative log-likelihood) */
+    int restored;              /* early stopping put back the parameters of best_epoch */
+    size_t best_epoch, patience;
+    const char *test_what;     /* the rows of the test NLL, never seen in training */
 } run_info;
+/* history.csv: a header, then per entry the step (or epoch) and the columns
+ * (val may be NULL); a missing value is an empty field. */
+int write_history(const char *cmd, const char *path, const char *header, const double *train, const double *val, size_t n,
+                  size_t every);
 int make_figures(const char *cmd, const nf_flow *flow, const float *data, size_t n, const char *dir,
                  const run_info *info, char names[][64], int *nfig);
 int write_report(const char *cmd, const char *dir, const run_info *info, char names[][64], int nfig);

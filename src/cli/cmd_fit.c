@@ -88,7 +88,6 @@ int cmd_fit_density(int argc, char **argv) {
     nf_train_report rep;
     nf_status s = nf_flow_fit_reverse_kl(flow, target, NULL, &o, &rep);
     progress_done(&pr);
-    float *hv = NULL;
     if (s) {
         rc = fail(cmd, s == NF_ERR_NUMERIC ? EXIT_NUMERIC : EXIT_DATA, "%s", nf_last_error());
         goto done;
@@ -101,18 +100,27 @@ int cmd_fit_density(int argc, char **argv) {
         rc = fail(cmd, EXIT_DATA, "%s", nf_last_error());
         goto done;
     }
-    hv = malloc((rep.n_history + 1) * 2 * sizeof(float));
-    for (size_t i = 0; hv && i < rep.n_history; i++)
-        hv[2 * i] = (float)((i + 1) * o.log_every), hv[2 * i + 1] = (float)rep.train_history[i];
     snprintf(path, sizeof path, "%s/history.csv", out);
-    if (!hv || nf_write_table(path, hv, rep.n_history, 2, "step,kl_estimate")) {
-        rc = fail(cmd, EXIT_DATA, "cannot write %s", path);
-        goto done;
-    }
+    if ((rc = write_history(cmd, path, "step,kl_estimate", rep.train_history, NULL, rep.n_history, o.log_every))) goto done;
     char cmdline[2048];
     cmdline_join(cmdline, sizeof cmdline, "nflow fit-density", argc, argv);
-    run_info info = {cmdline, spec, tname, nf_flow_param_count(flow), 2, rep.steps, 0, rep.seconds, rep.train_loss, NAN, NAN,
-                     rep.train_history, rep.val_history, rep.n_history, o.log_every, format, grid};
+    run_info info = {.cmdline = cmdline,
+                     .spec = spec,
+                     .data_name = tname,
+                     .n_params = nf_flow_param_count(flow),
+                     .dim = 2,
+                     .steps = rep.steps,
+                     .seconds = rep.seconds,
+                     .train_nll = rep.train_loss,
+                     .val_nll = NAN,
+                     .test_nll = NAN,
+                     .train_hist = rep.train_history,
+                     .val_hist = rep.val_history,
+                     .n_hist = rep.n_history,
+                     .hist_every = o.log_every,
+                     .format = format,
+                     .grid = grid,
+                     .loss_name = "KL estimate E_q[log q - log p~]"};
     char names[16][64];
     int nfig = 0;
     rc = make_fit_figures(cmd, flow, target, -4, 4, out, &info, names, &nfig);
@@ -125,7 +133,6 @@ int cmd_fit_density(int argc, char **argv) {
     }
 done:
     engine_opts_finish(cmd, &eng, out, rc);
-    free(hv);
     nf_train_report_free(&rep);
     nf_flow_free(flow);
     return rc;

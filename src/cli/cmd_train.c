@@ -27,10 +27,13 @@ static const char *HELP =
     "  --epochs N        passes over the data instead (a file, or --n generated points)\n"
     "  --batch B         rows per step (default 100; 0 = the whole training set)\n"
     "  --lr LR           Adam learning rate (default 0.001)\n"
-    "  --val-split F     last fraction of the rows held out for validation (default 0;\n"
-    "                    0.2 is Keras' choice)\n"
+    "  --val-split F     a fraction of a file's rows (drawn at random with --seed) held\n"
+    "                    out for validation: early stopping watches it (default 0)\n"
     "  --patience P      stop after P epochs without validation improvement and keep\n"
-    "                    the best parameters (needs --val-split)\n"
+    "                    the best epoch's parameters (needs --val-split)\n"
+    "  --test-split F    a fraction of a file's rows (drawn at random with --seed) held\n"
+    "                    out for the test NLL: never used in training or early stopping\n"
+    "  --test FILE       test rows from another file (the same columns)\n"
     "  --clip C          clip the gradient's L2 norm to C\n"
     "  --weight-decay W  L2 weight decay\n"
     "  --standardize     fit a standard scaler inside the model (densities stay in\n"
@@ -47,9 +50,11 @@ static const char *HELP =
     "  --grid G          density figure on a G x G grid (default 200; dataflowr used 500)\n" ENGINE_OPTS_HELP
     "  --quiet           no progress display\n"
     "\n"
-    "The test NLL is measured on 10,000 fresh points for generated data, on the\n"
-    "validation rows for a file.  Exit codes: 0 ok, 1 usage, 2 bad data or model\n"
-    "file, 3 numerical failure (e.g. a NaN loss: the step is named).\n"
+    "The test NLL is measured with the parameters saved, on rows the training never\n"
+    "saw: 10,000 fresh points for generated data, the --test-split or --test rows\n"
+    "for a file (without them no test NLL is reported, only the validation NLL).\n"
+    "Exit codes: 0 ok, 1 usage, 2 bad data or model file, 3 numerical failure (e.g.\n"
+    "a NaN loss: the step is named).\n"
     "\n"
     "Example:\n"
     "  nflow train --data moons --flow \"realnvp(layers=6, hidden=[256,256])\" \\\n"
@@ -57,8 +62,9 @@ static const char *HELP =
 
 /* The command's options. */
 typedef struct train_cfg {
-    const char *data, *spec, *out, *format, *ctxcols;
+    const char *data, *spec, *out, *format, *ctxcols, *test_file;
     int has_steps, has_epochs, quiet, grid;
+    float test_split;
     size_t steps, epochs, ngen;
     float noise;
     uint64_t seed;
@@ -73,6 +79,7 @@ typedef struct train_run {
     int stream;      /* fresh batches every step */
     float *x, *test; /* training rows (file or --epochs points), test rows (generated) */
     size_t n, d, nctx, ntest;
+    const char *test_what; /* the test rows, in words */
     nf_rng *rng;
     nf_flow *flow;
     nf_train_report rep;
@@ -127,6 +134,8 @@ static int parse(train_cfg *c, int argc, char **argv) {
     o->clip_norm = (float)opt_num(&a, "--clip", 0, 0, 1e30);
     o->weight_decay = (float)opt_num(&a, "--weight-decay", 0, 0, 1e3);
     o->standardize = opt_flag(&a, "--standardize");
+    c->test_split = (float)opt_num(&a, "--test-split", 0, 0, 0.99);
+    c->test_file = opt_str(&a, "--test", NULL);
     c->ngen = (size_t)opt_num(&a, "--n", 1000, 2, 1e9);
     c->noise = (float)opt_num(&a, "--noise", 0.05, 0, 1e3);
     c->seed = (uint64_t)opt_num(&a, "--seed", 0, 0, 1.8e19);
@@ -143,9 +152,58 @@ static int parse(train_cfg *c, int argc, char **argv) {
     return 0;
 }
 
+/* A file's rows: shuffled with the seed when rows are held out; the test
+ * rows (--test-split, from the end, or --test FILE) moved to r->test; the
+ * validation fraction handed to the library as a share of what is left. */
+static int file_rows(train_cfg *c, train_run *r) {
+    const char *cmd = "train";
+    int rc = rows_read(cmd, &r->g, &r->x, &r->n, &r->d, &r->nctx);
+    if (rc) return rc;
+    size_t W = r->d + r->nctx, N = r->n;
+    if (c->o.val_split > 0 || c->test_split > 0) { /* held-out rows drawn at random, reproducibly */
+        nf_rng *sh = NULL;
+        float *tmp = malloc(W * sizeof(float));
+        if (!tmp || nf_rng_create(c->seed + 7777, &sh)) {
+            free(tmp);
+            return fail(cmd, EXIT_DATA, "out of memory");
+        }
+        for (size_t i = N; i-- > 1;) {
+            size_t j = (size_t)nf_rng_below(sh, i + 1);
+            memcpy(tmp, r->x + i * W, W * sizeof(float));
+            memcpy(r->x + i * W, r->x + j * W, W * sizeof(float));
+            memcpy(r->x + j * W, tmp, W * sizeof(float));
+        }
+        free(tmp);
+        nf_rng_free(sh);
+    }
+    size_t nval = (size_t)((double)N * c->o.val_split), ntest = (size_t)((double)N * c->test_split);
+    if (c->test_file) {
+        size_t td = 0, tc = 0;
+        rows_src g = r->g;
+        g.data = c->test_file;
+        if ((rc = rows_read(cmd, &g, &r->test, &r->ntest, &td, &tc))) return rc;
+        if (td != r->d || tc != r->nctx)
+            return fail(cmd, EXIT_DATA, "%s has %zu data and %zu context columns, %s has %zu and %zu", c->test_file, td, tc,
+                        c->data, r->d, r->nctx);
+        r->test_what = "the rows of --test";
+    } else if (ntest) {
+        r->ntest = ntest;
+        r->test = malloc(ntest * W * sizeof(float));
+        if (!r->test) return fail(cmd, EXIT_DATA, "out of memory");
+        memcpy(r->test, r->x + (N - ntest) * W, ntest * W * sizeof(float));
+        r->n = N - ntest;
+        r->test_what = "held-out rows, --test-split";
+    }
+    if (r->n < 2 || nval + 1 > r->n)
+        return fail(cmd, EXIT_USAGE, "%zu rows leave %zu for training after %zu test and %zu validation rows", N,
+                    r->n > nval ? r->n - nval : 0, ntest, nval);
+    c->o.val_split = nval ? (float)(((double)nval + 0.5) / (double)r->n) : 0; /* exactly nval rows */
+    return 0;
+}
+
 /* Stage 2: the training rows (a file, or --epochs points drawn once) and,
  * for generated data, 10,000 fresh test rows. */
-static int load_rows(const train_cfg *c, train_run *r) {
+static int load_rows(train_cfg *c, train_run *r) {
     const char *cmd = "train";
     r->generated = rows_generated(c->data);
     int labels = c->ctxcols && !strcmp(c->ctxcols, "label");
@@ -158,13 +216,19 @@ static int load_rows(const train_cfg *c, train_run *r) {
     r->nctx = (size_t)labels;
     size_t W = 2 + (size_t)labels; /* a generated row's width */
     if (nf_rng_create(c->seed ^ 0x5eedULL, &r->rng)) return fail(cmd, EXIT_DATA, "%s", nf_last_error());
-    if (!r->generated) return rows_read(cmd, &r->g, &r->x, &r->n, &r->d, &r->nctx);
+    if (!r->generated) return file_rows(c, r);
+    if (c->test_split > 0 || c->test_file)
+        return fail(cmd, EXIT_USAGE, "--test-split and --test apply to a file: generated data is tested on 10,000 fresh points");
+    if (r->stream && c->o.val_split > 0)
+        return fail(cmd, EXIT_USAGE, "--val-split needs rows to hold out: a file, or --epochs with --n generated points "
+                                     "(streamed training draws fresh points every step and is tested on 10,000 more)");
     r->n = c->has_epochs ? c->ngen : 0;
     if (r->n) {
         r->x = malloc(r->n * W * sizeof(float));
         if (!r->x || rows_generate(&r->g, r->rng, r->n, r->x)) return fail(cmd, EXIT_DATA, "%s", nf_last_error());
     }
     r->ntest = 10000;
+    r->test_what = "10,000 fresh points";
     r->test = malloc(r->ntest * W * sizeof(float));
     nf_rng *tr = NULL;
     nf_rng_create(c->seed + 12345, &tr);
@@ -232,32 +296,21 @@ static int save(const train_cfg *c, train_run *r) {
     const nf_train_report *rep = &r->rep;
     nf_status s = NF_OK;
     r->test_nll = NAN;
-    if (r->generated)
-        r->test_nll = mean_nll(r->flow, r->test, r->ntest, &s);
-    else if (c->o.val_split > 0)
-        r->test_nll = rep->val_loss;
+    if (r->test) r->test_nll = mean_nll(r->flow, r->test, r->ntest, &s); /* the parameters saved, rows never seen */
     if (s) return fail(cmd, EXIT_NUMERIC, "evaluating the test NLL: %s", nf_last_error());
-    char path[4096], summary[1024];
+    char path[4096], summary[1024], val[32] = "null", test[32] = "null";
+    if (!isnan(rep->val_loss)) snprintf(val, sizeof val, "%.6g", rep->val_loss);
+    if (!isnan(r->test_nll)) snprintf(test, sizeof test, "%.6g", r->test_nll);
     snprintf(summary, sizeof summary,
              "{\"data\": \"%s\", \"steps\": %zu, \"epochs\": %zu, \"seconds\": %.3f, \"train_nll\": %.6g, "
-             "\"val_nll\": %.6g, \"test_nll\": %.6g, \"seed\": %llu}",
-             r->generated ? c->data : "file", rep->steps, rep->epochs, rep->seconds, rep->train_loss,
-             isnan(rep->val_loss) ? -1.0 : rep->val_loss, isnan(r->test_nll) ? -1.0 : r->test_nll,
-             (unsigned long long)c->seed);
+             "\"val_nll\": %s, \"test_nll\": %s, \"kept_epoch\": %zu, \"seed\": %llu}",
+             r->generated ? c->data : "file", rep->steps, rep->epochs, rep->seconds, rep->train_loss, val, test,
+             rep->restored ? rep->best_epoch : rep->epochs, (unsigned long long)c->seed);
     snprintf(path, sizeof path, "%s/model.nflow", c->out);
     if (nf_flow_save(r->flow, path, summary)) return fail(cmd, EXIT_DATA, "%s", nf_last_error());
-    float *hv = malloc((rep->n_history + 1) * 3 * sizeof(float));
-    for (size_t i = 0; hv && i < rep->n_history; i++) {
-        hv[3 * i] = (float)((i + 1) * r->hist_every);
-        hv[3 * i + 1] = (float)rep->train_history[i];
-        hv[3 * i + 2] = isnan(rep->val_history[i]) ? -1.0f : (float)rep->val_history[i];
-    }
     snprintf(path, sizeof path, "%s/history.csv", c->out);
-    int bad =
-        !hv || nf_write_table(path, hv, rep->n_history, 3,
-                              r->hist_every == 1 && !r->stream ? "epoch,train_nll,val_nll" : "step,train_nll,val_nll");
-    free(hv);
-    return bad ? fail(cmd, EXIT_DATA, "cannot write %s", path) : 0;
+    return write_history(cmd, path, r->hist_every == 1 && !r->stream ? "epoch,train_nll,val_nll" : "step,train_nll,val_nll",
+                         rep->train_history, rep->val_history, rep->n_history, r->hist_every);
 }
 
 /* Stage 6: figures, report.html and the console summary. */
@@ -266,23 +319,27 @@ static int report(const train_cfg *c, const train_run *r, int argc, char **argv)
     const nf_train_report *rep = &r->rep;
     char cmdline[2048];
     cmdline_join(cmdline, sizeof cmdline, "nflow train", argc, argv);
-    run_info info = {cmdline,
-                     c->spec,
-                     c->data,
-                     nf_flow_param_count(r->flow),
-                     r->d,
-                     rep->steps,
-                     rep->epochs,
-                     rep->seconds,
-                     rep->train_loss,
-                     rep->val_loss,
-                     r->test_nll,
-                     rep->train_history,
-                     rep->val_history,
-                     rep->n_history,
-                     r->hist_every,
-                     c->format,
-                     c->grid};
+    run_info info = {.cmdline = cmdline,
+                     .spec = c->spec,
+                     .data_name = c->data,
+                     .n_params = nf_flow_param_count(r->flow),
+                     .dim = r->d,
+                     .steps = rep->steps,
+                     .epochs = rep->epochs,
+                     .seconds = rep->seconds,
+                     .train_nll = rep->train_loss,
+                     .val_nll = rep->val_loss,
+                     .test_nll = r->test_nll,
+                     .train_hist = rep->train_history,
+                     .val_hist = rep->val_history,
+                     .n_hist = rep->n_history,
+                     .hist_every = r->hist_every,
+                     .format = c->format,
+                     .grid = c->grid,
+                     .restored = rep->restored,
+                     .best_epoch = rep->best_epoch,
+                     .patience = c->o.patience,
+                     .test_what = r->test_what};
     char names[16][64];
     int nfig = 0;
     int rc = make_figures(cmd, r->flow, r->generated ? r->test : r->x, r->generated ? r->ntest : r->n, c->out, &info,
@@ -291,15 +348,18 @@ static int report(const train_cfg *c, const train_run *r, int argc, char **argv)
     if (c->quiet && rc) return rc;
     printf("model:   %s/model.nflow (%zu parameters)\n", c->out, nf_flow_param_count(r->flow));
     if (rep->epochs)
-        printf("trained: %zu steps, %zu epochs in %.1f s; final train NLL %.4f", rep->steps, rep->epochs, rep->seconds,
-               rep->train_loss);
+        printf("trained: %zu steps, %zu epochs in %.1f s", rep->steps, rep->epochs, rep->seconds);
     else
-        printf("trained: %zu steps on fresh batches in %.1f s; final train NLL %.4f", rep->steps, rep->seconds,
-               rep->train_loss);
-    if (!isnan(rep->val_loss)) printf(", validation %.4f", rep->val_loss);
-    printf("\n");
-    if (!isnan(r->test_nll))
-        printf("test NLL: %.4f nats (%s)\n", r->test_nll, r->generated ? "10,000 fresh points" : "validation rows");
+        printf("trained: %zu steps on fresh batches in %.1f s", rep->steps, rep->seconds);
+    if (rep->restored)
+        printf("; kept epoch %zu's parameters (best validation NLL; %zu epochs without improvement)\n"
+               "         train NLL %.4f (epoch %zu's mean), validation %.4f\n",
+               rep->best_epoch, c->o.patience, rep->train_loss, rep->best_epoch, rep->val_loss);
+    else if (!isnan(rep->val_loss))
+        printf("; final train NLL %.4f, validation %.4f\n", rep->train_loss, rep->val_loss);
+    else
+        printf("; final train NLL %.4f\n", rep->train_loss);
+    if (!isnan(r->test_nll)) printf("test NLL: %.4f nats (%s)\n", r->test_nll, r->test_what);
     if (!rc) printf("report:  %s/report.html (%d figures)\n", c->out, nfig);
     return rc;
 }

@@ -43,30 +43,88 @@ static void fig_path(char *path, size_t sz, const char *dir, const char *name, c
     snprintf(path, sz, "%s/%s.%s", dir, name, fmt);
 }
 
-/* The loss curves (train and, when there is one, validation). */
+int write_history(const char *cmd, const char *path, const char *header, const double *train, const double *val, size_t n,
+                  size_t every) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return fail(cmd, EXIT_DATA, "out of memory writing %s", path);
+    fprintf(f, "%s\n", header);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "%zu,", (i + 1) * every);
+        if (isfinite(train[i])) fprintf(f, "%.9g", train[i]);
+        if (val) {
+            fputc(',', f);
+            if (!isnan(val[i])) fprintf(f, "%.9g", val[i]); /* inf stays: rows given density 0 */
+        }
+        fputc('\n', f);
+    }
+    int rc = fclose(f) ? fail(cmd, EXIT_DATA, "out of memory writing %s", path)
+             : nf_write_file(path, buf, len) ? fail(cmd, EXIT_DATA, "%s", nf_last_error())
+                                             : 0;
+    free(buf);
+    return rc;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The loss axis: from the lowest value to the 95th percentile plus a
+ * third of the spread, so that one spike does not flatten the curves;
+ * *clipped says whether some values lie above it. */
+static void loss_range(const run_info *info, double *lo, double *hi, int *clipped) {
+    size_t n = 0, m = info->n_hist;
+    double *v = malloc(2 * m * sizeof(double) + 1);
+    for (size_t i = 0; v && i < m; i++) {
+        if (isfinite(info->train_hist[i])) v[n++] = info->train_hist[i];
+        if (isfinite(info->val_hist[i])) v[n++] = info->val_hist[i];
+    }
+    *lo = 0;
+    *hi = 1;
+    *clipped = 0;
+    if (n) {
+        qsort(v, n, sizeof *v, cmp_double);
+        double p95 = v[(size_t)(0.95 * (double)(n - 1))];
+        *lo = v[0];
+        *hi = p95 + (p95 - v[0]) / 3;
+        if (!(*hi > *lo)) *hi = *lo + 1e-3 + 1e-3 * fabs(*lo);
+        *clipped = v[n - 1] > *hi;
+    }
+    for (size_t i = 0; i < m && !*clipped; i++) *clipped = isinf(info->val_hist[i]) && info->val_hist[i] > 0;
+    free(v);
+}
+
+/* The loss curves (train and, when there is one, validation), the epoch
+ * whose parameters were kept marked. */
 static int loss_figure(const char *cmd, const char *dir, const char *fmt, const run_info *info, char names[][64],
                        int *nfig) {
-    char path[4096];
+    char path[4096], title[160];
     int rc = 0;
     if (info && info->n_hist) {
-        double *xs = malloc(info->n_hist * sizeof(double)), lo = INFINITY, hi = -INFINITY;
-        if (!xs) {
-            return fail(cmd, EXIT_DATA, "out of memory");
-        }
-        int has_val = 0;
+        double *xs = malloc(info->n_hist * sizeof(double)), lo, hi;
+        if (!xs) return fail(cmd, EXIT_DATA, "out of memory");
+        int has_val = 0, clipped;
         for (size_t i = 0; i < info->n_hist; i++) {
             xs[i] = (double)((i + 1) * info->hist_every);
-            double a = info->train_hist[i], b = info->val_hist[i];
-            if (isfinite(a)) lo = fmin(lo, a), hi = fmax(hi, a);
-            if (isfinite(b)) lo = fmin(lo, b), hi = fmax(hi, b), has_val = 1;
+            has_val |= !isnan(info->val_hist[i]);
         }
+        loss_range(info, &lo, &hi, &clipped);
+        snprintf(title, sizeof title, "%s%s", info->loss_name ? info->loss_name : "negative log-likelihood (nats)",
+                 clipped ? " (axis clipped above)" : "");
         fig_path(path, sizeof path, dir, "loss", fmt);
         pl_fig *f = pl_fig_new(path, fmt, 1, 1, 460, 320);
         if (f) {
-            pl_panel(f, 0, "negative log-likelihood (nats)", 0, xs[info->n_hist - 1], lo - 0.05 * (hi - lo + 1e-9),
-                     hi + 0.05 * (hi - lo + 1e-9), info->hist_every == 1 ? "epoch" : "step", "mean NLL");
-            pl_line(f, xs, info->train_hist, info->n_hist, PL_BLUE, 1.5, "train", 0);
+            double pad = 0.05 * (hi - lo);
+            pl_panel(f, 0, title, 0, xs[info->n_hist - 1], lo - pad, hi + pad, info->hist_every == 1 ? "epoch" : "step",
+                     info->loss_name ? "nats" : "mean NLL");
+            pl_line(f, xs, info->train_hist, info->n_hist, PL_BLUE, 1.5, info->loss_name ? "estimate" : "train", 0);
             if (has_val) pl_line(f, xs, info->val_hist, info->n_hist, PL_ORANGE, 1.5, "validation", 1);
+            if (info->restored) {
+                double bx[2] = {(double)info->best_epoch, (double)info->best_epoch}, by[2] = {lo - pad, hi + pad};
+                pl_line(f, bx, by, 2, PL_GREEN, 1.0, "kept", 2);
+            }
         }
         free(xs);
         if ((rc = finish(cmd, f, path))) return rc;
@@ -337,7 +395,8 @@ int write_report(const char *cmd, const char *dir, const run_info *info, char na
           "td{padding:2px 12px 2px 0;vertical-align:top}code{background:#f3f3f3;padding:1px 4px}"
           "img{max-width:100%;border:1px solid #ddd;margin:6px 0}</style></head><body>\n",
           f);
-    fputs("<h1>nflow training report</h1>\n<table>\n<tr><td>command</td><td><code>", f);
+    fputs(info->loss_name ? "<h1>nflow fit-density report</h1>" : "<h1>nflow training report</h1>", f);
+    fputs("\n<table>\n<tr><td>command</td><td><code>", f);
     html_escape(f, info->cmdline);
     fputs("</code></td></tr>\n<tr><td>flow</td><td><code>", f);
     html_escape(f, info->spec);
@@ -348,9 +407,25 @@ int write_report(const char *cmd, const char *dir, const run_info *info, char na
         fprintf(f, "<tr><td>training</td><td>%zu steps, %zu epochs, %.1f s</td></tr>\n", info->steps, info->epochs, info->seconds);
     else
         fprintf(f, "<tr><td>training</td><td>%zu steps on fresh batches, %.1f s</td></tr>\n", info->steps, info->seconds);
-    fprintf(f, "<tr><td>final train NLL</td><td id=\"train-nll\">%.4f nats</td></tr>\n", info->train_nll);
-    if (isfinite(info->val_nll)) fprintf(f, "<tr><td>validation NLL</td><td id=\"val-nll\">%.4f nats</td></tr>\n", info->val_nll);
-    if (isfinite(info->test_nll)) fprintf(f, "<tr><td>test NLL</td><td id=\"test-nll\">%.4f nats</td></tr>\n", info->test_nll);
+    if (info->restored)
+        fprintf(f, "<tr><td>parameters kept</td><td id=\"kept\">epoch %zu's, the best validation NLL: early stopping put "
+                   "them back after %zu epochs without improvement</td></tr>\n",
+                info->best_epoch, info->patience);
+    if (info->loss_name)
+        fprintf(f, "<tr><td>final %s</td><td id=\"train-nll\">%.4f nats</td></tr>\n", info->loss_name, info->train_nll);
+    else if (info->restored)
+        fprintf(f, "<tr><td>train NLL (epoch %zu's mean)</td><td id=\"train-nll\">%.4f nats</td></tr>\n", info->best_epoch,
+                info->train_nll);
+    else
+        fprintf(f, "<tr><td>final train NLL</td><td id=\"train-nll\">%.4f nats</td></tr>\n", info->train_nll);
+    if (isfinite(info->val_nll))
+        fprintf(f, "<tr><td>validation NLL (the rows early stopping watched)</td><td id=\"val-nll\">%.4f nats</td></tr>\n",
+                info->val_nll);
+    if (isfinite(info->test_nll)) {
+        fprintf(f, "<tr><td>test NLL</td><td id=\"test-nll\">%.4f nats (", info->test_nll);
+        html_escape(f, info->test_what);
+        fputs(")</td></tr>\n", f);
+    }
     fputs("</table>\n", f);
     for (int i = 0; i < nfig; i++) {
         char fp[4200];

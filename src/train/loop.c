@@ -115,7 +115,7 @@ static nf_status checkpoint(const nf_trainer *t, const nf_train_opts *o, const n
 
 /* Hands the histories to the report (or frees them). */
 static void finish_report(nf_train_report *rep, const nf_loop_state *c, const plan *pl, const nf_source *src,
-                          int stopped, double seconds, nf_status s) {
+                          int stopped, int restored, double seconds, nf_status s) {
     if (!rep || s) {
         free(c->htrain);
         free(c->hval);
@@ -129,6 +129,11 @@ static void finish_report(nf_train_report *rep, const nf_loop_state *c, const pl
     rep->best_val_loss = src->nval ? c->best : NAN;
     rep->best_epoch = c->best_epoch;
     rep->stopped_early = stopped != 0;
+    rep->restored = restored;
+    if (restored) { /* the numbers of the parameters kept */
+        rep->train_loss = c->htrain[c->best_epoch - 1];
+        rep->val_loss = c->best;
+    }
     rep->seconds = seconds;
     if (!s) {
         rep->train_history = c->htrain;
@@ -171,8 +176,9 @@ nf_status nf__train_loop(nf_trainer *t, nf_source *src, const nf_train_opts *o, 
         if (o->checkpoint_path && o->checkpoint_every && unit && unit % o->checkpoint_every == 0 && stopped != 2)
             s = checkpoint(t, o, rng, &c, pl.epochs);
     }
-    if (!s && src->nval && o->patience && stopped && c.best_epoch) memcpy(t->f->params, t->best, t->P * sizeof(float));
-    finish_report(rep, &c, &pl, src, stopped, now() - t0, s);
+    int restored = !s && src->nval && o->patience && stopped && c.best_epoch;
+    if (restored) memcpy(t->f->params, t->best, t->P * sizeof(float));
+    finish_report(rep, &c, &pl, src, stopped, restored, now() - t0, s);
     nf_rng_free(rng);
     return s;
 }
