@@ -388,7 +388,8 @@ typedef struct nf_dist nf_dist;
 
 /* Normal(loc, scale), scalar (d = 1), scale > 0. */
 nf_status nf_dist_normal(float loc, float scale, nf_dist **out);
-/* Uniform(low, high), scalar (d = 1), low < high; support [low, high). */
+/* Uniform(low, high), scalar (d = 1), low < high; log_prob on the closed
+ * support [low, high] (-inf outside), samples in [low, high). */
 nf_status nf_dist_uniform(float low, float high, nf_dist **out);
 /* Independent normals: loc (d values, NULL = 0) and scale_diag (d values,
  * each > 0; NULL = 1). */

@@ -106,7 +106,7 @@ static void test_transformed(void) {
 
 static void test_basic_dists(void) {
     nf_dist *mvn = NULL, *iso = NULL, *u = NULL;
-    float loc[2] = {1, -0.5f}, sd[2] = {2, 0.5f}, x[6], lp[3];
+    float loc[2] = {1, -0.5f}, sd[2] = {2, 0.5f}, x[6], lp[4];
     for (int i = 0; i < 6; i++) x[i] = (float)ref_mvn_x[i];
     CHECK_OK(nf_dist_mvn_diag(2, loc, sd, &mvn));
     CHECK_OK(nf_dist_log_prob(mvn, x, 3, lp));
@@ -118,12 +118,37 @@ static void test_basic_dists(void) {
     CHECK_NEAR(lp[0], -2 * (log(2.0) + 0.91893853320467274), 1e-7, "scaled identity log_prob at 0");
 
     CHECK_OK(nf_dist_uniform(-1, 3, &u));
-    float in[3] = {0.5f, -1.5f, 3.0f}, c[3];
-    CHECK_OK(nf_dist_log_prob(u, in, 3, lp));
+    float in[4] = {0.5f, -1.5f, 3.0f, 3.5f}, c[4];
+    CHECK_OK(nf_dist_log_prob(u, in, 4, lp));
     CHECK_NEAR(lp[0], ref_uni_logp[0], 1e-7, "uniform log_prob vs PyTorch");
-    CHECK(isinf(lp[1]) && lp[1] < 0 && isinf(lp[2]), "uniform log_prob outside [low, high) is -inf");
+    CHECK(isinf(lp[1]) && lp[1] < 0 && isinf(lp[3]), "uniform log_prob outside [low, high] is -inf");
+    CHECK(lp[2] == lp[0], "uniform log_prob at high: the support is closed (%g)", (double)lp[2]);
     CHECK_OK(nf_dist_cdf(u, in, 3, c));
     CHECK(c[0] == 0.375f && c[1] == 0 && c[2] == 1, "uniform cdf clamps");
+    /* TFP's logistic, uniform(0, 1) through invert(sigmoid): sigmoid(x) rounds to 1 in float32
+     * above x ~ 16.6, where the density must go on as the logistic's -x - 2 log(1 + e^-x) */
+    {
+        nf_rng *r0 = NULL;
+        nf_rng_create(1, &r0);
+        nf_dist *logi = NULL;
+        CHECK_OK(nf_dist_from_spec("transformed(uniform(0, 1), invert(sigmoid))", r0, &logi));
+        float xs[5] = {-30, -17, 0, 17, 30}, lq[5];
+        if (logi) CHECK_OK(nf_dist_log_prob(logi, xs, 5, lq));
+        for (int k = 0; logi && k < 5; k++) {
+            double ax = fabs(xs[k]), want = -ax - 2 * log1p(exp(-ax));
+            CHECK_NEAR(lq[k], want, 1e-4 * (1 + ax), "logistic log_prob at %g", (double)xs[k]);
+        }
+        nf_dist_free(logi);
+        /* the same at normal_cdf's boundary: Phi(x) rounds to 1 above x ~ 5.4 */
+        nf_dist *nrm = NULL;
+        CHECK_OK(nf_dist_from_spec("transformed(uniform(0, 1), invert(normal_cdf))", r0, &nrm));
+        float xn[3] = {-7, 0, 7}, ln[3];
+        if (nrm) CHECK_OK(nf_dist_log_prob(nrm, xn, 3, ln));
+        for (int k = 0; nrm && k < 3; k++)
+            CHECK_NEAR(ln[k], -0.5 * xn[k] * xn[k] - 0.91893853320467274, 1e-3, "normal via normal_cdf at %g", (double)xn[k]);
+        nf_dist_free(nrm);
+        nf_rng_free(r0);
+    }
 
     /* sampling moments */
     nf_rng *rng = NULL;

@@ -1,6 +1,9 @@
 /*
- * uniform.c - Uniform(low, high) on [low, high) (d = 1).
- *   log p = -log(high - low) inside the support, -inf outside;
+ * uniform.c - Uniform(low, high) (d = 1).
+ *   log p = -log(high - low) on the closed support [low, high], -inf
+ *   outside (closed, so that a float32 map onto the support which rounds
+ *   to `high`, e.g. sigmoid(x) = 1 for x > 16.6, keeps its density);
+ *   samples lie in [low, high);
  *   cdf = clamp((x - low) / (high - low), 0, 1).
  */
 #include "dist_impl.h"
@@ -16,7 +19,7 @@ static nf_status uni_log_prob(const nf_dist *D, void *scratch, float *lp, const 
     (void)scratch;
     const uniform *U = (const uniform *)D;
     float inside = (float)-log((double)U->high - U->low);
-    for (size_t i = 0; i < n; i++) lp[i] = x[i] >= U->low && x[i] < U->high ? inside : -INFINITY;
+    for (size_t i = 0; i < n; i++) lp[i] = x[i] >= U->low && x[i] <= U->high ? inside : -INFINITY;
     return NF_OK;
 }
 
