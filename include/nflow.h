@@ -632,7 +632,9 @@ nf_status nf_flow_fit_reverse_kl(nf_flow *flow, nf_log_density_fn target, void *
  * Distributions: normal(loc, scale), uniform(low, high),
  *   mvn_diag(loc=[..], scale=[..]), transformed(dist, bijector).
  * Errors name the column, with a caret line, and list the known names.
- * rng draws the networks' initial weights (and random MADE orders).
+ * rng draws the networks' initial weights (and random MADE orders); it may
+ * be NULL (a spec that draws nothing needs none; one that does then draws
+ * from seed 0).
  * nf_spec_builder lists every builder; `nflow eval --list` prints them. */
 nf_status nf_bijector_from_spec(const char *spec, size_t d, nf_rng *rng, nf_bijector **out);
 

@@ -163,6 +163,13 @@ void test_cli(const char *build) {
     CHECK(run(out, sizeof out, "%s eval --dist 'transformed(normal(0,1), affine_scalar(shift=0, scale=2))' --cdf 0,1,2", bin) == 0 &&
               strstr(out, "0.5\n0.69146") && strstr(out, "0.84134"), "eval cdf: %s", out);
 
+    /* --opt=value and -nVALUE */
+    CHECK(run(out, sizeof out, "%s eval --dist='normal(0, 1)' --log-prob=2.01", bin) == 0 && fabs(atof(out) + 2.938989) < 1e-6,
+          "--opt=value: %s", out);
+    CHECK(run(out, sizeof out, "%s sample --model=%s/model.nflow -n3 --seed=2 --out=-", bin, rundir) == 0 && strstr(out, "x1,x2\n") &&
+              run(out, sizeof out, "%s sample --model=%s/model.nflow -n3 --seed=2 --out=- | wc -l", bin, rundir) == 0 && atoi(out) == 4,
+          "-n3 --seed=2 --out=-: %s", out);
+
     /* the builders' table, listed */
     CHECK(run(out, sizeof out, "%s eval --list", bin) == 0 && strstr(out, "Bijectors:") && strstr(out, "  realnvp ") &&
               strstr(out, "Distributions:") && strstr(out, "  mog "), "eval --list: %.80s", out);

@@ -45,6 +45,13 @@ static void test_builder_table(void) {
         }
     }
     CHECK(nb >= 27, "%zu bijectors in the table", nb);
+    /* a spec that draws nothing needs no rng; one that does draws from seed 0 without one */
+    nf_dist *norng = NULL;
+    CHECK_OK(nf_dist_from_spec("transformed(normal(0.5, 2), exp)", NULL, &norng));
+    nf_dist_free(norng);
+    CHECK_OK(nf_bijector_from_spec("maf(hidden=[4])", 2, NULL, &b));
+    nf_bijector_free(b);
+    b = NULL;
     nf_dist *D = NULL;
     CHECK_ERR(nf_dist_from_spec("nosuch", rng, &D), NF_ERR_ARG, "unknown distribution");
     snprintf(msg, sizeof msg, "%s", nf_last_error());

@@ -12,8 +12,9 @@
 
 enum { EXIT_USAGE = 1, EXIT_DATA = 2, EXIT_NUMERIC = 3 };
 
-/* A tiny option parser: options are "--name value" or "--flag"; anything
- * else is a positional argument. */
+/* A tiny option parser: options are "--name value", "--name=value" (and
+ * "-n VALUE" or "-nVALUE" for one-letter ones) or "--flag"; anything else is
+ * a positional argument. */
 typedef struct args {
     int argc;
     char **argv;
@@ -33,6 +34,8 @@ double opt_num(args *a, const char *name, double def, double lo, double hi);
 /* Fails with a usage error naming the first argument no option consumed. */
 int args_check_all_used(args *a);
 const char *arg_positional(args *a, int k);
+/* Whether the option `name` is on the command line (either form). */
+int arg_given(int argc, char **argv, const char *name);
 
 /* Prints "nflow CMD: message" and returns the exit code. */
 int fail(const char *cmd, int code, const char *fmt, ...)

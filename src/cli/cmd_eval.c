@@ -141,9 +141,7 @@ int cmd_eval(int argc, char **argv) {
     static const char *const ops[] = {"--log-prob", "--prob", "--cdf", "--forward", "--inverse", "--fldj", "--ildj", NULL};
     const char *op = NULL, *vals = NULL;
     for (int k = 0; ops[k]; k++) {
-        int had = 0;
-        for (int i = 0; i < argc; i++) had |= !strcmp(argv[i], ops[k]);
-        if (!had) continue;
+        if (!arg_given(argc, argv, ops[k])) continue;
         if (op) {
             args_free(&a);
             return fail(cmd, EXIT_USAGE, "give one of %s and %s", op, ops[k]);

@@ -119,10 +119,8 @@ static int parse(train_cfg *c, int argc, char **argv) {
     c->out = opt_str(&a, "--out", NULL);
     c->format = opt_str(&a, "--format", "png");
     c->ctxcols = opt_str(&a, "--context-cols", NULL);
-    for (int i = 0; i < argc; i++) {
-        c->has_steps |= !strcmp(argv[i], "--steps");
-        c->has_epochs |= !strcmp(argv[i], "--epochs");
-    }
+    c->has_steps = arg_given(argc, argv, "--steps");
+    c->has_epochs = arg_given(argc, argv, "--epochs");
     c->steps = (size_t)opt_num(&a, "--steps", 5000, 1, 1e9);
     c->epochs = (size_t)opt_num(&a, "--epochs", 0, 1, 1e9);
     nf_train_opts *o = &c->o;

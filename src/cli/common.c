@@ -56,7 +56,28 @@ static int find(args *a, const char *name) {
     return -1;
 }
 
+/* "--name=value", or "-nVALUE" for a one-letter option: the value, else NULL. */
+static const char *attached(const char *arg, const char *name) {
+    size_t k = strlen(name);
+    if (strncmp(arg, name, k)) return NULL;
+    if (name[1] == '-') return arg[k] == '=' ? arg + k + 1 : NULL;
+    return k == 2 && arg[k] ? arg + k : NULL;
+}
+
+int arg_given(int argc, char **argv, const char *name) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], name) || attached(argv[i], name)) return 1;
+    return 0;
+}
+
 const char *opt_str(args *a, const char *name, const char *def) {
+    for (int i = 0; i < a->argc; i++) {
+        const char *v = a->used[i] ? NULL : attached(a->argv[i], name);
+        if (v) {
+            a->used[i] = 1;
+            return v;
+        }
+    }
     int i = find(a, name);
     if (i < 0) return def;
     if (i + 1 >= a->argc) exit(fail(a->cmd, EXIT_USAGE, "option %s needs a value", name));

@@ -628,26 +628,32 @@ const nf_spec_builder_info *nf_spec_builder(int what, size_t k) {
 
 nf_status nf_bijector_from_spec(const char *spec, size_t d, nf_rng *rng, nf_bijector **out) {
     const char *fn = "nf_bijector_from_spec";
-    if (!out || !rng) return nf__err(NF_ERR_ARG, "%s: out and rng must not be NULL", fn);
+    if (!out) return nf__err(NF_ERR_ARG, "%s: out must not be NULL", fn);
     *out = NULL;
     if (d == 0) return nf__err(NF_ERR_ARG, "%s: dimension must be >= 1", fn);
+    nf_rng *own = NULL; /* rng NULL: random draws (initial weights) from seed 0 */
+    if (!rng) NF_TRY(nf_rng_create(0, &own));
     sp_node *n = NULL;
     nf_status s = nf__spec_parse(spec, &n);
-    bctx c = {spec, rng};
+    bctx c = {spec, rng ? rng : own};
     if (!s) s = build_bij(&c, n, d, out);
     nf__spec_free(n);
+    nf_rng_free(own);
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
 
 nf_status nf_dist_from_spec(const char *spec, nf_rng *rng, nf_dist **out) {
     const char *fn = "nf_dist_from_spec";
-    if (!out || !rng) return nf__err(NF_ERR_ARG, "%s: out and rng must not be NULL", fn);
+    if (!out) return nf__err(NF_ERR_ARG, "%s: out must not be NULL", fn);
     *out = NULL;
+    nf_rng *own = NULL; /* rng NULL: random draws (a mixture's, a flow's weights) from seed 0 */
+    if (!rng) NF_TRY(nf_rng_create(0, &own));
     sp_node *n = NULL;
     nf_status s = nf__spec_parse(spec, &n);
-    bctx c = {spec, rng};
+    bctx c = {spec, rng ? rng : own};
     if (!s) s = build_dist(&c, n, 0, out);
     nf__spec_free(n);
+    nf_rng_free(own);
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
 
