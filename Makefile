@@ -2,7 +2,7 @@
 #   make              library (static + shared), examples and tests
 #   make test         run the test suite (prints "N passed, N failed")
 #   make test SAN=1   the same suite built with ASan + UBSan (in build-san/)
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   (make uninstall PREFIX=... removes it)
 CC      ?= cc
 PREFIX  ?= /usr/local
 SAN     ?= 0
@@ -37,7 +37,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 EX_SRC   := $(sort $(wildcard examples/*.c))
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all lib test examples install clean bench fuzz tsan valgrind
+.PHONY: all lib test examples install uninstall clean bench fuzz tsan valgrind
 .SECONDARY:
 all: lib examples $(BUILD)/nflow $(BUILD)/tests/run
 
@@ -51,8 +51,9 @@ $(BUILD)/libnflow.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/libnflow.so: $(LIB_OBJ)
-	$(CC) $(CFLAGS) -shared -Wl,-soname,libnflow.so.0 -o $@ $^ $(LDFLAGS) $(LDLIBS)
+# Only the public API (nf_ and a letter) is exported: nflow.map.
+$(BUILD)/libnflow.so: $(LIB_OBJ) nflow.map
+	$(CC) $(CFLAGS) -shared -Wl,-soname,libnflow.so.0 -Wl,--version-script=nflow.map -o $@ $(LIB_OBJ) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/src/plot/%.o: CFLAGS += $(CAIRO_CFLAGS)
 
@@ -98,18 +99,30 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 bench:
 	bench/run
 
-$(BUILD)/nflow.pc: nflow.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBS@|$(LDLIBS)|' nflow.pc.in > $@
 
-install: lib $(BUILD)/nflow $(BUILD)/nflow.pc
+# make install PREFIX=DIR: headers, libraries, nflow.pc (its Libs carry an rpath, so
+# programs built with `pkg-config --libs nflow` run without LD_LIBRARY_PATH) and the
+# nflow program (linked statically: it runs from anywhere).  A system prefix
+# (/usr, /usr/local) refreshes the loader's cache (ldconfig) when run as root.
+install: lib $(BUILD)/nflow
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/nflow.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libnflow.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libnflow.so $(DESTDIR)$(PREFIX)/lib/libnflow.so.0
 	ln -sf libnflow.so.0 $(DESTDIR)$(PREFIX)/lib/libnflow.so
-	install -m 644 $(BUILD)/nflow.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBS@|$(LDLIBS)|' nflow.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/nflow.pc
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(BUILD)/nflow $(DESTDIR)$(PREFIX)/bin/
+	@if [ -z "$(DESTDIR)" ] && { [ "$(PREFIX)" = /usr/local ] || [ "$(PREFIX)" = /usr ]; } && [ "$$(id -u)" = 0 ]; then \
+	    ldconfig; \
+	else \
+	    echo "note: programs linked with 'pkg-config --libs nflow' find $(PREFIX)/lib/libnflow.so.0 through their rpath"; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/nflow.h $(DESTDIR)$(PREFIX)/lib/libnflow.a $(DESTDIR)$(PREFIX)/lib/libnflow.so \
+	      $(DESTDIR)$(PREFIX)/lib/libnflow.so.0 $(DESTDIR)$(PREFIX)/lib/pkgconfig/nflow.pc $(DESTDIR)$(PREFIX)/bin/nflow
+	@if [ -z "$(DESTDIR)" ] && { [ "$(PREFIX)" = /usr/local ] || [ "$(PREFIX)" = /usr ]; } && [ "$$(id -u)" = 0 ]; then ldconfig; fi
 
 clean:
 	rm -rf build build-san build-tsan build-clang build-fuzz

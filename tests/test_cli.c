@@ -41,6 +41,8 @@ static int exists(const char *dir, const char *name) {
     return stat(p, &sb) == 0 && sb.st_size > 0;
 }
 
+int nf__alloc_maps_large(void); /* 0 in sanitizer builds */
+
 void test_cli(const char *build) {
     snprintf(bin, sizeof bin, "%s/nflow", build);
     snprintf(tmp, sizeof tmp, "%s/nflow_cli_%d", getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
@@ -169,6 +171,21 @@ void test_cli(const char *build) {
     CHECK(run(out, sizeof out, "%s sample --model=%s/model.nflow -n3 --seed=2 --out=-", bin, rundir) == 0 && strstr(out, "x1,x2\n") &&
               run(out, sizeof out, "%s sample --model=%s/model.nflow -n3 --seed=2 --out=- | wc -l", bin, rundir) == 0 && atoi(out) == 4,
           "-n3 --seed=2 --out=-: %s", out);
+
+    /* make install: a program built with pkg-config runs without LD_LIBRARY_PATH; the shared library
+     * exports the public API only; make uninstall removes it all (not for sanitizer builds, whose
+     * library needs their runtime) */
+    if (nf__alloc_maps_large() && run(NULL, 0, "command -v pkg-config >/dev/null && command -v make >/dev/null") == 0) {
+        CHECK(run(NULL, 0, "make -s install PREFIX=%s/pfx BUILD=%s >/dev/null", tmp, build) == 0, "make install");
+        CHECK(run(out, sizeof out, "cc examples/walkthrough.c $(PKG_CONFIG_PATH=%s/pfx/lib/pkgconfig pkg-config --cflags --libs nflow) "
+                                   "-lm -o %s/wk && env -u LD_LIBRARY_PATH %s/wk", tmp, tmp, tmp) == 0 && strstr(out, "-2.93899"),
+              "an installed program runs without LD_LIBRARY_PATH: %.60s", out);
+        CHECK(run(out, sizeof out, "nm -D %s/pfx/lib/libnflow.so.0 | grep -c ' T nf__'", tmp) != 0 && atoi(out) == 0 &&
+                  run(out, sizeof out, "nm -D %s/pfx/lib/libnflow.so.0 | grep -c ' T nf_flow_fit$'", tmp) == 0 && atoi(out) == 1,
+              "libnflow.so exports nf_ functions and no nf__ ones");
+        CHECK(run(NULL, 0, "make -s uninstall PREFIX=%s/pfx BUILD=%s >/dev/null && test -z \"$(find %s/pfx -type f)\"", tmp, build, tmp) == 0,
+              "make uninstall removes every file");
+    }
 
     /* the builders' table, listed */
     CHECK(run(out, sizeof out, "%s eval --list", bin) == 0 && strstr(out, "Bijectors:") && strstr(out, "  realnvp ") &&
