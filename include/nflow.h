@@ -669,12 +669,18 @@ int nf_flow_scaler(const nf_flow *flow, const float **mean, const float **std);
  * build seed, the scaler and `summary` (a string, e.g. JSON, may be NULL);
  * tensors are named like a PyTorch state_dict ("layers.0.s_net.0.weight",
  * weights [out, in]), MADE masks and permutations stored as buffers.
- * Saving writes a temporary file, fsyncs it and renames it.  Loading rebuilds
- * the flow from its spec and checks every tensor's name, shape and size
- * against the spec and the file length; only flows built from a spec can be
- * saved. */
+ * Saving goes through nf_write_file (a temporary file, fsync, rename).
+ * nf_flow_load rebuilds the flow from its spec and checks every tensor's
+ * name, shape and size against the spec and the file length.  A flow built
+ * with the C constructors (no spec) is saved the same way; load it with
+ * nf_flow_load_params into the same flow built again (as PyTorch's
+ * load_state_dict): nf_flow_load says so for such a file. */
 nf_status nf_flow_save(const nf_flow *flow, const char *path, const char *summary);
 nf_status nf_flow_load(const char *path, nf_flow **out);
+/* Loads a model file's parameters (and scaler) into `flow`, whose tensors
+ * must match the file's in name and shape (fixed buffers such as MADE masks
+ * equal); on failure the flow's parameters are left as they were. */
+nf_status nf_flow_load_params(nf_flow *flow, const char *path);
 /* The metadata value `key` of a model file's header (malloc'd; free()). */
 nf_status nf_model_metadata(const char *path, const char *key, char **value);
 

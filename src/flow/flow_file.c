@@ -71,9 +71,6 @@ static nf_status nf__flow_save_ex_impl(const nf_flow *f, const char *path, const
                            size_t nxt, const char *const *meta_kv, size_t nmeta) {
     const char *fn = "nf_flow_save";
     if (!f || !path) return nf__err(NF_ERR_ARG, "%s: flow and path must not be NULL", fn);
-    if (!f->spec)
-        return nf__err(NF_ERR_UNSUPPORTED,
-                       "%s: this flow was not built from a spec, so its file could not be loaded back", fn);
     tlist l = {f, NULL, 0, 0};
     nf_status s = nf__flow_tensors(f, collect, &l);
     for (size_t i = 0; !s && i < nxt; i++) s = add(&l, xt[i].name, 1, &xt[i].count, xt[i].count, xt[i].data);
@@ -86,9 +83,12 @@ static nf_status nf__flow_save_ex_impl(const nf_flow *f, const char *path, const
     if (!s && f->has_scaler && (!(mean = floats_json(f->mean, f->d)) || !(std = floats_json(f->std, f->d))))
         s = nf__err(NF_ERR_NOMEM, "out of memory");
     if (!s) {
-        const char *fixed[] = {"format", "nflow", "version", NF_MODEL_VERSION, "spec",
-                               f->spec,  "dim",   dim,       "build_seed",     seed};
-        for (size_t i = 0; i < 10; i++) kv[nkv++] = fixed[i];
+        /* a flow built by the C constructors has no spec: its file is loaded into the same flow
+         * built again (nf_flow_load_params) */
+        const char *fixed[] = {"format", "nflow", "version", NF_MODEL_VERSION, "spec", f->spec ? f->spec : "", "dim", dim,
+                               "build_seed", seed};
+        for (size_t i = 0; i < 10; i++)
+            if (f->spec || (i != 4 && i != 5 && i != 8 && i != 9)) kv[nkv++] = fixed[i];
         if (mean) {
             kv[nkv++] = "scaler_mean";
             kv[nkv++] = mean;
@@ -198,6 +198,9 @@ static nf_status build_from_meta(const nf_st_file *m, const char *path, nf_flow 
                           ver ? ver : "(none)");
     char *end = NULL;
     unsigned long long dv = dim ? strtoull(dim, &end, 10) : 0;
+    if (!spec && dim)
+        return nf__err(NF_ERR_UNSUPPORTED, "%s: the flow was built with the C constructors, not from a spec: build the same "
+                       "flow and load its parameters with nf_flow_load_params", path);
     if (!spec || !dim || *end || dv == 0 || dv > (1u << 24)) return nf__st_bad(m, "spec or dim missing or invalid");
     unsigned long long sv = seed ? strtoull(seed, &end, 10) : 0;
     if (!seed || *end) return nf__st_bad(m, "build_seed missing or invalid");
@@ -246,6 +249,35 @@ nf_status nf_flow_load(const char *path, nf_flow **out) {
     }
     *out = f;
     return NF_OK;
+}
+
+/* The file's format, version and dimension against f's. */
+static nf_status check_header(const nf_st_file *m, const nf_flow *f) {
+    const char *fmt = nf__st_meta(m, "format"), *ver = nf__st_meta(m, "version"), *dim = nf__st_meta(m, "dim");
+    if (!fmt || strcmp(fmt, "nflow")) return nf__st_bad(m, "__metadata__ has no format \"nflow\"");
+    if (!ver || strcmp(ver, NF_MODEL_VERSION)) return nf__st_bad(m, "format version %s is not supported", ver ? ver : "(none)");
+    char *end = NULL;
+    unsigned long long dv = dim ? strtoull(dim, &end, 10) : 0;
+    if (!dim || *end || dv != f->d)
+        return nf__err(NF_ERR_SHAPE, "the file's flow has dimension %s, this one %zu", dim ? dim : "(none)", f->d);
+    return NF_OK;
+}
+
+nf_status nf_flow_load_params(nf_flow *f, const char *path) {
+    const char *fn = "nf_flow_load_params";
+    if (!f || !path) return nf__err(NF_ERR_ARG, "%s: NULL argument", fn);
+    float *keep = malloc(f->P * sizeof(float) + 1);
+    if (!keep) return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
+    memcpy(keep, f->params, f->P * sizeof(float));
+    nf_st_file *m = NULL;
+    nf_status s = nf__st_open(path, WHAT, &m);
+    if (!s) s = check_header(m, f);
+    if (!s) s = load_tensors(m, f, 1);
+    if (!s) s = load_scaler(m, f);
+    nf__st_close(m);
+    if (s) memcpy(f->params, keep, f->P * sizeof(float)); /* all or nothing */
+    free(keep);
+    return s ? nf__err_prefix(s, fn) : NF_OK;
 }
 
 nf_status nf_model_metadata(const char *path, const char *key, char **value) {

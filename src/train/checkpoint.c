@@ -131,7 +131,7 @@ static nf_status load_all(const nf_st_file *m, const char *path, nf_trainer *t, 
     if (!mode || strcmp(mode, c->mode))
         return nf__err(NF_ERR_DOMAIN, "%s: not a checkpoint of %s training (it is of %s)", path, c->mode,
                        mode ? mode : "none");
-    if (!t->f->spec || !spec || strcmp(spec, t->f->spec))
+    if ((t->f->spec || spec) && (!t->f->spec || !spec || strcmp(spec, t->f->spec))) /* both NULL: built by hand */
         return nf__err(NF_ERR_DOMAIN, "%s: the checkpoint is of another flow (spec %s)", path, spec ? spec : "none");
     NF_TRY(nf__flow_load_tensors(m, t->f));
     NF_TRY(nf__st_read_floats(m, "train.adam_m", t->m, t->P));
