@@ -696,6 +696,10 @@ nf_status nf_model_metadata(const char *path, const char *key, char **value);
 nf_status nf_read_table(const char *path, float **data, size_t *n, size_t *d);
 /* Writes n x d floats as CSV (header line if non-NULL) or .npy (float32),
  * atomically (temporary file, then rename); "-" is stdout (CSV). */
+/* nf_read_table and the column names of a CSV header (*names: d strings,
+ * NULL for a .npy file or a CSV without a header; free with nf_free_names). */
+nf_status nf_read_table_names(const char *path, float **data, size_t *n, size_t *d, char ***names);
+void nf_free_names(char **names, size_t d);
 nf_status nf_write_table(const char *path, const float *x, size_t n, size_t d, const char *header);
 /* Writes len bytes to `path` the way every nflow writer does (tables, model
  * files, checkpoints, the CLI's figures and reports): "-" is standard

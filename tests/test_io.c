@@ -130,6 +130,10 @@ void test_io(void) {
         {"# nothing\n\n", "no data rows", NF_ERR_SHAPE},
         {"", "no data rows", NF_ERR_SHAPE},
         {"1,2,\n", "trailing comma", NF_ERR_DOMAIN},
+        /* a first data row with a typo, or NA, is an error, never taken for a header */
+        {"1.0,2.O\n3,4\n", "line 1, column 5: '2.O' is not a number (field 2)", NF_ERR_DOMAIN},
+        {"NA,2\n3,4\n", "line 1, column 1: 'NA' is not a number (field 1)", NF_ERR_DOMAIN},
+        {"a,b\n1.0,,2.0\n", "line 2, column 5: an empty field (field 2)", NF_ERR_DOMAIN},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_file(bad, cases[i].text, strlen(cases[i].text));
@@ -139,6 +143,19 @@ void test_io(void) {
               "CSV case %zu: got %s: %s", i, nf_status_str(s), nf_last_error());
         CHECK(y == NULL, "no data on failure");
     }
+
+    /* header names */
+    const char *named = "x, y ,label\n1,2,0\n3,4,1\n";
+    write_file(bad, named, strlen(named));
+    char **names = NULL;
+    CHECK_OK(nf_read_table_names(bad, &y, &n, &d, &names));
+    CHECK(n == 2 && d == 3 && names && !strcmp(names[0], "x") && !strcmp(names[1], "y") && !strcmp(names[2], "label"),
+          "header names read");
+    nf_free_names(names, d);
+    free(y);
+    const char *short_h = "x,y\n1,2,0\n";
+    write_file(bad, short_h, strlen(short_h));
+    CHECK_ERR(nf_read_table_names(bad, &y, &n, &d, &names), NF_ERR_SHAPE, "the header names 2 columns, the data have 3");
 
     /* hostile .npy files */
     snprintf(bad, sizeof bad, "%s/nflow_test_bad_%d.npy", tmpdir(), (int)getpid());

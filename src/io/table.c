@@ -3,8 +3,10 @@
  * .npy files, chosen by extension; "-" is stdin/stdout in CSV.
  *
  * CSV: comma or whitespace separated, '#' starts a comment, blank lines are
- * skipped, a first line that is not all numbers is a header.  Every value
- * must be finite; errors name the file, line and column.
+ * skipped, a first line none of whose fields is a number is a header (a
+ * first data row with a typo is an error, never taken for a header).  Every
+ * value must be finite and no field empty; errors name the file, line and
+ * column.
  * NPY: versions 1-3, little-endian float32 or float64, C order, shape (n,)
  * or (n, d); every size is checked against the file length before anything
  * is allocated.
@@ -41,88 +43,114 @@ static int push(growbuf *g, float x) {
     return 1;
 }
 
-static nf_status read_csv(const char *path, FILE *f, float **out, size_t *n_out, size_t *d_out) {
+/* The token at p (up to a separator), for messages. */
+static void token(const char *p, char tok[32]) {
+    size_t t = 0;
+    while (p[t] && p[t] != ',' && !isspace((unsigned char)p[t]) && t < 31) {
+        tok[t] = p[t];
+        t++;
+    }
+    tok[t] = 0;
+}
+
+/* Whether some field of the line parses as a whole number token. */
+static int has_number(const char *p) {
+    while (*p) {
+        while (isspace((unsigned char)*p) || *p == ',') p++;
+        if (!*p) break;
+        char *end;
+        strtod(p, &end);
+        if (end != p && (!*end || *end == ',' || isspace((unsigned char)*end))) return 1;
+        while (*p && *p != ',' && !isspace((unsigned char)*p)) p++;
+    }
+    return 0;
+}
+
+/* Parses one data line's fields into g; *k: how many. */
+static nf_status csv_fields(const char *path, size_t lineno, char *line, char *p, growbuf *g, size_t *k) {
+    *k = 0;
+    while (*p) {
+        char *end;
+        size_t col = (size_t)(p - line) + 1, field = *k + 1; /* character column, and field number */
+        if (*p == ',')
+            return nf__err(NF_ERR_DOMAIN, "%s: line %zu, column %zu: an empty field (field %zu)", path, lineno, col, field);
+        errno = 0;
+        double v = strtod(p, &end);
+        if (end == p || (*end && *end != ',' && !isspace((unsigned char)*end))) {
+            char tok[32];
+            token(p, tok);
+            return nf__err(NF_ERR_DOMAIN, "%s: line %zu, column %zu: '%s' is not a number (field %zu)", path, lineno, col, tok,
+                           field);
+        }
+        if (!isfinite(v) || (errno == ERANGE && fabs(v) > 1))
+            return nf__err(NF_ERR_DOMAIN, "%s: line %zu, column %zu: value %.*s is not a finite float", path, lineno, col,
+                           (int)(end - p), p);
+        if (fabs(v) > 3.4e38)
+            return nf__err(NF_ERR_DOMAIN, "%s: line %zu, column %zu: value %g overflows float", path, lineno, col, v);
+        if (!push(g, (float)v)) return nf__err(NF_ERR_NOMEM, "%s: out of memory at line %zu", path, lineno);
+        (*k)++;
+        p = end;
+        while (isspace((unsigned char)*p)) p++;
+        if (*p == ',') {
+            p++;
+            while (isspace((unsigned char)*p)) p++;
+            if (!*p)
+                return nf__err(NF_ERR_DOMAIN, "%s: line %zu, column %zu: an empty field (a trailing comma)", path, lineno,
+                               (size_t)(p - line) + 1);
+        }
+    }
+    return NF_OK;
+}
+
+/* CSV: the first non-blank line is a header when none of its fields is a
+ * number (then `header` gets it); every other line must be all numbers. */
+static nf_status read_csv(const char *path, FILE *f, float **out, size_t *n_out, size_t *d_out, char **header) {
     growbuf g = {0};
     size_t d = 0, rows = 0, lineno = 0;
     char *line = NULL;
     size_t cap = 0;
-    ssize_t len;
     nf_status s = NF_OK;
     int seen_first = 0;
-    while (!s && (len = getline(&line, &cap, f)) >= 0) {
+    while (!s && getline(&line, &cap, f) >= 0) {
         lineno++;
         char *hash = strchr(line, '#');
         if (hash) *hash = 0;
         char *p = line;
         while (isspace((unsigned char)*p)) p++;
         if (!*p) continue;
-        /* split into fields */
-        size_t k = 0, start = g.n;
-        int header = 0;
-        while (*p && !s) {
-            char *end;
-            size_t col = (size_t)(p - line) + 1;
-            errno = 0;
-            double v = strtod(p, &end);
-            if (end == p) {
-                if (!seen_first) {
-                    header = 1;
-                    break;
-                }
-                char tok[32];
-                size_t t = 0;
-                while (p[t] && p[t] != ',' && !isspace((unsigned char)p[t]) && t < 31) tok[t] = p[t], t++;
-                tok[t] = 0;
-                s = nf__err(NF_ERR_DOMAIN, "%s: line %zu, column %zu: '%s' is not a number", path, lineno, col, tok);
-                break;
-            }
-            if (!isfinite(v) || (errno == ERANGE && fabs(v) > 1)) {
-                s = nf__err(NF_ERR_DOMAIN, "%s: line %zu, column %zu: value %.*s is not a finite float", path, lineno,
-                            col, (int)(end - p), p);
-                break;
-            }
-            if (fabs(v) > 3.4e38) {
-                s = nf__err(NF_ERR_DOMAIN, "%s: line %zu, column %zu: value %g overflows float", path, lineno, col, v);
-                break;
-            }
-            if (!push(&g, (float)v)) {
-                s = nf__err(NF_ERR_NOMEM, "%s: out of memory at line %zu", path, lineno);
-                break;
-            }
-            k++;
-            p = end;
-            while (isspace((unsigned char)*p)) p++;
-            if (*p == ',') {
-                p++;
-                while (isspace((unsigned char)*p)) p++;
-                if (!*p) {
-                    s = nf__err(NF_ERR_DOMAIN, "%s: line %zu: a trailing comma with no value", path, lineno);
-                    break;
-                }
-            }
-        }
-        if (s) break;
-        if (header) {
-            g.n = start;
+        if (!seen_first) {
             seen_first = 1;
-            continue;
+            if (!has_number(p)) { /* a header: no field is a number */
+                if (header) {
+                    char *e = p + strlen(p);
+                    while (e > p && isspace((unsigned char)e[-1])) *--e = 0;
+                    *header = strdup(p);
+                }
+                continue;
+            }
         }
-        seen_first = 1;
+        size_t k = 0;
+        s = csv_fields(path, lineno, line, p, &g, &k);
+        if (s) break;
         if (d == 0) d = k;
-        else if (k != d) {
+        else if (k != d)
             s = nf__err(NF_ERR_SHAPE, "%s: line %zu has %zu columns, expected %zu like the first data row", path, lineno, k, d);
-            break;
-        }
         rows++;
     }
     free(line);
-    if (!s && ferror(f)) s = nf__err(NF_ERR_ARG, "%s: read error", path);
+    if (!s && ferror(f)) s = nf__err(NF_ERR_IO, "%s: read error", path);
     if (!s && rows == 0) s = nf__err(NF_ERR_SHAPE, "%s: no data rows", path);
     if (s) {
         free(g.v);
+        if (header) {
+            free(*header);
+            *header = NULL;
+        }
         return s;
     }
-    *out = g.v, *n_out = rows, *d_out = d;
+    *out = g.v;
+    *n_out = rows;
+    *d_out = d;
     return NF_OK;
 }
 
@@ -218,23 +246,70 @@ static nf_status read_npy(const char *path, FILE *f, float **out, size_t *n_out,
     return NF_OK;
 }
 
-static nf_status nf_read_table_impl(const char *path, float **data, size_t *n, size_t *d) {
+/* Splits a header line into exactly d names. */
+static nf_status split_names(const char *path, const char *h, size_t d, char ***names) {
+    char **v = calloc(d ? d : 1, sizeof *v);
+    if (!v) return nf__err(NF_ERR_NOMEM, "out of memory");
+    size_t k = 0;
+    const char *p = h;
+    while (*p) {
+        while (isspace((unsigned char)*p)) p++;
+        const char *e = p;
+        while (*e && *e != ',' && !(isspace((unsigned char)*e) && !strchr(h, ','))) e++;
+        const char *t = e;
+        while (t > p && isspace((unsigned char)t[-1])) t--;
+        if (k < d && !(v[k] = strndup(p, (size_t)(t - p)))) k = d + 1;
+        k++;
+        p = *e == ',' ? e + 1 : e;
+        if (!*e) break;
+    }
+    if (k != d) {
+        nf_free_names(v, d);
+        return nf__err(NF_ERR_SHAPE, "%s: the header names %zu columns, the data have %zu", path, k, d);
+    }
+    *names = v;
+    return NF_OK;
+}
+
+void nf_free_names(char **names, size_t d) {
+    for (size_t j = 0; names && j < d; j++) free(names[j]);
+    free(names);
+}
+
+static nf_status read_table_impl(const char *path, float **data, size_t *n, size_t *d, char ***names) {
     const char *fn = "nf_read_table";
     if (!path || !data || !n || !d) return nf__err(NF_ERR_ARG, "%s: NULL argument", fn);
-    *data = NULL, *n = *d = 0;
+    *data = NULL;
+    *n = *d = 0;
+    if (names) *names = NULL;
     int npy = ends_with(path, ".npy");
     FILE *f = strcmp(path, "-") ? fopen(path, npy ? "rb" : "r") : stdin;
     if (!f) return nf__err(NF_ERR_IO, "%s: cannot open %s: %s", fn, path, strerror(errno));
-    nf_status s = npy ? read_npy(path, f, data, n, d) : read_csv(path, f, data, n, d);
+    char *header = NULL;
+    nf_status s = npy ? read_npy(path, f, data, n, d) : read_csv(path, f, data, n, d, names ? &header : NULL);
     if (f != stdin) fclose(f);
+    if (!s && header) s = split_names(path, header, *d, names);
+    free(header);
+    if (s) {
+        free(*data);
+        *data = NULL;
+    }
     return s;
 }
 
-/* In the C locale whatever the host program set (core/clocale.c). */
 nf_status nf_read_table(const char *path, float **data, size_t *n, size_t *d) {
     nf_clocale loc;
     nf__clocale_enter(&loc);
-    nf_status r = nf_read_table_impl(path, data, n, d);
+    nf_status r = read_table_impl(path, data, n, d, NULL);
+    nf__clocale_leave(&loc);
+    return r;
+}
+
+nf_status nf_read_table_names(const char *path, float **data, size_t *n, size_t *d, char ***names) {
+    if (!names) return nf__err(NF_ERR_ARG, "nf_read_table_names: names is NULL");
+    nf_clocale loc;
+    nf__clocale_enter(&loc);
+    nf_status r = read_table_impl(path, data, n, d, names);
     nf__clocale_leave(&loc);
     return r;
 }
