@@ -701,6 +701,8 @@ nf_status nf_read_table(const char *path, float **data, size_t *n, size_t *d);
 nf_status nf_read_table_names(const char *path, float **data, size_t *n, size_t *d, char ***names);
 void nf_free_names(char **names, size_t d);
 nf_status nf_write_table(const char *path, const float *x, size_t n, size_t d, const char *header);
+/* n values as a vector: a .npy of shape (n,), or a one-column CSV. */
+nf_status nf_write_vector(const char *path, const float *x, size_t n, const char *header);
 /* Writes len bytes to `path` the way every nflow writer does (tables, model
  * files, checkpoints, the CLI's figures and reports): "-" is standard
  * output; a character device, FIFO or stream (/dev/stdout, also through a

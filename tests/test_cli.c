@@ -247,6 +247,32 @@ void test_cli(const char *build) {
                   strstr(out, "--val-split needs rows to hold out"), "--val-split on a stream is refused: %s", out);
     }
 
+    /* real tables: columns by name, constant columns named at once, advice when the loss breaks down,
+     * a 1-D log_prob array */
+    {
+        const char *dg = "examples/data/digits.csv";
+        CHECK(run(out, sizeof out, "%s train --data %s --flow 'maf(hidden=[8])' --epochs 1 --standardize --out %s/dg --quiet 2>&1",
+                  bin, dg, tmp) == 2 && strstr(out, "3 constant columns (std 0, 0-based): 0, 32, 39") && strstr(out, "--drop-constant"),
+              "--standardize names every constant column and the way out: %s", out);
+        CHECK(run(out, sizeof out, "%s train --data %s --drop label --drop-constant --flow 'maf(hidden=[8])' --epochs 1 --standardize "
+                                   "--out %s/dg --grid 20 --quiet 2>&1", bin, dg, tmp) == 0 &&
+                  strstr(out, "dropping 3 constant columns: px0, px32, px39") && run(out, sizeof out, "%s info %s/dg/model.nflow", bin, tmp) == 0 &&
+                  strstr(out, "dimension:  61"), "--drop label --drop-constant: 61 columns left: %s", out);
+        CHECK(run(out, sizeof out, "%s train --data %s --columns px20,px21,5 --flow 'maf(hidden=[8])' --epochs 1 --out %s/dg3 --grid 20 --quiet "
+                                   "&& %s info %s/dg3/model.nflow", bin, dg, tmp, bin, tmp) == 0 && strstr(out, "dimension:  3"),
+              "--columns by name and index: %s", out);
+        CHECK(run(out, sizeof out, "%s train --data %s --columns nosuch --flow maf --epochs 1 --out %s/dg4 2>&1", bin, dg, tmp) == 1 &&
+                  strstr(out, "'nosuch' is not a column"), "an unknown column is named: %s", out);
+        CHECK(run(out, sizeof out, "%s train --data examples/data/breast_cancer.csv --drop label --flow 'maf(layers=3, hidden=[64,64])' "
+                                   "--epochs 3 --lr 1e-2 --out %s/bcx --quiet 2>&1", bin, tmp) == 3 && strstr(out, "try --standardize"),
+              "a loss that breaks down at once on unscaled data suggests --standardize: %s", out);
+        snprintf(path, sizeof path, "%s/lp.npy", tmp);
+        CHECK(run(NULL, 0, "%s sample --model %s/model.nflow -n 7 --out %s/s.csv && %s logprob --model %s/model.nflow --in %s/s.csv --out %s",
+                  bin, rundir, tmp, bin, rundir, tmp, path) == 0 &&
+                  run(out, sizeof out, "head -c 80 %s | tr -d '\\000'", path) == 0 && strstr(out, "'shape': (7,)"),
+              "logprob writes a 1-D .npy: %s", out);
+    }
+
     /* outputs never destroy: /dev/full fails with the OS's reason and stays a device, /dev/stdout is
      * written through; a failed run leaves no folder it made, a completed one no checkpoint */
     CHECK(run(out, sizeof out, "%s sample --model %s/model.nflow -n 5 --out /dev/full 2>&1", bin, rundir) == 2 &&

@@ -106,7 +106,10 @@ typedef struct rows_src {
     const char *data;    /* a generated set's name (nf_data_name) or a file */
     float noise;         /* generated sets */
     int labels;          /* generated sets: [x1, x2, label] rows (the label is the context) */
-    const char *ctxcols; /* files: the context columns, "2" or "3,4" (NULL: none) */
+    const char *ctxcols; /* files: the context columns, "2", "3,4" or names (NULL: none) */
+    const char *columns; /* files: the columns to keep (names or indices), or */
+    const char *drop;    /* the columns to leave out */
+    int drop_constant;   /* leave out the columns that are constant (said on stderr) */
 } rows_src;
 int rows_generated(const char *data);
 /* n generated rows of width 2 + labels. */

@@ -146,7 +146,7 @@ int cmd_logprob(int argc, char **argv) {
     if (!rc && dc && c) split_context_rows(x, n, fd, dc, x, c);
     if (!rc && (!lp || (dc && !c) || nf_flow_log_prob_ctx(f, x, c, n, lp))) rc = fail(cmd, EXIT_NUMERIC, "%s", nf_last_error());
     free(c);
-    if (!rc && nf_write_table(out, lp, n, 1, "log_prob")) rc = fail(cmd, EXIT_DATA, "%s", nf_last_error());
+    if (!rc && nf_write_vector(out, lp, n, "log_prob")) rc = fail(cmd, EXIT_DATA, "%s", nf_last_error());
     free(x), free(lp);
     nf_flow_free(f);
     return rc;
@@ -191,6 +191,7 @@ int cmd_plot(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     const char *model = opt_str(&a, "--model", NULL), *out = opt_str(&a, "--out", NULL), *data = opt_str(&a, "--data", NULL);
     const char *fmt = opt_str(&a, "--format", "png");
+    const char *columns = opt_str(&a, "--columns", NULL), *drop = opt_str(&a, "--drop", NULL);
     size_t n = (size_t)opt_num(&a, "--n", 2000, 1, 1e7);
     int grid = (int)opt_num(&a, "--grid", 200, 2, 2000);
     rc = args_check_all_used(&a);
@@ -205,7 +206,7 @@ int cmd_plot(int argc, char **argv) {
     if (data && rows_generated(data)) {
         nf_rng *rng = NULL;
         nf_rng_create(99, &rng);
-        rows_src g = {data, 0.05f, dc > 0, NULL};
+        rows_src g = {.data = data, .noise = 0.05f, .labels = dc > 0};
         x = malloc(n * 3 * sizeof(float));
         if (d != 2 || dc > 1)
             rc = fail(cmd, EXIT_DATA, "generated data are 2-D with a label but the model's dimension is %zu (context %zu)", d, dc);
@@ -214,7 +215,7 @@ int cmd_plot(int argc, char **argv) {
         nf_rng_free(rng);
     } else if (data) {
         size_t dd, dcf;
-        rows_src g = {data, 0, 0, NULL};
+        rows_src g = {.data = data, .columns = columns, .drop = drop};
         rc = rows_read(cmd, &g, &x, &n, &dd, &dcf);
         if (!rc && dd != d + dc) rc = fail(cmd, EXIT_DATA, "%s has %zu columns, the model needs %zu", data, dd, d + dc);
     }

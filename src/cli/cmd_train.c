@@ -38,9 +38,15 @@ static const char *HELP =
     "  --weight-decay W  L2 weight decay\n"
     "  --standardize     fit a standard scaler inside the model (densities stay in\n"
     "                    the data's units)\n"
+    "  --columns LIST    a file's columns to use, by header name or 0-based index\n"
+    "                    (e.g. --columns 0,1,5 or --columns mean_radius,mean_area)\n"
+    "  --drop LIST       a file's columns to leave out (e.g. --drop label)\n"
+    "  --drop-constant   leave out the columns that are constant (named on stderr);\n"
+    "                    --standardize refuses them otherwise, naming them all\n"
     "  --context-cols C  conditional flows: the data columns that are the condition\n"
-    "                    (0-based, comma-separated, e.g. 2 or 3,4), or `label` for a\n"
-    "                    generated set's label; the flow needs context=K in its spec\n"
+    "                    (names or 0-based indices after --columns/--drop, e.g. 2 or\n"
+    "                    3,4), or `label` for a generated set's label; the flow\n"
+    "                    needs context=K in its spec\n"
     "                    (K = the number of context columns), e.g. --data moons\n"
     "                    --context-cols label --flow \"nsf(context=1)\"\n"
     "  --n N             generated points for --epochs training (default 1000)\n"
@@ -62,8 +68,8 @@ static const char *HELP =
 
 /* The command's options. */
 typedef struct train_cfg {
-    const char *data, *spec, *out, *format, *ctxcols, *test_file;
-    int has_steps, has_epochs, quiet, grid;
+    const char *data, *spec, *out, *format, *ctxcols, *test_file, *columns, *drop;
+    int has_steps, has_epochs, quiet, grid, drop_constant;
     float test_split;
     size_t steps, epochs, ngen;
     float noise;
@@ -134,6 +140,9 @@ static int parse(train_cfg *c, int argc, char **argv) {
     o->standardize = opt_flag(&a, "--standardize");
     c->test_split = (float)opt_num(&a, "--test-split", 0, 0, 0.99);
     c->test_file = opt_str(&a, "--test", NULL);
+    c->columns = opt_str(&a, "--columns", NULL);
+    c->drop = opt_str(&a, "--drop", NULL);
+    c->drop_constant = opt_flag(&a, "--drop-constant");
     c->ngen = (size_t)opt_num(&a, "--n", 1000, 2, 1e9);
     c->noise = (float)opt_num(&a, "--noise", 0.05, 0, 1e3);
     c->seed = (uint64_t)opt_num(&a, "--seed", 0, 0, 1.8e19);
@@ -208,7 +217,13 @@ static int load_rows(train_cfg *c, train_run *r) {
     if (c->ctxcols && r->generated != labels)
         return fail(cmd, EXIT_USAGE, "--context-cols: %s",
                     r->generated ? "a generated set's context is `label`" : "give column numbers of the data file");
-    r->g = (rows_src){c->data, c->noise, labels, labels ? NULL : c->ctxcols};
+    r->g = (rows_src){.data = c->data,
+                      .noise = c->noise,
+                      .labels = labels,
+                      .ctxcols = labels ? NULL : c->ctxcols,
+                      .columns = c->columns,
+                      .drop = c->drop,
+                      .drop_constant = c->drop_constant};
     r->stream = r->generated && !c->has_epochs;
     r->d = 2;
     r->nctx = (size_t)labels;
@@ -283,6 +298,11 @@ static int fit(train_cfg *c, train_run *r) {
     progress_done(&pr);
     if (s) {
         fprintf(stderr, "nflow train: %s\n", nf_last_error());
+        if (strstr(nf_last_error(), "constant column"))
+            fprintf(stderr, "nflow train: leave them out with --drop-constant (or --drop COLUMNS)\n");
+        else if (s == NF_ERR_NUMERIC && r->rep.steps < 10)
+            fprintf(stderr, "nflow train: the loss broke down in the first steps: %s\n",
+                    c->o.standardize ? "try a lower --lr (or --clip)" : "try --standardize (unscaled data) or a lower --lr");
         return s == NF_ERR_NUMERIC ? EXIT_NUMERIC : EXIT_DATA;
     }
     return 0;

@@ -149,11 +149,19 @@ nf_status nf_flow_fit_scaler(nf_flow *f, const float *x, size_t n) {
             acc[d + j] += c * c;
         }
     s = NF_OK;
+    char list[512] = "";
+    size_t nconst = 0, len = 0;
     for (size_t j = 0; j < d; j++) {
         m[j] = (float)acc[j];
         m[d + j] = (float)sqrt(acc[d + j] / (double)n); /* population std, as scikit-learn */
-        if (!(m[d + j] > 0)) s = nf__err(NF_ERR_DOMAIN, "%s: column %zu is constant (std 0)", fn, j);
+        if (!(m[d + j] > 0) && len + 24 < sizeof list) /* every constant column, named at once */
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%zu", nconst++ ? ", " : "", j);
+        else if (!(m[d + j] > 0))
+            nconst++;
     }
+    if (nconst)
+        s = nf__err(NF_ERR_DOMAIN, "%s: %zu constant column%s (std 0, 0-based): %s%s", fn, nconst, nconst > 1 ? "s" : "", list,
+                    len + 24 >= sizeof list ? ", ..." : "");
     if (!s) s = nf_flow_set_scaler(f, m, m + d);
     free(acc);
     free(m);

@@ -314,7 +314,8 @@ nf_status nf_read_table_names(const char *path, float **data, size_t *n, size_t 
     return r;
 }
 
-static nf_status nf_write_table_impl(const char *path, const float *x, size_t n, size_t d, const char *header) {
+/* vector: a 1-D array (shape (n,) in .npy; d must be 1). */
+static nf_status write_impl(const char *path, const float *x, size_t n, size_t d, const char *header, int vector) {
     const char *fn = "nf_write_table";
     if (!path || (n && !x) || d == 0) return nf__err(NF_ERR_ARG, "%s: bad arguments", fn);
     int npy = ends_with(path, ".npy");
@@ -325,7 +326,8 @@ static nf_status nf_write_table_impl(const char *path, const float *x, size_t n,
     int ok = 1;
     if (npy) {
         char h[128];
-        int len = snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }", n, d);
+        int len = vector ? snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu,), }", n)
+                         : snprintf(h, sizeof h, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }", n, d);
         size_t total = 10 + (size_t)len + 1, pad = (64 - total % 64) % 64;
         unsigned short hl = (unsigned short)(len + 1 + pad);
         unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff), (unsigned char)(hl >> 8)};
@@ -346,7 +348,15 @@ static nf_status nf_write_table_impl(const char *path, const float *x, size_t n,
 nf_status nf_write_table(const char *path, const float *x, size_t n, size_t d, const char *header) {
     nf_clocale loc;
     nf__clocale_enter(&loc);
-    nf_status r = nf_write_table_impl(path, x, n, d, header);
+    nf_status r = write_impl(path, x, n, d, header, 0);
+    nf__clocale_leave(&loc);
+    return r;
+}
+
+nf_status nf_write_vector(const char *path, const float *x, size_t n, const char *header) {
+    nf_clocale loc;
+    nf__clocale_enter(&loc);
+    nf_status r = write_impl(path, x, n, 1, header, 1);
     nf__clocale_leave(&loc);
     return r;
 }
