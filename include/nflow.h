@@ -555,6 +555,13 @@ typedef struct nf_train_opts {
      * are kept. */
     int (*reduce)(void *reduce_user, float *grad, size_t n, double *loss);
     void *reduce_user;
+    /* nf_flow_fit: 1 = uniform dequantisation of integer data (Theis et al.
+     * 2016): U(0, 1) noise on every data value (not the context), drawn
+     * afresh each epoch for the training rows, one fixed draw for the
+     * validation rows and the scaler.  The NLL is then that of the
+     * dequantised data, an upper bound on the integer data's NLL (-log P of
+     * the unit cell), in nats per row of the data's own units. */
+    int dequantize;
 } nf_train_opts;
 
 /* lr 1e-3, betas 0.9/0.999, eps 1e-8, batch 100, epochs 100, steps 1000,

@@ -266,6 +266,11 @@ void test_cli(const char *build) {
         CHECK(run(out, sizeof out, "%s train --data examples/data/breast_cancer.csv --drop label --flow 'maf(layers=3, hidden=[64,64])' "
                                    "--epochs 3 --lr 1e-2 --out %s/bcx --quiet 2>&1", bin, tmp) == 3 && strstr(out, "try --standardize"),
               "a loss that breaks down at once on unscaled data suggests --standardize: %s", out);
+        CHECK(run(out, sizeof out, "%s train --data %s --drop label --dequantize uniform --flow 'maf(hidden=[16])' --epochs 3 "
+                                   "--standardize --test-split 0.2 --out %s/dq --grid 20 --quiet 2>&1", bin, dg, tmp) == 0 &&
+                  strstr(out, "test NLL: "), "--dequantize uniform: %s", out);
+        CHECK(run(out, sizeof out, "%s train --data moons --dequantize uniform --flow maf --steps 10 --out %s/dq2 2>&1", bin, tmp) == 1 &&
+                  strstr(out, "apply to a file"), "--dequantize on generated data is refused: %s", out);
         snprintf(path, sizeof path, "%s/lp.npy", tmp);
         CHECK(run(NULL, 0, "%s sample --model %s/model.nflow -n 7 --out %s/s.csv && %s logprob --model %s/model.nflow --in %s/s.csv --out %s",
                   bin, rundir, tmp, bin, rundir, tmp, path) == 0 &&

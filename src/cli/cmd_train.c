@@ -41,6 +41,10 @@ static const char *HELP =
     "  --columns LIST    a file's columns to use, by header name or 0-based index\n"
     "                    (e.g. --columns 0,1,5 or --columns mean_radius,mean_area)\n"
     "  --drop LIST       a file's columns to leave out (e.g. --drop label)\n"
+    "  --dequantize uniform  integer data (counts, pixel values): add U(0,1) noise to\n"
+    "                    every value, fresh each epoch (one fixed draw for validation\n"
+    "                    and test rows); NLLs are then those of the dequantised data,\n"
+    "                    in the data's units, an upper bound on the integer data's\n"
     "  --drop-constant   leave out the columns that are constant (named on stderr);\n"
     "                    --standardize refuses them otherwise, naming them all\n"
     "  --context-cols C  conditional flows: the data columns that are the condition\n"
@@ -143,6 +147,7 @@ static int parse(train_cfg *c, int argc, char **argv) {
     c->columns = opt_str(&a, "--columns", NULL);
     c->drop = opt_str(&a, "--drop", NULL);
     c->drop_constant = opt_flag(&a, "--drop-constant");
+    const char *deq = opt_str(&a, "--dequantize", NULL);
     c->ngen = (size_t)opt_num(&a, "--n", 1000, 2, 1e9);
     c->noise = (float)opt_num(&a, "--noise", 0.05, 0, 1e3);
     c->seed = (uint64_t)opt_num(&a, "--seed", 0, 0, 1.8e19);
@@ -154,6 +159,8 @@ static int parse(train_cfg *c, int argc, char **argv) {
     if (rc) return rc;
     if (!c->data || !c->spec || !c->out) return fail(cmd, EXIT_USAGE, "--data, --flow and --out are required");
     if (c->has_steps && c->has_epochs) return fail(cmd, EXIT_USAGE, "give --steps or --epochs, not both");
+    if (deq && strcmp(deq, "uniform")) return fail(cmd, EXIT_USAGE, "--dequantize takes `uniform`, got '%s'", deq);
+    o->dequantize = deq != NULL;
     if (strcmp(c->format, "png") && strcmp(c->format, "svg") && strcmp(c->format, "pdf"))
         return fail(cmd, EXIT_USAGE, "--format must be png, svg or pdf");
     return 0;
@@ -230,8 +237,9 @@ static int load_rows(train_cfg *c, train_run *r) {
     size_t W = 2 + (size_t)labels; /* a generated row's width */
     if (nf_rng_create(c->seed ^ 0x5eedULL, &r->rng)) return fail(cmd, EXIT_DATA, "%s", nf_last_error());
     if (!r->generated) return file_rows(c, r);
-    if (c->test_split > 0 || c->test_file)
-        return fail(cmd, EXIT_USAGE, "--test-split and --test apply to a file: generated data is tested on 10,000 fresh points");
+    if (c->test_split > 0 || c->test_file || c->o.dequantize)
+        return fail(cmd, EXIT_USAGE, "--test-split, --test and --dequantize apply to a file: generated data is continuous "
+                                     "and tested on 10,000 fresh points");
     if (r->stream && c->o.val_split > 0)
         return fail(cmd, EXIT_USAGE, "--val-split needs rows to hold out: a file, or --epochs with --n generated points "
                                      "(streamed training draws fresh points every step and is tested on 10,000 more)");
@@ -314,6 +322,13 @@ static int save(const train_cfg *c, train_run *r) {
     const nf_train_report *rep = &r->rep;
     nf_status s = NF_OK;
     r->test_nll = NAN;
+    if (r->test && c->o.dequantize) { /* the test rows dequantised too: one fixed draw */
+        nf_rng *dq = NULL;
+        nf_rng_create(c->seed ^ 0x7e57ULL, &dq);
+        for (size_t i = 0; dq && i < r->ntest; i++)
+            for (size_t j = 0; j < r->d; j++) r->test[i * (r->d + r->nctx) + j] += nf_rng_uniform(dq);
+        nf_rng_free(dq);
+    }
     if (r->test) r->test_nll = mean_nll(r->flow, r->test, r->ntest, &s); /* the parameters saved, rows never seen */
     if (s) return fail(cmd, EXIT_NUMERIC, "evaluating the test NLL: %s", nf_last_error());
     char path[4096], summary[1024], val[32] = "null", test[32] = "null";

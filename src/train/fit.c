@@ -66,6 +66,25 @@ static nf_status run(const char *fn, nf_flow *f, const nf_objective *obj, nf_sou
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
 
+/* The scaler from the training rows (dequantised ones: one draw of their
+ * noise, so that integer columns constant in the data are not refused). */
+static nf_status fit_scaler(nf_flow *f, const float *data, size_t ntr, size_t D, const nf_train_opts *o) {
+    if (!o->dequantize) return nf_flow_fit_scaler(f, data, ntr);
+    float *tmp = malloc(ntr * D * sizeof(float) + 1);
+    nf_rng *r = NULL;
+    if (!tmp || nf_rng_create(o->seed ^ 0x5ca1eULL, &r)) {
+        free(tmp);
+        return nf__err(NF_ERR_NOMEM, "nf_flow_fit: out of memory");
+    }
+    memcpy(tmp, data, ntr * D * sizeof(float));
+    for (size_t i = 0; i < ntr; i++)
+        for (size_t j = 0; j < f->d; j++) tmp[i * D + j] += nf_rng_uniform(r);
+    nf_status s = nf_flow_fit_scaler(f, tmp, ntr);
+    nf_rng_free(r);
+    free(tmp);
+    return s;
+}
+
 nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_opts *o, nf_train_report *rep) {
     const char *fn = "nf_flow_fit";
     NF_TRY(check_opts(fn, f, o, rep));
@@ -78,12 +97,16 @@ nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_op
     size_t D = f->d + f->bij->dc; /* a row: x, then the context of a conditional flow */
     nf_status s = nf__check_finite("data", data, n, D);
     if (s) return nf__err_prefix(s, fn);
-    if (o->standardize && (s = nf_flow_fit_scaler(f, data, ntr))) return s;
+    if (o->standardize && (s = fit_scaler(f, data, ntr, D, o))) return s;
     size_t stepB = o->batch == 0 || o->batch > ntr ? ntr : o->batch;
     size_t B = stepB; /* the trainer's batch also serves validation, in chunks */
     if (nval > B && B < NF_FLOW_CHUNK) B = nval < NF_FLOW_CHUNK ? nval : NF_FLOW_CHUNK;
     nf_source src;
     if ((s = nf__source_array(&src, data, ntr, nval, D, stepB))) return nf__err_prefix(s, fn);
+    if (o->dequantize && (s = nf__source_dequantize(&src, f->d, o->seed ^ 0xdec0deULL))) {
+        nf__source_free(&src);
+        return nf__err_prefix(s, fn);
+    }
     s = run(fn, f, &nf__objective_nll, &src, B, o, rep, NULL, NULL);
     nf__source_free(&src);
     return s;

@@ -28,6 +28,8 @@ static nf_status array_next(nf_source *src, nf_trainer *t, nf_rng *rng, size_t *
     }
     size_t r = src->pos, n = ntr - r < src->step ? ntr - r : src->step;
     for (size_t i = 0; i < n; i++) put_row(t, i, src->data + idx[r + i] * src->D);
+    if (src->vnoise) /* dequantisation: fresh U(0, 1) noise on every value, every epoch */
+        for (size_t q = 0; q < n * t->d; q++) t->x[q] += nf_rng_uniform(rng);
     nf__flow_scale_in(t->f, t->x, n);
     src->pos = r + n == ntr ? 0 : r + n;
     *k = n;
@@ -47,8 +49,19 @@ nf_status nf__source_array(nf_source *src, const float *data, size_t ntr, size_t
     return src->idx ? NF_OK : nf__err(NF_ERR_NOMEM, "out of memory");
 }
 
+nf_status nf__source_dequantize(nf_source *src, size_t d, uint64_t seed) {
+    src->vnoise = malloc(src->nval * d * sizeof(float) + 1);
+    nf_rng *r = NULL;
+    if (!src->vnoise || nf_rng_create(seed, &r)) return nf__err(NF_ERR_NOMEM, "out of memory");
+    for (size_t q = 0; q < src->nval * d; q++) src->vnoise[q] = nf_rng_uniform(r);
+    nf_rng_free(r);
+    return NF_OK;
+}
+
 void nf__source_free(nf_source *src) {
     free(src->idx);
+    free(src->vnoise);
+    src->vnoise = NULL;
     src->idx = NULL;
 }
 
@@ -101,6 +114,7 @@ nf_status nf__source_validation(nf_source *src, nf_trainer *t, double *nll) {
     for (size_t r = 0; r < n; r += t->B) {
         size_t k = n - r < t->B ? n - r : t->B;
         for (size_t i = 0; i < k; i++) put_row(t, i, data + (r + i) * src->D);
+        for (size_t q = 0; src->vnoise && q < k * t->d; q++) t->x[q] += src->vnoise[r * t->d + q]; /* one fixed draw */
         nf__flow_scale_in(t->f, t->x, k);
         double l;
         nf_status s = nf__trainer_eval(t, k, 0, &l);

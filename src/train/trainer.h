@@ -65,6 +65,7 @@ struct nf_source {
     /* epochs over an array (validation, early stopping) */
     const float *data;
     size_t ntr, nval, D, pos, *idx;
+    float *vnoise; /* dequantisation (NULL: none): the validation rows' fixed U(0, 1) noise */
     /* streams */
     nf_sampler_fn draw;
     void *user;
@@ -73,6 +74,10 @@ struct nf_source {
  * by nval validation rows; frees with nf__source_free. */
 nf_status nf__source_array(nf_source *src, const float *data, size_t ntr, size_t nval, size_t D, size_t step);
 void nf__source_free(nf_source *src);
+/* Dequantisation of an array source: U(0, 1) noise on the d data values of
+ * every row (fresh each epoch for training rows, one draw from `seed` for
+ * the validation rows). */
+nf_status nf__source_dequantize(nf_source *src, size_t d, uint64_t seed);
 nf_source nf__source_sampler(nf_sampler_fn draw, void *user, size_t step);
 nf_source nf__source_base(size_t step);
 /* The mean NLL of an array source's validation rows (+inf where the model
