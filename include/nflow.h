@@ -473,9 +473,9 @@ size_t nf_flow_context_dim(const nf_flow *flow);
 /* log_prob, to_base and the sample calls work in chunks of 2048 rows; with
  * threads > 1 (up to 64) the chunks are split over that many threads, each
  * with its own workspace.  Results are identical for any thread count (the
- * base samples are drawn in order on the calling thread).  Run the BLAS
- * single-threaded with it (OPENBLAS_NUM_THREADS=1, or
- * openblas_set_num_threads(1)), or the threads oversubscribe the cores.
+ * base samples are drawn in order on the calling thread).  BLAS runs one
+ * thread inside every nflow call (nflow's threading policy: its own threads
+ * do the parallel work, and results never depend on OPENBLAS_NUM_THREADS).
  * Default 1.  Not to be called while another thread uses the flow. */
 nf_status nf_flow_set_threads(nf_flow *flow, size_t threads);
 nf_status nf_flow_log_prob_ctx(const nf_flow *flow, const float *x, const float *ctx, size_t n, float *log_prob);
@@ -539,7 +539,7 @@ typedef struct nf_train_opts {
     /* Threads that share each batch (0 or 1: the calling thread alone).  Each
      * takes a slice of the rows with its own workspace; gradients are summed
      * in a fixed order, so results are reproducible for a given thread count.
-     * Use a single-threaded BLAS with it (OPENBLAS_NUM_THREADS=1). */
+     * BLAS runs one thread inside nflow's calls, whatever the host set. */
     size_t threads;
     /* nf_flow_fit_reverse_kl: the target's weight beta rises linearly from
      * 0.01 to 1 over this many steps (Rezende & Mohamed's annealing, which

@@ -1163,7 +1163,39 @@ static void test_dequantize(void) {
     nf_rng_free(r);
 }
 
+/* The threading policy: BLAS runs one thread inside nflow's calls, so a
+ * seeded fit gives the same parameters whatever OpenBLAS's own thread
+ * count (with 256-wide networks its multi-threaded sgemm sums in another
+ * order), and the host's setting is put back afterwards. */
+extern void openblas_set_num_threads(int) __attribute__((weak));
+extern int openblas_get_num_threads(void) __attribute__((weak));
+
+static void test_blas_threads(void) {
+    if (!openblas_set_num_threads || !openblas_get_num_threads) {
+        printf("note: the BLAS is not OpenBLAS; the BLAS-thread check was skipped\n");
+        return;
+    }
+    nf_flow *f[2] = {NULL, NULL};
+    int blas[2] = {1, 2};
+    for (int k = 0; k < 2; k++) {
+        openblas_set_num_threads(blas[k]);
+        CHECK_OK(nf_flow_from_spec("realnvp(layers=2, hidden=[256,256])", 2, 5, &f[k]));
+        nf_train_opts o = nf_train_defaults();
+        o.batch = 256, o.steps = 20, o.log_every = 10;
+        if (f[k]) CHECK_OK(nf_flow_fit_stream(f[k], draw_moons, NULL, &o, NULL));
+        CHECK(openblas_get_num_threads() == blas[k], "the host's BLAS threads (%d) are put back (%d)", blas[k],
+              openblas_get_num_threads());
+    }
+    openblas_set_num_threads(1);
+    if (f[0] && f[1])
+        CHECK(!memcmp(nf_flow_params(f[0]), nf_flow_params(f[1]), nf_flow_param_count(f[0]) * sizeof(float)),
+              "a seeded fit does not depend on OpenBLAS's thread count");
+    nf_flow_free(f[0]);
+    nf_flow_free(f[1]);
+}
+
 void test_train(void) {
+    test_blas_threads();
     test_dequantize();
     test_backend_seam();
     test_fit_steps();

@@ -131,7 +131,10 @@ static nf_status run_pass(const char *fn, const nf_bijector *b, int fwd, const f
     }
     if (ldj) memset(ldj, 0, n * sizeof(float));
     nf_pass p = {n, tape, scratch, ctx, 0, NULL};
+    nf_blas_guard bg;
+    nf__blas_enter(&bg);
     s = fwd ? b->ops->forward(b, &p, out, ldj, in) : b->ops->inverse(b, &p, out, ldj, in);
+    nf__blas_leave(&bg);
     if (s == NF_OK) {
         size_t k = nf__first_nonfinite(out, n * d);
         if (k < n * d)

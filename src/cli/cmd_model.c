@@ -16,8 +16,8 @@ static const char *HELP_SAMPLE =
     "units.  --with-log-prob adds a last column with each sample's log-density.\n"
     "A conditional model needs --context: its context values (e.g. --context 1),\n"
     "the same for every sample.  --threads T splits the work into chunks over T\n"
-    "threads, each with a single-threaded BLAS: the samples equal a one-thread\n"
-    "run's with OPENBLAS_NUM_THREADS=1.\n";
+    "threads (BLAS runs one thread inside nflow's): the samples equal a\n"
+    "one-thread run's.\n";
 static const char *HELP_LOGPROB =
     "usage: nflow logprob --model M --in FILE --out FILE [--threads T]\n"
     "\n"
@@ -25,8 +25,8 @@ static const char *HELP_LOGPROB =
     "under the model (inverse direction: data -> base), one value per row, in\n"
     "the units of the data.  For a conditional model each row is the point\n"
     "followed by its context values: log p(x | c).  --threads T splits the rows\n"
-    "into chunks over T threads, each with a single-threaded BLAS (the values\n"
-    "equal a one-thread run's with OPENBLAS_NUM_THREADS=1).\n";
+    "into chunks over T threads (BLAS runs one thread inside nflow's; the values\n"
+    "equal a one-thread run's).\n";
 static const char *HELP_INFO =
     "usage: nflow info --model M\n"
     "\n"
@@ -41,11 +41,8 @@ static const char *HELP_PLOT =
     "A conditional model draws samples for each context found in --data (rows:\n"
     "point, then context; a generated set gives its label as the context).\n";
 
-/* OpenBLAS's thread control, when the CBLAS is OpenBLAS (weak: any CBLAS links). */
-extern void openblas_set_num_threads(int) __attribute__((weak));
-
 /* Loads a model; threads > 1 (--threads) splits its passes into chunks over
- * that many threads, each with a single-threaded BLAS. */
+ * that many threads. */
 static int load(const char *cmd, const char *path, size_t threads, nf_flow **f) {
     if (!path) return fail(cmd, EXIT_USAGE, "--model is required");
     if (nf_flow_load(path, f)) return fail(cmd, EXIT_DATA, "%s", nf_last_error());
@@ -56,7 +53,6 @@ static int load(const char *cmd, const char *path, size_t threads, nf_flow **f) 
         *f = NULL;
         return rc;
     }
-    if (openblas_set_num_threads) openblas_set_num_threads(1);
     return 0;
 }
 

@@ -165,9 +165,6 @@ void rmdir_made(const char *dir, const char *made) {
     }
 }
 
-/* OpenBLAS's thread control, when the CBLAS is OpenBLAS (weak: any CBLAS links). */
-extern void openblas_set_num_threads(int) __attribute__((weak));
-
 void engine_opts_parse(args *a, engine_opts *e) {
     e->ck_every = (size_t)opt_num(a, "--checkpoint-every", 0, 1, 1e12);
     e->threads = (size_t)opt_num(a, "--threads", 1, 1, 64);
@@ -203,8 +200,7 @@ void engine_opts_apply(const char *cmd, engine_opts *e, const char *out, int qui
             fprintf(stderr, "nflow %s: no checkpoint in %s yet, starting afresh\n", cmd, out);
         }
     }
-    o->threads = e->threads;
-    if (e->threads > 1 && openblas_set_num_threads) openblas_set_num_threads(1);
+    o->threads = e->threads; /* the library runs BLAS single-threaded inside them */
 }
 
 void cmdline_join(char *buf, size_t cap, const char *prog, int argc, char **argv) {

@@ -12,6 +12,7 @@
  */
 #include "core.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,4 +53,49 @@ const char *nf_blas_info(char *buf, size_t cap) {
     if (cap) snprintf(buf, cap, "%s; kernels: %s", config, core);
     if (!strstr(config, "DYNAMIC_ARCH") || !is_avx2_fallback(core) || !cpu_has_avx512_skx()) return NULL;
     return "SkylakeX";
+}
+
+/* ---- one BLAS thread inside nflow's calls --------------------------------- */
+
+/* nflow's threading policy: its own threads split the work (nf_train_opts
+ * .threads, nf_flow_set_threads), and BLAS runs one thread inside every
+ * nflow call, so that a seeded result never depends on OPENBLAS_NUM_THREADS
+ * (OpenBLAS's multi-threaded kernels sum in another order) and small
+ * products do not pay for waking a thread pool.  OpenBLAS 0.3.27 and later
+ * set this per thread (openblas_set_num_threads_local); older ones only for
+ * the whole process, so the first of nflow's concurrent calls lowers it and
+ * the last one puts the host's setting back (a counter under a mutex: the
+ * one piece of shared state in the library, guarding OpenBLAS's own). */
+extern int openblas_set_num_threads_local(int) __attribute__((weak));
+extern int openblas_get_num_threads(void) __attribute__((weak));
+extern void openblas_set_num_threads(int) __attribute__((weak));
+
+static pthread_mutex_t blas_mu = PTHREAD_MUTEX_INITIALIZER;
+static int blas_users, blas_saved;
+
+void nf__blas_enter(nf_blas_guard *g) {
+    g->prev = -1;
+    if (openblas_set_num_threads_local) {
+        g->prev = openblas_set_num_threads_local(1);
+        return;
+    }
+    if (!openblas_get_num_threads || !openblas_set_num_threads) return;
+    pthread_mutex_lock(&blas_mu);
+    if (blas_users++ == 0) {
+        blas_saved = openblas_get_num_threads();
+        if (blas_saved != 1) openblas_set_num_threads(1);
+    }
+    pthread_mutex_unlock(&blas_mu);
+    g->prev = 0;
+}
+
+void nf__blas_leave(nf_blas_guard *g) {
+    if (g->prev < 0) return;
+    if (openblas_set_num_threads_local) {
+        openblas_set_num_threads_local(g->prev);
+        return;
+    }
+    pthread_mutex_lock(&blas_mu);
+    if (--blas_users == 0 && blas_saved != 1) openblas_set_num_threads(blas_saved);
+    pthread_mutex_unlock(&blas_mu);
 }

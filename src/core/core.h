@@ -78,6 +78,14 @@ typedef struct nf_clocale {
 void nf__clocale_enter(nf_clocale *l);
 void nf__clocale_leave(nf_clocale *l);
 
+/* One BLAS thread for the duration of an nflow call (blas.c): enter, do the
+ * work, leave. */
+typedef struct nf_blas_guard {
+    int prev;
+} nf_blas_guard;
+void nf__blas_enter(nf_blas_guard *g);
+void nf__blas_leave(nf_blas_guard *g);
+
 /* Index of the first non-finite value among n, or n if all are finite. */
 size_t nf__first_nonfinite(const float *x, size_t n);
 /* Reports NF_ERR_DOMAIN naming `what`, if some value of the n x d batch x is

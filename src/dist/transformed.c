@@ -42,7 +42,11 @@ static nf_status tr_log_prob(const nf_dist *D, void *scratch, float *lp, const f
     carve(T, scratch, n, &w);
     memset(w.ldj, 0, n * sizeof(float));
     nf_pass p = {n, NULL, w.bscratch, NULL, 0, NULL};
-    NF_TRY(T->bij->ops->inverse(T->bij, &p, w.z, w.ldj, y));
+    nf_blas_guard bg;
+    nf__blas_enter(&bg); /* one BLAS thread inside nflow's calls (core/blas.c) */
+    nf_status bs = T->bij->ops->inverse(T->bij, &p, w.z, w.ldj, y);
+    nf__blas_leave(&bg);
+    NF_TRY(bs);
     NF_TRY(T->inner->ops->log_prob(T->inner, w.dscratch, lp, w.z, n));
     for (size_t i = 0; i < n; i++) lp[i] += w.ldj[i];
     return NF_OK;
@@ -55,7 +59,11 @@ static nf_status tr_sample(const nf_dist *D, void *scratch, nf_rng *rng, float *
     memset(w.ldj, 0, n * sizeof(float));
     NF_TRY(T->inner->ops->sample(T->inner, w.dscratch, rng, w.z, lp, n));
     nf_pass p = {n, NULL, w.bscratch, NULL, 0, NULL};
-    NF_TRY(T->bij->ops->forward(T->bij, &p, y, lp ? w.ldj : NULL, w.z));
+    nf_blas_guard bg;
+    nf__blas_enter(&bg); /* one BLAS thread inside nflow's calls (core/blas.c) */
+    nf_status bs = T->bij->ops->forward(T->bij, &p, y, lp ? w.ldj : NULL, w.z);
+    nf__blas_leave(&bg);
+    NF_TRY(bs);
     if (lp)
         for (size_t i = 0; i < n; i++) lp[i] -= w.ldj[i];
     return NF_OK;
@@ -70,7 +78,11 @@ static nf_status tr_cdf(const nf_dist *D, void *scratch, float *c, const float *
     tws w;
     carve(T, scratch, n, &w);
     nf_pass p = {n, NULL, w.bscratch, NULL, 0, NULL};
-    NF_TRY(T->bij->ops->inverse(T->bij, &p, w.z, NULL, y));
+    nf_blas_guard bg;
+    nf__blas_enter(&bg); /* one BLAS thread inside nflow's calls (core/blas.c) */
+    nf_status bs = T->bij->ops->inverse(T->bij, &p, w.z, NULL, y);
+    nf__blas_leave(&bg);
+    NF_TRY(bs);
     NF_TRY(T->inner->ops->cdf(T->inner, w.dscratch, c, w.z, n));
     if (m < 0)
         for (size_t i = 0; i < n; i++) c[i] = 1.0f - c[i];

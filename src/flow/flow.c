@@ -272,6 +272,8 @@ static nf_status run_chunks(const nf_flow *f, size_t n, chunk_fn fn, const void 
     chunk_worker c[NF_FLOW_MAX_THREADS];
     pthread_t th[NF_FLOW_MAX_THREADS];
     int started[NF_FLOW_MAX_THREADS] = {0};
+    nf_blas_guard bg;
+    nf__blas_enter(&bg); /* one BLAS thread inside nflow's threads */
     for (size_t t = 0; t < T; t++) c[t] = (chunk_worker){f, fn, job, n, m, t, T, NF_OK, 0, {0}};
     for (size_t t = 1; t < T; t++) started[t] = pthread_create(&th[t], NULL, chunk_main, &c[t]) == 0;
     chunk_main(&c[0]);
@@ -279,6 +281,7 @@ static nf_status run_chunks(const nf_flow *f, size_t n, chunk_fn fn, const void 
         if (started[t]) pthread_join(th[t], NULL);
         else chunk_main(&c[t]); /* no thread could be started: run its share here */
     }
+    nf__blas_leave(&bg);
     size_t worst = T;
     for (size_t t = 0; t < T; t++)
         if (c[t].st && (worst == T || c[t].bad_row < c[worst].bad_row)) worst = t;
@@ -457,12 +460,15 @@ nf_status nf_flow_sample_stages(const nf_flow *f, nf_rng *rng, size_t n, float *
         if (nf__scratch_bytes(parts[i], n) > sb) sb = nf__scratch_bytes(parts[i], n);
     unsigned char *mem = nf__aligned_alloc(nf__align(sb) + nf__align(db));
     if (!mem) return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
+    nf_blas_guard bg;
+    nf__blas_enter(&bg);
     nf_status s = f->base->ops->sample(f->base, mem + nf__align(sb), rng, out, NULL, n);
     for (size_t i = 0; i < k && !s; i++) {
         nf_pass p = {n, NULL, mem, NULL, 0, f->be};
         s = parts[i]->ops->forward(parts[i], &p, out + (i + 1) * blk, NULL, out + i * blk);
         if (!s) s = nonfinite_out(parts[i]->name, out + (i + 1) * blk, n, d, 0);
     }
+    nf__blas_leave(&bg);
     if (!s && f->has_scaler) {
         memcpy(out + (k + 1) * blk, out + k * blk, blk * sizeof(float));
         scale_out(f, out + (k + 1) * blk, n);

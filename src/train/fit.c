@@ -61,7 +61,10 @@ static nf_status run(const char *fn, nf_flow *f, const nf_objective *obj, nf_sou
     t.target = target;
     t.target_user = target_user;
     t.anneal_steps = o->anneal_steps;
+    nf_blas_guard bg;
+    nf__blas_enter(&bg); /* one BLAS thread inside nflow's: results do not depend on OPENBLAS_NUM_THREADS */
     s = nf__train_loop(&t, src, o, rep);
+    nf__blas_leave(&bg);
     nf__trainer_free(&t);
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
