@@ -665,6 +665,11 @@ nf_status nf_flow_from_spec(const char *spec, size_t d, uint64_t seed, nf_flow *
 const char *nf_flow_spec(const nf_flow *flow);
 /* 1 and the scaler's arrays if the flow has one, else 0. */
 int nf_flow_scaler(const nf_flow *flow, const float **mean, const float **std);
+/* The data's column names (d values, then the context's): kept with the
+ * flow, saved in its model file, and used as the header of sample files.
+ * names NULL removes them.  The name of column j, or NULL. */
+nf_status nf_flow_set_column_names(nf_flow *flow, const char *const *names);
+const char *nf_flow_column_name(const nf_flow *flow, size_t j);
 
 /* ------------------------------------------------------------------------ */
 /* Model files                                                               */

@@ -271,6 +271,10 @@ void test_cli(const char *build) {
                   strstr(out, "test NLL: "), "--dequantize uniform: %s", out);
         CHECK(run(out, sizeof out, "%s train --data moons --dequantize uniform --flow maf --steps 10 --out %s/dq2 2>&1", bin, tmp) == 1 &&
                   strstr(out, "apply to a file"), "--dequantize on generated data is refused: %s", out);
+        CHECK(run(out, sizeof out, "%s train --data examples/data/breast_cancer.csv --columns mean_radius,mean_area --flow 'maf(hidden=[8])' "
+                                   "--epochs 1 --standardize --out %s/nm --grid 20 --quiet >/dev/null && %s sample --model %s/nm/model.nflow -n 1 "
+                                   "--with-log-prob --out -", bin, tmp, bin, tmp) == 0 && !strncmp(out, "mean_radius,mean_area,log_prob\n", 31),
+              "sample files keep the training data's column names: %s", out);
         snprintf(path, sizeof path, "%s/lp.npy", tmp);
         CHECK(run(NULL, 0, "%s sample --model %s/model.nflow -n 7 --out %s/s.csv && %s logprob --model %s/model.nflow --in %s/s.csv --out %s",
                   bin, rundir, tmp, bin, rundir, tmp, path) == 0 &&

@@ -184,6 +184,21 @@ void test_model(void) {
           "a failed load leaves the parameters as they were");
     free(before);
     nf_flow_free(other);
+    /* column names travel with the model (UTF-8, quotes and commas too) */
+    const char *cn[2] = {"radius \"r\", mm", "\xc3\xa9paisseur"};
+    CHECK_OK(nf_flow_set_column_names(built[0], cn));
+    CHECK_OK(nf_flow_save(built[0], path, NULL));
+    nf_flow *named = NULL;
+    CHECK_OK(nf_flow_from_spec("maf(hidden=[4])", 2, 1, &named));
+    CHECK_OK(nf_flow_set_column_names(named, cn));
+    CHECK_OK(nf_flow_save(named, path2, NULL));
+    nf_flow_free(named);
+    named = NULL;
+    CHECK_OK(nf_flow_load(path2, &named));
+    CHECK(named && nf_flow_column_name(named, 0) && !strcmp(nf_flow_column_name(named, 0), cn[0]) &&
+              !strcmp(nf_flow_column_name(named, 1), cn[1]) && !nf_flow_column_name(named, 2),
+          "column names saved and loaded: %s", named && nf_flow_column_name(named, 0) ? nf_flow_column_name(named, 0) : "(none)");
+    nf_flow_free(named);
     nf_flow_free(built[0]);
     nf_flow_free(built[1]);
     remove(path), remove(path2);

@@ -117,8 +117,9 @@ nf_status rows_generate(const rows_src *g, nf_rng *rng, size_t n, float *x);
 /* An nf_sampler_fn over rows_generate (user: the rows_src). */
 int rows_draw(void *user, nf_rng *rng, float *x, size_t n);
 /* Reads the file: n rows of d data columns then dc context columns; 0 or
- * an exit code (the message printed). */
-int rows_read(const char *cmd, const rows_src *g, float **x, size_t *n, size_t *d, size_t *dc);
+ * an exit code (the message printed).  names (may be NULL): the header's
+ * names of those d + dc columns (NULL without a header; nf_free_names). */
+int rows_read(const char *cmd, const rows_src *g, float **x, size_t *n, size_t *d, size_t *dc, char ***names);
 
 /* The command line as the report shows it: "prog arg ...", arguments with
  * spaces or brackets in double quotes. */

@@ -56,6 +56,22 @@ static int load(const char *cmd, const char *path, size_t threads, nf_flow **f) 
     return 0;
 }
 
+/* The header of a sample file: the model's column names (saved by nflow
+ * train from the data's header) or x1, x2, ...; then log_prob. */
+static char *sample_header(const nf_flow *f, int with_lp) {
+    size_t d = nf_flow_dim(f), cap = 16;
+    for (size_t j = 0; j < d; j++) cap += (nf_flow_column_name(f, j) ? strlen(nf_flow_column_name(f, j)) : 0) + 24;
+    char *h = malloc(cap);
+    size_t len = 0;
+    for (size_t j = 0; h && j < d; j++) {
+        const char *nm = nf_flow_column_name(f, j);
+        if (nm) len += (size_t)snprintf(h + len, cap - len, "%s%s", j ? "," : "", nm);
+        else len += (size_t)snprintf(h + len, cap - len, "%sx%zu", j ? "," : "", j + 1);
+    }
+    if (h && with_lp) snprintf(h + len, cap - len, ",log_prob");
+    return h;
+}
+
 int cmd_sample(int argc, char **argv) {
     const char *cmd = "sample";
     args a;
@@ -104,13 +120,10 @@ int cmd_sample(int argc, char **argv) {
             memcpy(o + i * w, x + i * d, d * sizeof(float));
             if (with_lp) o[i * w + d] = lp[i];
         }
-        char header[256] = "", col[32];
-        for (size_t j = 0; j < d && strlen(header) < 200; j++) {
-            snprintf(col, sizeof col, "%sx%zu", j ? "," : "", j + 1);
-            strncat(header, col, sizeof header - strlen(header) - 1);
-        }
-        if (with_lp) strncat(header, ",log_prob", sizeof header - strlen(header) - 1);
-        if (nf_write_table(out, o, n, w, header)) rc = fail(cmd, EXIT_DATA, "%s", nf_last_error());
+        char *header = sample_header(f, with_lp); /* the training data's column names, or x1, x2, ... */
+        if (!header || nf_write_table(out, o, n, w, header))
+            rc = fail(cmd, EXIT_DATA, "%s", header ? nf_last_error() : "out of memory");
+        free(header);
     }
     free(x), free(lp), free(o), free(ctx);
     nf_rng_free(rng);
@@ -212,7 +225,7 @@ int cmd_plot(int argc, char **argv) {
     } else if (data) {
         size_t dd, dcf;
         rows_src g = {.data = data, .columns = columns, .drop = drop};
-        rc = rows_read(cmd, &g, &x, &n, &dd, &dcf);
+        rc = rows_read(cmd, &g, &x, &n, &dd, &dcf, NULL);
         if (!rc && dd != d + dc) rc = fail(cmd, EXIT_DATA, "%s has %zu columns, the model needs %zu", data, dd, d + dc);
     }
     if (!rc && mkdir_p(out, NULL, 0)) rc = fail(cmd, EXIT_DATA, "cannot create %s: %s", out, strerror(errno));

@@ -90,6 +90,7 @@ typedef struct train_run {
     float *x, *test; /* training rows (file or --epochs points), test rows (generated) */
     size_t n, d, nctx, ntest;
     const char *test_what; /* the test rows, in words */
+    char **names;          /* a file's column names (d + nctx), saved with the model */
     nf_rng *rng;
     nf_flow *flow;
     nf_train_report rep;
@@ -171,7 +172,7 @@ static int parse(train_cfg *c, int argc, char **argv) {
  * validation fraction handed to the library as a share of what is left. */
 static int file_rows(train_cfg *c, train_run *r) {
     const char *cmd = "train";
-    int rc = rows_read(cmd, &r->g, &r->x, &r->n, &r->d, &r->nctx);
+    int rc = rows_read(cmd, &r->g, &r->x, &r->n, &r->d, &r->nctx, &r->names);
     if (rc) return rc;
     size_t W = r->d + r->nctx, N = r->n;
     if (c->o.val_split > 0 || c->test_split > 0) { /* held-out rows drawn at random, reproducibly */
@@ -195,7 +196,7 @@ static int file_rows(train_cfg *c, train_run *r) {
         size_t td = 0, tc = 0;
         rows_src g = r->g;
         g.data = c->test_file;
-        if ((rc = rows_read(cmd, &g, &r->test, &r->ntest, &td, &tc))) return rc;
+        if ((rc = rows_read(cmd, &g, &r->test, &r->ntest, &td, &tc, NULL))) return rc;
         if (td != r->d || tc != r->nctx)
             return fail(cmd, EXIT_DATA, "%s has %zu data and %zu context columns, %s has %zu and %zu", c->test_file, td, tc,
                         c->data, r->d, r->nctx);
@@ -268,6 +269,8 @@ static int build(const train_cfg *c, train_run *r) {
         fprintf(stderr, "nflow train: %s\n", nf_last_error());
         return s == NF_ERR_NOMEM ? EXIT_DATA : EXIT_USAGE;
     }
+    if (r->names && nf_flow_context_dim(r->flow) == r->nctx && nf_flow_set_column_names(r->flow, (const char *const *)r->names))
+        return fail(cmd, EXIT_DATA, "%s", nf_last_error());
     if (nf_flow_context_dim(r->flow) != r->nctx)
         return fail(cmd, EXIT_USAGE,
                     "the flow takes a context of %zu values (context=K in its spec) but --context-cols gives %zu",
@@ -398,6 +401,7 @@ static int report(const train_cfg *c, const train_run *r, int argc, char **argv)
 }
 
 static void run_free(train_run *r) {
+    nf_free_names(r->names, r->d + r->nctx);
     nf_train_report_free(&r->rep);
     nf_flow_free(r->flow);
     nf_rng_free(r->rng);

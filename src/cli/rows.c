@@ -119,32 +119,46 @@ static int select_columns(const char *cmd, const rows_src *g, float *x, size_t n
     return rc;
 }
 
-int rows_read(const char *cmd, const rows_src *g, float **x, size_t *n, size_t *d, size_t *dc) {
+int rows_read(const char *cmd, const rows_src *g, float **x, size_t *n, size_t *d, size_t *dc, char ***names_out) {
     *dc = 0;
+    if (names_out) *names_out = NULL;
     char **names = NULL;
     if (nf_read_table_names(g->data, x, n, d, &names)) return fail(cmd, EXIT_DATA, "%s", nf_last_error());
     size_t d0 = *d;
     int rc = select_columns(cmd, g, *x, *n, d, names);
-    if (rc || !g->ctxcols) {
-        nf_free_names(names, rc ? d0 : *d);
+    if (rc) {
+        nf_free_names(names, d0);
         return rc;
     }
-    char bad[128];
-    unsigned char *is_ctx = malloc(*d);
-    float *row = malloc(*d * sizeof(float));
-    size_t nctx = is_ctx && row ? parse_cols(g->ctxcols, *d, names, is_ctx, bad, sizeof bad) : 0;
-    for (size_t i = 0; nctx && nctx < *d && i < *n; i++) { /* reorder each row to [x | context] */
-        size_t a0 = 0, c0 = *d - nctx;
-        for (size_t j = 0; j < *d; j++) row[is_ctx[j] ? c0++ : a0++] = (*x)[i * *d + j];
-        memcpy(*x + i * *d, row, *d * sizeof(float));
+    size_t nctx = 0;
+    if (g->ctxcols) {
+        char bad[128];
+        unsigned char *is_ctx = malloc(*d);
+        float *row = malloc(*d * sizeof(float));
+        char **nm = names ? malloc(*d * sizeof *nm) : NULL;
+        nctx = is_ctx && row && (nm || !names) ? parse_cols(g->ctxcols, *d, names, is_ctx, bad, sizeof bad) : 0;
+        for (size_t i = 0; nctx && nctx < *d && i < *n; i++) { /* reorder each row to [x | context] */
+            size_t a0 = 0, c0 = *d - nctx;
+            for (size_t j = 0; j < *d; j++) row[is_ctx[j] ? c0++ : a0++] = (*x)[i * *d + j];
+            memcpy(*x + i * *d, row, *d * sizeof(float));
+        }
+        if (nctx && nctx < *d && nm) { /* and the names */
+            size_t a0 = 0, c0 = *d - nctx;
+            for (size_t j = 0; j < *d; j++) nm[is_ctx[j] ? c0++ : a0++] = names[j];
+            memcpy(names, nm, *d * sizeof *nm);
+        }
+        free(nm);
+        free(is_ctx);
+        free(row);
+        if (!nctx || nctx >= *d) {
+            nf_free_names(names, *d);
+            return fail(cmd, EXIT_USAGE,
+                        "--context-cols %s: give distinct column names or numbers 0..%zu, leaving at least one data column",
+                        g->ctxcols, *d - 1);
+        }
     }
-    free(is_ctx);
-    free(row);
-    nf_free_names(names, *d);
-    if (!nctx || nctx >= *d)
-        return fail(cmd, EXIT_USAGE,
-                    "--context-cols %s: give distinct column names or numbers 0..%zu, leaving at least one data column",
-                    g->ctxcols, *d - 1);
+    if (names_out) *names_out = names;
+    else nf_free_names(names, *d);
     *d -= nctx;
     *dc = nctx;
     return 0;

@@ -60,6 +60,7 @@ nf_status nf__flow_tensors(const nf_flow *f, nf_tensor_fn fn, void *ctx) {
 
 void nf_flow_free(nf_flow *f) {
     if (!f) return;
+    if (f->names) nf_free_names(f->names, f->d + f->bij->dc); /* before the bijector that says how many */
     nf_bijector_free(f->bij);
     nf_dist_free(f->base);
     if (f->owns_params) free(f->params);
@@ -475,4 +476,27 @@ nf_status nf_flow_sample_stages(const nf_flow *f, nf_rng *rng, size_t n, float *
     }
     nf__aligned_free(mem);
     return s ? nf__err_prefix(s, fn) : NF_OK;
+}
+
+nf_status nf_flow_set_column_names(nf_flow *f, const char *const *names) {
+    if (!f) return nf__err(NF_ERR_ARG, "nf_flow_set_column_names: flow is NULL");
+    size_t D = f->d + f->bij->dc;
+    char **v = NULL;
+    if (names) {
+        v = calloc(D, sizeof *v);
+        for (size_t j = 0; v && j < D; j++)
+            if (!names[j] || !(v[j] = strdup(names[j]))) {
+                nf_free_names(v, D);
+                return nf__err(names[j] ? NF_ERR_NOMEM : NF_ERR_ARG, "nf_flow_set_column_names: %s",
+                               names[j] ? "out of memory" : "a name is NULL");
+            }
+        if (!v) return nf__err(NF_ERR_NOMEM, "nf_flow_set_column_names: out of memory");
+    }
+    nf_free_names(f->names, D);
+    f->names = v;
+    return NF_OK;
+}
+
+const char *nf_flow_column_name(const nf_flow *f, size_t j) {
+    return f && f->names && j < f->d + f->bij->dc ? f->names[j] : NULL;
 }

@@ -23,6 +23,7 @@ struct nf_flow {
     const nf_backend *be; /* where its passes and training compute (NULL: the CPU, core/backend.h) */
     char *spec;           /* the spec it was built from (NULL: built by hand) */
     uint64_t build_seed;  /* the seed of its initial weights and MADE orders */
+    char **names;         /* the data's column names, d + context (NULL: none) */
 };
 
 /* Rows per chunk of the one-off calls (bounds their workspace). */

@@ -63,6 +63,28 @@ static char *floats_json(const float *v, size_t n) {
     return b;
 }
 
+/* The column names as a JSON list of strings (NULL: none, or out of memory). */
+static char *names_json(const nf_flow *f) {
+    size_t D = f->d + f->bij->dc, cap = 3;
+    if (!nf_flow_column_name(f, 0)) return NULL;
+    for (size_t j = 0; j < D; j++) cap += 6 * strlen(nf_flow_column_name(f, j)) + 4;
+    char *b = malloc(cap), *p = b;
+    if (!b) return NULL;
+    *p++ = '[';
+    for (size_t j = 0; j < D; j++) {
+        p += sprintf(p, "%s\"", j ? "," : "");
+        for (const unsigned char *c = (const unsigned char *)nf_flow_column_name(f, j); *c; c++) {
+            if (*c == '"' || *c == '\\') *p++ = '\\';
+            if (*c < 0x20) p += sprintf(p, "\\u%04x", *c);
+            else *p++ = (char)*c;
+        }
+        *p++ = '"';
+    }
+    *p++ = ']';
+    *p = 0;
+    return b;
+}
+
 nf_status nf_flow_save(const nf_flow *f, const char *path, const char *summary) {
     return nf__flow_save_ex(f, path, summary, NULL, 0, NULL, 0);
 }
@@ -74,10 +96,10 @@ static nf_status nf__flow_save_ex_impl(const nf_flow *f, const char *path, const
     tlist l = {f, NULL, 0, 0};
     nf_status s = nf__flow_tensors(f, collect, &l);
     for (size_t i = 0; !s && i < nxt; i++) s = add(&l, xt[i].name, 1, &xt[i].count, xt[i].count, xt[i].data);
-    char dim[32], seed[32], *mean = NULL, *std = NULL;
+    char dim[32], seed[32], *mean = NULL, *std = NULL, *cols = names_json(f);
     snprintf(dim, sizeof dim, "%zu", f->d);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)f->build_seed);
-    const char **kv = malloc((2 * nmeta + 16) * sizeof *kv);
+    const char **kv = malloc((2 * nmeta + 24) * sizeof *kv);
     size_t nkv = 0;
     if (!s && !kv) s = nf__err(NF_ERR_NOMEM, "out of memory");
     if (!s && f->has_scaler && (!(mean = floats_json(f->mean, f->d)) || !(std = floats_json(f->std, f->d))))
@@ -99,12 +121,17 @@ static nf_status nf__flow_save_ex_impl(const nf_flow *f, const char *path, const
             kv[nkv++] = "summary";
             kv[nkv++] = summary;
         }
+        if (cols) {
+            kv[nkv++] = "columns";
+            kv[nkv++] = cols;
+        }
         for (size_t i = 0; i < 2 * nmeta; i++) kv[nkv++] = meta_kv[i];
         s = nf__st_write(path, kv, nkv / 2, l.t, l.n);
     }
     free(kv);
     free(mean);
     free(std);
+    free(cols);
     tlist_free(&l);
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
@@ -214,6 +241,27 @@ static nf_status build_from_meta(const nf_st_file *m, const char *path, nf_flow 
     return NF_OK;
 }
 
+/* The column names saved with the flow, if any. */
+static nf_status load_names(const nf_st_file *m, nf_flow *f) {
+    const char *s = nf__st_meta(m, "columns");
+    if (!s) return NF_OK;
+    size_t D = f->d + f->bij->dc;
+    js v;
+    if (nf__json_parse(s, strlen(s), &v, NULL)) return nf__st_bad(m, "columns is not a JSON list");
+    nf_status st = NF_OK;
+    const char **names = calloc(D, sizeof *names);
+    if (!names) st = nf__err(NF_ERR_NOMEM, "out of memory");
+    else if (v.kind != JS_ARR || v.n != D) st = nf__st_bad(m, "columns must list %zu names", D);
+    for (size_t j = 0; !st && j < D; j++) {
+        if (v.kids[j].kind != JS_STR) st = nf__st_bad(m, "columns must be strings");
+        else names[j] = v.kids[j].str;
+    }
+    if (!st) st = nf_flow_set_column_names(f, names);
+    free(names);
+    nf__json_free(&v);
+    return st;
+}
+
 static nf_status load_scaler(const nf_st_file *m, nf_flow *f) {
     if (!nf__st_meta(m, "scaler_mean") && !nf__st_meta(m, "scaler_std")) return NF_OK;
     float *ms = malloc(2 * f->d * sizeof(float));
@@ -242,6 +290,7 @@ nf_status nf_flow_load(const char *path, nf_flow **out) {
     if (!s) s = build_from_meta(m, path, &f);
     if (!s) s = load_tensors(m, f, 1);
     if (!s) s = load_scaler(m, f);
+    if (!s) s = load_names(m, f);
     nf__st_close(m);
     if (s) {
         nf_flow_free(f);

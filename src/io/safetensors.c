@@ -58,7 +58,7 @@ static void sb_json_str(sbuf *b, const char *s) {
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
             sb_put(b, e, 2);
-        } else if (c < 0x20 || c > 0x7e) {
+        } else if (c < 0x20 || c == 0x7f) { /* bytes >= 0x80 pass as they are: UTF-8 stays UTF-8 */
             sb_printf(b, "\\u%04x", c);
         } else
             sb_put(b, (const char *)&c, 1);
