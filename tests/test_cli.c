@@ -94,6 +94,9 @@ void test_cli(const char *build) {
     rc = run(out, sizeof out, "%s train --data %s/dl.csv --context-cols 2 --flow 'nsf(layers=4, hidden=[32,32], bins=6, context=1)' "
              "--epochs 60 --batch 100 --lr 3e-3 --val-split 0.2 --test-split 0.1 --out %s/cond --quiet", bin, tmp, tmp);
     CHECK(rc == 0 && strstr(out, "test NLL"), "conditional nflow train: rc %d: %s", rc, out);
+    CHECK(run(out, sizeof out, "%s logprob --model %s/cond/model.nflow --in %s/d.csv --out - 2>&1", bin, tmp, tmp) == 2 &&
+              strstr(out, "has 2 columns but the model needs 3 (dimension 2 plus its context)"),
+          "a conditional model refuses rows without their context: %s", out);
     char cdir[1024];
     snprintf(cdir, sizeof cdir, "%s/cond", tmp);
     CHECK(exists(cdir, "samples_by_context.png") && exists(cdir, "loss.png"), "conditional train drew samples per context");

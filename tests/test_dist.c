@@ -147,6 +147,16 @@ static void test_basic_dists(void) {
         for (int k = 0; nrm && k < 3; k++)
             CHECK_NEAR(ln[k], -0.5 * xn[k] * xn[k] - 0.91893853320467274, 1e-3, "normal via normal_cdf at %g", (double)xn[k]);
         nf_dist_free(nrm);
+        /* and tanh's: tanh(x) rounds to 1 above x ~ 9 */
+        nf_dist *th = NULL;
+        CHECK_OK(nf_dist_from_spec("transformed(uniform(-1, 1), invert(tanh))", r0, &th));
+        float xt[3] = {-12, 0, 12}, lt[3];
+        if (th) CHECK_OK(nf_dist_log_prob(th, xt, 3, lt));
+        for (int k = 0; th && k < 3; k++) {
+            double ax = fabs(xt[k]), want = log(0.5) + 2 * (log(2.0) - ax - log1p(exp(-2 * ax)));
+            CHECK_NEAR(lt[k], want, 1e-4 * (1 + ax), "uniform through invert(tanh) at %g", (double)xt[k]);
+        }
+        nf_dist_free(th);
         nf_rng_free(r0);
     }
 
