@@ -2,6 +2,7 @@
 #   make              library (static + shared), examples and tests
 #   make test         run the test suite (prints "N passed, N failed")
 #   make test SAN=1   the same suite built with ASan + UBSan (in build-san/)
+#   make test-python  the Python package's tests (python/)
 #   make install PREFIX=/usr/local   (make uninstall PREFIX=... removes it)
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -37,7 +38,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 EX_SRC   := $(sort $(wildcard examples/*.c))
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all lib test examples install uninstall clean bench fuzz tsan valgrind
+.PHONY: all lib test examples install uninstall clean bench fuzz tsan valgrind python test-python
 .SECONDARY:
 all: lib examples $(BUILD)/nflow $(BUILD)/tests/run
 
@@ -99,6 +100,21 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 bench:
 	bench/run
 
+
+# The Python package (python/, ctypes over libnflow.so; numpy and pytest from Debian:
+# python3-numpy python3-pytest).  make python: a virtual environment .venv that sees
+# Debian's packages, with nflow installed; make test-python: its tests and doctests.
+PYTHON ?= /usr/bin/python3
+python: lib
+	$(PYTHON) -m venv --system-site-packages .venv
+	cp $(BUILD)/libnflow.so python/nflow/libnflow.so
+	.venv/bin/pip install -q --no-build-isolation --no-deps ./python
+	rm -f python/nflow/libnflow.so
+	@echo "python: .venv/bin/python -c 'import nflow' (the package carries libnflow.so)"
+
+test-python: lib $(BUILD)/nflow
+	NFLOW_LIB=$(CURDIR)/$(BUILD)/libnflow.so NFLOW_BUILD=$(BUILD) PYTHONPATH=$(CURDIR)/python \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider python/tests --doctest-modules python/nflow
 
 # make install PREFIX=DIR: headers, libraries, nflow.pc (its Libs carry an rpath, so
 # programs built with `pkg-config --libs nflow` run without LD_LIBRARY_PATH) and the
