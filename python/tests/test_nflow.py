@@ -169,3 +169,13 @@ def test_seed_examples_run(tmp_path, script, args, expect):
     out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "python", script)] + args,
                          cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
     assert expect in out, out
+
+
+def test_docs_cover_the_api():
+    with open(os.path.join(ROOT, "docs", "python.md")) as fh:
+        doc = fh.read()
+    for name in nflow.__all__:
+        assert name in doc, "docs/python.md does not mention %s" % name
+    for meth in ("fit", "log_prob", "sample", "sample_and_log_prob", "to_base", "save"):
+        assert getattr(nflow.Flow, meth).__doc__, "Flow.%s has a docstring" % meth
+        assert "Flow.%s" % meth in doc, "docs/python.md documents Flow.%s" % meth
