@@ -358,9 +358,18 @@ typedef enum nf_order { NF_ORDER_NATURAL = 0, NF_ORDER_REVERSED = 1, NF_ORDER_RA
  *            the MADE's output biases), so d - 1 network passes.
  * IAF (Kingma et al. 2016) is invert(MAF): sampling in one pass, density in
  * d - 1 network passes. */
+/* The scale of an affine autoregressive layer, z = (x - m) s(a) in the
+ * density direction (src/bijectors/transform.h): */
+typedef enum {
+    NF_SCALE_UNBOUNDED = 0, /* s = e^{-a}: MAF's classic form */
+    NF_SCALE_TANH = 1,      /* s = e^{-3 tanh(a/3)}: a soft clamp, s in [e^-3, e^3] */
+    NF_SCALE_SIGMOID = 2    /* s = sigmoid(a + 2) + 1e-3: nflows' MAF */
+} nf_scale;
+
 typedef struct nf_maf_opts {
     nf_net_opts net;
     nf_order order;            /* input order (degrees) of the MADE */
+    nf_scale scale;            /* affine layers: the scale's form (0: unbounded) */
     /* Spline flows (Durkan et al. 2019, "Neural Spline Flows"): with
      * spline_bins = K in 2..128 each coordinate gets a monotone
      * rational-quadratic spline with K bins on [-B, B] (B = spline_bound, 0

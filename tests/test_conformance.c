@@ -206,6 +206,19 @@ static nf_status mk_maf_random(size_t d, nf_rng *r, nf_bijector **o) {
     m.net.hidden[0] = 12, m.net.nhidden = 1;
     return nf_bijector_maf(d, &m, r, o);
 }
+/* the bounded scales of an affine MAF (soft clamp, nflows' sigmoid), and an IAF with one */
+static nf_status mk_maf_tanh(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_maf_opts m = {.net = small_net(NF_ACT_TANH), .order = NF_ORDER_NATURAL, .scale = NF_SCALE_TANH};
+    return nf_bijector_maf(d, &m, r, o);
+}
+static nf_status mk_maf_sigmoid(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_maf_opts m = {.net = small_net(NF_ACT_TANH), .order = NF_ORDER_RANDOM, .scale = NF_SCALE_SIGMOID};
+    return nf_bijector_maf(d, &m, r, o);
+}
+static nf_status mk_iaf_sigmoid(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_maf_opts m = {.net = small_net(NF_ACT_TANH), .order = NF_ORDER_REVERSED, .scale = NF_SCALE_SIGMOID};
+    return nf_bijector_iaf(d, &m, r, o);
+}
 static nf_status mk_iaf(size_t d, nf_rng *r, nf_bijector **o) {
     nf_maf_opts m = {.net = small_net(NF_ACT_TANH), .order = NF_ORDER_REVERSED};
     return nf_bijector_iaf(d, &m, r, o);
@@ -336,6 +349,9 @@ static const bcase cases[] = {
     {"maf", mk_maf_random, 4, -2, 2, 0, NAN, 0, 0, 0},
     {"maf", mk_maf, 1, -2, 2, 0, NAN, 0, 0, 0},
     {"iaf", mk_iaf, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"maf", mk_maf_tanh, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"maf", mk_maf_sigmoid, 4, -2, 2, 0, NAN, 0, 0, 0},
+    {"iaf", mk_iaf_sigmoid, 3, -2, 2, 0, NAN, 0, 0, 0},
     {"chain", mk_maf_chain, 2, -2, 2, 0, NAN, 0, 0, 0},
     {"actnorm", mk_actnorm, 3, -2, 2, 0, NAN, 0, 0, 0},
     {"batchnorm", mk_batchnorm, 3, -2, 2, 0, NAN, 0, 0, 0},

@@ -1,7 +1,11 @@
 /*
  * transform.h - the elementwise transforms that conditioned bijectors (MAF,
  * coupling) apply to a coordinate, given parameters from a network:
- *   affine:  T(x; m, a) = (x - m) e^{-a}                (2 parameters)
+ *   affine:  T(x; m, a) = (x - m) s(a)                  (2 parameters)
+ *            with the scale s(a), by `scale`:
+ *              NF_SCALE_UNBOUNDED  s = e^{-a}                     (MAF's classic form)
+ *              NF_SCALE_TANH       s = e^{-c}, c = 3 tanh(a / 3)  (a soft clamp: s in [e^-3, e^3])
+ *              NF_SCALE_SIGMOID    s = sigmoid(a + 2) + 1e-3      (nflows' MAF: s in (0.001, 1.001))
  *   spline:  T(x; p)    = rational-quadratic spline S   (3K - 1, rqspline.h)
  * T maps data-side values to base-side values (the density direction) and
  * T^{-1} is the sampling direction.  Parameter k of a coordinate is read at
@@ -18,10 +22,30 @@
 typedef struct nf_eltx {
     size_t bins;  /* 0: affine; K >= 2: spline with K bins */
     double bound; /* spline interval [-bound, bound] */
+    int scale;    /* affine: NF_SCALE_* */
 } nf_eltx;
+
+#define NF_TANH_CLAMP 3.0
+
+/* The affine scale s(a) and d log s / da. */
+static inline double nf__affine_scale(int form, double a, double *dlog) {
+    if (form == NF_SCALE_TANH) {
+        double t = tanh(a / NF_TANH_CLAMP);
+        *dlog = -(1 - t * t);
+        return exp(-NF_TANH_CLAMP * t);
+    }
+    if (form == NF_SCALE_SIGMOID) {
+        double g = nf__sigmoid(a + 2), sc = g + 1e-3;
+        *dlog = g * (1 - g) / sc;
+        return sc;
+    }
+    *dlog = -1;
+    return exp(-a);
+}
 
 /* Checks a constructor's spline options (bins 0 = affine) and fills *t. */
 static inline nf_status nf__eltx_from_opts(const char *fn, size_t bins, float bound, nf_eltx *t) {
+    t->scale = NF_SCALE_UNBOUNDED;
     if (bins == 1 || bins > NF_RQS_MAX_BINS)
         return nf__err(NF_ERR_ARG, "%s: spline_bins must be 0 (affine) or 2..%d, got %zu", fn, NF_RQS_MAX_BINS, bins);
     if (!(bound >= 0 && bound <= 1e6f))
@@ -37,16 +61,26 @@ static inline size_t nf__eltx_np(const nf_eltx *t) { return t->bins ? 3 * t->bin
 static inline double nf__eltx_eval(const nf_eltx *t, const float *p, size_t stride, double x, double *z) {
     if (t->bins) return nf__rqs_eval(t->bins, t->bound, p, stride, x, z);
     double a = p[stride];
-    *z = (x - (double)p[0]) * exp(-a);
-    return -a;
+    if (t->scale == NF_SCALE_UNBOUNDED) { /* as before the forms, bit for bit */
+        *z = (x - (double)p[0]) * exp(-a);
+        return -a;
+    }
+    double dl, sc = nf__affine_scale(t->scale, a, &dl);
+    *z = (x - (double)p[0]) * sc;
+    return log(sc);
 }
 
 /* x = T^{-1}(z); returns log T'(x). */
 static inline double nf__eltx_invert(const nf_eltx *t, const float *p, size_t stride, double z, double *x) {
     if (t->bins) return nf__rqs_invert(t->bins, t->bound, p, stride, z, x);
     double a = p[stride];
-    *x = z * exp(a) + (double)p[0];
-    return -a;
+    if (t->scale == NF_SCALE_UNBOUNDED) {
+        *x = z * exp(a) + (double)p[0];
+        return -a;
+    }
+    double dl, sc = nf__affine_scale(t->scale, a, &dl);
+    *x = z / sc + (double)p[0];
+    return log(sc);
 }
 
 /* Reverse mode at x, with z = T(x) as the pass stored it: given dL/dz = gz
@@ -60,10 +94,18 @@ static inline void nf__eltx_grad(const nf_eltx *t, const float *p, size_t stride
         nf__rqs_grad(t->bins, t->bound, p, stride, x, gz, gl, gx, gp);
         return;
     }
-    double e = exp(-(double)p[stride]);
-    *gx = gz * e;
-    gp[0] = (float)(-gz * e);
-    gp[stride] = (float)(-gz * z - gl);
+    if (t->scale == NF_SCALE_UNBOUNDED) {
+        double e = exp(-(double)p[stride]);
+        *gx = gz * e;
+        gp[0] = (float)(-gz * e);
+        gp[stride] = (float)(-gz * z - gl);
+        return;
+    }
+    /* z = (x - m) s(a), l = log s(a):  dz/dx = s, dz/dm = -s, dz/da = z dlog, dl/da = dlog */
+    double dl, sc = nf__affine_scale(t->scale, (double)p[stride], &dl);
+    *gx = gz * sc;
+    gp[0] = (float)(-gz * sc);
+    gp[stride] = (float)((gz * z + gl) * dl);
 }
 
 #endif

@@ -141,6 +141,7 @@ static nf_status get_name(const bctx *c, const sp_node *n, const char *key, cons
 static const char *const ACTS[] = {"identity", "relu", "leaky_relu", "tanh", "sigmoid", "elu", NULL};
 static const char *const INITS[] = {"torch", "glorot", "he", NULL};
 static const char *const ORDERS[] = {"natural", "reversed", "random", NULL};
+static const char *const SCALES[] = {"unbounded", "tanh", "sigmoid", NULL};
 
 /* hidden=[..], activation=, init=, zero_last= */
 static nf_status get_net(const bctx *c, const sp_node *n, int def_act, int def_zero, nf_net_opts *o) {
@@ -219,7 +220,7 @@ static nf_status build_bij(const bctx *c, const sp_node *n, size_t d, nf_bijecto
 /* Parameters per coordinate of the elementwise transform of a MAF or a
  * coupling layer: affine 2, a spline of K bins 3K - 1 (transform.h). */
 static double per_coordinate(size_t bins) {
-    nf_eltx t = {bins, 3};
+    nf_eltx t = {bins, 3, 0};
     return (double)nf__eltx_np(&t);
 }
 
@@ -239,13 +240,15 @@ static nf_status build_maf_stack(const bctx *c, const sp_node *n, size_t d, int 
     nf_maf_opts m;
     memset(&m, 0, sizeof m);
     size_t layers = 0;
-    int order = 0;
+    int order = 0, scale = 0;
     NF_TRY(get_spline(c, n, 0, &m.spline_bins, &m.spline_bound));
     NF_TRY(get_size(c, n, "context", -1, 0, 1 << 20, 0, &m.context_dim));
     NF_TRY(get_net(c, n, NF_ACT_RELU, m.spline_bins > 0, &m.net));
     NF_TRY(get_name(c, n, "order", ORDERS, 0, &order));
+    NF_TRY(get_name(c, n, "scale", SCALES, 0, &scale));
     NF_TRY(get_size(c, n, "layers", -1, 1, 256, 1, &layers));
     m.order = (nf_order)order;
+    m.scale = (nf_scale)scale;
     NF_TRY(check_budget(c, n, (double)layers * net_params(d + m.context_dim, &m.net, (size_t)(per_coordinate(m.spline_bins) * (double)d))));
     nf_bijector **bs = calloc(2 * layers, sizeof *bs);
     if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
@@ -471,7 +474,7 @@ static const char *const A_PERMUTATION[] = {"permutation", NULL};
 static const char *const A_LAYERS[] = {"layers", NULL};
 static const char *const A_PERM[] = {"perm", NULL};
 static const char *const A_MAF[] = {"layers", "hidden", "activation", "order", "init", "zero_last", "bins", "bound",
-                                    "context", NULL};
+                                    "context", "scale", NULL};
 static const char *const A_COUPLING[] = {"layers",     "hidden",     "activation", "init", "zero_last",
                                          "separate",   "tanh_scale", "shift_only", "mask", "num_masked",
                                          "fraction_masked", "bins",  "bound",      "context", NULL};
