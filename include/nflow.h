@@ -363,7 +363,7 @@ typedef enum nf_order { NF_ORDER_NATURAL = 0, NF_ORDER_REVERSED = 1, NF_ORDER_RA
 typedef enum {
     NF_SCALE_UNBOUNDED = 0, /* s = e^{-a}: MAF's classic form */
     NF_SCALE_TANH = 1,      /* s = e^{-3 tanh(a/3)}: a soft clamp, s in [e^-3, e^3] */
-    NF_SCALE_SIGMOID = 2    /* s = sigmoid(a + 2) + 1e-3: nflows' MAF */
+    NF_SCALE_SIGMOID = 2    /* z = x s + m, s = sigmoid(a + 2) + 1e-3: nflows' MAF */
 } nf_scale;
 
 typedef struct nf_maf_opts {

@@ -204,7 +204,7 @@ void test_cli(const char *build) {
     if (f) fputs("1,2\n3,4,5\n", f), fclose(f);
     CHECK(run(NULL, 0, "%s train --data %s --flow 'maf(hidden=[8])' --out %s/x --quiet 2>/dev/null", bin, path, tmp) == 2, "bad data: 2");
     CHECK(run(NULL, 0, "%s sample --model %s -n 3 --out - 2>/dev/null", bin, path) == 2, "bad model file: 2");
-    CHECK(run(NULL, 0, "%s train --data moons --flow 'maf(hidden=[8])' --steps 300 --lr 10 --out %s/x --quiet 2>/dev/null", bin, tmp) == 3,
+    CHECK(run(NULL, 0, "%s train --data moons --flow 'maf(hidden=[8], scale=unbounded, zero_last=0)' --steps 300 --lr 10 --out %s/x --quiet 2>/dev/null", bin, tmp) == 3,
           "numerical failure: 3");
     CHECK(run(NULL, 0, "%s eval --bijector sigmoid --inverse 1 2>/dev/null", bin) == 2, "out-of-domain eval: 2");
 
@@ -266,7 +266,7 @@ void test_cli(const char *build) {
               "--columns by name and index: %s", out);
         CHECK(run(out, sizeof out, "%s train --data %s --columns nosuch --flow maf --epochs 1 --out %s/dg4 2>&1", bin, dg, tmp) == 1 &&
                   strstr(out, "'nosuch' is not a column"), "an unknown column is named: %s", out);
-        CHECK(run(out, sizeof out, "%s train --data examples/data/breast_cancer.csv --drop label --flow 'maf(layers=3, hidden=[64,64])' "
+        CHECK(run(out, sizeof out, "%s train --data examples/data/breast_cancer.csv --drop label --flow 'maf(layers=3, hidden=[64,64], scale=unbounded, zero_last=0)' "
                                    "--epochs 3 --lr 1e-2 --out %s/bcx --quiet 2>&1", bin, tmp) == 3 && strstr(out, "try --standardize"),
               "a loss that breaks down at once on unscaled data suggests --standardize: %s", out);
         CHECK(run(out, sizeof out, "%s train --data %s --drop label --dequantize uniform --flow 'maf(hidden=[16])' --epochs 3 "
@@ -292,9 +292,9 @@ void test_cli(const char *build) {
     CHECK(run(NULL, 0, "test -c /dev/full") == 0, "/dev/full is still a character device");
     CHECK(run(out, sizeof out, "%s sample --model %s/model.nflow -n 3 --out /dev/stdout", bin, rundir) == 0 &&
               strstr(out, "x1,x2\n") && run(NULL, 0, "test -L /dev/stdout") == 0, "--out /dev/stdout prints: %s", out);
-    CHECK(run(NULL, 0, "%s train --data moons --flow 'maf(hidden=[8])' --steps 300 --lr 10 --out %s/failed/deep --quiet 2>/dev/null",
+    CHECK(run(NULL, 0, "%s train --data moons --flow 'maf(hidden=[8], scale=unbounded, zero_last=0)' --steps 300 --lr 10 --out %s/failed/deep --quiet 2>/dev/null",
               bin, tmp) == 3 && run(NULL, 0, "test -e %s/failed", tmp) != 0, "a failed run leaves no folder it made");
-    CHECK(run(out, sizeof out, "%s train --data moons --flow 'maf(hidden=[8])' --steps 300 --lr 10 --checkpoint-every 1 --out %s/failck --quiet 2>&1",
+    CHECK(run(out, sizeof out, "%s train --data moons --flow 'maf(hidden=[8], scale=unbounded, zero_last=0)' --steps 300 --lr 10 --checkpoint-every 1 --out %s/failck --quiet 2>&1",
               bin, tmp) == 3 && strstr(out, "failck/checkpoint.nflow is kept") && exists(tmp, "failck/checkpoint.nflow"),
           "a failed run keeps its checkpoint and says so: %s", out);
     CHECK(run(NULL, 0, "%s train --data moons --flow 'maf(hidden=[8])' --steps 100 --checkpoint-every 20 --out %s/okck --quiet --grid 20 >/dev/null",

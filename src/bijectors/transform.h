@@ -5,7 +5,8 @@
  *            with the scale s(a), by `scale`:
  *              NF_SCALE_UNBOUNDED  s = e^{-a}                     (MAF's classic form)
  *              NF_SCALE_TANH       s = e^{-c}, c = 3 tanh(a / 3)  (a soft clamp: s in [e^-3, e^3])
- *              NF_SCALE_SIGMOID    s = sigmoid(a + 2) + 1e-3      (nflows' MAF: s in (0.001, 1.001))
+ *            or, as nflows' MAF (the shift after the scale):
+ *              NF_SCALE_SIGMOID    T = x s(a) + m, s = sigmoid(a + 2) + 1e-3  (s in (0.001, 1.001))
  *   spline:  T(x; p)    = rational-quadratic spline S   (3K - 1, rqspline.h)
  * T maps data-side values to base-side values (the density direction) and
  * T^{-1} is the sampling direction.  Parameter k of a coordinate is read at
@@ -66,7 +67,7 @@ static inline double nf__eltx_eval(const nf_eltx *t, const float *p, size_t stri
         return -a;
     }
     double dl, sc = nf__affine_scale(t->scale, a, &dl);
-    *z = (x - (double)p[0]) * sc;
+    *z = t->scale == NF_SCALE_SIGMOID ? x * sc + (double)p[0] : (x - (double)p[0]) * sc;
     return log(sc);
 }
 
@@ -79,7 +80,7 @@ static inline double nf__eltx_invert(const nf_eltx *t, const float *p, size_t st
         return -a;
     }
     double dl, sc = nf__affine_scale(t->scale, a, &dl);
-    *x = z / sc + (double)p[0];
+    *x = t->scale == NF_SCALE_SIGMOID ? (z - (double)p[0]) / sc : z / sc + (double)p[0];
     return log(sc);
 }
 
@@ -101,11 +102,13 @@ static inline void nf__eltx_grad(const nf_eltx *t, const float *p, size_t stride
         gp[stride] = (float)(-gz * z - gl);
         return;
     }
-    /* z = (x - m) s(a), l = log s(a):  dz/dx = s, dz/dm = -s, dz/da = z dlog, dl/da = dlog */
+    /* z = (x - m) s(a) (sigmoid: x s(a) + m), l = log s(a):  dz/dx = s, dz/dm = -s (sigmoid: 1),
+     * dz/da = (z - shift part) dlog, dl/da = dlog */
     double dl, sc = nf__affine_scale(t->scale, (double)p[stride], &dl);
+    int after = t->scale == NF_SCALE_SIGMOID;
     *gx = gz * sc;
-    gp[0] = (float)(-gz * sc);
-    gp[stride] = (float)((gz * z + gl) * dl);
+    gp[0] = (float)(after ? gz : -gz * sc);
+    gp[stride] = (float)((gz * (after ? z - (double)p[0] : z) + gl) * dl);
 }
 
 #endif

@@ -243,9 +243,12 @@ static nf_status build_maf_stack(const bctx *c, const sp_node *n, size_t d, int 
     int order = 0, scale = 0;
     NF_TRY(get_spline(c, n, 0, &m.spline_bins, &m.spline_bound));
     NF_TRY(get_size(c, n, "context", -1, 0, 1 << 20, 0, &m.context_dim));
-    NF_TRY(get_net(c, n, NF_ACT_RELU, m.spline_bins > 0, &m.net));
+    /* defaults (docs/tabular.md measured them): a soft-clamped scale; an identity start for a
+     * MAF (density estimation) but not an affine IAF, whose reverse-KL fits start better from
+     * random weights (docs/spec.md) */
+    NF_TRY(get_net(c, n, NF_ACT_RELU, !iaf || m.spline_bins > 0, &m.net));
     NF_TRY(get_name(c, n, "order", ORDERS, 0, &order));
-    NF_TRY(get_name(c, n, "scale", SCALES, 0, &scale));
+    NF_TRY(get_name(c, n, "scale", SCALES, NF_SCALE_TANH, &scale));
     NF_TRY(get_size(c, n, "layers", -1, 1, 256, 1, &layers));
     m.order = (nf_order)order;
     m.scale = (nf_scale)scale;
