@@ -115,6 +115,13 @@ nf_status nf_bijector_tanh(size_t d, nf_bijector **out);
 nf_status nf_bijector_softplus(size_t d, nf_bijector **out);
 /* y = Phi(x), the standard normal CDF; inverse needs 0 < y < 1. */
 nf_status nf_bijector_normal_cdf(size_t d, nf_bijector **out);
+/* TFP Softsign: y = x / (1 + |x|); inverse needs -1 < y < 1. */
+nf_status nf_bijector_softsign(size_t d, nf_bijector **out);
+/* TFP Expm1: y = e^x - 1; inverse needs y > -1. */
+nf_status nf_bijector_expm1(size_t d, nf_bijector **out);
+/* TFP SinhArcsinh: y = sinh(tailweight (asinh(x) + skewness)), tailweight > 0;
+ * both trainable (shared by every column). */
+nf_status nf_bijector_sinh_arcsinh(size_t d, float skewness, float tailweight, nf_bijector **out);
 /* y = x for x >= 0, alpha * x for x < 0, alpha > 0 learnable.  The stored
  * (trainable) parameter is log(alpha), so alpha stays positive. */
 nf_status nf_bijector_leaky_relu(size_t d, float alpha, nf_bijector **out);

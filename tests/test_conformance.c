@@ -83,6 +83,11 @@ static nf_status mk_log(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return 
 static nf_status mk_sigmoid(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return nf_bijector_sigmoid(d, o); }
 static nf_status mk_tanh(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return nf_bijector_tanh(d, o); }
 static nf_status mk_softplus(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return nf_bijector_softplus(d, o); }
+static nf_status mk_softsign(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return nf_bijector_softsign(d, o); }
+static nf_status mk_expm1(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return nf_bijector_expm1(d, o); }
+static nf_status mk_sinh_arcsinh(size_t d, nf_rng *r, nf_bijector **o) {
+    return nf_bijector_sinh_arcsinh(d, 0.5f * nf_rng_normal(r), 0.7f + 0.5f * nf_rng_uniform(r), o);
+}
 static nf_status mk_ncdf(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return nf_bijector_normal_cdf(d, o); }
 static nf_status mk_leaky(size_t d, nf_rng *r, nf_bijector **o) { (void)r; return nf_bijector_leaky_relu(d, 0.3f, o); }
 static nf_status mk_permute(size_t d, nf_rng *r, nf_bijector **o) {
@@ -332,6 +337,9 @@ static const bcase cases[] = {
     {"sigmoid", mk_sigmoid, 3, -2, 2, 0, 1.0f, 0, 0, 0},
     {"tanh", mk_tanh, 3, -1.2f, 1.2f, 0, -1.0f, 0, 0, 0},
     {"softplus", mk_softplus, 3, -2, 2, 0, 0.0f, 0, 0, 0},
+    {"softsign", mk_softsign, 3, -2, 2, 0.05f, 1.0f, 0, 0, 0},
+    {"expm1", mk_expm1, 3, -2, 2, 0, -1.0f, 0, 0, 0},
+    {"sinh_arcsinh", mk_sinh_arcsinh, 3, -2, 2, 0, NAN, 0, 0, 0},
     {"normal_cdf", mk_ncdf, 3, -1.5f, 1.5f, 0, 1.0f, 0, 0, 0},
     {"leaky_relu", mk_leaky, 3, -2, 2, 0.2f, NAN, 0, 0, 0},
     {"permute", mk_permute, 3, -2, 2, 0, NAN, 0, 0, 0},

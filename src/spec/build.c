@@ -394,6 +394,13 @@ static nf_status b_affine(const bctx *c, const sp_node *n, size_t d, nf_bijector
     return nf_bijector_init_params(*out, c->rng);
 }
 
+static nf_status b_sinh_arcsinh(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    double sk, tw;
+    NF_TRY(get_num(c, n, "skewness", 0, -1e30, 1e30, 0, &sk));
+    NF_TRY(get_num(c, n, "tailweight", 1, 1e-30, 1e30, 1, &tw));
+    return nf_bijector_sinh_arcsinh(d, (float)sk, (float)tw, out);
+}
+
 static nf_status b_leaky_relu(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
     double a;
     NF_TRY(get_num(c, n, "alpha", 0, 1e-30, 1e30, 0.2, &a));
@@ -472,6 +479,7 @@ static const char *const A_SHIFT[] = {"shift", NULL};
 static const char *const A_SCALE[] = {"scale", NULL};
 static const char *const A_AFFINE_SCALAR[] = {"shift", "scale", NULL};
 static const char *const A_RANK[] = {"rank", NULL};
+static const char *const A_SINH_ARCSINH[] = {"skewness", "tailweight", NULL};
 static const char *const A_ALPHA[] = {"alpha", NULL};
 static const char *const A_PERMUTATION[] = {"permutation", NULL};
 static const char *const A_LAYERS[] = {"layers", NULL};
@@ -497,6 +505,10 @@ static const bij_entry BIJECTORS[] = {
     {{"tanh", A_NONE, 0, "y = tanh x"}, NULL, nf_bijector_tanh},
     {{"softplus", A_NONE, 0, "y = log(1 + e^x)"}, NULL, nf_bijector_softplus},
     {{"normal_cdf", A_NONE, 0, "y = Phi(x), the standard normal CDF"}, NULL, nf_bijector_normal_cdf},
+    {{"softsign", A_NONE, 0, "y = x / (1 + |x|)"}, NULL, nf_bijector_softsign},
+    {{"expm1", A_NONE, 0, "y = e^x - 1"}, NULL, nf_bijector_expm1},
+    {{"sinh_arcsinh", A_SINH_ARCSINH, 2, "y = sinh(tailweight (asinh x + skewness)), both trainable"}, b_sinh_arcsinh,
+     NULL},
     {{"leaky_relu", A_ALPHA, 1, "y = x (x > 0) or alpha x, alpha trainable"}, b_leaky_relu, NULL},
     {{"permute", A_PERMUTATION, 1, "reorders the columns: a list of indices, or random"}, b_permute, NULL},
     {{"reverse", A_NONE, 0, "reverses the columns"}, NULL, nf_bijector_reverse},
