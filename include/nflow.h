@@ -410,6 +410,11 @@ nf_status nf_dist_uniform(float low, float high, nf_dist **out);
 /* Independent normals: loc (d values, NULL = 0) and scale_diag (d values,
  * each > 0; NULL = 1). */
 nf_status nf_dist_mvn_diag(size_t d, const float *loc, const float *scale_diag, nf_dist **out);
+/* TFP's Logistic(loc, scale) and Laplace(loc, scale), each an independent
+ * d-dimensional distribution (d = 1: the scalar one, with a cdf); both
+ * serve as a flow's base (they have the log-density's gradient). */
+nf_status nf_dist_logistic(size_t d, float loc, float scale, nf_dist **out);
+nf_status nf_dist_laplace(size_t d, float loc, float scale, nf_dist **out);
 /* A trainable mixture of K diagonal Gaussians (1..256 components), the base
  * of the MAF paper's "MoG" models: as a flow's base (nf_flow_create, spec
  * `transformed(mog(k=8), maf(...))`) its weights, means and log-scales train

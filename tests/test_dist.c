@@ -295,7 +295,78 @@ static void test_mog(void) {
     nf_rng_free(rng);
 }
 
+/* TFP's Logistic and Laplace: log_prob and cdf against their closed forms,
+ * sampling moments (variances s^2 pi^2 / 3 and 2 b^2), the log-density's
+ * gradient against differences, and both as a flow's base. */
+static void test_logistic_laplace(void) {
+    nf_rng *rng = NULL;
+    nf_rng_create(21, &rng);
+    for (int k = 0; k < 2; k++) {
+        nf_dist *D = NULL;
+        CHECK_OK(k ? nf_dist_laplace(1, 1, 2, &D) : nf_dist_logistic(1, 1, 2, &D));
+        if (!D) continue;
+        float x[3] = {0, 1, 3}, lp[3], c[3];
+        CHECK_OK(nf_dist_log_prob(D, x, 3, lp));
+        CHECK_OK(nf_dist_cdf(D, x, 3, c));
+        for (int i = 0; i < 3; i++) {
+            double z = (x[i] - 1) / 2.0;
+            double want = k ? -fabs(z) - log(2.0) - log(2.0) : -fabs(z) - 2 * log1p(exp(-fabs(z))) - log(2.0);
+            double wc = k ? (z < 0 ? 0.5 * exp(z) : 1 - 0.5 * exp(-z)) : 1 / (1 + exp(-z));
+            CHECK_NEAR(lp[i], want, 1e-6, "%s log_prob at %g", k ? "laplace" : "logistic", (double)x[i]);
+            CHECK_NEAR(c[i], wc, 1e-6, "%s cdf at %g", k ? "laplace" : "logistic", (double)x[i]);
+        }
+        enum { M = 200000 };
+        float *s = malloc(M * sizeof(float));
+        CHECK_OK(nf_dist_sample(D, rng, M, s));
+        double m = 0, v = 0;
+        for (int i = 0; i < M; i++) m += s[i] / (double)M;
+        for (int i = 0; i < M; i++) v += (s[i] - m) * (s[i] - m) / (double)M;
+        double wv = k ? 2 * 4.0 : 4.0 * 3.14159265358979 * 3.14159265358979 / 3;
+        CHECK(fabs(m - 1) < 0.03 && fabs(v / wv - 1) < 0.02, "%s samples: mean %.4f, variance %.4f (want 1, %.4f)",
+              k ? "laplace" : "logistic", m, v, wv);
+        free(s);
+        nf_dist_free(D);
+    }
+    /* as bases: the gradient against differences, and a flow that trains on them */
+    const char *specs[2] = {"transformed(logistic(0, 1), maf(hidden=[8]))", "transformed(laplace(0, 1), maf(hidden=[8]))"};
+    for (int k = 0; k < 2; k++) {
+        nf_flow *f = NULL;
+        CHECK_OK(nf_flow_from_spec(specs[k], 2, 3, &f));
+        if (!f) continue;
+        float x[200 * 2];
+        nf_data_moons(rng, 200, 0.05f, x, NULL);
+        nf_train_opts o = nf_train_defaults();
+        o.epochs = 30, o.batch = 50, o.lr = 3e-3f;
+        nf_train_report r;
+        CHECK_OK(nf_flow_fit(f, x, 200, &o, &r));
+        CHECK(r.n_history == 30 && r.train_history[29] < r.train_history[0], "%s trains (%.3f -> %.3f)", specs[k],
+              r.n_history ? r.train_history[0] : NAN, r.n_history == 30 ? r.train_history[29] : NAN);
+        nf_train_report_free(&r);
+        nf_flow_free(f);
+    }
+    for (int k = 0; k < 2; k++) { /* the gradient of log p against central differences (laplace away from its kink) */
+        nf_dist *g = NULL;
+        CHECK_OK(k ? nf_dist_laplace(2, 0.5f, 1.5f, &g) : nf_dist_logistic(2, 0.5f, 1.5f, &g));
+        if (!g) continue;
+        float pt[2] = {1.3f, -0.9f}, gr[2];
+        CHECK_OK(g->ops->log_prob_grad(g, gr, pt, 1));
+        for (int j = 0; j < 2; j++) {
+            float q[2] = {pt[0], pt[1]}, lpp, lpm;
+            q[j] = pt[j] + 0.00390625f;
+            nf_dist_log_prob(g, q, 1, &lpp);
+            q[j] = pt[j] - 0.00390625f;
+            nf_dist_log_prob(g, q, 1, &lpm);
+            CHECK_NEAR(gr[j], ((double)lpp - lpm) / (2 * 0.00390625), 2e-3, "%s d log p / dx[%d]", k ? "laplace" : "logistic", j);
+        }
+        nf_dist_free(g);
+    }
+    nf_dist *bad = NULL;
+    CHECK_ERR(nf_dist_laplace(1, 0, 0, &bad), NF_ERR_DOMAIN, "scale > 0");
+    nf_rng_free(rng);
+}
+
 void test_dist(void) {
+    test_logistic_laplace();
     test_seed_numbers();
     test_mog();
     test_transformed();

@@ -583,6 +583,16 @@ static nf_status d_mvn_diag(const bctx *c, const sp_node *n, size_t d_hint, nf_d
     return st;
 }
 
+/* logistic(loc, scale, d) and laplace(loc, scale, d) */
+static nf_status d_locscale(const bctx *c, const sp_node *n, size_t d_hint, nf_dist **out) {
+    double loc, sc;
+    size_t d = 0;
+    NF_TRY(get_num(c, n, "loc", 0, -1e30, 1e30, 0, &loc));
+    NF_TRY(get_num(c, n, "scale", 1, 0, 1e30, 1, &sc));
+    NF_TRY(get_size(c, n, "d", -1, 1, 1 << 24, d_hint ? d_hint : 1, &d));
+    return (n->name[1] == 'o' ? nf_dist_logistic : nf_dist_laplace)(d, (float)loc, (float)sc, out);
+}
+
 static nf_status d_mog(const bctx *c, const sp_node *n, size_t d_hint, nf_dist **out) {
     size_t K = 0, d = 0;
     NF_TRY(get_size(c, n, "k", 0, 1, 256, 8, &K));
@@ -610,6 +620,7 @@ static const char *const A_LOC_SCALE[] = {"loc", "scale", NULL};
 static const char *const A_LOW_HIGH[] = {"low", "high", NULL};
 static const char *const A_MVN[] = {"loc", "scale", "d", NULL};
 static const char *const A_MOG[] = {"k", "d", NULL};
+static const char *const A_LOCSCALE[] = {"loc", "scale", "d", NULL};
 
 /* Every distribution of the spec language (see BIJECTORS). */
 static const dist_entry DISTS[] = {
@@ -617,6 +628,8 @@ static const dist_entry DISTS[] = {
     {{"uniform", A_LOW_HIGH, 2, "uniform(low, high), scalar"}, d_uniform},
     {{"mvn_diag", A_MVN, 2, "Gaussian with diagonal covariance (loc, scale: lists or numbers)"}, d_mvn_diag},
     {{"mog", A_MOG, 1, "mixture of k diagonal Gaussians, trainable as a flow's base"}, d_mog},
+    {{"logistic", A_LOCSCALE, 2, "independent logistic(loc, scale) in d dimensions (a flow's base too)"}, d_locscale},
+    {{"laplace", A_LOCSCALE, 2, "independent laplace(loc, scale) in d dimensions (a flow's base too)"}, d_locscale},
     {{"transformed", A_NONE, 2, "transformed(distribution, bijector): the bijector's forward applied to samples"},
      d_transformed},
 };

@@ -1,0 +1,25 @@
+/*
+ * locscale.h - independent location-scale families built from a standard
+ * one-dimensional density: x_j = loc + scale z_j with z_j i.i.d. from the
+ * kernel (logistic.c, laplace.c).  The driver (locscale.c) gives log_prob,
+ * sample, cdf (d = 1) and the log-density's gradient, so such a
+ * distribution serves as a flow's base as well as a scalar distribution:
+ *   log p(x) = sum_j [ log f((x_j - loc) / scale) - log scale ],
+ *   d log p / dx_j = (log f)'(z_j) / scale.
+ */
+#ifndef NF_LOCSCALE_H
+#define NF_LOCSCALE_H
+
+#include "dist_impl.h"
+
+typedef struct nf_ls_kernel {
+    const char *name;
+    double (*log_pdf)(double z);  /* log f(z) */
+    double (*dlog_pdf)(double z); /* (log f)'(z) */
+    double (*cdf)(double z);      /* F(z) */
+    double (*draw)(nf_rng *rng);  /* z ~ f */
+} nf_ls_kernel;
+
+nf_status nf__locscale_create(const char *fn, const nf_ls_kernel *k, size_t d, float loc, float scale, nf_dist **out);
+
+#endif
