@@ -45,6 +45,18 @@ static void test_builder_table(void) {
         }
     }
     CHECK(nb >= 27, "%zu bijectors in the table", nb);
+    /* TFP's negative num_masked: the last coordinates condition and pass unchanged */
+    CHECK_OK(nf_bijector_from_spec("coupling(num_masked=-1, hidden=[4])", 3, rng, &b));
+    if (b) {
+        float *P = nf_bijector_params(b);
+        for (size_t k = 0; k < nf_bijector_param_count(b); k++) P[k] = 0.3f * (float)((k % 7) - 3);
+        float xin[3] = {0.2f, -0.4f, 0.9f}, yout[3];
+        CHECK_OK(nf_bijector_forward(b, xin, 1, yout, NULL));
+        CHECK(yout[2] == xin[2] && (yout[0] != xin[0] || yout[1] != xin[1]), "num_masked=-1 keeps the last coordinate");
+        nf_bijector_free(b);
+        b = NULL;
+    }
+    CHECK_ERR(nf_bijector_from_spec("coupling(num_masked=-3)", 3, rng, &b), NF_ERR_ARG, "num_masked=-3 needs 1..d-1");
     /* a spec that draws nothing needs no rng; one that does draws from seed 0 without one */
     nf_dist *norng = NULL;
     CHECK_OK(nf_dist_from_spec("transformed(normal(0.5, 2), exp)", NULL, &norng));

@@ -274,13 +274,21 @@ static nf_status b_iaf(const bctx *c, const sp_node *n, size_t d, nf_bijector **
     return build_maf_stack(c, n, d, 1, out);
 }
 
-/* coupling(mask=...) as one layer: the mask from mask=, num_masked= or
+/* coupling(mask=...) as one layer: the mask from mask=, num_masked= (a
+ * negative one: the last |num_masked| condition, as TFP's RealNVP) or
  * fraction_masked= (default: the first half conditions). */
 static nf_status one_coupling(const bctx *c, const sp_node *n, size_t d, nf_coupling_opts *o, size_t layers,
-                              nf_bijector **out) {
+                              size_t last, nf_bijector **out) {
     unsigned char *mask = NULL;
     const sp_node *mv = arg(n, "mask", -1);
-    if (mv) {
+    if (last) { /* num_masked = -last: the last coordinates condition */
+        if (mv || last >= d)
+            return nf__spec_error(NF_ERR_ARG, c->text, n->col, "num_masked=-%zu needs 1..d-1 = %zu coordinates and no mask", last,
+                                  d - 1);
+        if (!(mask = calloc(d, 1))) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+        for (size_t j = d - last; j < d; j++) mask[j] = 1;
+        o->mask = mask;
+    } else if (mv) {
         float *tmp = malloc(d * sizeof(float));
         mask = malloc(d);
         if (!tmp || !mask) {
@@ -318,7 +326,11 @@ static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int k
     NF_TRY(get_num(c, n, "tanh_scale", -1, 0, 1, kind != 2 && !spl, &ts)); /* scales soft-bounded unless asked otherwise */
     NF_TRY(get_num(c, n, "shift_only", -1, 0, 1, kind == 2, &so));
     NF_TRY(get_num(c, n, "fraction_masked", -1, 0, 1, 0, &fm));
-    NF_TRY(get_size(c, n, "num_masked", -1, 0, 1 << 24, 0, &nm));
+    double nmv = 0; /* TFP: a negative num_masked conditions on the last |num_masked| coordinates */
+    NF_TRY(get_num(c, n, "num_masked", -1, -(double)(1 << 24), (double)(1 << 24), 0, &nmv));
+    if (nmv != floor(nmv)) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "num_masked of %s() must be a whole number", n->name);
+    nm = nmv > 0 ? (size_t)nmv : 0;
+    size_t last = nmv < 0 ? (size_t)-nmv : 0;
     NF_TRY(get_size(c, n, "context", -1, 0, 1 << 20, 0, &o.context_dim));
     NF_TRY(get_size(c, n, "layers", -1, 1, 1024, kind == 0 ? 1 : kind == 1 ? 6 : 4, &layers));
     o.separate_nets = sep != 0;
@@ -331,8 +343,8 @@ static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int k
         return nf__spec_error(NF_ERR_ARG, c->text, n->col, "a spline coupling uses one network: separate and shift_only must be 0");
     double outw = per_coordinate(o.spline_bins) * (double)d;
     NF_TRY(check_budget(c, n, (double)layers * (o.separate_nets && !o.shift_only ? 2 : 1) * net_params(d + o.context_dim, &o.net, (size_t)outw)));
-    if (kind == 0) return one_coupling(c, n, d, &o, layers, out);
-    if (arg(n, "mask", -1) || nm || fm > 0)
+    if (kind == 0) return one_coupling(c, n, d, &o, layers, last, out);
+    if (arg(n, "mask", -1) || nm || last || fm > 0)
         return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() alternates its masks; use coupling() for a given mask", n->name);
     return nf_bijector_realnvp(d, layers, &o, c->rng, out);
 }
