@@ -187,14 +187,28 @@ def ptr(a):
     return a.ctypes.data_as(c_float_p) if a is not None else None
 
 
-class Rng:
-    """An nf_rng, freed with the object."""
+class Owned:
+    """A C object held in self._h and freed with the Python one by the
+    class's `_free` (a library function taking the handle)."""
 
-    def __init__(self, seed):
-        self.h = ctypes.c_void_p()
-        check(lib.nf_rng_create(int(seed) & (2**64 - 1), ctypes.byref(self.h)))
+    _free = None
 
     def __del__(self):
-        if getattr(self, "h", None):
-            lib.nf_rng_free(self.h)
-            self.h = None
+        h = getattr(self, "_h", None)
+        if h:
+            type(self)._free(h)
+            self._h = None
+
+
+class Rng(Owned):
+    """An nf_rng, freed with the object."""
+
+    _free = lib.nf_rng_free
+
+    def __init__(self, seed):
+        self._h = ctypes.c_void_p()
+        check(lib.nf_rng_create(int(seed) & (2**64 - 1), ctypes.byref(self._h)))
+
+    @property
+    def h(self):
+        return self._h

@@ -11,10 +11,10 @@ import ctypes
 
 import numpy as np
 
-from ._lib import Rng, check, f32, lib, ptr
+from ._lib import Owned, Rng, check, f32, lib, ptr
 
 
-class Bijector:
+class Bijector(Owned):
     """A bijector from a spec, e.g. ``Bijector("exp")`` or
     ``Bijector("affine_scalar(shift=1, scale=2)")`` (dim: its row length).
 
@@ -22,16 +22,13 @@ class Bijector:
     [[1.0]]
     """
 
+    _free = lib.nf_bijector_free
+
     def __init__(self, spec, dim=1, seed=0):
         self._h = ctypes.c_void_p()
         rng = Rng(seed)  # held until the call returns
         check(lib.nf_bijector_from_spec(spec.encode(), int(dim), rng.h, ctypes.byref(self._h)))
         self.spec = spec
-
-    def __del__(self):
-        if getattr(self, "_h", None):
-            lib.nf_bijector_free(self._h)
-            self._h = None
 
     @property
     def dim(self):
@@ -67,20 +64,17 @@ class Bijector:
         return self._ldj(lib.nf_bijector_inverse_log_det_jacobian, y)
 
 
-class Distribution:
+class Distribution(Owned):
     """A distribution from a spec, e.g. ``Distribution("normal(0, 1)")``.
     A scalar distribution takes a flat list of points."""
+
+    _free = lib.nf_dist_free
 
     def __init__(self, spec, seed=0):
         self._h = ctypes.c_void_p()
         self._rng = Rng(seed)
         check(lib.nf_dist_from_spec(spec.encode(), self._rng.h, ctypes.byref(self._h)))
         self.spec = spec
-
-    def __del__(self):
-        if getattr(self, "_h", None):
-            lib.nf_dist_free(self._h)
-            self._h = None
 
     @property
     def dim(self):

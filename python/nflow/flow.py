@@ -10,7 +10,7 @@ import tempfile
 import numpy as np
 
 from . import errors
-from ._lib import (LOG_DENSITY_FN, PROGRESS_FN, Rng, TrainOpts, TrainReport, c_float_p, check, f32, lib, ptr)
+from ._lib import (LOG_DENSITY_FN, PROGRESS_FN, Owned, Rng, TrainOpts, TrainReport, c_float_p, check, f32, lib, ptr)
 
 
 class History(dict):
@@ -77,7 +77,7 @@ def _opts(batch, lr, clip, threads, seed, callback, **extra):
     return o, prog
 
 
-class Flow:
+class Flow(Owned):
     """A normalizing flow built from a spec (docs/spec.md), e.g.
     ``Flow("realnvp(layers=6, hidden=[256,256])", 2)``.
 
@@ -85,6 +85,8 @@ class Flow:
     >>> f.log_prob([[0.0, 0.0]]).shape
     (1,)
     """
+
+    _free = lib.nf_flow_free
 
     def __init__(self, spec, dim, seed=0, context_dim=None, _handle=None):
         self._h = ctypes.c_void_p()
@@ -99,11 +101,6 @@ class Flow:
             )
         self._rng = Rng(seed + 0x5A4D9 if isinstance(seed, int) else 1)
         self._threads = 1
-
-    def __del__(self):
-        if getattr(self, "_h", None):
-            lib.nf_flow_free(self._h)
-            self._h = None
 
     @property
     def dim(self):

@@ -107,10 +107,20 @@ static nf_status nf__flow_save_ex_impl(const nf_flow *f, const char *path, const
     if (!s) {
         /* a flow built by the C constructors has no spec: its file is loaded into the same flow
          * built again (nf_flow_load_params) */
-        const char *fixed[] = {"format", "nflow", "version", NF_MODEL_VERSION, "spec", f->spec ? f->spec : "", "dim", dim,
-                               "build_seed", seed};
-        for (size_t i = 0; i < 10; i++)
-            if (f->spec || (i != 4 && i != 5 && i != 8 && i != 9)) kv[nkv++] = fixed[i];
+        kv[nkv++] = "format";
+        kv[nkv++] = "nflow";
+        kv[nkv++] = "version";
+        kv[nkv++] = NF_MODEL_VERSION;
+        if (f->spec) {
+            kv[nkv++] = "spec";
+            kv[nkv++] = f->spec;
+        }
+        kv[nkv++] = "dim";
+        kv[nkv++] = dim;
+        if (f->spec) {
+            kv[nkv++] = "build_seed";
+            kv[nkv++] = seed;
+        }
         if (mean) {
             kv[nkv++] = "scaler_mean";
             kv[nkv++] = mean;
