@@ -528,6 +528,45 @@ typedef struct nf_train_progress {
     double val_loss;           /* mean validation NLL (NAN when there is none) */
 } nf_train_progress;
 
+/* Data-parallel training across processes (docs/scaling.md).  Every
+ * process calls the same fit with its own share of the data and the same
+ * options; after each step's gradient is complete, the processes sum it
+ * (weighted by their rows: the gradient of the global batch's mean loss),
+ * then run identical clipping and Adam, so the parameters stay equal.  An
+ * nf_comm is the transport: nflow_mpi.h gives one over an MPI communicator;
+ * any other (threads, a custom transport) fills the struct itself.
+ *   sum_floats / sum_doubles: sum buf elementwise over all processes, in
+ *   place; every process must receive the same values (MPI_Allreduce with
+ *   MPI_SUM); return 0 on success.  Every process makes the same calls in
+ *   the same order; a non-zero return fails the fit on that process.
+ * With comm->size > 1:
+ *   - opts->batch is the global batch: each step takes about batch / size
+ *     rows from each process (nf_flow_fit: an epoch is ceil(global training
+ *     rows / batch) steps for every process, each process's rows cut into
+ *     that many parts; streams and reverse KL: the rows of a step split
+ *     evenly, each process drawing its own);
+ *   - each process's random numbers (shuffles, draws, dequantisation noise)
+ *     come from a stream keyed by (seed, rank, step), so a run is
+ *     reproducible for a given number of processes and a checkpoint resumes
+ *     bit-identically with the same number (and correctly with another);
+ *   - the parameters start as rank 0's (and after a data-dependent
+ *     initialisation, act-norm, rank 0's), the scaler (standardize) is
+ *     fitted to every process's training rows, validation NLLs and losses
+ *     are of all processes' rows, early stopping and callbacks agree;
+ *   - a failure on one process (a NaN, a bad row, a failed write) fails the
+ *     fit on every process, at the same step, instead of leaving them
+ *     waiting; a parameter checksum every check_every steps (0: 100) fails
+ *     it if the processes' parameters ever differ;
+ *   - only rank 0 writes checkpoints; every process reads resume_path.
+ * comm->size == 1 (or comm NULL) is an ordinary single-process run. */
+typedef struct nf_comm {
+    int rank, size;
+    int (*sum_floats)(void *user, float *buf, size_t n);
+    int (*sum_doubles)(void *user, double *buf, size_t n);
+    void *user;
+    size_t check_every;
+} nf_comm;
+
 typedef struct nf_train_opts {
     float lr, beta1, beta2, eps;   /* Adam */
     float weight_decay;            /* L2 added to the gradient (Adam, not AdamW) */
@@ -583,6 +622,8 @@ typedef struct nf_train_opts {
      * dequantised data, an upper bound on the integer data's NLL (-log P of
      * the unit cell), in nats per row of the data's own units. */
     int dequantize;
+    /* Data-parallel training across processes (see nf_comm); NULL: one. */
+    const nf_comm *comm;
 } nf_train_opts;
 
 /* lr 1e-3, betas 0.9/0.999, eps 1e-8, batch 100, epochs 100, steps 1000,
@@ -733,6 +774,16 @@ nf_status nf_read_table(const char *path, float **data, size_t *n, size_t *d);
  * NULL for a .npy file or a CSV without a header; free with nf_free_names). */
 nf_status nf_read_table_names(const char *path, float **data, size_t *n, size_t *d, char ***names);
 void nf_free_names(char **names, size_t d);
+/* Part `part` (0-based) of `parts` of a table file, for processes that each
+ * read a share: every data row lies in exactly one part, in file order.
+ * .npy: rows [n * part / parts, n * (part + 1) / parts), read by offset;
+ * CSV: the data lines that start in bytes [size * part / parts,
+ * size * (part + 1) / parts) (found by seeking to a line start; the header
+ * is never data).  A part may have no rows (*n = 0); *d is the file's
+ * columns either way, *names (may be NULL) the header's names.  A regular
+ * file is needed for parts > 1. */
+nf_status nf_read_table_part(const char *path, size_t part, size_t parts, float **data, size_t *n, size_t *d,
+                             char ***names);
 nf_status nf_write_table(const char *path, const float *x, size_t n, size_t d, const char *header);
 /* n values as a vector: a .npy of shape (n,), or a one-column CSV. */
 nf_status nf_write_vector(const char *path, const float *x, size_t n, const char *header);

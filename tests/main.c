@@ -47,6 +47,7 @@ int main(int argc, char **argv) {
     suite("spline", test_spline);
     suite("threads", test_threads);
     suite("train", test_train);
+    suite("comm", test_comm);
     suite("torch_flows", test_torch_flows);
     suite("spec", test_spec);
     suite("io", test_io);

@@ -64,6 +64,7 @@ void test_bijectors(void);
 void test_dist(void);
 void test_spline(void);
 void test_threads(void);
+void test_comm(void);
 void test_train(void);
 void test_torch_flows(void);
 void test_spec(void);

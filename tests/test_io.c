@@ -94,8 +94,69 @@ static void test_safe_outputs(void) {
     CHECK(system(rm) == 0, "cleaned up");
 }
 
+/* Every row of `path` lies in exactly one of 1..7 parts, in order. */
+static void check_parts(const char *path, const char *what) {
+    float *all = NULL;
+    size_t n = 0, d = 0;
+    CHECK_OK(nf_read_table(path, &all, &n, &d));
+    for (size_t parts = 1; parts <= 7; parts++) {
+        size_t got = 0, bad = 0;
+        for (size_t p = 0; p < parts; p++) {
+            float *y = NULL;
+            size_t k = 0, dd = 0;
+            char **names = NULL;
+            nf_status s = nf_read_table_part(path, p, parts, &y, &k, &dd, &names);
+            if (s || dd != d || got + k > n || (k && memcmp(y, all + got * d, k * d * sizeof(float)))) bad++;
+            got += k;
+            free(y);
+            nf_free_names(names, dd);
+        }
+        CHECK(!bad && got == n, "%s in %zu parts: every one of the %zu rows once, in order (%zu rows, %zu bad parts)",
+              what, parts, n, got, bad);
+    }
+    free(all);
+}
+
+static void test_parts(void) {
+    char csv[512], npy[512];
+    snprintf(csv, sizeof csv, "%s/nflow_parts_%d.csv", tmpdir(), (int)getpid());
+    snprintf(npy, sizeof npy, "%s/nflow_parts_%d.npy", tmpdir(), (int)getpid());
+    /* lines of uneven length, a header, comments and blank lines: no part size divides evenly */
+    char text[4096];
+    size_t len = (size_t)snprintf(text, sizeof text, "# a comment\nalpha,beta,gamma\n\n");
+    for (int i = 0; i < 37; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, "%d,%g,%s%d\n%s", i, i * 0.001 - 3, i % 5 ? "" : "  ", i * i,
+                                i % 11 == 3 ? "# between rows\n\n" : "");
+    write_file(csv, text, len);
+    check_parts(csv, "a CSV file");
+    write_file(csv, text + 12, len - 12); /* no comment first: the header is the first line */
+    check_parts(csv, "a CSV file with its header first");
+    write_file(csv, "1,2\n3,4\n5,6", 11); /* no final newline */
+    check_parts(csv, "a CSV file without a final newline");
+    float x[23 * 3];
+    for (int i = 0; i < 23 * 3; i++) x[i] = (float)i * 0.5f - 7;
+    CHECK_OK(nf_write_table(npy, x, 23, 3, NULL));
+    check_parts(npy, "a .npy file");
+    /* names, an empty part, errors with the file's line number */
+    float *y = NULL;
+    size_t k = 9, d = 0;
+    char **names = NULL;
+    write_file(csv, text + 12, len - 12);
+    CHECK_OK(nf_read_table_part(csv, 0, 200, &y, &k, &d, &names));
+    CHECK(k == 0 && d == 3 && names && !strcmp(names[2], "gamma"), "a part inside the header: no rows, 3 named columns");
+    free(y);
+    nf_free_names(names, d);
+    write_file(csv, "a,b\n1,2\n3,4\n5,6\n7,x\n", 20);
+    CHECK_ERR(nf_read_table_part(csv, 1, 2, &y, &k, &d, NULL), NF_ERR_DOMAIN, "line 5, column 3: 'x' is not a number");
+    CHECK_ERR(nf_read_table_part(csv, 2, 2, &y, &k, &d, NULL), NF_ERR_ARG, "part 2 of 2 does not exist");
+    CHECK_ERR(nf_read_table_part("-", 0, 2, &y, &k, &d, NULL), NF_ERR_ARG, "standard input cannot be read in parts");
+    unlink(csv);
+    unlink(npy);
+}
+
 void test_io(void) {
     test_safe_outputs();
+    test_parts();
     char csv[512], npy[512], bad[512];
     snprintf(csv, sizeof csv, "%s/nflow_test_%d.csv", tmpdir(), (int)getpid());
     snprintf(npy, sizeof npy, "%s/nflow_test_%d.npy", tmpdir(), (int)getpid());

@@ -96,6 +96,7 @@ class TrainOpts(ctypes.Structure):
         ("reduce", REDUCE_FN),
         ("reduce_user", ctypes.c_void_p),
         ("dequantize", ctypes.c_int),
+        ("comm", ctypes.c_void_p),
     ]
 
 

@@ -97,6 +97,24 @@ nf_status nf__check_finite(const char *what, const float *x, size_t n, size_t d)
 void nf__rng_get_state(const nf_rng *rng, uint64_t st[6]);
 int nf__rng_set_state(nf_rng *rng, const uint64_t st[6]);
 
+/* Collectives over an nf_comm (comm.c).  nf__comm_on: more than one
+ * process.  agree: every process passes its status; a failed one gets its
+ * own back, the others an error saying another failed.  bcast_f: rank 0's
+ * values to every process, exactly.  same: *same = 1 iff x is bit-identical
+ * on every process (a checksum).  The sums fail with NF_ERR_IO. */
+int nf__comm_on(const nf_comm *c);
+nf_status nf__comm_check(const nf_comm *c);
+nf_status nf__comm_sum_d(const nf_comm *c, double *buf, size_t n);
+nf_status nf__comm_sum_f(const nf_comm *c, float *buf, size_t n);
+nf_status nf__comm_agree(const nf_comm *c, nf_status st);
+nf_status nf__comm_bcast_f(const nf_comm *c, float *x, size_t n);
+nf_status nf__comm_same(const nf_comm *c, const float *x, size_t n, int *same);
+/* The start of part i when n items are cut into `parts` nearly equal parts
+ * (part i is [nf__part(n, parts, i), nf__part(n, parts, i + 1))). */
+size_t nf__part(size_t n, size_t parts, size_t i);
+/* Reseeds the generator from (seed, stream): independent streams. */
+void nf__rng_seed(nf_rng *rng, uint64_t seed, uint64_t stream);
+
 /* Stable scalar functions (double precision). */
 static inline double nf__softplus(double x) { /* log(1 + e^x) */
     return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));

@@ -40,6 +40,14 @@ nf_status nf_rng_create(uint64_t seed, nf_rng **out) {
 
 void nf_rng_free(nf_rng *rng) { free(rng); }
 
+void nf__rng_seed(nf_rng *r, uint64_t seed, uint64_t stream) {
+    uint64_t x = seed, y = stream;
+    x ^= splitmix64(&y); /* the stream through its own mixer, then the seed's */
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+    r->has_spare = 0;
+    r->spare = 0;
+}
+
 void nf__rng_get_state(const nf_rng *r, uint64_t st[6]) {
     for (int i = 0; i < 4; i++) st[i] = r->s[i];
     st[4] = (uint64_t)r->has_spare;

@@ -128,33 +128,47 @@ nf_status nf_flow_data_init(nf_flow *f, const float *x, size_t n) {
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
 
-nf_status nf_flow_fit_scaler(nf_flow *f, const float *x, size_t n) {
-    const char *fn = "nf_flow_fit_scaler";
-    if (!f || !x || n < 2) return nf__err(NF_ERR_ARG, "%s: needs a flow and at least 2 rows", fn);
-    size_t d = f->d, D = d + f->bij->dc; /* rows of a conditional flow end with the context */
-    nf_status s = nf__check_finite("data", x, n, D);
-    if (s) return nf__err_prefix(s, fn);
-    double *acc = calloc(2 * d, sizeof(double));
-    float *m = malloc(2 * d * sizeof(float));
-    if (!acc || !m) {
-        free(acc);
-        free(m);
-        return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
-    }
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < d; j++) acc[j] += x[i * D + j];
-    for (size_t j = 0; j < d; j++) acc[j] /= (double)n;
+nf_status nf_flow_fit_scaler(nf_flow *f, const float *x, size_t n) { return nf__flow_fit_scaler(f, x, n, NULL); }
+
+/* The column sums of n rows (width D, the first d columns) into acc[0..d)
+ * and the count into acc[d]; across processes, summed over all. */
+static nf_status column_sums(const nf_comm *comm, const float *x, size_t n, size_t d, size_t D, const double *mean,
+                             double *acc) {
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < d; j++) {
-            double c = x[i * D + j] - acc[j];
-            acc[d + j] += c * c;
+            double c = mean ? x[i * D + j] - mean[j] : x[i * D + j];
+            acc[j] += mean ? c * c : c;
         }
-    s = NF_OK;
+    acc[d] = (double)n;
+    return nf__comm_on(comm) ? nf__comm_sum_d(comm, acc, d + 1) : NF_OK;
+}
+
+nf_status nf__flow_fit_scaler(nf_flow *f, const float *x, size_t n, const nf_comm *comm) {
+    const char *fn = "nf_flow_fit_scaler";
+    int many = nf__comm_on(comm);
+    if (!f || (!x && n)) return nf__err(NF_ERR_ARG, "%s: needs a flow and rows", fn);
+    size_t d = f->d, D = d + f->bij->dc; /* rows of a conditional flow end with the context */
+    nf_status s = nf__check_finite("data", x, n, D);
+    double *acc = calloc(2 * d + 2, sizeof(double));
+    float *m = malloc(2 * d * sizeof(float));
+    if (!s && (!acc || !m)) s = nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
+    if (many) s = nf__comm_agree(comm, s); /* every process's rows are fine, or none goes on */
+    if (!s) s = column_sums(comm, x, n, d, D, NULL, acc); /* acc[d]: the rows of all processes */
+    double rows = acc ? acc[d] : 0;
+    if (!s && rows < 2) s = nf__err(NF_ERR_ARG, "%s: needs at least 2 rows", fn);
+    for (size_t j = 0; !s && j < d; j++) acc[j] /= rows;
+    if (!s) s = column_sums(comm, x, n, d, D, acc, acc + d + 1);
+    if (s) {
+        free(acc);
+        free(m);
+        return nf__err_prefix(s, fn);
+    }
+    memmove(acc + d, acc + d + 1, d * sizeof(double));
     char list[512] = "";
     size_t nconst = 0, len = 0;
     for (size_t j = 0; j < d; j++) {
         m[j] = (float)acc[j];
-        m[d + j] = (float)sqrt(acc[d + j] / (double)n); /* population std, as scikit-learn */
+        m[d + j] = (float)sqrt(acc[d + j] / rows); /* population std, as scikit-learn */
         if (!(m[d + j] > 0) && len + 24 < sizeof list) /* every constant column, named at once */
             len += (size_t)snprintf(list + len, sizeof list - len, "%s%zu", nconst++ ? ", " : "", j);
         else if (!(m[d + j] > 0))

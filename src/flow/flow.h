@@ -35,5 +35,8 @@ nf_status nf__flow_tensors(const nf_flow *f, nf_tensor_fn fn, void *ctx);
 
 /* Data units -> model space, in place, n rows. */
 void nf__flow_scale_in(const nf_flow *f, float *x, size_t n);
+/* nf_flow_fit_scaler over the rows of every process (comm; NULL: this
+ * one's); every process gets the same scaler. */
+nf_status nf__flow_fit_scaler(nf_flow *f, const float *x, size_t n, const nf_comm *comm);
 
 #endif

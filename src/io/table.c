@@ -102,17 +102,44 @@ static nf_status csv_fields(const char *path, size_t lineno, char *line, char *p
     return NF_OK;
 }
 
+/* The line number of the line starting at byte `pos` (only for messages
+ * of a part read, which starts in the middle of the file). */
+static size_t line_number(FILE *f, long pos) {
+    size_t ln = 1;
+    if (fseek(f, 0, SEEK_SET)) return 0;
+    for (long i = 0; i < pos; i++) {
+        int c = getc(f);
+        if (c == EOF) break;
+        ln += c == '\n';
+    }
+    return ln;
+}
+
+/* Moves f to the first line that starts at or after byte lo (> 0). */
+static int seek_line(FILE *f, long lo) {
+    if (fseek(f, lo - 1, SEEK_SET)) return -1;
+    int c;
+    while ((c = getc(f)) != EOF && c != '\n') {
+    }
+    return 0;
+}
+
 /* CSV: the first non-blank line is a header when none of its fields is a
- * number (then `header` gets it); every other line must be all numbers. */
-static nf_status read_csv(const char *path, FILE *f, float **out, size_t *n_out, size_t *d_out, char **header) {
+ * number (then `header` gets it); every other line must be all numbers.
+ * A part (hi >= 0): only the data lines that start in bytes [lo, hi); the
+ * header and the column count still come from the file's first lines. */
+static nf_status read_csv(const char *path, FILE *f, float **out, size_t *n_out, size_t *d_out, char **header, long lo,
+                          long hi) {
     growbuf g = {0};
     size_t d = 0, rows = 0, lineno = 0;
     char *line = NULL;
     size_t cap = 0;
     nf_status s = NF_OK;
-    int seen_first = 0;
-    while (!s && getline(&line, &cap, f) >= 0) {
+    int seen_first = 0, part = hi >= 0, known = 1; /* known: lineno is right (not after a seek) */
+    long pos = 0;
+    while (!s && (pos = ftell(f), getline(&line, &cap, f) >= 0)) {
         lineno++;
+        if (part && d && pos >= hi) break;
         char *hash = strchr(line, '#');
         if (hash) *hash = 0;
         char *p = line;
@@ -129,17 +156,30 @@ static nf_status read_csv(const char *path, FILE *f, float **out, size_t *n_out,
                 continue;
             }
         }
-        size_t k = 0;
+        size_t k = 0, n0 = g.n;
         s = csv_fields(path, lineno, line, p, &g, &k);
+        if (s && !known) { /* after a seek: the message with the line's number */
+            g.n = n0;
+            s = csv_fields(path, line_number(f, pos), line, p, &g, &k);
+        }
         if (s) break;
         if (d == 0) d = k;
         else if (k != d)
-            s = nf__err(NF_ERR_SHAPE, "%s: line %zu has %zu columns, expected %zu like the first data row", path, lineno, k, d);
+            s = nf__err(NF_ERR_SHAPE, "%s: line %zu has %zu columns, expected %zu like the first data row", path,
+                        known ? lineno : line_number(f, pos), k, d);
+        if (part && (pos < lo || pos >= hi)) { /* the first data row, read for d: another part's */
+            g.n = n0;
+            if (pos < lo && ftell(f) < lo) {
+                if (seek_line(f, lo)) s = nf__err(NF_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
+                known = 0; /* line numbers from here: counted only for a message */
+            }
+            continue;
+        }
         rows++;
     }
     free(line);
     if (!s && ferror(f)) s = nf__err(NF_ERR_IO, "%s: read error", path);
-    if (!s && rows == 0) s = nf__err(NF_ERR_SHAPE, "%s: no data rows", path);
+    if (!s && (part ? d == 0 : rows == 0)) s = nf__err(NF_ERR_SHAPE, "%s: no data rows", path);
     if (s) {
         free(g.v);
         if (header) {
@@ -160,7 +200,10 @@ static nf_status npy_error(const char *path, const char *what) {
     return nf__err(NF_ERR_DOMAIN, "%s: not a readable .npy file: %s", path, what);
 }
 
-static nf_status read_npy(const char *path, FILE *f, float **out, size_t *n_out, size_t *d_out) {
+/* Rows [r0, r1) of the array where r0, r1 are the bounds of part `part` of
+ * `parts` (1 part: all); the data by offset. */
+static nf_status read_npy(const char *path, FILE *f, float **out, size_t *n_out, size_t *d_out, size_t part,
+                          size_t parts) {
     unsigned char head[12];
     if (fseek(f, 0, SEEK_END) != 0) return npy_error(path, "cannot seek");
     long flen = ftell(f);
@@ -219,12 +262,15 @@ static nf_status read_npy(const char *path, FILE *f, float **out, size_t *n_out,
     if ((size_t)flen - pre - hlen < need)
         return nf__err(NF_ERR_DOMAIN, "%s: truncated: shape %zu x %zu needs %zu data bytes, the file has %zu", path, n, d,
                        need, (size_t)flen - pre - hlen);
-    float *x = malloc(n * d * sizeof(float));
-    unsigned char *raw = malloc(need);
+    size_t r0 = nf__part(n, parts, part), r1 = nf__part(n, parts, part + 1);
+    need = (r1 - r0) * d * es;
+    float *x = malloc((r1 - r0) * d * sizeof(float) + 1);
+    unsigned char *raw = malloc(need + 1);
     nf_status s = NF_OK;
-    if (!x || !raw) s = nf__err(NF_ERR_NOMEM, "%s: out of memory for %zu x %zu", path, n, d);
+    if (!x || !raw) s = nf__err(NF_ERR_NOMEM, "%s: out of memory for %zu x %zu", path, r1 - r0, d);
+    else if (r0 && fseek(f, (long)(pre + hlen + r0 * d * es), SEEK_SET)) s = npy_error(path, "cannot seek");
     else if (fread(raw, 1, need, f) != need) s = npy_error(path, "short read");
-    for (size_t i = 0; !s && i < n * d; i++) {
+    for (size_t i = 0; !s && i < (r1 - r0) * d; i++) {
         double v;
         if (f4) {
             float t;
@@ -233,7 +279,7 @@ static nf_status read_npy(const char *path, FILE *f, float **out, size_t *n_out,
         } else
             memcpy(&v, raw + 8 * i, 8);
         if (!isfinite(v) || fabs(v) > 3.4e38)
-            s = nf__err(NF_ERR_DOMAIN, "%s: row %zu, column %zu: value %g is not a finite float", path, i / d, i % d, v);
+            s = nf__err(NF_ERR_DOMAIN, "%s: row %zu, column %zu: value %g is not a finite float", path, r0 + i / d, i % d, v);
         else
             x[i] = (float)v;
     }
@@ -242,7 +288,7 @@ static nf_status read_npy(const char *path, FILE *f, float **out, size_t *n_out,
         free(x);
         return s;
     }
-    *out = x, *n_out = n, *d_out = d;
+    *out = x, *n_out = r1 - r0, *d_out = d;
     return NF_OK;
 }
 
@@ -276,17 +322,33 @@ void nf_free_names(char **names, size_t d) {
     free(names);
 }
 
-static nf_status read_table_impl(const char *path, float **data, size_t *n, size_t *d, char ***names) {
-    const char *fn = "nf_read_table";
+/* The byte range [lo, hi) of part `part` of a CSV file's `parts`. */
+static nf_status csv_range(const char *path, FILE *f, size_t part, size_t parts, long *lo, long *hi) {
+    if (fseek(f, 0, SEEK_END)) return nf__err(NF_ERR_IO, "%s: cannot seek (a part needs a regular file): %s", path, strerror(errno));
+    size_t size = (size_t)ftell(f);
+    rewind(f);
+    *lo = (long)nf__part(size, parts, part);
+    *hi = (long)nf__part(size, parts, part + 1);
+    return NF_OK;
+}
+
+static nf_status read_table_impl(const char *path, float **data, size_t *n, size_t *d, char ***names, size_t part,
+                                 size_t parts) {
+    const char *fn = parts > 1 ? "nf_read_table_part" : "nf_read_table";
     if (!path || !data || !n || !d) return nf__err(NF_ERR_ARG, "%s: NULL argument", fn);
     *data = NULL;
     *n = *d = 0;
     if (names) *names = NULL;
+    if (parts == 0 || part >= parts) return nf__err(NF_ERR_ARG, "%s: part %zu of %zu does not exist", fn, part, parts);
+    if (parts > 1 && !strcmp(path, "-")) return nf__err(NF_ERR_ARG, "%s: standard input cannot be read in parts", fn);
     int npy = ends_with(path, ".npy");
     FILE *f = strcmp(path, "-") ? fopen(path, npy ? "rb" : "r") : stdin;
     if (!f) return nf__err(NF_ERR_IO, "%s: cannot open %s: %s", fn, path, strerror(errno));
     char *header = NULL;
-    nf_status s = npy ? read_npy(path, f, data, n, d) : read_csv(path, f, data, n, d, names ? &header : NULL);
+    long lo = 0, hi = -1;
+    nf_status s = !npy && parts > 1 ? csv_range(path, f, part, parts, &lo, &hi) : NF_OK;
+    if (!s)
+        s = npy ? read_npy(path, f, data, n, d, part, parts) : read_csv(path, f, data, n, d, names ? &header : NULL, lo, hi);
     if (f != stdin) fclose(f);
     if (!s && header) s = split_names(path, header, *d, names);
     free(header);
@@ -300,7 +362,7 @@ static nf_status read_table_impl(const char *path, float **data, size_t *n, size
 nf_status nf_read_table(const char *path, float **data, size_t *n, size_t *d) {
     nf_clocale loc;
     nf__clocale_enter(&loc);
-    nf_status r = read_table_impl(path, data, n, d, NULL);
+    nf_status r = read_table_impl(path, data, n, d, NULL, 0, 1);
     nf__clocale_leave(&loc);
     return r;
 }
@@ -309,7 +371,16 @@ nf_status nf_read_table_names(const char *path, float **data, size_t *n, size_t 
     if (!names) return nf__err(NF_ERR_ARG, "nf_read_table_names: names is NULL");
     nf_clocale loc;
     nf__clocale_enter(&loc);
-    nf_status r = read_table_impl(path, data, n, d, names);
+    nf_status r = read_table_impl(path, data, n, d, names, 0, 1);
+    nf__clocale_leave(&loc);
+    return r;
+}
+
+nf_status nf_read_table_part(const char *path, size_t part, size_t parts, float **data, size_t *n, size_t *d,
+                             char ***names) {
+    nf_clocale loc;
+    nf__clocale_enter(&loc);
+    nf_status r = read_table_impl(path, data, n, d, names, part, parts);
     nf__clocale_leave(&loc);
     return r;
 }

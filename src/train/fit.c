@@ -43,6 +43,18 @@ static nf_status check_opts(const char *fn, nf_flow *f, const nf_train_opts *o, 
     if (!(o->clip_norm >= 0) || !(o->weight_decay >= 0))
         return nf__err(NF_ERR_ARG, "%s: clip_norm and weight_decay must be >= 0", fn);
     if (f->P == 0) return nf__err(NF_ERR_ARG, "%s: the flow has no trainable parameters", fn);
+    nf_status s = nf__comm_check(o->comm);
+    return s ? nf__err_prefix(s, fn) : NF_OK;
+}
+
+/* Streams and reverse KL across processes: this process's share of the
+ * global batch (an even split; every process computes the same). */
+static nf_status local_batch(const char *fn, const nf_train_opts *o, size_t *step) {
+    *step = o->batch;
+    if (!nf__comm_on(o->comm)) return NF_OK;
+    size_t n = (size_t)o->comm->size, r = (size_t)o->comm->rank;
+    if (o->batch < n) return nf__err(NF_ERR_ARG, "%s: batch %zu is smaller than the %zu processes", fn, o->batch, n);
+    *step = nf__part(o->batch, n, r + 1) - nf__part(o->batch, n, r);
     return NF_OK;
 }
 
@@ -72,7 +84,7 @@ static nf_status run(const char *fn, nf_flow *f, const nf_objective *obj, nf_sou
 /* The scaler from the training rows (dequantised ones: one draw of their
  * noise, so that integer columns constant in the data are not refused). */
 static nf_status fit_scaler(nf_flow *f, const float *data, size_t ntr, size_t D, const nf_train_opts *o) {
-    if (!o->dequantize) return nf_flow_fit_scaler(f, data, ntr);
+    if (!o->dequantize) return nf__flow_fit_scaler(f, data, ntr, o->comm);
     float *tmp = malloc(ntr * D * sizeof(float) + 1);
     nf_rng *r = NULL;
     if (!tmp || nf_rng_create(o->seed ^ 0x5ca1eULL, &r)) {
@@ -82,30 +94,50 @@ static nf_status fit_scaler(nf_flow *f, const float *data, size_t ntr, size_t D,
     memcpy(tmp, data, ntr * D * sizeof(float));
     for (size_t i = 0; i < ntr; i++)
         for (size_t j = 0; j < f->d; j++) tmp[i * D + j] += nf_rng_uniform(r);
-    nf_status s = nf_flow_fit_scaler(f, tmp, ntr);
+    nf_status s = nf__flow_fit_scaler(f, tmp, ntr, o->comm);
     nf_rng_free(r);
     free(tmp);
     return s;
+}
+
+/* Across processes: the global training and validation rows (each process
+ * has its own; a process may have none), steps per epoch for the global
+ * batch, and this process's largest share of a step. */
+static nf_status global_rows(const char *fn, const nf_train_opts *o, size_t ntr, size_t nval, size_t *nsteps,
+                             size_t *stepB) {
+    double v[2] = {(double)ntr, (double)nval};
+    NF_TRY(nf__comm_sum_d(o->comm, v, 2));
+    size_t NTR = (size_t)v[0], NVAL = (size_t)v[1];
+    if (NTR < 1 || (o->val_split > 0 && NVAL < 1))
+        return nf__err(NF_ERR_ARG, "%s: the processes' rows leave %zu for training and %zu for validation", fn, NTR, NVAL);
+    *nsteps = o->batch == 0 || o->batch >= NTR ? 1 : (NTR + o->batch - 1) / o->batch;
+    *stepB = (ntr + *nsteps - 1) / *nsteps;
+    return NF_OK;
 }
 
 nf_status nf_flow_fit(nf_flow *f, const float *data, size_t n, const nf_train_opts *o, nf_train_report *rep) {
     const char *fn = "nf_flow_fit";
     NF_TRY(check_opts(fn, f, o, rep));
     NF_TRY(check_nll(fn, f));
-    if (!data) return nf__err(NF_ERR_ARG, "%s: data is NULL", fn);
+    int many = nf__comm_on(o->comm);
     size_t nval = (size_t)((double)n * o->val_split), ntr = n - nval;
-    if (ntr < 1 || (o->val_split > 0 && nval < 1))
-        return nf__err(NF_ERR_ARG, "%s: %zu rows leave %zu for training and %zu for validation", fn, n, ntr, nval);
-    if (o->epochs == 0 && o->steps == 0) return nf__err(NF_ERR_ARG, "%s: give epochs or steps (>= 1)", fn);
     size_t D = f->d + f->bij->dc; /* a row: x, then the context of a conditional flow */
-    nf_status s = nf__check_finite("data", data, n, D);
-    if (s) return nf__err_prefix(s, fn);
+    nf_status s = NF_OK;
+    if (!data && (n || !many)) s = nf__err(NF_ERR_ARG, "%s: data is NULL", fn);
+    else if (!many && (ntr < 1 || (o->val_split > 0 && nval < 1)))
+        s = nf__err(NF_ERR_ARG, "%s: %zu rows leave %zu for training and %zu for validation", fn, n, ntr, nval);
+    else if (o->epochs == 0 && o->steps == 0) s = nf__err(NF_ERR_ARG, "%s: give epochs or steps (>= 1)", fn);
+    else if ((s = nf__check_finite("data", data, n, D))) s = nf__err_prefix(s, fn);
+    if (many) s = nf__comm_agree(o->comm, s); /* a process with bad rows stops them all */
+    if (s) return s;
     if (o->standardize && (s = fit_scaler(f, data, ntr, D, o))) return s;
-    size_t stepB = o->batch == 0 || o->batch > ntr ? ntr : o->batch;
-    size_t B = stepB; /* the trainer's batch also serves validation, in chunks */
+    size_t stepB = o->batch == 0 || o->batch > ntr ? ntr : o->batch, nsteps = 0;
+    if (many && (s = global_rows(fn, o, ntr, nval, &nsteps, &stepB))) return s;
+    size_t B = stepB ? stepB : 1; /* the trainer's batch also serves validation, in chunks */
     if (nval > B && B < NF_FLOW_CHUNK) B = nval < NF_FLOW_CHUNK ? nval : NF_FLOW_CHUNK;
     nf_source src;
     if ((s = nf__source_array(&src, data, ntr, nval, D, stepB))) return nf__err_prefix(s, fn);
+    src.nsteps = nsteps;
     if (o->dequantize && (s = nf__source_dequantize(&src, f->d, o->seed ^ 0xdec0deULL))) {
         nf__source_free(&src);
         return nf__err_prefix(s, fn);
@@ -121,8 +153,10 @@ nf_status nf_flow_fit_stream(nf_flow *f, nf_sampler_fn draw, void *user, const n
     NF_TRY(check_nll(fn, f));
     if (!draw) return nf__err(NF_ERR_ARG, "%s: sampler is NULL", fn);
     if (o->batch == 0 || o->steps == 0) return nf__err(NF_ERR_ARG, "%s: batch and steps must be >= 1", fn);
-    nf_source src = nf__source_sampler(draw, user, o->batch);
-    return run(fn, f, &nf__objective_nll, &src, o->batch, o, rep, NULL, NULL);
+    size_t step;
+    NF_TRY(local_batch(fn, o, &step));
+    nf_source src = nf__source_sampler(draw, user, step);
+    return run(fn, f, &nf__objective_nll, &src, step, o, rep, NULL, NULL);
 }
 
 nf_status nf_flow_fit_reverse_kl(nf_flow *f, nf_log_density_fn target, void *user, const nf_train_opts *o,
@@ -135,6 +169,8 @@ nf_status nf_flow_fit_reverse_kl(nf_flow *f, nf_log_density_fn target, void *use
     if (f->base->nparams)
         return nf__err(NF_ERR_UNSUPPORTED, "%s: the base %s is trainable; its samples are not reparameterisable", fn,
                        f->base->name);
-    nf_source src = nf__source_base(o->batch);
-    return run(fn, f, &nf__objective_reverse_kl, &src, o->batch, o, rep, target, user);
+    size_t step;
+    NF_TRY(local_batch(fn, o, &step));
+    nf_source src = nf__source_base(step);
+    return run(fn, f, &nf__objective_reverse_kl, &src, step, o, rep, target, user);
 }

@@ -24,11 +24,49 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static nf_status step(nf_trainer *t, size_t k, double *loss) {
-    nf_status s = nf__trainer_eval(t, k, 1, loss);
+/* One step on the k rows in t->x; `pre`: a failure before the step (the
+ * batch), which across processes still takes part in the step's sums so
+ * that every process stops. */
+static nf_status step(nf_trainer *t, size_t k, double *loss, nf_status pre) {
+    nf_status s = pre ? nf__trainer_fail(t, pre) : nf__trainer_eval(t, k, 1, loss);
     if (s) return s;
     nf__trainer_adam(t);
     return NF_OK;
+}
+
+/* Across processes, the first step: a data-dependent initialisation
+ * (act-norm) takes rank 0's; every process must have got this far. */
+static nf_status first_step_sync(nf_trainer *t, nf_status s) {
+    s = nf__comm_agree(t->comm, s);
+    return s ? s : nf__comm_bcast_f(t->comm, t->f->params, t->P);
+}
+
+/* Across processes: every `every` steps, the parameters must be equal. */
+static nf_status check_same(const nf_trainer *t, size_t stepno) {
+    size_t every = t->comm->check_every ? t->comm->check_every : 100;
+    if (stepno % every) return NF_OK;
+    int same;
+    NF_TRY(nf__comm_same(t->comm, t->f->params, t->P, &same));
+    if (!same)
+        return nf__err(NF_ERR_NUMERIC,
+                       "step %zu: the parameters differ between processes (checksum); the transport's sums must give "
+                       "every process the same values",
+                       stepno);
+    return NF_OK;
+}
+
+/* Across processes: a resume must find the same checkpoint everywhere; the
+ * parameters then start as rank 0's. */
+static nf_status start_sync(nf_trainer *t, nf_status s, int loaded, size_t step) {
+    if (!t->comm) return s;
+    NF_TRY(nf__comm_agree(t->comm, s));
+    double v[2] = {(double)loaded, (double)step};
+    NF_TRY(nf__comm_sum_d(t->comm, v, 2));
+    double n = (double)t->comm->size;
+    if (v[0] != 0 && (v[0] != n || v[1] != n * (double)step))
+        return nf__err(NF_ERR_ARG, "the processes found different checkpoints to resume from (a folder every process "
+                                   "must see the same way)");
+    return nf__comm_bcast_f(t->comm, t->f->params, t->P);
 }
 
 static nf_status step_error(nf_status s, size_t stepno) {
@@ -61,7 +99,7 @@ static plan make_plan(const nf_source *src, const nf_train_opts *o) {
     plan p = {0};
     p.epochs = src->idx != NULL;
     if (p.epochs) {
-        size_t per = (src->ntr + src->step - 1) / src->step;
+        size_t per = src->nsteps ? src->nsteps : (src->ntr + src->step - 1) / src->step;
         /* epochs, or whole epochs covering at least opts->steps steps */
         size_t ne = o->epochs ? o->epochs : (o->steps + per - 1) / per;
         p.total = ne * per;
@@ -96,6 +134,11 @@ static nf_status end_period(nf_trainer *t, nf_source *src, const nf_train_opts *
         nf_train_progress pr = {c->step, pl->total, c->epoch, 1, tl, vl};
         if (o->callback(o->user, &pr) && !*stopped) *stopped = 1;
     }
+    if (t->comm) { /* a callback's stop, on any process, stops them all */
+        double v = *stopped == 1;
+        NF_TRY(nf__comm_sum_d(t->comm, &v, 1));
+        if (v > 0 && !*stopped) *stopped = 1;
+    }
     c->acc = 0;
     c->cnt = 0;
     return NF_OK;
@@ -103,14 +146,15 @@ static nf_status end_period(nf_trainer *t, nf_source *src, const nf_train_opts *
 
 static nf_status checkpoint(const nf_trainer *t, const nf_train_opts *o, const nf_rng *rng, const nf_loop_state *c,
                             int epochs) {
-    nf_status s = nf__checkpoint_save(t, o->checkpoint_path, rng, c);
+    nf_status s = NF_OK;
+    if (!t->comm || t->comm->rank == 0) s = nf__checkpoint_save(t, o->checkpoint_path, rng, c); /* rank 0 writes */
     if (s) {
         char head[96];
         snprintf(head, sizeof head, "%s %zu: writing the checkpoint", epochs ? "epoch" : "step",
                  epochs ? c->epoch : c->step);
         nf__err_prefix(s, head);
     }
-    return s;
+    return t->comm ? nf__comm_agree(t->comm, s) : s;
 }
 
 /* Hands the histories to the report (or frees them). */
@@ -151,26 +195,32 @@ nf_status nf__train_loop(nf_trainer *t, nf_source *src, const nf_train_opts *o, 
     c.hval = calloc(pl.nlog ? pl.nlog : 1, sizeof(double));
     nf_rng *rng = NULL;
     nf_status s = c.htrain && c.hval ? nf_rng_create(o->seed, &rng) : nf__err(NF_ERR_NOMEM, "out of memory");
-    if (!s && o->resume_path && access(o->resume_path, F_OK) == 0) /* nothing saved yet: start afresh */
-        s = nf__checkpoint_load(t, o->resume_path, rng, &c, pl.nlog);
+    int loaded = !s && o->resume_path && access(o->resume_path, F_OK) == 0; /* nothing saved yet: start afresh */
+    if (loaded) s = nf__checkpoint_load(t, o->resume_path, rng, &c, pl.nlog);
+    s = start_sync(t, s, loaded, c.step);
     double t0 = now();
     int stopped = 0;
     while (!s && !stopped && c.step < pl.total) {
         size_t k = 0;
         double l;
         t->stepno = c.step + 1;
+        if (t->comm) /* each process its own stream, keyed by the step: resumable */
+            nf__rng_seed(rng, o->seed, ((uint64_t)t->comm->rank << 40) + c.step);
         s = src->next(src, t, rng, &k);
-        if (!s && c.step == 0 && t->obj == &nf__objective_nll)
+        if (!s && c.step == 0 && t->obj == &nf__objective_nll && k)
             s = nf__bijector_data_init(t->f->bij, t->x, t->ctx, k); /* actnorm: the first batch */
-        if (!s) s = step(t, k, &l);
+        if (c.step == 0 && t->comm) s = first_step_sync(t, s);
+        s = step(t, k, &l, s);
+        if (!s && t->comm) s = check_same(t, t->stepno);
         if (s) {
             s = step_error(s, t->stepno);
             break;
         }
         c.step++;
-        c.acc += pl.epochs ? l * (double)k : l;
-        c.cnt += pl.epochs ? k : 1;
-        int period_end = pl.epochs ? src->pos == 0 : c.cnt == pl.every || c.step == pl.total;
+        double kk = t->kglob; /* the step's rows, over all processes */
+        c.acc += pl.epochs ? l * kk : l;
+        c.cnt += pl.epochs ? (size_t)kk : 1;
+        int period_end = pl.epochs ? src->wrapped : c.cnt == pl.every || c.step == pl.total;
         if (period_end && (s = end_period(t, src, o, &pl, &c, &stopped))) break;
         size_t unit = pl.epochs ? (period_end ? c.epoch : 0) : c.step;
         if (o->checkpoint_path && o->checkpoint_every && unit && unit % o->checkpoint_every == 0 && stopped != 2)

@@ -144,28 +144,57 @@ static nf_status bad_gradient(nf_trainer *t) {
     return e;
 }
 
+/* Across processes (t->comm): every process's status, rows and summed loss
+ * in one sum (a failure anywhere fails the step everywhere), then the
+ * gradient scaled by this process's share of the rows and summed: the
+ * gradient of the global batch's mean loss, identical on every process. */
+static nf_status comm_step(nf_trainer *t, nf_status st, size_t k, double *loss) {
+    double v[4] = {st ? 0 : *loss * (double)k, (double)k, st ? 1 : 0, (double)st};
+    nf_status cs = nf__comm_sum_d(t->comm, v, 4);
+    if (st || cs) return st ? st : cs;
+    if (v[2] > 0)
+        return nf__err(v[2] == 1 ? (nf_status)(int)v[3] : NF_ERR_ARG, "%g other process%s failed at this step", v[2],
+                       v[2] > 1 ? "es" : "");
+    *loss = v[0] / v[1];
+    t->kglob = v[1];
+    float share = (float)((double)k / v[1]);
+    if (share != 1.0f)
+        for (size_t i = 0; i < t->P; i++) t->grad[i] *= share;
+    return nf__comm_sum_f(t->comm, t->grad, t->P);
+}
+
+nf_status nf__trainer_fail(nf_trainer *t, nf_status st) {
+    double l = 0;
+    return t->comm ? comm_step(t, st, 0, &l) : st;
+}
+
 nf_status nf__trainer_eval(nf_trainer *t, size_t k, int grad, double *loss) {
     t->task_k = k;
     t->task_grad = grad;
-    /* t->grad is all zeros on entry: zeroed once, then cleared by each Adam step */
-    run_task(t, slot_objective, grad && t->T > 1 ? slot_reduce : NULL);
+    t->kglob = (double)k;
     double s = 0;
     nf_status st = NF_OK;
-    for (size_t q = 0; q < t->T; q++) {
-        if (!st && t->slots[q].st) st = nf__err(t->slots[q].st, "%s", t->slots[q].msg);
-        s += t->slots[q].sum;
+    if (k) { /* (a process's share of a step may be empty across processes) */
+        /* t->grad is all zeros on entry: zeroed once, then cleared by each Adam step */
+        run_task(t, slot_objective, grad && t->T > 1 ? slot_reduce : NULL);
+        for (size_t q = 0; q < t->T; q++) {
+            if (!st && t->slots[q].st) st = nf__err(t->slots[q].st, "%s", t->slots[q].msg);
+            s += t->slots[q].sum;
+        }
     }
-    if (!st) {
+    *loss = 0;
+    if (!st && k) {
         *loss = t->obj->loss(t, s, k);
         if (!isfinite(*loss)) st = nf__err(NF_ERR_NUMERIC, "the loss is %g", *loss);
     }
+    if (t->comm && grad) st = comm_step(t, st, k, loss);
     if (st || !grad) {
         if (st && grad) memset(t->grad, 0, t->P * sizeof(float));
         return st;
     }
     double sq = 0;
-    if (t->reduce) { /* the reduction seam: e.g. an all-reduce across processes */
-        int rc = t->reduce(t->reduce_user, t->grad, t->P, loss);
+    if (t->reduce || t->comm) { /* the reduction seam: e.g. an all-reduce across processes */
+        int rc = t->reduce ? t->reduce(t->reduce_user, t->grad, t->P, loss) : 0;
         if (rc) {
             memset(t->grad, 0, t->P * sizeof(float));
             return nf__err(NF_ERR_ARG, "the reduce hook reported failure (code %d)", rc);
@@ -238,6 +267,7 @@ nf_status nf__trainer_init(nf_trainer *t, nf_flow *f, const nf_objective *obj, s
     t->P = f->P;
     t->reduce = o->reduce;
     t->reduce_user = o->reduce_user;
+    t->comm = nf__comm_on(o->comm) ? o->comm : NULL;
     nf__bijector_premask(f->bij, NF_PREMASK_APPLY); /* MADE masks: applied once, kept by masked gradients */
     t->T = o->threads > 1 ? o->threads : 1;
     if (t->T > NF_MAX_THREADS) return nf__err(NF_ERR_ARG, "threads must be at most %d, got %zu", NF_MAX_THREADS, t->T);

@@ -27,11 +27,20 @@ static nf_status array_next(nf_source *src, nf_trainer *t, nf_rng *rng, size_t *
         }
     }
     size_t r = src->pos, n = ntr - r < src->step ? ntr - r : src->step;
+    if (src->nsteps) /* across processes: part j of this process's rows */
+        n = nf__part(ntr, src->nsteps, src->j + 1) - r;
     for (size_t i = 0; i < n; i++) put_row(t, i, src->data + idx[r + i] * src->D);
     if (src->vnoise) /* dequantisation: fresh U(0, 1) noise on every value, every epoch */
         for (size_t q = 0; q < n * t->d; q++) t->x[q] += nf_rng_uniform(rng);
     nf__flow_scale_in(t->f, t->x, n);
-    src->pos = r + n == ntr ? 0 : r + n;
+    if (src->nsteps) {
+        src->j = src->j + 1 == src->nsteps ? 0 : src->j + 1;
+        src->wrapped = src->j == 0;
+        src->pos = src->wrapped ? 0 : r + n;
+    } else {
+        src->pos = r + n == ntr ? 0 : r + n;
+        src->wrapped = src->pos == 0;
+    }
     *k = n;
     return NF_OK;
 }
@@ -107,10 +116,10 @@ nf_source nf__source_base(size_t step) {
  * (rows the model maps out of float range or out of its support have
  * density 0, as nf_flow_log_prob's -inf: the NLL is +inf and early stopping
  * goes on). */
-nf_status nf__source_validation(nf_source *src, nf_trainer *t, double *nll) {
+static nf_status local_validation(nf_source *src, nf_trainer *t, double *acc) {
     const float *data = src->data + src->ntr * src->D;
     size_t n = src->nval;
-    double acc = 0;
+    *acc = 0;
     for (size_t r = 0; r < n; r += t->B) {
         size_t k = n - r < t->B ? n - r : t->B;
         for (size_t i = 0; i < k; i++) put_row(t, i, data + (r + i) * src->D);
@@ -119,12 +128,28 @@ nf_status nf__source_validation(nf_source *src, nf_trainer *t, double *nll) {
         double l;
         nf_status s = nf__trainer_eval(t, k, 0, &l);
         if (s == NF_ERR_NUMERIC || s == NF_ERR_DOMAIN) {
-            *nll = INFINITY;
+            *acc = INFINITY;
             return NF_OK;
         }
         NF_TRY(s);
-        acc += l * (double)k;
+        *acc += l * (double)k;
     }
-    *nll = acc / (double)n;
+    return NF_OK;
+}
+
+nf_status nf__source_validation(nf_source *src, nf_trainer *t, double *nll) {
+    double acc;
+    nf_status s = local_validation(src, t, &acc);
+    if (!t->comm) {
+        *nll = acc / (double)src->nval;
+        return s;
+    }
+    /* across processes: the sums of every process's rows, and any failure */
+    int inf = !s && isinf(acc);
+    double v[4] = {s || inf ? 0 : acc, (double)src->nval, (double)inf, s ? 1 : 0};
+    nf_status cs = nf__comm_sum_d(t->comm, v, 4);
+    if (s || cs) return s ? s : cs;
+    if (v[3] > 0) return nf__err(NF_ERR_ARG, "%g other process%s failed in validation", v[3], v[3] > 1 ? "es" : "");
+    *nll = v[2] > 0 ? INFINITY : v[0] / v[1];
     return NF_OK;
 }

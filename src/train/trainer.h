@@ -65,6 +65,8 @@ struct nf_source {
     /* epochs over an array (validation, early stopping) */
     const float *data;
     size_t ntr, nval, D, pos, *idx;
+    size_t nsteps, j; /* across processes: steps per epoch (each a part of the rows), the next one */
+    int wrapped;      /* the step just taken ended an epoch */
     float *vnoise; /* dequantisation (NULL: none): the validation rows' fixed U(0, 1) noise */
     /* streams */
     nf_sampler_fn draw;
@@ -105,6 +107,9 @@ struct nf_trainer {
     nf_log_density_fn target;
     void *target_user;
     size_t anneal_steps;
+    /* across processes (opts->comm with size > 1; else NULL) */
+    const nf_comm *comm;
+    double kglob; /* the rows of the last evaluated step over all processes */
     /* the reduction hook (opts->reduce) */
     int (*reduce)(void *user, float *grad, size_t n, double *loss);
     void *reduce_user;
@@ -128,6 +133,9 @@ void nf__trainer_free(nf_trainer *t);
 /* Runs the objective on the k rows in t->x over all slots; with `grad` the
  * slots' gradients are summed into t->grad in slot order.  *loss: the mean. */
 nf_status nf__trainer_eval(nf_trainer *t, size_t k, int grad, double *loss);
+/* A step that failed before its evaluation (status st): across processes
+ * it still takes part in the step's sums, so every process fails it. */
+nf_status nf__trainer_fail(nf_trainer *t, nf_status st);
 /* One Adam step with t->gscale over all slots. */
 void nf__trainer_adam(nf_trainer *t);
 
