@@ -7,6 +7,15 @@
 CC      ?= cc
 PREFIX  ?= /usr/local
 SAN     ?= 0
+MPI     ?= 0
+# make MPI=1: an MPI-enabled nflow (mpirun -np N nflow train ...) and
+# libnflow_mpi.a (nflow_mpi.h) in build-mpi/, with mpicc; the library itself
+# never needs MPI.
+ifeq ($(MPI),1)
+CC      := mpicc
+BUILD   ?= build-mpi
+CFLAGS  += -DNF_MPI
+endif
 ifeq ($(SAN),1)
 BUILD   ?= build-san
 OPT     ?= -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -27,7 +36,8 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fno-math-errno -fno-trapping-math -ffp-contract=off -fPIC -Iinclude
 LDLIBS  += -lopenblas -lm
 
-LIB_SRC  := $(sort $(filter-out src/cli/% src/plot/%,$(wildcard src/*/*.c)))
+LIB_SRC  := $(sort $(filter-out src/cli/% src/plot/% src/mpi/%,$(wildcard src/*/*.c)))
+MPI_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard src/mpi/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c src/plot/*.c))
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 CAIRO_CFLAGS := $(shell pkg-config --cflags cairo 2>/dev/null)
@@ -58,8 +68,16 @@ $(BUILD)/libnflow.so: $(LIB_OBJ) nflow.map
 
 $(BUILD)/src/plot/%.o: CFLAGS += $(CAIRO_CFLAGS)
 
-$(BUILD)/nflow: $(CLI_OBJ) $(BUILD)/libnflow.a
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libnflow.a $(LDFLAGS) $(CAIRO_LIBS) $(LDLIBS)
+ifeq ($(MPI),1)
+NFLOW_MPI_LIB := $(BUILD)/libnflow_mpi.a
+all: $(NFLOW_MPI_LIB)
+$(NFLOW_MPI_LIB): $(MPI_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+endif
+
+$(BUILD)/nflow: $(CLI_OBJ) $(BUILD)/libnflow.a $(NFLOW_MPI_LIB)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(NFLOW_MPI_LIB) $(BUILD)/libnflow.a $(LDFLAGS) $(CAIRO_LIBS) $(LDLIBS)
 
 examples: $(EX_BIN)
 $(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libnflow.a

@@ -477,7 +477,13 @@ nf_status nf_flow_fit_scaler(nf_flow *flow, const float *x, size_t n);
 nf_status nf_flow_data_init(nf_flow *flow, const float *x, size_t n);
 
 /* Points whose base-space image overflows float (far outside the data) get
- * log p = -inf; NaN is never returned. */
+ * log p = -inf; NaN is never returned.
+ * These calls work through the rows in chunks of NF_CHUNK_ROWS from the
+ * first (with threads too).  A row's result can depend, in its last bits, on
+ * its position in its chunk (BLAS kernels block rows); to reproduce a call's
+ * bits on a sub-range of its rows, pass whole chunks (nflow logprob under
+ * mpirun does: docs/scaling.md). */
+#define NF_CHUNK_ROWS 2048
 nf_status nf_flow_log_prob(const nf_flow *flow, const float *x, size_t n, float *out);
 nf_status nf_flow_sample(const nf_flow *flow, nf_rng *rng, size_t n, float *x);
 nf_status nf_flow_sample_and_log_prob(const nf_flow *flow, nf_rng *rng, size_t n, float *x,

@@ -47,14 +47,36 @@ int fail(const char *cmd, int code, const char *fmt, ...)
  * files are read (2) or computation happens (3). */
 int status_exit(nf_status s);
 
-int cmd_train(int argc, char **argv);
-int cmd_sample(int argc, char **argv);
-int cmd_logprob(int argc, char **argv);
-int cmd_eval(int argc, char **argv);
-int cmd_data(int argc, char **argv);
-int cmd_info(int argc, char **argv);
-int cmd_fit_density(int argc, char **argv);
-int cmd_plot(int argc, char **argv);
+/* The processes a command runs on (par.c): one, or under mpirun in the MPI
+ * build every rank.  comm: NULL for one process. */
+typedef struct par {
+    int rank, size;
+    const nf_comm *comm;
+} par;
+/* MPI_Init in the MPI build; 0 or an exit code. */
+int par_init(par *p, int *argc, char ***argv);
+/* The end of the program: rc != 0 on a rank of several ends every rank
+ * (MPI_Abort); returns rc. */
+int par_finish(par *p, int rc);
+/* Sums v over every process, in place (0, or an exit code). */
+int par_sum(const par *p, double *v, size_t n);
+/* Every process passes its exit code; each gets its own if non-zero, else
+ * another's (all 0: 0). */
+int par_agree(const par *p, int rc);
+/* One table file of every process's rows (n x w here), in rank order:
+ * the bytes nf_write_table (vector: nf_write_vector) writes of all rows in
+ * one process; written in parts beside `path` and renamed over it. */
+int par_write_table(const par *p, const char *cmd, const char *path, const float *x, size_t n, size_t w,
+                    const char *header, int vector);
+
+int cmd_train(int argc, char **argv, const par *procs);
+int cmd_sample(int argc, char **argv, const par *procs);
+int cmd_logprob(int argc, char **argv, const par *procs);
+int cmd_eval(int argc, char **argv, const par *procs);
+int cmd_data(int argc, char **argv, const par *procs);
+int cmd_info(int argc, char **argv, const par *procs);
+int cmd_fit_density(int argc, char **argv, const par *procs);
+int cmd_plot(int argc, char **argv, const par *procs);
 
 /* Progress display: a live bar on a terminal, a line every 10% otherwise. */
 typedef struct progress {
@@ -91,7 +113,12 @@ typedef struct engine_opts {
     "                    checkpoint is removed when the run completes (the model holds\n" \
     "                    the final parameters) and kept, and named, when it fails\n"     \
     "  --threads N       split each batch over N threads (BLAS then runs one thread\n"    \
-    "                    inside each); results are reproducible for a given N\n"
+    "                    inside each); results are reproducible for a given N\n"         \
+    "  mpirun -np N nflow ...  (the MPI build, make MPI=1) N processes train one model:\n" \
+    "                    --batch is the global batch, each process takes its part of\n" \
+    "                    it (a file: of the rows, each reading its share; generated\n"   \
+    "                    data: its own draws); gradients are summed every step; rank\n" \
+    "                    0 writes the outputs and checkpoints (docs/scaling.md)\n"
 void engine_opts_parse(args *a, engine_opts *e);
 /* Sets o's checkpoint, resume and thread options (and one BLAS thread when
  * N > 1); says on stderr whether it resumes, unless quiet. */
@@ -110,6 +137,7 @@ typedef struct rows_src {
     const char *columns; /* files: the columns to keep (names or indices), or */
     const char *drop;    /* the columns to leave out */
     int drop_constant;   /* leave out the columns that are constant (said on stderr) */
+    size_t part, parts;  /* files: read only part `part` of `parts` (nf_read_table_part; parts 0 or 1: all) */
 } rows_src;
 int rows_generated(const char *data);
 /* n generated rows of width 2 + labels. */

@@ -15,7 +15,8 @@ static const char *HELP =
     "noise of that standard deviation (default 0.05).  --labels adds a column\n"
     "with each point's component.\n";
 
-int cmd_data(int argc, char **argv) {
+int cmd_data(int argc, char **argv, const par *procs) {
+    (void)procs; /* one process (main.c refuses several) */
     const char *cmd = "data";
     args a;
     int hrc = help_or_init(&a, cmd, argc, argv, HELP);

@@ -132,7 +132,8 @@ static int compute(const char *cmd, const char *op, const nf_dist *D, const nf_b
     return rc;
 }
 
-int cmd_eval(int argc, char **argv) {
+int cmd_eval(int argc, char **argv, const par *procs) {
+    (void)procs; /* one process (main.c refuses several) */
     const char *cmd = "eval";
     args a;
     int hrc = help_or_init(&a, cmd, argc, argv, HELP);

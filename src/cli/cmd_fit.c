@@ -49,7 +49,7 @@ static int on_progress(void *user, const nf_train_progress *p) {
     return 0;
 }
 
-int cmd_fit_density(int argc, char **argv) {
+int cmd_fit_density(int argc, char **argv, const par *procs) {
     const char *cmd = "fit-density";
     args a;
     int rc = help_or_init(&a, cmd, argc, argv, HELP);
@@ -76,15 +76,18 @@ int cmd_fit_density(int argc, char **argv) {
     if (nf_energy_target(tname, &target)) return fail(cmd, EXIT_USAGE, "%s", nf_last_error());
     nf_flow *flow = NULL;
     if (nf_flow_from_spec(spec, 2, seed, &flow)) return fail(cmd, EXIT_USAGE, "%s", nf_last_error());
-    if (mkdir_p(out, eng.made, sizeof eng.made)) {
+    int lead = procs->rank == 0; /* several processes (mpirun): rank 0 writes and speaks */
+    if (lead && mkdir_p(out, eng.made, sizeof eng.made)) rc = fail(cmd, EXIT_DATA, "cannot create %s: %s", out, strerror(errno));
+    if ((rc = par_agree(procs, rc))) {
         nf_flow_free(flow);
-        return fail(cmd, EXIT_DATA, "cannot create %s: %s", out, strerror(errno));
+        return rc;
     }
     progress pr;
-    progress_init(&pr, quiet);
+    progress_init(&pr, quiet || !lead);
     o.seed = seed + 1, o.log_every = o.steps >= 100 ? o.steps / 100 : 1;
     o.callback = on_progress, o.user = &pr;
-    engine_opts_apply(cmd, &eng, out, quiet, &o);
+    o.comm = procs->comm; /* each process its own base samples, --batch the global batch */
+    engine_opts_apply(cmd, &eng, out, quiet || !lead, &o);
     nf_train_report rep;
     nf_status s = nf_flow_fit_reverse_kl(flow, target, NULL, &o, &rep);
     progress_done(&pr);
@@ -92,6 +95,7 @@ int cmd_fit_density(int argc, char **argv) {
         rc = fail(cmd, s == NF_ERR_NUMERIC ? EXIT_NUMERIC : EXIT_DATA, "%s", nf_last_error());
         goto done;
     }
+    if (!lead) goto done;
     char path[4096], summary[512];
     snprintf(summary, sizeof summary, "{\"target\": \"%s\", \"steps\": %zu, \"seconds\": %.3f, \"kl_estimate\": %.6g, \"seed\": %llu}",
              tname, rep.steps, rep.seconds, rep.train_loss, (unsigned long long)seed);
@@ -132,7 +136,7 @@ int cmd_fit_density(int argc, char **argv) {
         printf("report:  %s/report.html (%d figures)\n", out, nfig);
     }
 done:
-    engine_opts_finish(cmd, &eng, out, rc);
+    if (lead) engine_opts_finish(cmd, &eng, out, rc);
     nf_train_report_free(&rep);
     nf_flow_free(flow);
     return rc;

@@ -17,7 +17,9 @@ static const char *HELP_SAMPLE =
     "A conditional model needs --context: its context values (e.g. --context 1),\n"
     "the same for every sample.  --threads T splits the work into chunks over T\n"
     "threads (BLAS runs one thread inside nflow's): the samples equal a\n"
-    "one-thread run's.\n";
+    "one-thread run's.  Samples are drawn in blocks of 65,536 rows, each from its\n"
+    "own stream of the seed, so `mpirun -np N nflow sample` (MPI build) writes\n"
+    "the same file as one process, each rank drawing and writing its rows.\n";
 static const char *HELP_LOGPROB =
     "usage: nflow logprob --model M --in FILE --out FILE [--threads T]\n"
     "\n"
@@ -26,7 +28,9 @@ static const char *HELP_LOGPROB =
     "the units of the data.  For a conditional model each row is the point\n"
     "followed by its context values: log p(x | c).  --threads T splits the rows\n"
     "into chunks over T threads (BLAS runs one thread inside nflow's; the values\n"
-    "equal a one-thread run's).\n";
+    "equal a one-thread run's).  Under `mpirun -np N` (MPI build) each rank reads\n"
+    "its part of FILE (.npy by offset, CSV by byte ranges at line starts) and\n"
+    "writes its values into the one output file: the same bytes as one process.\n";
 static const char *HELP_INFO =
     "usage: nflow info --model M\n"
     "\n"
@@ -72,7 +76,17 @@ static char *sample_header(const nf_flow *f, int with_lp) {
     return h;
 }
 
-int cmd_sample(int argc, char **argv) {
+/* Samples are drawn in blocks of this many rows, block b from the seed
+ * block_seed(seed, b) (block 0 from the seed itself). */
+#define SAMPLE_BLOCK ((size_t)65536)
+static uint64_t block_seed(uint64_t seed, uint64_t b) {
+    uint64_t z = seed + b * 0x9e3779b97f4a7c15ull; /* splitmix64 of the block */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+int cmd_sample(int argc, char **argv, const par *procs) {
     const char *cmd = "sample";
     args a;
     int rc = help_or_init(&a, cmd, argc, argv, HELP_SAMPLE);
@@ -105,33 +119,66 @@ int cmd_sample(int argc, char **argv) {
             nf_flow_free(f);
             return fail(cmd, EXIT_USAGE, "the model takes a context of %zu values: give --context with %zu numbers", dc, dc);
         }
-        ctx = malloc(n * dc * sizeof(float));
-        for (size_t i = 0; ctx && i < n; i++) memcpy(ctx + i * dc, v, dc * sizeof(float));
+        size_t rows = n < SAMPLE_BLOCK ? n : SAMPLE_BLOCK;
+        ctx = malloc(rows * dc * sizeof(float));
+        for (size_t i = 0; ctx && i < rows; i++) memcpy(ctx + i * dc, v, dc * sizeof(float));
     }
-    float *x = malloc(n * d * sizeof(float)), *lp = malloc(n * sizeof(float)), *o = malloc(n * w * sizeof(float));
+    /* rows [r0, r1): all of them, or this process's part */
+    size_t r0 = n * (size_t)procs->rank / (size_t)procs->size, r1 = n * (size_t)(procs->rank + 1) / (size_t)procs->size;
+    size_t m = r1 - r0, B = SAMPLE_BLOCK < n ? SAMPLE_BLOCK : n;
+    float *x = malloc(B * d * sizeof(float)), *lp = malloc(B * sizeof(float)), *o = malloc(m * w * sizeof(float) + 1);
     nf_rng *rng = NULL;
-    nf_rng_create(seed, &rng);
-    nf_status s = !x || !lp || !o || (dc && !ctx) ? NF_ERR_NOMEM
-                  : with_lp ? nf_flow_sample_and_log_prob_ctx(f, rng, ctx, n, x, lp)
-                            : nf_flow_sample_ctx(f, rng, ctx, n, x);
-    if (s) rc = fail(cmd, s == NF_ERR_NOMEM ? EXIT_DATA : EXIT_NUMERIC, "%s", s == NF_ERR_NOMEM ? "out of memory" : nf_last_error());
-    if (!rc) {
-        for (size_t i = 0; i < n; i++) {
-            memcpy(o + i * w, x + i * d, d * sizeof(float));
-            if (with_lp) o[i * w + d] = lp[i];
+    nf_status s = !x || !lp || !o || (dc && !ctx) ? NF_ERR_NOMEM : NF_OK;
+    /* block b of SAMPLE_BLOCK rows from its own stream (block 0: the seed's): the file does not depend on the
+     * number of processes */
+    for (size_t b = r0 / SAMPLE_BLOCK; !s && b * SAMPLE_BLOCK < r1; b++) {
+        size_t b0 = b * SAMPLE_BLOCK, k = n - b0 < SAMPLE_BLOCK ? n - b0 : SAMPLE_BLOCK;
+        nf_rng_free(rng);
+        rng = NULL;
+        if ((s = nf_rng_create(b ? block_seed(seed, b) : seed, &rng))) break;
+        s = with_lp ? nf_flow_sample_and_log_prob_ctx(f, rng, ctx, k, x, lp) : nf_flow_sample_ctx(f, rng, ctx, k, x);
+        for (size_t i = b0 > r0 ? b0 : r0; !s && i < b0 + k && i < r1; i++) {
+            memcpy(o + (i - r0) * w, x + (i - b0) * d, d * sizeof(float));
+            if (with_lp) o[(i - r0) * w + d] = lp[i - b0];
         }
-        char *header = sample_header(f, with_lp); /* the training data's column names, or x1, x2, ... */
-        if (!header || nf_write_table(out, o, n, w, header))
-            rc = fail(cmd, EXIT_DATA, "%s", header ? nf_last_error() : "out of memory");
-        free(header);
     }
+    if (s) rc = fail(cmd, s == NF_ERR_NOMEM ? EXIT_DATA : EXIT_NUMERIC, "%s", s == NF_ERR_NOMEM ? "out of memory" : nf_last_error());
+    char *header = rc ? NULL : sample_header(f, with_lp); /* the training data's column names, or x1, x2, ... */
+    if (!rc && !header) rc = fail(cmd, EXIT_DATA, "out of memory");
+    rc = par_agree(procs, rc);
+    if (!rc) rc = par_write_table(procs, cmd, out, o, m, w, header, 0);
+    free(header);
     free(x), free(lp), free(o), free(ctx);
     nf_rng_free(rng);
     nf_flow_free(f);
     return rc;
 }
 
-int cmd_logprob(int argc, char **argv) {
+/* log p of this process's n rows x (row g0 onwards of all N) into lp, in
+ * the one-process run's chunks of NF_CHUNK_ROWS: a chunk cut by a part's
+ * boundary is filled up with copies of a row of ours, so every row is
+ * computed at its one-process position and its bits are the same. */
+static nf_status logprob_aligned(const nf_flow *f, const float *x, const float *c, size_t n, size_t g0, size_t N,
+                                 float *lp) {
+    size_t d = nf_flow_dim(f), dc = nf_flow_context_dim(f), C = NF_CHUNK_ROWS;
+    float *bx = malloc(C * d * sizeof(float)), *bc = malloc(C * (dc ? dc : 1) * sizeof(float)), *bl = malloc(C * sizeof(float));
+    nf_status s = bx && bc && bl ? NF_OK : NF_ERR_NOMEM;
+    for (size_t c0 = g0 / C * C; !s && n && c0 < g0 + n; c0 += C) {
+        size_t k = N - c0 < C ? N - c0 : C;
+        for (size_t i = 0; i < k; i++) {
+            size_t g = c0 + i, src = g < g0 ? 0 : g >= g0 + n ? n - 1 : g - g0; /* ours, or a stand-in */
+            memcpy(bx + i * d, x + src * d, d * sizeof(float));
+            if (dc) memcpy(bc + i * dc, c + src * dc, dc * sizeof(float));
+        }
+        s = nf_flow_log_prob_ctx(f, bx, dc ? bc : NULL, k, bl);
+        for (size_t i = 0; !s && i < k; i++)
+            if (c0 + i >= g0 && c0 + i < g0 + n) lp[c0 + i - g0] = bl[i];
+    }
+    free(bx), free(bc), free(bl);
+    return s;
+}
+
+int cmd_logprob(int argc, char **argv, const par *procs) {
     const char *cmd = "logprob";
     args a;
     int rc = help_or_init(&a, cmd, argc, argv, HELP_LOGPROB);
@@ -145,23 +192,39 @@ int cmd_logprob(int argc, char **argv) {
     nf_flow *f = NULL;
     if ((rc = load(cmd, model, threads, &f))) return rc;
     float *x = NULL;
-    size_t n, d;
+    size_t n = 0, d = 0;
     size_t fd = nf_flow_dim(f), dc = nf_flow_context_dim(f);
-    if (nf_read_table(in, &x, &n, &d)) rc = fail(cmd, EXIT_DATA, "%s", nf_last_error());
+    /* several processes: each its part of the rows (nf_read_table_part), one output file */
+    if (procs->size > 1 ? nf_read_table_part(in, (size_t)procs->rank, (size_t)procs->size, &x, &n, &d, NULL)
+                      : nf_read_table(in, &x, &n, &d))
+        rc = fail(cmd, EXIT_DATA, "%s", nf_last_error());
     else if (d != fd + dc)
         rc = fail(cmd, EXIT_DATA, "%s has %zu columns but the model needs %zu (dimension %zu%s)", in, d, fd + dc, fd,
                   dc ? " plus its context" : "");
-    float *lp = rc ? NULL : malloc(n * sizeof(float)), *c = rc || !dc ? NULL : malloc(n * dc * sizeof(float));
+    float *lp = rc ? NULL : malloc(n * sizeof(float) + 1), *c = rc || !dc ? NULL : malloc(n * dc * sizeof(float) + 1);
     if (!rc && dc && c) split_context_rows(x, n, fd, dc, x, c);
-    if (!rc && (!lp || (dc && !c) || nf_flow_log_prob_ctx(f, x, c, n, lp))) rc = fail(cmd, EXIT_NUMERIC, "%s", nf_last_error());
+    double *cnt = procs->size > 1 ? calloc((size_t)procs->size, sizeof(double)) : NULL; /* every part's rows */
+    size_t g0 = 0, N = n;
+    if (cnt) {
+        cnt[procs->rank] = (double)n;
+        if (par_sum(procs, cnt, (size_t)procs->size)) rc = EXIT_DATA;
+        N = 0;
+        for (int q = 0; q < procs->size; q++) N += (size_t)cnt[q], g0 += q < procs->rank ? (size_t)cnt[q] : 0;
+        free(cnt);
+    }
+    if (!rc && (!lp || (dc && !c) || (procs->size > 1 && !cnt) ||
+                (procs->size > 1 ? logprob_aligned(f, x, c, n, g0, N, lp) : nf_flow_log_prob_ctx(f, x, c, n, lp))))
+        rc = fail(cmd, EXIT_NUMERIC, "%s", nf_last_error());
     free(c);
-    if (!rc && nf_write_vector(out, lp, n, "log_prob")) rc = fail(cmd, EXIT_DATA, "%s", nf_last_error());
+    rc = par_agree(procs, rc);
+    if (!rc) rc = par_write_table(procs, cmd, out, lp, n, 1, "log_prob", 1);
     free(x), free(lp);
     nf_flow_free(f);
     return rc;
 }
 
-int cmd_info(int argc, char **argv) {
+int cmd_info(int argc, char **argv, const par *procs) {
+    (void)procs; /* one process (main.c refuses several) */
     const char *cmd = "info";
     args a;
     int rc = help_or_init(&a, cmd, argc, argv, HELP_INFO);
@@ -193,7 +256,8 @@ int cmd_info(int argc, char **argv) {
     return 0;
 }
 
-int cmd_plot(int argc, char **argv) {
+int cmd_plot(int argc, char **argv, const par *procs) {
+    (void)procs; /* one process (main.c refuses several) */
     const char *cmd = "plot";
     args a;
     int rc = help_or_init(&a, cmd, argc, argv, HELP_PLOT);

@@ -216,9 +216,80 @@ static int file_rows(train_cfg *c, train_run *r) {
     return 0;
 }
 
+/* Several processes: this process's share of a file, in the one-process
+ * run's sets.  Each reads its part of the file; the rows' global numbers
+ * come from the counts of all; the one-process shuffle (seed + 7777) is
+ * replayed on row numbers, so the test, validation and training sets are
+ * exactly the one-process run's, each process keeping its rows of each. */
+static int file_rows_par(train_cfg *c, train_run *r, const par *procs) {
+    const char *cmd = "train";
+    r->g.part = (size_t)procs->rank, r->g.parts = (size_t)procs->size;
+    int rc = rows_read(cmd, &r->g, &r->x, &r->n, &r->d, &r->nctx, &r->names);
+    if ((rc = par_agree(procs, rc))) return rc;
+    size_t W = r->d + r->nctx, P = (size_t)procs->size, me = (size_t)procs->rank;
+    double *cnt = calloc(P, sizeof(double));
+    if (!cnt) return fail(cmd, EXIT_DATA, "out of memory");
+    cnt[me] = (double)r->n;
+    rc = par_sum(procs, cnt, P);
+    size_t N = 0, g0 = 0;
+    for (size_t q = 0; q < P; q++) N += (size_t)cnt[q], g0 += q < me ? (size_t)cnt[q] : 0;
+    free(cnt);
+    if (rc) return rc;
+    size_t nval = (size_t)((double)N * c->o.val_split), ntest = c->test_file ? 0 : (size_t)((double)N * c->test_split);
+    if (N < 2 || nval + ntest + 1 > N)
+        return fail(cmd, EXIT_USAGE, "%zu rows leave none for training after %zu test and %zu validation rows", N, ntest,
+                    nval);
+    float *tr = malloc(r->n * W * sizeof(float) + 1), *va = malloc(r->n * W * sizeof(float) + 1),
+          *te = malloc(r->n * W * sizeof(float) + 1);
+    size_t *idx = nval || ntest ? malloc(N * sizeof(size_t)) : NULL;
+    nf_rng *sh = NULL;
+    if (!tr || !va || !te || ((nval || ntest) && (!idx || nf_rng_create(c->seed + 7777, &sh)))) rc = EXIT_DATA;
+    size_t ntr_l = 0, nval_l = 0, ntest_l = 0;
+    if (!rc && (nval || ntest)) {
+        for (size_t i = 0; i < N; i++) idx[i] = i;
+        for (size_t i = N; i-- > 1;) { /* the one-process Fisher-Yates, on row numbers */
+            size_t j = (size_t)nf_rng_below(sh, i + 1), t = idx[i];
+            idx[i] = idx[j];
+            idx[j] = t;
+        }
+    }
+    for (size_t p = 0; !rc && p < N; p++) { /* position p holds row idx[p]: the set is the position's */
+        size_t g = idx ? idx[p] : p;
+        if (g < g0 || g >= g0 + r->n) continue;
+        float *dst = p >= N - ntest ? te + ntest_l++ * W : p >= N - ntest - nval ? va + nval_l++ * W : tr + ntr_l++ * W;
+        memcpy(dst, r->x + (g - g0) * W, W * sizeof(float));
+    }
+    free(idx);
+    nf_rng_free(sh);
+    if (!rc && ntr_l == 0) rc = fail(cmd, EXIT_USAGE, "rank %d has no training rows: fewer processes, please", procs->rank);
+    if (!rc) { /* [training | validation] rows, then the test rows */
+        memcpy(r->x, tr, ntr_l * W * sizeof(float));
+        memcpy(r->x + ntr_l * W, va, nval_l * W * sizeof(float));
+        r->n = ntr_l + nval_l;
+        c->o.val_split = nval ? (float)(((double)nval_l + 0.5) / (double)r->n) : 0; /* exactly nval_l rows */
+        if (ntest) {
+            r->test = te, te = NULL;
+            r->ntest = ntest_l;
+            r->test_what = "held-out rows, --test-split";
+        }
+    }
+    free(tr), free(va), free(te);
+    if (!rc && c->test_file) {
+        size_t td = 0, tc = 0;
+        rows_src g = r->g;
+        g.data = c->test_file;
+        rc = rows_read(cmd, &g, &r->test, &r->ntest, &td, &tc, NULL);
+        if (!rc && (td != r->d || tc != r->nctx))
+            rc = fail(cmd, EXIT_DATA, "%s has %zu data and %zu context columns, %s has %zu and %zu", c->test_file, td, tc,
+                      c->data, r->d, r->nctx);
+        r->test_what = "the rows of --test";
+    }
+    return par_agree(procs, rc);
+}
+
 /* Stage 2: the training rows (a file, or --epochs points drawn once) and,
  * for generated data, 10,000 fresh test rows. */
-static int load_rows(train_cfg *c, train_run *r) {
+static int load_rows(train_cfg *c, train_run *r, const par *procs) {
     const char *cmd = "train";
     r->generated = rows_generated(c->data);
     int labels = c->ctxcols && !strcmp(c->ctxcols, "label");
@@ -237,7 +308,7 @@ static int load_rows(train_cfg *c, train_run *r) {
     r->nctx = (size_t)labels;
     size_t W = 2 + (size_t)labels; /* a generated row's width */
     if (nf_rng_create(c->seed ^ 0x5eedULL, &r->rng)) return fail(cmd, EXIT_DATA, "%s", nf_last_error());
-    if (!r->generated) return file_rows(c, r);
+    if (!r->generated) return procs->size > 1 ? file_rows_par(c, r, procs) : file_rows(c, r);
     if (c->test_split > 0 || c->test_file || c->o.dequantize)
         return fail(cmd, EXIT_USAGE, "--test-split, --test and --dequantize apply to a file: generated data is continuous "
                                      "and tested on 10,000 fresh points");
@@ -248,6 +319,11 @@ static int load_rows(train_cfg *c, train_run *r) {
     if (r->n) {
         r->x = malloc(r->n * W * sizeof(float));
         if (!r->x || rows_generate(&r->g, r->rng, r->n, r->x)) return fail(cmd, EXIT_DATA, "%s", nf_last_error());
+        if (procs->size > 1) { /* several processes: each keeps its part of the points */
+            size_t a = r->n * (size_t)procs->rank / (size_t)procs->size, b = r->n * (size_t)(procs->rank + 1) / (size_t)procs->size;
+            memmove(r->x, r->x + a * W, (b - a) * W * sizeof(float));
+            r->n = b - a;
+        }
     }
     r->ntest = 10000;
     r->test_what = "10,000 fresh points";
@@ -284,14 +360,17 @@ static int build(const train_cfg *c, train_run *r) {
 }
 
 /* Stage 4: training (fresh batches for a stream, epochs otherwise). */
-static int fit(train_cfg *c, train_run *r) {
+static int fit(train_cfg *c, train_run *r, const par *procs) {
     const char *cmd = "train";
-    if (mkdir_p(c->out, c->eng.made, sizeof c->eng.made))
-        return fail(cmd, EXIT_DATA, "cannot create %s: %s", c->out, strerror(errno));
+    int lead = procs->rank == 0, rc = 0; /* several processes: rank 0 writes and speaks */
+    if (lead && mkdir_p(c->out, c->eng.made, sizeof c->eng.made))
+        rc = fail(cmd, EXIT_DATA, "cannot create %s: %s", c->out, strerror(errno));
+    if ((rc = par_agree(procs, rc))) return rc;
     nf_train_opts o = c->o;
-    engine_opts_apply(cmd, &c->eng, c->out, c->quiet, &o);
+    engine_opts_apply(cmd, &c->eng, c->out, c->quiet || !lead, &o);
+    o.comm = procs->comm;
     progress pr;
-    progress_init(&pr, c->quiet);
+    progress_init(&pr, c->quiet || !lead);
     o.seed = c->seed + 1;
     o.callback = on_progress;
     o.user = &pr;
@@ -320,7 +399,7 @@ static int fit(train_cfg *c, train_run *r) {
 }
 
 /* Stage 5: the test NLL, the model file and history.csv. */
-static int save(const train_cfg *c, train_run *r) {
+static int save(const train_cfg *c, train_run *r, const par *procs) {
     const char *cmd = "train";
     const nf_train_report *rep = &r->rep;
     nf_status s = NF_OK;
@@ -332,8 +411,17 @@ static int save(const train_cfg *c, train_run *r) {
             for (size_t j = 0; j < r->d; j++) r->test[i * (r->d + r->nctx) + j] += nf_rng_uniform(dq);
         nf_rng_free(dq);
     }
-    if (r->test) r->test_nll = mean_nll(r->flow, r->test, r->ntest, &s); /* the parameters saved, rows never seen */
-    if (s) return fail(cmd, EXIT_NUMERIC, "evaluating the test NLL: %s", nf_last_error());
+    int shared = procs->size > 1 && !r->generated; /* each process has its part of a file's test rows */
+    if (r->test && (r->ntest || !shared))
+        r->test_nll = mean_nll(r->flow, r->test, r->ntest, &s); /* the parameters saved, rows never seen */
+    int rc = par_agree(procs, s ? fail(cmd, EXIT_NUMERIC, "evaluating the test NLL: %s", nf_last_error()) : 0);
+    if (rc) return rc;
+    if (shared && (r->test || c->test_split > 0 || c->test_file)) { /* the mean over every process's test rows */
+        double v[2] = {r->ntest ? r->test_nll * (double)r->ntest : 0, (double)r->ntest};
+        if ((rc = par_sum(procs, v, 2))) return rc;
+        r->test_nll = v[1] > 0 ? v[0] / v[1] : NAN;
+    }
+    if (procs->rank) return 0; /* rank 0 writes */
     char path[4096], summary[1024], val[32] = "null", test[32] = "null";
     if (!isnan(rep->val_loss)) snprintf(val, sizeof val, "%.6g", rep->val_loss);
     if (!isnan(r->test_nll)) snprintf(test, sizeof test, "%.6g", r->test_nll);
@@ -409,16 +497,21 @@ static void run_free(train_run *r) {
     free(r->test);
 }
 
-int cmd_train(int argc, char **argv) {
+int cmd_train(int argc, char **argv, const par *procs) {
     train_cfg c;
     train_run r;
     memset(&c, 0, sizeof c);
     memset(&r, 0, sizeof r);
     int rc = parse(&c, argc, argv);
     if (rc) return rc < 0 ? 0 : rc;
-    if (!(rc = load_rows(&c, &r)) && !(rc = build(&c, &r)) && !(rc = fit(&c, &r)) && !(rc = save(&c, &r)))
+    if (procs->size > 1 && c.drop_constant)
+        return procs->rank ? EXIT_USAGE
+                           : fail("train", EXIT_USAGE, "--drop-constant looks at one process's rows: under mpirun, name "
+                                                       "the constant columns with --drop");
+    if (!(rc = load_rows(&c, &r, procs)) && !(rc = par_agree(procs, build(&c, &r))) && !(rc = fit(&c, &r, procs)) &&
+        !(rc = save(&c, &r, procs)) && procs->rank == 0)
         rc = report(&c, &r, argc, argv);
-    if (r.flow) engine_opts_finish("train", &c.eng, c.out, rc);
+    if (r.flow && procs->rank == 0) engine_opts_finish("train", &c.eng, c.out, rc);
     run_free(&r);
     return rc;
 }

@@ -123,7 +123,9 @@ int rows_read(const char *cmd, const rows_src *g, float **x, size_t *n, size_t *
     *dc = 0;
     if (names_out) *names_out = NULL;
     char **names = NULL;
-    if (nf_read_table_names(g->data, x, n, d, &names)) return fail(cmd, EXIT_DATA, "%s", nf_last_error());
+    nf_status s = g->parts > 1 ? nf_read_table_part(g->data, g->part, g->parts, x, n, d, &names)
+                               : nf_read_table_names(g->data, x, n, d, &names);
+    if (s) return fail(cmd, EXIT_DATA, "%s", nf_last_error());
     size_t d0 = *d;
     int rc = select_columns(cmd, g, *x, *n, d, names);
     if (rc) {

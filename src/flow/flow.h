@@ -27,7 +27,7 @@ struct nf_flow {
 };
 
 /* Rows per chunk of the one-off calls (bounds their workspace). */
-#define NF_FLOW_CHUNK 2048
+#define NF_FLOW_CHUNK NF_CHUNK_ROWS
 #define NF_FLOW_MAX_THREADS 64
 
 /* Lists the flow's tensors: the bijector's, then the base's ("base." names). */
