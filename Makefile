@@ -3,6 +3,7 @@
 #   make test         run the test suite (prints "N passed, N failed")
 #   make test SAN=1   the same suite built with ASan + UBSan (in build-san/)
 #   make test-python  the Python package's tests (python/)
+#   make test-mpi     the MPI build (make MPI=1, build-mpi/) under mpirun
 #   make install PREFIX=/usr/local   (make uninstall PREFIX=... removes it)
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -48,7 +49,7 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 EX_SRC   := $(sort $(wildcard examples/*.c))
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all lib test examples install uninstall clean bench fuzz tsan valgrind python test-python
+.PHONY: all lib test examples install uninstall clean bench fuzz tsan valgrind python test-python test-mpi
 .SECONDARY:
 all: lib examples $(BUILD)/nflow $(BUILD)/tests/run
 
@@ -170,4 +171,9 @@ valgrind: $(BUILD)/tests/run
 # The thread-safety tests under ThreadSanitizer (one BLAS thread per caller).
 tsan:
 	$(MAKE) SAN=thread $(if $(filter clang,$(CC)),,CC=clang) build-tsan/tests/run
-	NF_TEST_ONLY=threads OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1 ./build-tsan/tests/run
+	NF_TEST_ONLY=threads,comm OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1 ./build-tsan/tests/run
+
+# The MPI build's tests under mpirun (Open MPI: openmpi-bin libopenmpi-dev): tests/mpi/run.
+test-mpi:
+	$(MAKE) MPI=1 build-mpi/nflow
+	tests/mpi/run build-mpi
