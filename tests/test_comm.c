@@ -238,7 +238,7 @@ static void test_resume(void) {
     CHECK(isfinite(res3[0].rep.train_loss) && res3[0].rep.train_loss < full[0].rep.train_history[0],
           "and keep training (%.3f after epoch 1's %.3f)", res3[0].rep.train_loss, full[0].rep.train_history[0]);
     unlink(ck);
-    free_jobs(full, 2), free_jobs(part, 2), free_jobs(res, 2), free_jobs(res3, 3);
+    free_jobs(full, 3), free_jobs(part, 3), free_jobs(res, 3), free_jobs(res3, 3);
     free(all);
 }
 
