@@ -60,6 +60,12 @@ int par_init(par *p, int *argc, char ***argv);
 int par_finish(par *p, int rc);
 /* Sums v over every process, in place (0, or an exit code). */
 int par_sum(const par *p, double *v, size_t n);
+/* Every process has n rows: *first, the rows of the lower ranks (this
+ * process's first row's global number), and *total, all (0, or an exit
+ * code; one process: 0 and n). */
+int par_offset(const par *p, size_t n, size_t *first, size_t *total);
+/* This process's even part [*a, *b) of n rows (one process: all). */
+void par_range(const par *p, size_t n, size_t *a, size_t *b);
 /* Every process passes its exit code; each gets its own if non-zero, else
  * another's (all 0: 0). */
 int par_agree(const par *p, int rc);

@@ -124,7 +124,8 @@ int cmd_sample(int argc, char **argv, const par *procs) {
         for (size_t i = 0; ctx && i < rows; i++) memcpy(ctx + i * dc, v, dc * sizeof(float));
     }
     /* rows [r0, r1): all of them, or this process's part */
-    size_t r0 = n * (size_t)procs->rank / (size_t)procs->size, r1 = n * (size_t)(procs->rank + 1) / (size_t)procs->size;
+    size_t r0, r1;
+    par_range(procs, n, &r0, &r1);
     size_t m = r1 - r0, B = SAMPLE_BLOCK < n ? SAMPLE_BLOCK : n;
     float *x = malloc(B * d * sizeof(float)), *lp = malloc(B * sizeof(float)), *o = malloc(m * w * sizeof(float) + 1);
     nf_rng *rng = NULL;
@@ -203,16 +204,9 @@ int cmd_logprob(int argc, char **argv, const par *procs) {
                   dc ? " plus its context" : "");
     float *lp = rc ? NULL : malloc(n * sizeof(float) + 1), *c = rc || !dc ? NULL : malloc(n * dc * sizeof(float) + 1);
     if (!rc && dc && c) split_context_rows(x, n, fd, dc, x, c);
-    double *cnt = procs->size > 1 ? calloc((size_t)procs->size, sizeof(double)) : NULL; /* every part's rows */
-    size_t g0 = 0, N = n;
-    if (cnt) {
-        cnt[procs->rank] = (double)n;
-        if (par_sum(procs, cnt, (size_t)procs->size)) rc = EXIT_DATA;
-        N = 0;
-        for (int q = 0; q < procs->size; q++) N += (size_t)cnt[q], g0 += q < procs->rank ? (size_t)cnt[q] : 0;
-        free(cnt);
-    }
-    if (!rc && (!lp || (dc && !c) || (procs->size > 1 && !cnt) ||
+    size_t g0, N; /* this part's first row among all N */
+    if (par_offset(procs, n, &g0, &N)) rc = EXIT_DATA;
+    if (!rc && (!lp || (dc && !c) ||
                 (procs->size > 1 ? logprob_aligned(f, x, c, n, g0, N, lp) : nf_flow_log_prob_ctx(f, x, c, n, lp))))
         rc = fail(cmd, EXIT_NUMERIC, "%s", nf_last_error());
     free(c);

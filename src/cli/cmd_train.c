@@ -226,15 +226,8 @@ static int file_rows_par(train_cfg *c, train_run *r, const par *procs) {
     r->g.part = (size_t)procs->rank, r->g.parts = (size_t)procs->size;
     int rc = rows_read(cmd, &r->g, &r->x, &r->n, &r->d, &r->nctx, &r->names);
     if ((rc = par_agree(procs, rc))) return rc;
-    size_t W = r->d + r->nctx, P = (size_t)procs->size, me = (size_t)procs->rank;
-    double *cnt = calloc(P, sizeof(double));
-    if (!cnt) return fail(cmd, EXIT_DATA, "out of memory");
-    cnt[me] = (double)r->n;
-    rc = par_sum(procs, cnt, P);
-    size_t N = 0, g0 = 0;
-    for (size_t q = 0; q < P; q++) N += (size_t)cnt[q], g0 += q < me ? (size_t)cnt[q] : 0;
-    free(cnt);
-    if (rc) return rc;
+    size_t W = r->d + r->nctx, N, g0; /* this part's first row among all N */
+    if ((rc = par_offset(procs, r->n, &g0, &N))) return rc;
     size_t nval = (size_t)((double)N * c->o.val_split), ntest = c->test_file ? 0 : (size_t)((double)N * c->test_split);
     if (N < 2 || nval + ntest + 1 > N)
         return fail(cmd, EXIT_USAGE, "%zu rows leave none for training after %zu test and %zu validation rows", N, ntest,
@@ -320,7 +313,8 @@ static int load_rows(train_cfg *c, train_run *r, const par *procs) {
         r->x = malloc(r->n * W * sizeof(float));
         if (!r->x || rows_generate(&r->g, r->rng, r->n, r->x)) return fail(cmd, EXIT_DATA, "%s", nf_last_error());
         if (procs->size > 1) { /* several processes: each keeps its part of the points */
-            size_t a = r->n * (size_t)procs->rank / (size_t)procs->size, b = r->n * (size_t)(procs->rank + 1) / (size_t)procs->size;
+            size_t a, b;
+            par_range(procs, r->n, &a, &b);
             memmove(r->x, r->x + a * W, (b - a) * W * sizeof(float));
             r->n = b - a;
         }

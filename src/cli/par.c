@@ -56,6 +56,24 @@ int par_sum(const par *p, double *v, size_t n) {
     return p->comm->sum_doubles(p->comm->user, v, n) ? EXIT_DATA : 0;
 }
 
+int par_offset(const par *p, size_t n, size_t *first, size_t *total) {
+    *first = 0, *total = n;
+    if (p->size == 1) return 0;
+    double *cnt = calloc((size_t)p->size, sizeof(double)); /* exact: counts below 2^53 */
+    if (!cnt) return EXIT_DATA;
+    cnt[p->rank] = (double)n;
+    int rc = par_sum(p, cnt, (size_t)p->size);
+    *total = 0;
+    for (int q = 0; !rc && q < p->size; q++) *total += (size_t)cnt[q], *first += q < p->rank ? (size_t)cnt[q] : 0;
+    free(cnt);
+    return rc;
+}
+
+void par_range(const par *p, size_t n, size_t *a, size_t *b) {
+    *a = n / (size_t)p->size * (size_t)p->rank + n % (size_t)p->size * (size_t)p->rank / (size_t)p->size;
+    *b = n / (size_t)p->size * (size_t)(p->rank + 1) + n % (size_t)p->size * (size_t)(p->rank + 1) / (size_t)p->size;
+}
+
 int par_agree(const par *p, int rc) {
     if (p->size == 1) return rc;
     double v[2] = {rc != 0, rc};
@@ -113,12 +131,9 @@ static int pwrite_all(int fd, const void *b, size_t len, off_t off) {
  * file, written in parallel, never half-written where `path` is. */
 static int write_parts(const par *p, const char *cmd, const char *path, const void *head, size_t hlen, const void *body,
                        size_t blen) {
-    size_t nr = (size_t)p->size;
-    unsigned long long *lens = calloc(nr, sizeof *lens), mine = blen;
+    size_t before = 0, total = 0; /* this rank's bytes go after every lower rank's */
     char tmp[4200] = "";
-    int rc = lens ? 0 : EXIT_DATA, fd = -1;
-    if (!rc && MPI_Allgather(&mine, 1, MPI_UNSIGNED_LONG_LONG, lens, 1, MPI_UNSIGNED_LONG_LONG, MPI_COMM_WORLD))
-        rc = EXIT_DATA;
+    int rc = par_offset(p, blen, &before, &total), fd = -1;
     if (!rc && p->rank == 0) {
         snprintf(tmp, sizeof tmp, "%s.nflow-part-XXXXXX", path);
         fd = mkstemp(tmp);
@@ -131,8 +146,7 @@ static int write_parts(const par *p, const char *cmd, const char *path, const vo
         fd = open(tmp, O_WRONLY);
         if (fd < 0) rc = fail(cmd, EXIT_DATA, "rank %d: cannot open %s: %s (a folder every rank sees)", p->rank, tmp, strerror(errno));
     }
-    off_t off = (off_t)hlen;
-    for (int r = 0; r < p->rank; r++) off += (off_t)lens[r];
+    off_t off = (off_t)(hlen + before);
     if (!rc && p->rank == 0 && pwrite_all(fd, head, hlen, 0)) rc = fail(cmd, EXIT_DATA, "writing %s: %s", tmp, strerror(errno));
     if (!rc && pwrite_all(fd, body, blen, off)) rc = fail(cmd, EXIT_DATA, "writing %s: %s", tmp, strerror(errno));
     if (fd >= 0 && (fsync(fd) || close(fd)) && !rc) rc = fail(cmd, EXIT_DATA, "writing %s: %s", tmp, strerror(errno));
@@ -141,7 +155,6 @@ static int write_parts(const par *p, const char *cmd, const char *path, const vo
         if (!rc && rename(tmp, path)) rc = fail(cmd, EXIT_DATA, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
         if (rc) unlink(tmp);
     }
-    free(lens);
     return par_agree(p, rc);
 }
 #endif
@@ -154,8 +167,8 @@ int par_write_table(const par *p, const char *cmd, const char *path, const float
     }
 #ifdef NF_MPI
     if (!strcmp(path, "-")) return fail(cmd, EXIT_USAGE, "--out -: standard output takes one process's rows; give a file");
-    double N = (double)n;
-    if (par_sum(p, &N, 1)) return EXIT_DATA;
+    size_t first, N;
+    if (par_offset(p, n, &first, &N)) return EXIT_DATA;
     size_t len = strlen(path);
     int npy = len >= 4 && !strcmp(path + len - 4, ".npy");
     unsigned char nh[256];
@@ -163,7 +176,7 @@ int par_write_table(const par *p, const char *cmd, const char *path, const float
     size_t hlen = 0, blen = n * w * sizeof(float);
     const void *head = nh, *body = x;
     if (npy) {
-        hlen = npy_header(nh, (size_t)N, w, vector);
+        hlen = npy_header(nh, N, w, vector);
     } else {
         head = header ? header : "";
         hlen = header ? strlen(header) : 0;
