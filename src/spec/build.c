@@ -224,14 +224,14 @@ static double per_coordinate(size_t bins) {
     return (double)nf__eltx_np(&t);
 }
 
-static nf_status chain_or_single(nf_bijector **bs, size_t k, nf_bijector **out) {
-    if (k == 1) {
-        *out = bs[0];
-        return NF_OK;
-    }
-    nf_status s = nf_bijector_chain(bs, k, out);
+/* The end of building a stack of k parts (bs: malloc'ed): with s = NF_OK the
+ * one part or their chain; on any failure every part is freed.  bs goes. */
+static nf_status finish_stack(nf_status s, nf_bijector **bs, size_t k, nf_bijector **out) {
+    if (!s && k == 1) *out = bs[0];
+    else if (!s) s = nf_bijector_chain(bs, k, out);
     if (s)
         for (size_t i = 0; i < k; i++) nf_bijector_free(bs[i]);
+    free(bs);
     return s;
 }
 
@@ -261,11 +261,7 @@ static nf_status build_maf_stack(const bctx *c, const sp_node *n, size_t d, int 
         if (l) s = nf_bijector_reverse(d, &bs[k++]);
         if (!s) s = iaf ? nf_bijector_iaf(d, &m, c->rng, &bs[k++]) : nf_bijector_maf(d, &m, c->rng, &bs[k++]);
     }
-    if (!s) s = chain_or_single(bs, k, out);
-    else
-        for (size_t i = 0; i < k; i++) nf_bijector_free(bs[i]);
-    free(bs);
-    return s;
+    return finish_stack(s, bs, k, out);
 }
 static nf_status b_maf(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
     return build_maf_stack(c, n, d, 0, out);
@@ -448,11 +444,7 @@ static nf_status b_planar_radial(const bctx *c, const sp_node *n, size_t d, nf_b
     if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
     nf_status s = NF_OK;
     for (size_t l = 0; l < layers && !s; l++) s = mk(d, c->rng, &bs[l]);
-    if (!s) s = chain_or_single(bs, layers, out);
-    else
-        for (size_t l = 0; l < layers; l++) nf_bijector_free(bs[l]);
-    free(bs);
-    return s;
+    return finish_stack(s, bs, layers, out);
 }
 
 static nf_status b_lu_linear(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
