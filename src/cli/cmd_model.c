@@ -156,25 +156,26 @@ int cmd_sample(int argc, char **argv, const par *procs) {
 }
 
 /* log p of this process's n rows x (row g0 onwards of all N) into lp, in
- * the one-process run's chunks of NF_CHUNK_ROWS: a chunk cut by a part's
- * boundary is filled up with copies of a row of ours, so every row is
- * computed at its one-process position and its bits are the same. */
+ * the one-process run's chunks of NF_CHUNK_ROWS: the rows go into one call
+ * that starts at a chunk boundary, the chunks cut by this part's ends filled
+ * up with copies of a row of ours, so every row is computed at its
+ * one-process position and its bits are the same. */
 static nf_status logprob_aligned(const nf_flow *f, const float *x, const float *c, size_t n, size_t g0, size_t N,
                                  float *lp) {
+    if (!n) return NF_OK;
     size_t d = nf_flow_dim(f), dc = nf_flow_context_dim(f), C = NF_CHUNK_ROWS;
-    float *bx = malloc(C * d * sizeof(float)), *bc = malloc(C * (dc ? dc : 1) * sizeof(float)), *bl = malloc(C * sizeof(float));
+    size_t a = g0 / C * C, b = (g0 + n + C - 1) / C * C, k; /* [a, b): whole chunks around ours */
+    if (b > N) b = N;
+    k = b - a;
+    float *bx = malloc(k * d * sizeof(float)), *bc = malloc(k * (dc ? dc : 1) * sizeof(float)), *bl = malloc(k * sizeof(float));
     nf_status s = bx && bc && bl ? NF_OK : NF_ERR_NOMEM;
-    for (size_t c0 = g0 / C * C; !s && n && c0 < g0 + n; c0 += C) {
-        size_t k = N - c0 < C ? N - c0 : C;
-        for (size_t i = 0; i < k; i++) {
-            size_t g = c0 + i, src = g < g0 ? 0 : g >= g0 + n ? n - 1 : g - g0; /* ours, or a stand-in */
-            memcpy(bx + i * d, x + src * d, d * sizeof(float));
-            if (dc) memcpy(bc + i * dc, c + src * dc, dc * sizeof(float));
-        }
-        s = nf_flow_log_prob_ctx(f, bx, dc ? bc : NULL, k, bl);
-        for (size_t i = 0; !s && i < k; i++)
-            if (c0 + i >= g0 && c0 + i < g0 + n) lp[c0 + i - g0] = bl[i];
+    for (size_t i = 0; !s && i < k; i++) {
+        size_t g = a + i, src = g < g0 ? 0 : g >= g0 + n ? n - 1 : g - g0; /* ours, or a stand-in */
+        memcpy(bx + i * d, x + src * d, d * sizeof(float));
+        if (dc) memcpy(bc + i * dc, c + src * dc, dc * sizeof(float));
     }
+    if (!s) s = nf_flow_log_prob_ctx(f, bx, dc ? bc : NULL, k, bl);
+    if (!s) memcpy(lp, bl + (g0 - a), n * sizeof(float));
     free(bx), free(bc), free(bl);
     return s;
 }
