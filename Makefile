@@ -71,10 +71,14 @@ $(BUILD)/src/plot/%.o: CFLAGS += $(CAIRO_CFLAGS)
 
 ifeq ($(MPI),1)
 NFLOW_MPI_LIB := $(BUILD)/libnflow_mpi.a
-all: $(NFLOW_MPI_LIB)
+all: $(NFLOW_MPI_LIB) $(BUILD)/examples/mpi_fit_comm
 $(NFLOW_MPI_LIB): $(MPI_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+# a program that trains inside its own communicators (nflow_mpi.h)
+$(BUILD)/examples/mpi_fit_comm: examples/mpi/fit_comm.c $(NFLOW_MPI_LIB) $(BUILD)/libnflow.a include/nflow.h include/nflow_mpi.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(NFLOW_MPI_LIB) $(BUILD)/libnflow.a $(LDFLAGS) $(LDLIBS)
 endif
 
 $(BUILD)/nflow: $(CLI_OBJ) $(BUILD)/libnflow.a $(NFLOW_MPI_LIB)
@@ -175,5 +179,5 @@ tsan:
 
 # The MPI build's tests under mpirun (Open MPI: openmpi-bin libopenmpi-dev): tests/mpi/run.
 test-mpi:
-	$(MAKE) MPI=1 build-mpi/nflow
+	$(MAKE) MPI=1 build-mpi/nflow build-mpi/examples/mpi_fit_comm
 	tests/mpi/run build-mpi
