@@ -103,6 +103,12 @@ void test_cli(const char *build) {
     rc = run(NULL, 0, "%s train --data %s/dl.csv --context-cols 2 --flow 'nsf(layers=2)' --epochs 1 --out %s/cond2 --quiet 2>/dev/null",
              bin, tmp, tmp);
     CHECK(rc == 1, "a context column with an unconditional spec is a usage error (rc %d)", rc);
+    rc = run(out, sizeof out, "%s train --data %s/dl.csv --context-cols label --flow 'realnvp(layers=2, hidden=[8,8], context=1)' "
+             "--epochs 1 --out %s/cond3 --quiet 2>&1", bin, tmp, tmp);
+    CHECK(rc == 0 && strstr(out, "model:"), "a file's column named `label` is a context column by its name: rc %d: %s", rc, out);
+    CHECK(run(out, sizeof out, "%s train --data moons --context-cols 2 --flow 'nsf(context=1)' --steps 1 --out %s/cond4 2>&1", bin,
+              tmp) == 1 && strstr(out, "a generated set's context is `label`"),
+          "a generated set takes only `label` as its context: %s", out);
     CHECK(run(out, sizeof out, "%s info --model %s/cond/model.nflow", bin, tmp) == 0 && strstr(out, "context:    1 values"),
           "nflow info shows the context dimension: %s", out);
     CHECK(run(NULL, 0, "%s sample --model %s/cond/model.nflow -n 5 --out - 2>/dev/null", bin, tmp) == 1,

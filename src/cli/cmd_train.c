@@ -285,10 +285,10 @@ static int file_rows_par(train_cfg *c, train_run *r, const par *procs) {
 static int load_rows(train_cfg *c, train_run *r, const par *procs) {
     const char *cmd = "train";
     r->generated = rows_generated(c->data);
-    int labels = c->ctxcols && !strcmp(c->ctxcols, "label");
-    if (c->ctxcols && r->generated != labels)
-        return fail(cmd, EXIT_USAGE, "--context-cols: %s",
-                    r->generated ? "a generated set's context is `label`" : "give column numbers of the data file");
+    /* `label`: a generated set's label; for a file, a column of that name */
+    int labels = r->generated && c->ctxcols && !strcmp(c->ctxcols, "label");
+    if (r->generated && c->ctxcols && !labels)
+        return fail(cmd, EXIT_USAGE, "--context-cols: a generated set's context is `label`");
     r->g = (rows_src){.data = c->data,
                       .noise = c->noise,
                       .labels = labels,
