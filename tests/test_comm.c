@@ -77,6 +77,16 @@ static int draw_fail_late(void *u, nf_rng *rng, float *x, size_t n) { /* rank 1 
     return ++*calls == 5 ? 9 : draw_moons(NULL, rng, x, n);
 }
 
+/* n moons points (2 floats each) drawn with `seed`; free() them. */
+static float *moons(size_t n, uint64_t seed) {
+    float *x = malloc(n * 2 * sizeof(float));
+    nf_rng *rng = NULL;
+    nf_rng_create(seed, &rng);
+    nf_data_moons(rng, n, 0.05f, x, NULL);
+    nf_rng_free(rng);
+    return x;
+}
+
 static void *job_main(void *arg) {
     job *j = arg;
     nf_log_density_fn u1 = NULL;
@@ -154,11 +164,7 @@ static nf_train_opts base_opts(void) {
  * on every process, the same kind of result as one process. */
 static void test_fit_shards(void) {
     size_t ntr = 1500, nval = 500;
-    float *all = malloc((ntr + nval) * 2 * sizeof(float)), *buf = malloc((ntr + nval) * 2 * sizeof(float));
-    nf_rng *rng = NULL;
-    nf_rng_create(4, &rng);
-    nf_data_moons(rng, ntr + nval, 0.05f, all, NULL);
-    nf_rng_free(rng);
+    float *all = moons(ntr + nval, 4), *buf = malloc((ntr + nval) * 2 * sizeof(float));
     const char *spec = "chain(actnorm, realnvp(layers=4, hidden=[32,32]))";
     job one = {.f = flow(spec, 2), .rows = all, .n = ntr + nval, .o = base_opts()};
     one.o.val_split = (float)((nval + 0.5) / (double)(ntr + nval));
@@ -200,11 +206,7 @@ static void test_fit_shards(void) {
  * error of scale; weight decay and the unequal shares do not). */
 static void test_full_batch_matches_one(void) {
     size_t n = 1000, share[3] = {100, 250, 650};
-    float *all = malloc(n * 2 * sizeof(float));
-    nf_rng *rng = NULL;
-    nf_rng_create(6, &rng);
-    nf_data_moons(rng, n, 0.05f, all, NULL);
-    nf_rng_free(rng);
+    float *all = moons(n, 6);
     const char *spec = "realnvp(layers=2, hidden=[16,16])";
     nf_train_opts o = nf_train_defaults();
     o.batch = 0, o.epochs = 8, o.weight_decay = 0.05f, o.lr = 1e-2f, o.seed = 2, o.standardize = 1;
@@ -244,11 +246,7 @@ static int stop_at_2(void *u, const nf_train_progress *p) {
  * by 3 processes correctly (equal parameters, the planned epochs). */
 static void test_resume(void) {
     size_t ntr = 600;
-    float *all = malloc(ntr * 2 * sizeof(float));
-    nf_rng *rng = NULL;
-    nf_rng_create(5, &rng);
-    nf_data_moons(rng, ntr, 0.05f, all, NULL);
-    nf_rng_free(rng);
+    float *all = moons(ntr, 5);
     const char *spec = "realnvp(layers=2, hidden=[16,16])";
     char ck[64];
     snprintf(ck, sizeof ck, "/tmp/nflow_comm_ck_%d.nflow", (int)getpid());
