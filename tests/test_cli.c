@@ -76,6 +76,18 @@ void test_cli(const char *build) {
     CHECK(n == 40 && d == 3 && h && h[3 * 39 + 1] < h[1], "history: 40 epochs, loss falls (%g -> %g)", h ? h[1] : 0, h ? h[3 * 39 + 1] : 0);
     free(h);
 
+    /* --val FILE: the validation rows from another file (early stopping watches them) */
+    CHECK(run(NULL, 0, "%s data moons -n 200 --seed 9 --out %s/dv.csv", bin, tmp) == 0, "nflow data (validation file)");
+    rc = run(out, sizeof out, "%s train --data %s/d.csv --val %s/dv.csv --flow 'maf(hidden=[16,16])' --epochs 30 --patience 3 "
+             "--out %s/runv --quiet 2>&1", bin, tmp, tmp, tmp);
+    CHECK(rc == 0 && strstr(out, "validation"), "train --val FILE --patience: rc %d: %s", rc, out);
+    CHECK(run(out, sizeof out, "%s train --data %s/d.csv --val %s/dv.csv --val-split 0.1 --flow maf --epochs 1 --out %s/runv2 2>&1",
+              bin, tmp, tmp, tmp) == 1 && strstr(out, "not both"), "--val with --val-split is refused: %s", out);
+    CHECK(run(out, sizeof out, "%s train --data %s/d.csv --val examples/data/breast_cancer.csv --flow maf --epochs 1 --out %s/runv3 2>&1",
+              bin, tmp, tmp) == 2 && strstr(out, "data and 0 context columns"), "a validation file of other columns: %s", out);
+    CHECK(run(out, sizeof out, "%s train --data moons --val %s/dv.csv --flow maf --steps 1 --out %s/runv4 2>&1", bin, tmp, tmp) == 1 &&
+              strstr(out, "apply to a file"), "--val on generated data is refused: %s", out);
+
     /* variational fitting: a short IAF run on U1 */
     rc = run(out, sizeof out, "%s fit-density --target u1 --flow 'iaf(layers=2, hidden=[16,16])' --steps 400 --batch 128 "
              "--lr 3e-3 --out %s/fd --quiet", bin, tmp);
@@ -278,6 +290,20 @@ void test_cli(const char *build) {
         CHECK(run(out, sizeof out, "%s train --data %s --drop label --dequantize uniform --flow 'maf(hidden=[16])' --epochs 3 "
                                    "--standardize --test-split 0.2 --out %s/dq --grid 20 --quiet 2>&1", bin, dg, tmp) == 0 &&
                   strstr(out, "test NLL: "), "--dequantize uniform: %s", out);
+        { /* --split-seed: one split (and one dequantised test set) for several --seed runs; a model that
+           * barely moves (lr 1e-12) makes the test NLL a function of the test rows alone */
+            char nll[3][64] = {{0}};
+            const char *seeds[3] = {"--seed 1 --split-seed 5", "--seed 2 --split-seed 5", "--seed 2"};
+            for (int k = 0; k < 3; k++) {
+                const char *t = NULL;
+                if (run(out, sizeof out, "%s train --data %s --drop label --dequantize uniform --flow affine_scalar --epochs 1 "
+                                         "--lr 1e-12 --test-split 0.2 %s --out %s/ss --grid 20 --quiet 2>&1", bin, dg, seeds[k], tmp) == 0 &&
+                    (t = strstr(out, "test NLL: ")))
+                    snprintf(nll[k], sizeof nll[k], "%.*s", (int)strcspn(t + 10, " \n") + 10, t);
+            }
+            CHECK(nll[0][0] && !strcmp(nll[0], nll[1]) && strcmp(nll[1], nll[2]),
+                  "--split-seed fixes the held-out rows across --seed: '%s' '%s', without it '%s'", nll[0], nll[1], nll[2]);
+        }
         CHECK(run(out, sizeof out, "%s train --data moons --dequantize uniform --flow maf --steps 10 --out %s/dq2 2>&1", bin, tmp) == 1 &&
                   strstr(out, "apply to a file"), "--dequantize on generated data is refused: %s", out);
         CHECK(run(out, sizeof out, "%s train --data examples/data/breast_cancer.csv --columns mean_radius,mean_area --flow 'maf(hidden=[8])' "

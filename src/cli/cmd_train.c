@@ -27,13 +27,18 @@ static const char *HELP =
     "  --epochs N        passes over the data instead (a file, or --n generated points)\n"
     "  --batch B         rows per step (default 100; 0 = the whole training set)\n"
     "  --lr LR           Adam learning rate (default 0.001)\n"
-    "  --val-split F     a fraction of a file's rows (drawn at random with --seed) held\n"
-    "                    out for validation: early stopping watches it (default 0)\n"
+    "  --val-split F     a fraction of a file's rows (drawn at random with\n"
+    "                    --split-seed) held out for validation: early stopping\n"
+    "                    watches it (default 0)\n"
     "  --patience P      stop after P epochs without validation improvement and keep\n"
     "                    the best epoch's parameters (needs --val-split)\n"
-    "  --test-split F    a fraction of a file's rows (drawn at random with --seed) held\n"
-    "                    out for the test NLL: never used in training or early stopping\n"
+    "  --test-split F    a fraction of a file's rows (drawn at random with\n"
+    "                    --split-seed) held out for the test NLL: never used in\n"
+    "                    training or early stopping\n"
     "  --test FILE       test rows from another file (the same columns)\n"
+    "  --val FILE        validation rows from another file (the same columns), instead\n"
+    "                    of --val-split: with --test, a split made once, outside\n"
+    "                    nflow, that every run and every other tool share\n"
     "  --clip C          clip the gradient's L2 norm to C\n"
     "  --weight-decay W  L2 weight decay\n"
     "  --standardize     fit a standard scaler inside the model (densities stay in\n"
@@ -56,6 +61,9 @@ static const char *HELP =
     "  --n N             generated points for --epochs training (default 1000)\n"
     "  --noise F         noise of generated data (default 0.05)\n"
     "  --seed S          seed of the weights, batches and generated data (default 0)\n"
+    "  --split-seed S    seed of the draw of --val-split/--test-split rows and of the test\n"
+    "                    rows' dequantisation (default: --seed); fix it to train several\n"
+    "                    seeds on one split\n"
     "  --format FMT      figures as png (default), svg or pdf\n"
     "  --grid G          density figure on a G x G grid (default 200; dataflowr used 500)\n" ENGINE_OPTS_HELP
     "  --quiet           no progress display\n"
@@ -72,12 +80,12 @@ static const char *HELP =
 
 /* The command's options. */
 typedef struct train_cfg {
-    const char *data, *spec, *out, *format, *ctxcols, *test_file, *columns, *drop;
+    const char *data, *spec, *out, *format, *ctxcols, *test_file, *val_file, *columns, *drop;
     int has_steps, has_epochs, quiet, grid, drop_constant;
     float test_split;
     size_t steps, epochs, ngen;
     float noise;
-    uint64_t seed;
+    uint64_t seed, split_seed; /* split_seed: the held-out rows' draw (default: seed) */
     nf_train_opts o;
     engine_opts eng;
 } train_cfg;
@@ -145,6 +153,7 @@ static int parse(train_cfg *c, int argc, char **argv) {
     o->standardize = opt_flag(&a, "--standardize");
     c->test_split = (float)opt_num(&a, "--test-split", 0, 0, 0.99);
     c->test_file = opt_str(&a, "--test", NULL);
+    c->val_file = opt_str(&a, "--val", NULL);
     c->columns = opt_str(&a, "--columns", NULL);
     c->drop = opt_str(&a, "--drop", NULL);
     c->drop_constant = opt_flag(&a, "--drop-constant");
@@ -152,6 +161,7 @@ static int parse(train_cfg *c, int argc, char **argv) {
     c->ngen = (size_t)opt_num(&a, "--n", 1000, 2, 1e9);
     c->noise = (float)opt_num(&a, "--noise", 0.05, 0, 1e3);
     c->seed = (uint64_t)opt_num(&a, "--seed", 0, 0, 1.8e19);
+    c->split_seed = (uint64_t)opt_num(&a, "--split-seed", (double)c->seed, 0, 1.8e19);
     c->quiet = opt_flag(&a, "--quiet");
     engine_opts_parse(&a, &c->eng);
     c->grid = (int)opt_num(&a, "--grid", 200, 2, 2000);
@@ -160,10 +170,44 @@ static int parse(train_cfg *c, int argc, char **argv) {
     if (rc) return rc;
     if (!c->data || !c->spec || !c->out) return fail(cmd, EXIT_USAGE, "--data, --flow and --out are required");
     if (c->has_steps && c->has_epochs) return fail(cmd, EXIT_USAGE, "give --steps or --epochs, not both");
+    if (c->val_file && o->val_split > 0) return fail(cmd, EXIT_USAGE, "give --val FILE or --val-split F, not both");
     if (deq && strcmp(deq, "uniform")) return fail(cmd, EXIT_USAGE, "--dequantize takes `uniform`, got '%s'", deq);
     o->dequantize = deq != NULL;
     if (strcmp(c->format, "png") && strcmp(c->format, "svg") && strcmp(c->format, "pdf"))
         return fail(cmd, EXIT_USAGE, "--format must be png, svg or pdf");
+    return 0;
+}
+
+/* The rows of another file (--test, --val), the training file's columns. */
+static int other_rows(const train_cfg *c, const train_run *r, const char *file, float **x, size_t *n) {
+    size_t td = 0, tc = 0;
+    rows_src g = r->g;
+    g.data = file;
+    int rc = rows_read("train", &g, x, n, &td, &tc, NULL);
+    if (rc) return rc;
+    if (td != r->d || tc != r->nctx)
+        return fail("train", EXIT_DATA, "%s has %zu data and %zu context columns, %s has %zu and %zu", file, td, tc, c->data,
+                    r->d, r->nctx);
+    return 0;
+}
+
+/* --val FILE: its rows (this process's part of them) appended to the
+ * training rows, for the library holds out the last *nval rows. */
+static int append_val(const train_cfg *c, train_run *r, size_t *nval) {
+    size_t W = r->d + r->nctx, nv = 0;
+    float *v = NULL;
+    int rc = other_rows(c, r, c->val_file, &v, &nv);
+    if (rc) return rc;
+    float *x = realloc(r->x, (r->n + nv) * W * sizeof(float) + 1);
+    if (!x) {
+        free(v);
+        return fail("train", EXIT_DATA, "out of memory");
+    }
+    memcpy(x + r->n * W, v, nv * W * sizeof(float));
+    free(v);
+    r->x = x;
+    r->n += nv;
+    *nval += nv;
     return 0;
 }
 
@@ -178,7 +222,7 @@ static int file_rows(train_cfg *c, train_run *r) {
     if (c->o.val_split > 0 || c->test_split > 0) { /* held-out rows drawn at random, reproducibly */
         nf_rng *sh = NULL;
         float *tmp = malloc(W * sizeof(float));
-        if (!tmp || nf_rng_create(c->seed + 7777, &sh)) {
+        if (!tmp || nf_rng_create(c->split_seed + 7777, &sh)) {
             free(tmp);
             return fail(cmd, EXIT_DATA, "out of memory");
         }
@@ -193,13 +237,7 @@ static int file_rows(train_cfg *c, train_run *r) {
     }
     size_t nval = (size_t)((double)N * c->o.val_split), ntest = (size_t)((double)N * c->test_split);
     if (c->test_file) {
-        size_t td = 0, tc = 0;
-        rows_src g = r->g;
-        g.data = c->test_file;
-        if ((rc = rows_read(cmd, &g, &r->test, &r->ntest, &td, &tc, NULL))) return rc;
-        if (td != r->d || tc != r->nctx)
-            return fail(cmd, EXIT_DATA, "%s has %zu data and %zu context columns, %s has %zu and %zu", c->test_file, td, tc,
-                        c->data, r->d, r->nctx);
+        if ((rc = other_rows(c, r, c->test_file, &r->test, &r->ntest))) return rc;
         r->test_what = "the rows of --test";
     } else if (ntest) {
         r->ntest = ntest;
@@ -209,6 +247,7 @@ static int file_rows(train_cfg *c, train_run *r) {
         r->n = N - ntest;
         r->test_what = "held-out rows, --test-split";
     }
+    if (c->val_file && (rc = append_val(c, r, &nval))) return rc;
     if (r->n < 2 || nval + 1 > r->n)
         return fail(cmd, EXIT_USAGE, "%zu rows leave %zu for training after %zu test and %zu validation rows", N,
                     r->n > nval ? r->n - nval : 0, ntest, nval);
@@ -218,7 +257,7 @@ static int file_rows(train_cfg *c, train_run *r) {
 
 /* Several processes: this process's share of a file, in the one-process
  * run's sets.  Each reads its part of the file; the rows' global numbers
- * come from the counts of all; the one-process shuffle (seed + 7777) is
+ * come from the counts of all; the one-process shuffle (split seed + 7777) is
  * replayed on row numbers, so the test, validation and training sets are
  * exactly the one-process run's, each process keeping its rows of each. */
 static int file_rows_par(train_cfg *c, train_run *r, const par *procs) {
@@ -236,7 +275,7 @@ static int file_rows_par(train_cfg *c, train_run *r, const par *procs) {
           *te = malloc(r->n * W * sizeof(float) + 1);
     size_t *idx = nval || ntest ? malloc(N * sizeof(size_t)) : NULL;
     nf_rng *sh = NULL;
-    if (!tr || !va || !te || ((nval || ntest) && (!idx || nf_rng_create(c->seed + 7777, &sh)))) rc = EXIT_DATA;
+    if (!tr || !va || !te || ((nval || ntest) && (!idx || nf_rng_create(c->split_seed + 7777, &sh)))) rc = EXIT_DATA;
     size_t ntr_l = 0, nval_l = 0, ntest_l = 0;
     if (!rc && (nval || ntest)) {
         for (size_t i = 0; i < N; i++) idx[i] = i;
@@ -267,14 +306,10 @@ static int file_rows_par(train_cfg *c, train_run *r, const par *procs) {
         }
     }
     free(tr), free(va), free(te);
+    if (!rc && c->val_file && !(rc = append_val(c, r, &nval_l)))
+        c->o.val_split = (float)(((double)nval_l + 0.5) / (double)r->n);
     if (!rc && c->test_file) {
-        size_t td = 0, tc = 0;
-        rows_src g = r->g;
-        g.data = c->test_file;
-        rc = rows_read(cmd, &g, &r->test, &r->ntest, &td, &tc, NULL);
-        if (!rc && (td != r->d || tc != r->nctx))
-            rc = fail(cmd, EXIT_DATA, "%s has %zu data and %zu context columns, %s has %zu and %zu", c->test_file, td, tc,
-                      c->data, r->d, r->nctx);
+        rc = other_rows(c, r, c->test_file, &r->test, &r->ntest);
         r->test_what = "the rows of --test";
     }
     return par_agree(procs, rc);
@@ -302,8 +337,8 @@ static int load_rows(train_cfg *c, train_run *r, const par *procs) {
     size_t W = 2 + (size_t)labels; /* a generated row's width */
     if (nf_rng_create(c->seed ^ 0x5eedULL, &r->rng)) return fail(cmd, EXIT_DATA, "%s", nf_last_error());
     if (!r->generated) return procs->size > 1 ? file_rows_par(c, r, procs) : file_rows(c, r);
-    if (c->test_split > 0 || c->test_file || c->o.dequantize)
-        return fail(cmd, EXIT_USAGE, "--test-split, --test and --dequantize apply to a file: generated data is continuous "
+    if (c->test_split > 0 || c->test_file || c->val_file || c->o.dequantize)
+        return fail(cmd, EXIT_USAGE, "--test-split, --test, --val and --dequantize apply to a file: generated data is continuous "
                                      "and tested on 10,000 fresh points");
     if (r->stream && c->o.val_split > 0)
         return fail(cmd, EXIT_USAGE, "--val-split needs rows to hold out: a file, or --epochs with --n generated points "
@@ -333,7 +368,7 @@ static int load_rows(train_cfg *c, train_run *r, const par *procs) {
  * 100,000 points drawn once. */
 static int build(const train_cfg *c, train_run *r) {
     const char *cmd = "train";
-    if (c->o.patience && c->o.val_split <= 0) return fail(cmd, EXIT_USAGE, "--patience needs --val-split");
+    if (c->o.patience && c->o.val_split <= 0) return fail(cmd, EXIT_USAGE, "--patience needs --val-split or --val");
     nf_status s = nf_flow_from_spec(c->spec, r->d, c->seed, &r->flow);
     if (s) {
         fprintf(stderr, "nflow train: %s\n", nf_last_error());
@@ -400,7 +435,7 @@ static int save(const train_cfg *c, train_run *r, const par *procs) {
     r->test_nll = NAN;
     if (r->test && c->o.dequantize) { /* the test rows dequantised too: one fixed draw */
         nf_rng *dq = NULL;
-        nf_rng_create(c->seed ^ 0x7e57ULL, &dq);
+        nf_rng_create(c->split_seed ^ 0x7e57ULL, &dq);
         for (size_t i = 0; dq && i < r->ntest; i++)
             for (size_t j = 0; j < r->d; j++) r->test[i * (r->d + r->nctx) + j] += nf_rng_uniform(dq);
         nf_rng_free(dq);
