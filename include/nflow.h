@@ -318,6 +318,14 @@ typedef struct nf_net_opts {
     nf_init init;
     int zero_last;                /* start the output layer at zero, so the layer
                                      starts as the identity (avoids NaN in deep flows) */
+    int residual;                 /* 0: a plain MLP (hidden layers act(W h + b)).
+                                     1: nflows' residual MADE/MLP: a linear input layer
+                                     to width w, one pre-activation residual block per
+                                     entry of hidden (h += W2 act(W1 act(h) + b1) + b2,
+                                     W2 and b2 drawn from U(-1e-3, 1e-3)), a linear output
+                                     layer on h; the widths must be equal, at most 3
+                                     blocks.  The input-to-output path is linear at the
+                                     start (docs/tabular.md measures why it matters). */
 } nf_net_opts;
 
 /* Affine coupling (RealNVP, Dinh et al. 2017) or additive coupling (NICE,
@@ -370,7 +378,8 @@ typedef enum nf_order { NF_ORDER_NATURAL = 0, NF_ORDER_REVERSED = 1, NF_ORDER_RA
 typedef enum {
     NF_SCALE_UNBOUNDED = 0, /* s = e^{-a}: MAF's classic form */
     NF_SCALE_TANH = 1,      /* s = e^{-3 tanh(a/3)}: a soft clamp, s in [e^-3, e^3] */
-    NF_SCALE_SIGMOID = 2    /* z = x s + m, s = sigmoid(a + 2) + 1e-3: nflows' MAF */
+    NF_SCALE_SIGMOID = 2,   /* z = x s + m, s = sigmoid(a + 2) + 1e-3: nflows' MAF (before 0.14) */
+    NF_SCALE_SOFTPLUS = 3   /* z = x s + m, s = softplus(a + 0.5413) + 1e-3 (s = 1 at a = 0): nflows' current MAF */
 } nf_scale;
 
 typedef struct nf_maf_opts {

@@ -211,7 +211,7 @@ static nf_status mk_maf_random(size_t d, nf_rng *r, nf_bijector **o) {
     m.net.hidden[0] = 12, m.net.nhidden = 1;
     return nf_bijector_maf(d, &m, r, o);
 }
-/* the bounded scales of an affine MAF (soft clamp, nflows' sigmoid), and an IAF with one */
+/* the bounded scales of an affine MAF (soft clamp, nflows' sigmoid and softplus), and an IAF with one */
 static nf_status mk_maf_tanh(size_t d, nf_rng *r, nf_bijector **o) {
     nf_maf_opts m = {.net = small_net(NF_ACT_TANH), .order = NF_ORDER_NATURAL, .scale = NF_SCALE_TANH};
     return nf_bijector_maf(d, &m, r, o);
@@ -219,6 +219,29 @@ static nf_status mk_maf_tanh(size_t d, nf_rng *r, nf_bijector **o) {
 static nf_status mk_maf_sigmoid(size_t d, nf_rng *r, nf_bijector **o) {
     nf_maf_opts m = {.net = small_net(NF_ACT_TANH), .order = NF_ORDER_RANDOM, .scale = NF_SCALE_SIGMOID};
     return nf_bijector_maf(d, &m, r, o);
+}
+static nf_status mk_maf_softplus(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_maf_opts m = {.net = small_net(NF_ACT_TANH), .order = NF_ORDER_REVERSED, .scale = NF_SCALE_SOFTPLUS};
+    return nf_bijector_maf(d, &m, r, o);
+}
+/* nflows' residual networks (nf_net_opts.residual), every weight redrawn at a scale where the
+ * blocks matter (their last layers start near zero) */
+static nf_status redraw(nf_status s, nf_rng *r, nf_bijector *b) {
+    if (!s) {
+        float *p = nf_bijector_params(b);
+        for (size_t k = 0; k < nf_bijector_param_count(b); k++) p[k] = 0.4f * nf_rng_normal(r);
+    }
+    return s;
+}
+static nf_status mk_maf_residual(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_maf_opts m = {.net = small_net(NF_ACT_TANH), .order = NF_ORDER_RANDOM, .scale = NF_SCALE_TANH};
+    m.net.residual = 1;
+    return redraw(nf_bijector_maf(d, &m, r, o), r, *o);
+}
+static nf_status mk_coupling_residual(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_coupling_opts c = {.net = small_net(NF_ACT_ELU), .num_masked = 1};
+    c.net.residual = 1, c.net.nhidden = 1;
+    return redraw(nf_bijector_coupling(d, &c, r, o), r, *o);
 }
 static nf_status mk_iaf_sigmoid(size_t d, nf_rng *r, nf_bijector **o) {
     nf_maf_opts m = {.net = small_net(NF_ACT_TANH), .order = NF_ORDER_REVERSED, .scale = NF_SCALE_SIGMOID};
@@ -360,6 +383,10 @@ static const bcase cases[] = {
     {"maf", mk_maf_tanh, 3, -2, 2, 0, NAN, 0, 0, 0},
     {"maf", mk_maf_sigmoid, 4, -2, 2, 0, NAN, 0, 0, 0},
     {"iaf", mk_iaf_sigmoid, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"maf", mk_maf_softplus, 4, -2, 2, 0, NAN, 0, 0, 0},
+    {"maf", mk_maf_residual, 4, -2, 2, 0, NAN, 0, 0, 0},
+    {"maf", mk_maf_residual, 1, -2, 2, 0, NAN, 0, 0, 0},
+    {"realnvp", mk_coupling_residual, 3, -2, 2, 0, NAN, 0, 0, 0},
     {"chain", mk_maf_chain, 2, -2, 2, 0, NAN, 0, 0, 0},
     {"actnorm", mk_actnorm, 3, -2, 2, 0, NAN, 0, 0, 0},
     {"batchnorm", mk_batchnorm, 3, -2, 2, 0, NAN, 0, 0, 0},

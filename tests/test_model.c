@@ -66,12 +66,58 @@ static void roundtrip(const char *spec, size_t d, int scaler) {
     nf_rng_free(rng);
 }
 
+nf_status nf__flow_from_spec(const char *spec, size_t d, uint64_t seed, int defaults, nf_flow **out); /* flow/flow.h */
+
+/* A spec that leaves an option out keeps, in a model file, the meaning it had when the file
+ * was written (spec/spec.h NF_SPEC_DEFAULTS): maf(...) of defaults version 2 is a plain MADE,
+ * of version 3 a residual one. */
+static void spec_defaults(void) {
+    const char *spec = "maf(layers=2, hidden=[6])";
+    nf_flow *f = NULL, *g = NULL, *now = NULL;
+    CHECK_OK(nf__flow_from_spec(spec, 3, 7, 2, &f));
+    CHECK_OK(nf_flow_from_spec(spec, 3, 7, &now));
+    if (!f || !now) goto done;
+    CHECK(nf_flow_param_count(f) == 2 * (3 * 6 + 6 + 6 * 6 + 6) && nf_flow_param_count(now) != nf_flow_param_count(f),
+          "defaults 2: a plain MADE (%zu parameters; now %zu)", nf_flow_param_count(f), nf_flow_param_count(now));
+    CHECK_OK(nf_flow_save(f, path, NULL));
+    CHECK_OK(nf_flow_load(path, &g));
+    float x[12] = {0.1f, -0.5f, 1, 2, 0, -1, 0.3f, 0.3f, 0.3f, -2, 1, 0}, a[4], b[4];
+    if (g) {
+        CHECK_OK(nf_flow_log_prob(f, x, 4, a));
+        CHECK_OK(nf_flow_log_prob(g, x, 4, b));
+        CHECK(nf_flow_param_count(g) == nf_flow_param_count(f) && !memcmp(a, b, sizeof a),
+              "a version-2 file reloads as it was saved, although the default changed since");
+    }
+    nf_flow_free(g), g = NULL;
+    size_t len;
+    unsigned char *raw = slurp(path, &len);
+    char *w = raw ? strstr((char *)raw + 8, "\"spec_defaults\":\"2\"") : NULL;
+    CHECK(w != NULL, "the file records spec_defaults");
+    if (w) {
+        w[13] = 'z'; /* the key gone (renamed): a file written before the versions, read as version 2 */
+        spit(path2, raw, len);
+        CHECK_OK(nf_flow_load(path2, &g));
+        CHECK(g && nf_flow_param_count(g) == nf_flow_param_count(f), "a file without spec_defaults reads as version 2");
+        nf_flow_free(g), g = NULL;
+        w[13] = 's', w[17] = '9';
+        spit(path2, raw, len);
+        CHECK_ERR(nf_flow_load(path2, &g), NF_ERR_UNSUPPORTED, "defaults of version 9, newer than this nflow's");
+    }
+    free(raw);
+done:
+    nf_flow_free(f);
+    nf_flow_free(now);
+}
+
 void test_model(void) {
     const char *t = getenv("TMPDIR");
     snprintf(path, sizeof path, "%s/nflow_model_%d.nflow", t && *t ? t : "/tmp", (int)getpid());
     snprintf(path2, sizeof path2, "%s/nflow_model_bad_%d.nflow", t && *t ? t : "/tmp", (int)getpid());
     roundtrip("realnvp(layers=2, hidden=[8,8])", 2, 0);
     roundtrip("maf(layers=2, hidden=[6], order=random)", 4, 1);
+    roundtrip("maf(layers=2, hidden=[6], order=random, residual=0)", 4, 1);
+    roundtrip("realnvp(layers=2, hidden=[8], residual=1)", 3, 0);
+    spec_defaults();
     roundtrip("nsf(layers=2, hidden=[8], bins=6, bound=2.5)", 3, 0);
     roundtrip("iaf(layers=2, hidden=[6], bins=4)", 2, 1);
     roundtrip("chain(nsf(layers=2, hidden=[8], bins=4, context=3), actnorm, maf(hidden=[6], context=3))", 2, 1);
@@ -91,8 +137,10 @@ void test_model(void) {
     if (!raw) return;
     raw[len] = 0;
     const char *h = (const char *)raw + 8;
-    CHECK(strstr(h, "\"layers.0.made.0.weight\":{\"dtype\":\"F32\",\"shape\":[4,2]") != NULL, "MADE weight [out, in]");
-    CHECK(strstr(h, "\"layers.0.made.0.mask\"") != NULL, "MADE masks are stored");
+    CHECK(strstr(h, "\"layers.0.made.initial_layer.weight\":{\"dtype\":\"F32\",\"shape\":[4,2]") != NULL &&
+              strstr(h, "\"layers.0.made.blocks.0.linear_layers.1.bias\"") && strstr(h, "\"layers.0.made.final_layer.mask\""),
+          "residual MADE weights [out, in] under nflows' names");
+    CHECK(strstr(h, "\"layers.0.made.initial_layer.mask\"") != NULL, "MADE masks are stored");
     CHECK(strstr(h, "\"layers.1.permutation\"") != NULL, "permutations are stored");
     CHECK(strstr(h, "\"layers.2.s_net.2.bias\"") != NULL, "coupling nets as nn.Sequential indices");
     uint64_t hl = 0;

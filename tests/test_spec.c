@@ -76,7 +76,7 @@ static void test_builder_table(void) {
     CHECK(nf_spec_builder(NF_SPEC_BIJECTOR, nb) == NULL && nf_spec_builder(7, 0) == NULL, "the tables end");
     /* an unknown keyword lists every known one, none cut */
     CHECK_ERR(nf_bijector_from_spec("realnvp(foo=1)", 2, rng, &b), NF_ERR_ARG, "known: layers, hidden, activation, init, "
-              "zero_last, separate, tanh_scale, shift_only, mask, num_masked, fraction_masked, bins, bound, context)");
+              "zero_last, residual, separate, tanh_scale, shift_only, mask, num_masked, fraction_masked, bins, bound, context)");
     /* the data sets' names come from the library */
     float x[8];
     CHECK_ERR(nf_data_generate("nosuch", rng, 4, 0, x, NULL), NF_ERR_ARG, "unknown data set");
@@ -96,15 +96,20 @@ void test_spec(void) {
     /* dataflowr RealNVP: 12 nets of 1*256+256 + 256*256+256 + 256+1 */
     CHECK(count_of("realnvp(layers=6, hidden=[256,256])", 2) == 12 * 66561, "realnvp parameter count");
     /* 5 MADEs of 2*256+256 + 256*256+256 + 256*4+4 */
-    CHECK(count_of("maf(layers=5, hidden=[256,256], activation=relu)", 2) == 5 * 67588, "maf parameter count");
-    CHECK(count_of("chain(maf(hidden=[16,16]), permute([1,0]), maf(hidden=[16,16]))", 2) == 2 * 388, "seed 002 chain");
+    CHECK(count_of("maf(layers=5, hidden=[256,256], activation=relu, residual=0)", 2) == 5 * 67588, "maf parameter count");
+    CHECK(count_of("chain(maf(hidden=[16,16], residual=0), permute([1,0]), maf(hidden=[16,16], residual=0))", 2) == 2 * 388,
+          "seed 002 chain");
+    /* residual (the maf default): 3*16+16 in, two blocks of 2 x (16*16+16), 16*6+6 out */
+    CHECK(count_of("maf(hidden=[16,16])", 3) == 64 + 4 * 272 + 102, "residual maf parameter count");
+    CHECK(count_of("realnvp(layers=1, hidden=[8], residual=1)", 2) == 2 * (1 * 8 + 8 + 2 * (64 + 8) + 8 + 1),
+          "residual coupling nets");
     CHECK(count_of("lu_linear", 4) == 2 * 4 + 4 * 3, "lu_linear parameter count");
     CHECK(count_of("chain(maf(hidden=[8]), lu_linear(perm=identity), permute(random), maf(hidden=[8]))", 3) > 0,
           "lu_linear and random permutations in a chain");
     /* splines: 3K - 1 outputs per transformed coordinate */
     CHECK(count_of("nsf(layers=4, hidden=[32,32], bins=8)", 2) == 4 * (1 * 32 + 32 + 32 * 32 + 32 + 32 * 23 + 23),
           "nsf parameter count");
-    CHECK(count_of("maf(hidden=[16], bins=5)", 3) == 3 * 16 + 16 + 16 * 42 + 42, "spline maf parameter count");
+    CHECK(count_of("maf(hidden=[16], bins=5, residual=0)", 3) == 3 * 16 + 16 + 16 * 42 + 42, "spline maf parameter count");
     CHECK(count_of("iaf(layers=2, hidden=[8])", 3) > 0, "iaf");
     CHECK(count_of("nice(layers=4, hidden=[32,32])", 4) == 4 * (2 * 32 + 32 + 32 * 32 + 32 + 32 * 2 + 2), "nice");
     CHECK(count_of("chain(leaky_relu(alpha=0.2), affine(rank=2))", 2) == 1 + 2 + 3 + 4, "seed 001 chain");

@@ -1198,7 +1198,7 @@ static void test_blas_threads(void) {
  * digits, standardised and dequantised): the validation loss stays finite
  * and falls every epoch at lr 1e-3 (an unbounded scale drove it to inf in
  * earlier measurements), and the spec's defaults are a soft-clamped scale
- * with an identity start. */
+ * with an identity start and nflows' residual MADE. */
 static void test_maf_defaults_on_a_table(void) {
     float *x = NULL;
     size_t n = 0, d = 0;
@@ -1216,6 +1216,9 @@ static void test_maf_defaults_on_a_table(void) {
             float z[64] = {0}, lp;
             CHECK_OK(nf_flow_log_prob(f, z, 1, &lp));
             CHECK_NEAR(lp, -64 * 0.91893853320467274, 1e-3, "the default MAF starts as the identity");
+            /* nflows' residual MADE: 64 -> 128, two blocks of 2 x (128 x 128), 128 -> 2 x 64 */
+            CHECK(nf_flow_param_count(f) == 5 * (64 * 128 + 128 + 4 * (128 * 128 + 128) + 128 * 128 + 128),
+                  "the default MADE is the residual one (%zu parameters)", nf_flow_param_count(f));
         }
         nf_train_opts o = nf_train_defaults();
         o.epochs = 6, o.batch = 100, o.lr = 1e-3f, o.val_split = 0.15f, o.standardize = 1, o.dequantize = 1, o.seed = seed;

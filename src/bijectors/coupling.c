@@ -344,7 +344,7 @@ nf_status nf_bijector_coupling(size_t d, const nf_coupling_opts *o, nf_rng *rng,
     tmp.opts = o->net;
     size_t outw = tmp.separate || tmp.shift_only ? tmp.nt : out_width(&tmp);
     for (int k = 0; k < tmp.nnets; k++) {
-        nf_status s = nf__mlp_init(&tmp.net[k], tmp.ni, o->net.hidden, o->net.nhidden, outw, o->net.activation);
+        nf_status s = nf__mlp_init_net(&tmp.net[k], tmp.ni, &o->net, outw);
         if (s) return nf__err_prefix(s, fn);
         /* Initialise as a network reading the whole masked vector (dataflowr,
          * TFP's template on x * mask): the same weight distribution as the

@@ -251,12 +251,12 @@ nf_status nf_bijector_maf(size_t d, const nf_maf_opts *o, nf_rng *rng, nf_biject
     if ((int)o->order < 0 || o->order > NF_ORDER_RANDOM) return nf__err(NF_ERR_ARG, "%s: unknown order %d", fn, (int)o->order);
     nf_eltx tx;
     NF_TRY(nf__eltx_from_opts(fn, o->spline_bins, o->spline_bound, &tx));
-    if ((int)o->scale < 0 || o->scale > NF_SCALE_SIGMOID) return nf__err(NF_ERR_ARG, "%s: unknown scale form %d", fn, (int)o->scale);
+    if ((int)o->scale < 0 || o->scale > NF_SCALE_SOFTPLUS) return nf__err(NF_ERR_ARG, "%s: unknown scale form %d", fn, (int)o->scale);
     tx.scale = (int)o->scale;
     size_t np = nf__eltx_np(&tx);
     nf_mlp made;
     if (o->context_dim > (1u << 20)) return nf__err(NF_ERR_ARG, "%s: context_dim %zu is too large", fn, o->context_dim);
-    nf_status s = nf__mlp_init(&made, d + o->context_dim, o->net.hidden, o->net.nhidden, np * d, o->net.activation);
+    nf_status s = nf__mlp_init_net(&made, d + o->context_dim, &o->net, np * d);
     if (s) return nf__err_prefix(s, fn);
     maf *f = (maf *)nf__bijector_alloc(sizeof(maf), &maf_ops, d, nf__mlp_param_count(&made));
     if (!f) return nf__err_prefix(NF_ERR_NOMEM, fn);

@@ -7,6 +7,9 @@
  *              NF_SCALE_TANH       s = e^{-c}, c = 3 tanh(a / 3)  (a soft clamp: s in [e^-3, e^3])
  *            or, as nflows' MAF (the shift after the scale):
  *              NF_SCALE_SIGMOID    T = x s(a) + m, s = sigmoid(a + 2) + 1e-3  (s in (0.001, 1.001))
+ *              NF_SCALE_SOFTPLUS   T = x s(a) + m, s = softplus(a + c) + 1e-3, c = log(e^0.999 - 1)
+ *                                  (nflows' current form, shifted so that a = 0 is the identity;
+ *                                  s > 0.001, growing linearly, not exponentially, in a)
  *   spline:  T(x; p)    = rational-quadratic spline S   (3K - 1, rqspline.h)
  * T maps data-side values to base-side values (the density direction) and
  * T^{-1} is the sampling direction.  Parameter k of a coordinate is read at
@@ -27,6 +30,10 @@ typedef struct nf_eltx {
 } nf_eltx;
 
 #define NF_TANH_CLAMP 3.0
+#define NF_SOFTPLUS_SHIFT 0.54132485461291800 /* log(e^0.999 - 1): softplus(c) + 1e-3 = 1 */
+
+/* The forms that apply the shift after the scale (z = x s + m). */
+static inline int nf__scale_after(int form) { return form == NF_SCALE_SIGMOID || form == NF_SCALE_SOFTPLUS; }
 
 /* The affine scale s(a) and d log s / da. */
 static inline double nf__affine_scale(int form, double a, double *dlog) {
@@ -38,6 +45,11 @@ static inline double nf__affine_scale(int form, double a, double *dlog) {
     if (form == NF_SCALE_SIGMOID) {
         double g = nf__sigmoid(a + 2), sc = g + 1e-3;
         *dlog = g * (1 - g) / sc;
+        return sc;
+    }
+    if (form == NF_SCALE_SOFTPLUS) {
+        double sc = nf__softplus(a + NF_SOFTPLUS_SHIFT) + 1e-3;
+        *dlog = nf__sigmoid(a + NF_SOFTPLUS_SHIFT) / sc;
         return sc;
     }
     *dlog = -1;
@@ -67,7 +79,7 @@ static inline double nf__eltx_eval(const nf_eltx *t, const float *p, size_t stri
         return -a;
     }
     double dl, sc = nf__affine_scale(t->scale, a, &dl);
-    *z = t->scale == NF_SCALE_SIGMOID ? x * sc + (double)p[0] : (x - (double)p[0]) * sc;
+    *z = nf__scale_after(t->scale) ? x * sc + (double)p[0] : (x - (double)p[0]) * sc;
     return log(sc);
 }
 
@@ -80,7 +92,7 @@ static inline double nf__eltx_invert(const nf_eltx *t, const float *p, size_t st
         return -a;
     }
     double dl, sc = nf__affine_scale(t->scale, a, &dl);
-    *x = t->scale == NF_SCALE_SIGMOID ? (z - (double)p[0]) / sc : z / sc + (double)p[0];
+    *x = nf__scale_after(t->scale) ? (z - (double)p[0]) / sc : z / sc + (double)p[0];
     return log(sc);
 }
 
@@ -102,10 +114,10 @@ static inline void nf__eltx_grad(const nf_eltx *t, const float *p, size_t stride
         gp[stride] = (float)(-gz * z - gl);
         return;
     }
-    /* z = (x - m) s(a) (sigmoid: x s(a) + m), l = log s(a):  dz/dx = s, dz/dm = -s (sigmoid: 1),
+    /* z = (x - m) s(a) (sigmoid, softplus: x s(a) + m), l = log s(a):  dz/dx = s, dz/dm = -s (sigmoid, softplus: 1),
      * dz/da = (z - shift part) dlog, dl/da = dlog */
     double dl, sc = nf__affine_scale(t->scale, (double)p[stride], &dl);
-    int after = t->scale == NF_SCALE_SIGMOID;
+    int after = nf__scale_after(t->scale);
     *gx = gz * sc;
     gp[0] = (float)(after ? gz : -gz * sc);
     gp[stride] = (float)((gz * (after ? z - (double)p[0] : z) + gl) * dl);

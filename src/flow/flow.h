@@ -23,6 +23,7 @@ struct nf_flow {
     const nf_backend *be; /* where its passes and training compute (NULL: the CPU, core/backend.h) */
     char *spec;           /* the spec it was built from (NULL: built by hand) */
     uint64_t build_seed;  /* the seed of its initial weights and MADE orders */
+    int spec_defaults;    /* the spec language's defaults it was built with (spec/spec.h) */
     char **names;         /* the data's column names, d + context (NULL: none) */
 };
 
@@ -32,6 +33,9 @@ struct nf_flow {
 
 /* Lists the flow's tensors: the bijector's, then the base's ("base." names). */
 nf_status nf__flow_tensors(const nf_flow *f, nf_tensor_fn fn, void *ctx);
+/* nf_flow_from_spec with the spec defaults of version `defaults` (a model
+ * file's; spec/spec.h NF_SPEC_DEFAULTS). */
+nf_status nf__flow_from_spec(const char *spec, size_t d, uint64_t seed, int defaults, nf_flow **out);
 
 /* Data units -> model space, in place, n rows. */
 void nf__flow_scale_in(const nf_flow *f, float *x, size_t n);

@@ -13,6 +13,7 @@
  */
 #include "flow_file.h"
 #include "../io/json.h"
+#include "../spec/spec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,8 @@ static nf_status nf__flow_save_ex_impl(const nf_flow *f, const char *path, const
     char dim[32], seed[32], *mean = NULL, *std = NULL, *cols = names_json(f);
     snprintf(dim, sizeof dim, "%zu", f->d);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)f->build_seed);
+    char defaults[16];
+    snprintf(defaults, sizeof defaults, "%d", f->spec_defaults);
     const char **kv = malloc((2 * nmeta + 24) * sizeof *kv);
     size_t nkv = 0;
     if (!s && !kv) s = nf__err(NF_ERR_NOMEM, "out of memory");
@@ -120,6 +123,8 @@ static nf_status nf__flow_save_ex_impl(const nf_flow *f, const char *path, const
         if (f->spec) {
             kv[nkv++] = "build_seed";
             kv[nkv++] = seed;
+            kv[nkv++] = "spec_defaults";
+            kv[nkv++] = defaults;
         }
         if (mean) {
             kv[nkv++] = "scaler_mean";
@@ -241,7 +246,14 @@ static nf_status build_from_meta(const nf_st_file *m, const char *path, nf_flow 
     if (!spec || !dim || *end || dv == 0 || dv > (1u << 24)) return nf__st_bad(m, "spec or dim missing or invalid");
     unsigned long long sv = seed ? strtoull(seed, &end, 10) : 0;
     if (!seed || *end) return nf__st_bad(m, "build_seed missing or invalid");
-    nf_status s = nf_flow_from_spec(spec, (size_t)dv, (uint64_t)sv, f);
+    const char *dfl = nf__st_meta(m, "spec_defaults"); /* absent: written before defaults were versioned */
+    long dfv = dfl ? strtol(dfl, &end, 10) : NF_SPEC_DEFAULTS_UNRECORDED;
+    if (dfl && (*end || dfv < 1))
+        return nf__st_bad(m, "spec_defaults '%s' is not a version number", dfl);
+    if (dfv > NF_SPEC_DEFAULTS)
+        return nf__err(NF_ERR_UNSUPPORTED, "%s: its spec uses the defaults of version %ld, newer than this nflow's (%d): "
+                       "update nflow", path, dfv, NF_SPEC_DEFAULTS);
+    nf_status s = nf__flow_from_spec(spec, (size_t)dv, (uint64_t)sv, (int)dfv, f);
     if (s) {
         char head[4200];
         snprintf(head, sizeof head, "%s: its spec does not build", path);

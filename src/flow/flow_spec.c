@@ -10,6 +10,10 @@
 #include <string.h>
 
 nf_status nf_flow_from_spec(const char *spec, size_t d, uint64_t seed, nf_flow **out) {
+    return nf__flow_from_spec(spec, d, seed, NF_SPEC_DEFAULTS, out);
+}
+
+nf_status nf__flow_from_spec(const char *spec, size_t d, uint64_t seed, int defaults, nf_flow **out) {
     const char *fn = "nf_flow_from_spec";
     if (!out) return nf__err(NF_ERR_ARG, "%s: out is NULL", fn);
     *out = NULL;
@@ -18,7 +22,7 @@ nf_status nf_flow_from_spec(const char *spec, size_t d, uint64_t seed, nf_flow *
     NF_TRY(nf_rng_create(seed, &rng));
     nf_dist *base = NULL;
     nf_bijector *b = NULL;
-    nf_status s = nf__spec_flow_parts(spec, d, rng, &base, &b);
+    nf_status s = nf__spec_flow_parts(spec, d, rng, defaults, &base, &b);
     nf_rng_free(rng);
     if (!s && (s = nf_flow_create(b, base, out))) {
         nf_bijector_free(b);
@@ -27,6 +31,7 @@ nf_status nf_flow_from_spec(const char *spec, size_t d, uint64_t seed, nf_flow *
     if (!s) {
         (*out)->spec = strdup(spec);
         (*out)->build_seed = seed;
+        (*out)->spec_defaults = defaults;
         if (!(*out)->spec) {
             nf_flow_free(*out);
             *out = NULL;

@@ -12,6 +12,12 @@
  * W_l itself and no pass masks anything but the gradient.  Layers
  * with one input or one output (a coupling's first and last layers in 2-D)
  * use outer products and GEMV instead of a packed GEMM.
+ *
+ * The residual form (nf_mlp.residual, nflows' MADE): T_0 = x W_0^T + b_0;
+ * block k: T_{2k+1} = act(T_{2k}) W^T + b, T_{2k+2} = act(T_{2k+1}) W^T + b
+ * + T_{2k}; output T_L = T_{L-1} W^T + b.  The tape holds every T; the
+ * activations act(T) are recomputed in backward, and act' is taken from
+ * them as for the plain form.
  */
 #include "nn.h"
 
@@ -39,6 +45,22 @@ nf_status nf__mlp_init(nf_mlp *m, size_t in, const size_t *hidden, size_t nhidde
     }
     if (total > ((size_t)1 << 28))
         return nf__err(NF_ERR_ARG, "network: %zu parameters is too many (max 2^28)", total);
+    return NF_OK;
+}
+
+nf_status nf__mlp_init_net(nf_mlp *m, size_t in, const nf_net_opts *o, size_t out) {
+    if (!o->residual) return nf__mlp_init(m, in, o->hidden, o->nhidden, out, o->activation);
+    size_t nb = o->nhidden, w = nb ? o->hidden[0] : 0, hid[NF_MLP_MAX_LAYERS];
+    if (nb < 1 || 2 * nb + 1 > NF_MLP_MAX_LAYERS - 1)
+        return nf__err(NF_ERR_ARG, "network: residual=1 takes 1..%d blocks (entries of hidden), got %zu",
+                       (NF_MLP_MAX_LAYERS - 2) / 2, nb);
+    for (size_t k = 0; k < nb; k++)
+        if (o->hidden[k] != w)
+            return nf__err(NF_ERR_ARG, "network: residual=1 needs equal hidden widths (blocks of one width), got %zu and %zu",
+                           w, o->hidden[k]);
+    for (size_t l = 0; l < 2 * nb + 1; l++) hid[l] = w;
+    NF_TRY(nf__mlp_init(m, in, hid, 2 * nb + 1, out, o->activation));
+    m->residual = 1;
     return NF_OK;
 }
 
@@ -94,7 +116,7 @@ static size_t max_weights(const nf_mlp *m) {
 
 size_t nf__mlp_scratch_bytes(const nf_mlp *m, size_t n) {
     size_t wb = nf__align(max_weights(m) * sizeof(float));
-    return 2 * wb + 2 * nf__align(n * nf__mlp_max_width(m) * sizeof(float));
+    return 2 * wb + (m->residual ? 4 : 2) * nf__align(n * nf__mlp_max_width(m) * sizeof(float));
 }
 
 void nf__mlp_init_params(const nf_mlp *m, float *p, nf_rng *rng, nf_init s, int zero_last) {
@@ -111,6 +133,8 @@ void nf__mlp_init_params(const nf_mlp *m, float *p, nf_rng *rng, nf_init s, int 
         }
         for (size_t j = 0; j < b; j++)
             bias[j] = s == NF_INIT_TORCH ? (float)((2.0 * nf_rng_uniform(rng) - 1.0) * bound) : 0.0f;
+        if (m->residual && l > 0 && l % 2 == 0 && l + 1 < m->nlin) /* a block's last layer: near zero (nflows) */
+            for (size_t k = 0; k < a * b + b; k++) W[k] = (float)((2.0 * nf_rng_uniform(rng) - 1.0) * 1e-3);
         if (zero_last && l == m->nlin - 1) memset(W, 0, (a * b + b) * sizeof(float));
         p += a * b + b;
     }
@@ -125,8 +149,55 @@ static const float *weights(const nf_mlp *m, size_t l, const float *W, float *bu
     return buf;
 }
 
+/* Whether linear layer l of a residual MLP reads act(its input), and whether
+ * it adds its block's input (the output of layer l - 2). */
+static int res_act_in(const nf_mlp *m, size_t l) { return l > 0 && l + 1 < m->nlin; }
+static int res_skip(const nf_mlp *m, size_t l) { return l > 0 && l % 2 == 0 && l + 1 < m->nlin; }
+
+/* out (n x b) = in (n x a) W^T + bias, as the plain form's layers. */
+static void linear(const nf_backend *be, const float *in, const float *W, const float *bias, float *out, size_t n,
+                   size_t a, size_t b) {
+    if (a == 1) {
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < b; j++) out[i * b + j] = in[i] * W[j];
+    } else if (b == 1) {
+        be->gemv(0, n, a, 1.0f, in, a, W, 0.0f, out);
+    } else {
+        be->gemm(0, 1, n, b, a, 1.0f, in, a, W, a, 0.0f, out, b);
+    }
+    be->bias_act_forward(NF_ACT_IDENTITY, out, bias, n, b);
+}
+
+static const float *forward_res(const nf_mlp *m, const nf_backend *be, const float *params, float *tape, void *scratch,
+                                const float *x, size_t n) {
+    unsigned char *cur = scratch;
+    float *wbuf = nf__carve(&cur, max_weights(m) * sizeof(float));
+    float *abuf = nf__carve(&cur, n * nf__mlp_max_width(m) * sizeof(float));
+    const float *p = params, *in = x;
+    float *t = tape;
+    for (size_t l = 0; l < m->nlin; l++) {
+        size_t a = m->w[l], b = m->w[l + 1];
+        const float *W = weights(m, l, p, wbuf), *src = in;
+        if (res_act_in(m, l)) {
+            memcpy(abuf, in, n * a * sizeof(float));
+            nf__act_forward(m->act, abuf, n * a);
+            src = abuf;
+        }
+        linear(be, src, W, p + a * b, t, n, a, b);
+        if (res_skip(m, l)) {
+            const float *blk = t - n * b - n * a; /* the output of layer l - 2 (width a = b) */
+            for (size_t q = 0; q < n * b; q++) t[q] += blk[q];
+        }
+        in = t;
+        t += n * b;
+        p += a * b + b;
+    }
+    return in;
+}
+
 const float *nf__mlp_forward(const nf_mlp *m, const nf_backend *be, const float *params, float *tape, void *scratch,
                              const float *x, size_t n) {
+    if (m->residual) return forward_res(m, be, params, tape, scratch, x, n);
     float *wbuf = scratch;
     const float *in = x, *p = params;
     float *t = tape;
@@ -149,8 +220,78 @@ const float *nf__mlp_forward(const nf_mlp *m, const nf_backend *be, const float 
     return in;
 }
 
+/* dW += g^T in, db += sum g (masked: only the unmasked weights). */
+static void param_grad(const nf_mlp *m, const nf_backend *be, size_t l, float *dW, float *dwbuf, const float *g,
+                       const float *in, size_t n) {
+    size_t a = m->w[l], b = m->w[l + 1];
+    if (masked(m, l)) {
+        be->gemm(1, 0, b, a, n, 1.0f, g, b, in, a, 0.0f, dwbuf, a);
+        const float *M = m->masks[l];
+        for (size_t k = 0; k < a * b; k++) dW[k] += dwbuf[k] * M[k];
+    } else if (b == 1) {
+        be->gemv(1, n, a, 1.0f, in, a, g, 1.0f, dW);
+    } else if (a == 1) {
+        be->gemv(1, n, b, 1.0f, g, b, in, 1.0f, dW);
+    } else {
+        be->gemm(1, 0, b, a, n, 1.0f, g, b, in, a, 1.0f, dW, a);
+    }
+    be->bias_grad(dW + a * b, g, n, b);
+}
+
+/* next (n x a) = g (n x b) W (b x a). */
+static void input_grad(const nf_backend *be, const float *g, const float *W, float *next, size_t n, size_t a, size_t b) {
+    if (b == 1) {
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < a; j++) next[i * a + j] = g[i] * W[j];
+    } else if (a == 1) {
+        be->gemv(0, n, b, 1.0f, g, b, W, 0.0f, next);
+    } else {
+        be->gemm(0, 0, n, a, b, 1.0f, g, b, W, a, 0.0f, next, a);
+    }
+}
+
+/* Backward of the residual form.  gs: the gradient of the current stream
+ * value T_{2k} (the output layer's input, then each block's input). */
+static void backward_res(const nf_mlp *m, const nf_backend *be, const float *params, float *dparams, float *dx,
+                         float *dout, const float *tape, void *scratch, const float *x, size_t n) {
+    unsigned char *cur = scratch;
+    size_t wb = max_weights(m) * sizeof(float), gb = n * nf__mlp_max_width(m) * sizeof(float);
+    float *wbuf = nf__carve(&cur, wb), *dwbuf = nf__carve(&cur, wb);
+    float *gs = nf__carve(&cur, gb), *gt = nf__carve(&cur, gb), *ga = nf__carve(&cur, gb), *abuf = nf__carve(&cur, gb);
+    size_t off[NF_MLP_MAX_LAYERS], toff[NF_MLP_MAX_LAYERS], o = 0, to = 0;
+    for (size_t l = 0; l < m->nlin; l++) {
+        off[l] = o, toff[l] = to;
+        o += m->w[l] * m->w[l + 1] + m->w[l + 1];
+        to += n * m->w[l + 1];
+    }
+    size_t L = m->nlin - 1, w = m->w[1];
+    /* the output layer: reads T_{L-1} as it is */
+    if (dparams) param_grad(m, be, L, dparams + off[L], dwbuf, dout, tape + toff[L - 1], n);
+    input_grad(be, dout, weights(m, L, params + off[L], wbuf), gs, n, w, m->w[L + 1]);
+    for (size_t l = L - 1; l >= 2; l -= 2) { /* block (l - 1, l): gs is dL/dT_l; T_l = f(T_{l-2}) + T_{l-2} */
+        for (size_t j = 0; j < 2; j++) {
+            size_t q = l - j; /* layer q reads act(T_{q-1}) */
+            const float *g = j ? gt : gs;
+            memcpy(abuf, tape + toff[q - 1], n * w * sizeof(float));
+            nf__act_forward(m->act, abuf, n * w);
+            if (dparams) param_grad(m, be, q, dparams + off[q], dwbuf, g, abuf, n);
+            input_grad(be, g, weights(m, q, params + off[q], wbuf), ga, n, w, w);
+            be->act_backward(m->act, ga, abuf, n * w);
+            if (j == 0) memcpy(gt, ga, n * w * sizeof(float)); /* dL/dT_{l-1} */
+            else
+                for (size_t k = 0; k < n * w; k++) gs[k] += ga[k]; /* dL/dT_{l-2}: the skip plus the block */
+        }
+    }
+    if (dparams) param_grad(m, be, 0, dparams + off[0], dwbuf, gs, x, n);
+    if (dx) input_grad(be, gs, weights(m, 0, params + off[0], wbuf), dx, n, m->w[0], w);
+}
+
 void nf__mlp_backward(const nf_mlp *m, const nf_backend *be, const float *params, float *dparams, float *dx,
                       float *dout, const float *tape, void *scratch, const float *x, size_t n) {
+    if (m->residual) {
+        backward_res(m, be, params, dparams, dx, dout, tape, scratch, x, n);
+        return;
+    }
     unsigned char *cur = scratch;
     size_t wb = max_weights(m) * sizeof(float), gb = n * nf__mlp_max_width(m) * sizeof(float);
     float *wbuf = nf__carve(&cur, wb), *dwbuf = nf__carve(&cur, wb);
@@ -230,18 +371,27 @@ nf_status nf__made_masks(nf_mlp *m, const size_t *order, size_t d, size_t k) {
     return s;
 }
 
+/* Layer l's name: "2l" (nn.Sequential), or nflows' MADE names in the residual form. */
+static void layer_name(const nf_mlp *m, size_t l, char *nm, size_t cap) {
+    if (!m->residual) snprintf(nm, cap, "%zu", 2 * l);
+    else if (l == 0) snprintf(nm, cap, "initial_layer");
+    else if (l + 1 == m->nlin) snprintf(nm, cap, "final_layer");
+    else snprintf(nm, cap, "blocks.%zu.linear_layers.%zu", (l - 1) / 2, (l - 1) % 2);
+}
+
 nf_status nf__mlp_tensors(const nf_mlp *m, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx) {
     for (size_t l = 0; l < m->nlin; l++) {
-        char nm[48];
+        char nm[64], ly[40];
         size_t a = m->w[l], b = m->w[l + 1];
-        snprintf(nm, sizeof nm, "%zu.weight", 2 * l);
+        layer_name(m, l, ly, sizeof ly);
+        snprintf(nm, sizeof nm, "%s.weight", ly);
         NF_TRY(nf__emit(fn, ctx, prefix, nm, off, b, a));
-        snprintf(nm, sizeof nm, "%zu.bias", 2 * l);
+        snprintf(nm, sizeof nm, "%s.bias", ly);
         NF_TRY(nf__emit(fn, ctx, prefix, nm, off + a * b, 0, b));
         if (m->masks[l]) {
             nf_tensor_info t;
             memset(&t, 0, sizeof t);
-            snprintf(t.name, sizeof t.name, "%s%zu.mask", prefix, 2 * l);
+            snprintf(t.name, sizeof t.name, "%s%s.mask", prefix, ly);
             t.ndim = 2, t.shape[0] = b, t.shape[1] = a, t.count = a * b, t.buffer = m->masks[l];
             NF_TRY(fn(ctx, &t));
         }

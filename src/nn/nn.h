@@ -35,6 +35,10 @@ typedef struct nf_mlp {
     int premasked;                       /* the parameters' masked weights are zero: the
                                             passes use W as it is (nf__mlp_apply_masks) */
     size_t fan_in0;                      /* fan-in the first layer's init assumes (0: w[0]) */
+    int residual;                        /* nflows' residual form (nflow.h nf_net_opts):
+                                            layer 0 linear, then blocks of layers (2k+1, 2k+2)
+                                            reading act(input), layer 2k+2 adding the block's
+                                            input; the output layer reads the sum stream */
 } nf_mlp;
 
 /* Activation functions applied in place; the derivative is computed from the
@@ -51,6 +55,9 @@ const char *nf__act_name(nf_activation a);
 /* Sets up widths in, hidden..., out.  Returns NF_ERR_ARG with a message on bad sizes. */
 nf_status nf__mlp_init(nf_mlp *m, size_t in, const size_t *hidden, size_t nhidden, size_t out,
                        nf_activation act);
+/* The same from a network's options: o->residual gives the residual form,
+ * with one block per entry of o->hidden (equal widths, at most 3). */
+nf_status nf__mlp_init_net(nf_mlp *m, size_t in, const nf_net_opts *o, size_t out);
 void nf__mlp_free_masks(nf_mlp *m);
 /* Zeroes the masked weights of `params` and sets m->premasked; with
  * check_only, zeroes nothing and sets premasked only if they are all zero

@@ -14,6 +14,7 @@
 typedef struct bctx {
     const char *text;
     nf_rng *rng;
+    int defaults; /* NF_SPEC_DEFAULTS, or a model file's older version (spec.h) */
 } bctx;
 
 /* ---- argument access ---------------------------------------------------- */
@@ -141,10 +142,10 @@ static nf_status get_name(const bctx *c, const sp_node *n, const char *key, cons
 static const char *const ACTS[] = {"identity", "relu", "leaky_relu", "tanh", "sigmoid", "elu", NULL};
 static const char *const INITS[] = {"torch", "glorot", "he", NULL};
 static const char *const ORDERS[] = {"natural", "reversed", "random", NULL};
-static const char *const SCALES[] = {"unbounded", "tanh", "sigmoid", NULL};
+static const char *const SCALES[] = {"unbounded", "tanh", "sigmoid", "softplus", NULL};
 
 /* hidden=[..], activation=, init=, zero_last= */
-static nf_status get_net(const bctx *c, const sp_node *n, int def_act, int def_zero, nf_net_opts *o) {
+static nf_status get_net(const bctx *c, const sp_node *n, int def_act, int def_zero, int def_res, nf_net_opts *o) {
     memset(o, 0, sizeof *o);
     const sp_node *h = arg(n, "hidden", -1);
     if (!h) {
@@ -169,6 +170,8 @@ static nf_status get_net(const bctx *c, const sp_node *n, int def_act, int def_z
     NF_TRY(get_name(c, n, "init", INITS, 0, &in));
     NF_TRY(get_num(c, n, "zero_last", -1, 0, 1, def_zero, &z));
     o->activation = (nf_activation)a, o->init = (nf_init)in, o->zero_last = z != 0;
+    NF_TRY(get_num(c, n, "residual", -1, 0, 1, def_res, &z));
+    o->residual = z != 0;
     return NF_OK;
 }
 
@@ -190,10 +193,15 @@ static nf_status get_spline(const bctx *c, const sp_node *n, size_t def_bins, si
 
 static double net_params(size_t in, const nf_net_opts *o, size_t out) {
     double t = 0, a = (double)in;
-    for (size_t l = 0; l < o->nhidden; l++) {
-        t += a * (double)o->hidden[l] + (double)o->hidden[l];
-        a = (double)o->hidden[l];
-    }
+    if (o->residual && o->nhidden) { /* an input layer, then per entry a block of two w x w layers */
+        double w = (double)o->hidden[0];
+        t = a * w + w + 2 * (double)o->nhidden * (w * w + w);
+        a = w;
+    } else
+        for (size_t l = 0; l < o->nhidden; l++) {
+            t += a * (double)o->hidden[l] + (double)o->hidden[l];
+            a = (double)o->hidden[l];
+        }
     return t + a * (double)out + (double)out;
 }
 
@@ -246,9 +254,10 @@ static nf_status build_maf_stack(const bctx *c, const sp_node *n, size_t d, int 
     /* defaults (docs/tabular.md measured them): a soft-clamped scale; an identity start for a
      * MAF (density estimation) but not an affine IAF, whose reverse-KL fits start better from
      * random weights (docs/spec.md) */
-    NF_TRY(get_net(c, n, NF_ACT_RELU, !iaf || m.spline_bins > 0, &m.net));
+    int v = c->defaults;
+    NF_TRY(get_net(c, n, NF_ACT_RELU, v >= 2 ? !iaf || m.spline_bins > 0 : m.spline_bins > 0, v >= 3 && !iaf, &m.net));
     NF_TRY(get_name(c, n, "order", ORDERS, 0, &order));
-    NF_TRY(get_name(c, n, "scale", SCALES, NF_SCALE_TANH, &scale));
+    NF_TRY(get_name(c, n, "scale", SCALES, v >= 2 ? NF_SCALE_TANH : NF_SCALE_UNBOUNDED, &scale));
     NF_TRY(get_size(c, n, "layers", -1, 1, 256, 1, &layers));
     m.order = (nf_order)order;
     m.scale = (nf_scale)scale;
@@ -317,7 +326,7 @@ static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int k
     size_t layers = 0, nm = 0;
     NF_TRY(get_spline(c, n, kind == 3 ? 8 : 0, &o.spline_bins, &o.spline_bound));
     int spl = o.spline_bins > 0;
-    NF_TRY(get_net(c, n, kind == 2 || kind == 3 ? NF_ACT_RELU : NF_ACT_LEAKY_RELU, spl, &o.net));
+    NF_TRY(get_net(c, n, kind == 2 || kind == 3 ? NF_ACT_RELU : NF_ACT_LEAKY_RELU, spl, 0, &o.net));
     NF_TRY(get_num(c, n, "separate", -1, 0, 1, kind == 1 && !spl, &sep));
     NF_TRY(get_num(c, n, "tanh_scale", -1, 0, 1, kind != 2 && !spl, &ts)); /* scales soft-bounded unless asked otherwise */
     NF_TRY(get_num(c, n, "shift_only", -1, 0, 1, kind == 2, &so));
@@ -488,9 +497,9 @@ static const char *const A_ALPHA[] = {"alpha", NULL};
 static const char *const A_PERMUTATION[] = {"permutation", NULL};
 static const char *const A_LAYERS[] = {"layers", NULL};
 static const char *const A_PERM[] = {"perm", NULL};
-static const char *const A_MAF[] = {"layers", "hidden", "activation", "order", "init", "zero_last", "bins", "bound",
+static const char *const A_MAF[] = {"layers", "hidden", "activation", "order", "init", "zero_last", "residual", "bins", "bound",
                                     "context", "scale", NULL};
-static const char *const A_COUPLING[] = {"layers",     "hidden",     "activation", "init", "zero_last",
+static const char *const A_COUPLING[] = {"layers",     "hidden",     "activation", "init", "zero_last", "residual",
                                          "separate",   "tanh_scale", "shift_only", "mask", "num_masked",
                                          "fraction_masked", "bins",  "bound",      "context", NULL};
 
@@ -670,7 +679,7 @@ nf_status nf_bijector_from_spec(const char *spec, size_t d, nf_rng *rng, nf_bije
     if (!rng) NF_TRY(nf_rng_create(0, &own));
     sp_node *n = NULL;
     nf_status s = nf__spec_parse(spec, &n);
-    bctx c = {spec, rng ? rng : own};
+    bctx c = {spec, rng ? rng : own, NF_SPEC_DEFAULTS};
     if (!s) s = build_bij(&c, n, d, out);
     nf__spec_free(n);
     nf_rng_free(own);
@@ -685,19 +694,19 @@ nf_status nf_dist_from_spec(const char *spec, nf_rng *rng, nf_dist **out) {
     if (!rng) NF_TRY(nf_rng_create(0, &own));
     sp_node *n = NULL;
     nf_status s = nf__spec_parse(spec, &n);
-    bctx c = {spec, rng ? rng : own};
+    bctx c = {spec, rng ? rng : own, NF_SPEC_DEFAULTS};
     if (!s) s = build_dist(&c, n, 0, out);
     nf__spec_free(n);
     nf_rng_free(own);
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
 
-nf_status nf__spec_flow_parts(const char *spec, size_t d, nf_rng *rng, nf_dist **base, nf_bijector **bij) {
+nf_status nf__spec_flow_parts(const char *spec, size_t d, nf_rng *rng, int defaults, nf_dist **base, nf_bijector **bij) {
     *base = NULL;
     *bij = NULL;
     sp_node *n = NULL;
     nf_status s = nf__spec_parse(spec, &n);
-    bctx c = {spec, rng};
+    bctx c = {spec, rng, defaults};
     if (!s && !strcmp(n->name, "transformed")) {
         if (n->n != 2) s = nf__spec_error(NF_ERR_ARG, spec, n->col, "transformed() takes a distribution and a bijector");
         if (!s) s = build_dist(&c, n->kids[0], d, base);

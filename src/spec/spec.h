@@ -34,7 +34,18 @@ void nf__spec_free(sp_node *n);
 /* A flow spec's parts: a bijector spec (base NULL: the standard normal) or
  * transformed(base, bijector) with a base of dimension d.  Used by
  * nf_flow_from_spec (flow/flow_spec.c). */
-nf_status nf__spec_flow_parts(const char *spec, size_t d, nf_rng *rng, nf_dist **base, nf_bijector **bij);
+nf_status nf__spec_flow_parts(const char *spec, size_t d, nf_rng *rng, int defaults, nf_dist **base, nf_bijector **bij);
+
+/* The spec language's defaults, versioned: a model file records the version
+ * its spec was built with (metadata spec_defaults), so that a spec that
+ * leaves an option out means after a change of default what it meant when
+ * the model was saved.
+ *   1  maf(...): scale=unbounded, zero_last=0 (affine)
+ *   2  maf(...): scale=tanh, zero_last=1 (iaf: 0); files without the key
+ *   3  maf(...): residual=1 (nflows' residual MADE; iaf: 0)
+ */
+#define NF_SPEC_DEFAULTS 3
+#define NF_SPEC_DEFAULTS_UNRECORDED 2
 nf_status nf__spec_error(nf_status s, const char *text, size_t col, const char *fmt, ...) NF_PRINTF(4, 5);
 
 #endif
