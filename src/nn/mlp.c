@@ -154,9 +154,10 @@ static const float *weights(const nf_mlp *m, size_t l, const float *W, float *bu
 static int res_act_in(const nf_mlp *m, size_t l) { return l > 0 && l + 1 < m->nlin; }
 static int res_skip(const nf_mlp *m, size_t l) { return l > 0 && l % 2 == 0 && l + 1 < m->nlin; }
 
-/* out (n x b) = in (n x a) W^T + bias, as the plain form's layers. */
-static void linear(const nf_backend *be, const float *in, const float *W, const float *bias, float *out, size_t n,
-                   size_t a, size_t b) {
+/* out (n x b) = act(in (n x a) W^T + bias): one input an outer product, one
+ * output a matrix-vector product, else a GEMM; bias and activation fused. */
+static void linear(const nf_backend *be, nf_activation act, const float *in, const float *W, const float *bias,
+                   float *out, size_t n, size_t a, size_t b) {
     if (a == 1) {
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < b; j++) out[i * b + j] = in[i] * W[j];
@@ -165,7 +166,37 @@ static void linear(const nf_backend *be, const float *in, const float *W, const 
     } else {
         be->gemm(0, 1, n, b, a, 1.0f, in, a, W, a, 0.0f, out, b);
     }
-    be->bias_act_forward(NF_ACT_IDENTITY, out, bias, n, b);
+    be->bias_act_forward(act, out, bias, n, b);
+}
+
+/* dW += g^T in, db += sum g (masked: only the unmasked weights; one output or one input: GEMV). */
+static void param_grad(const nf_mlp *m, const nf_backend *be, size_t l, float *dW, float *dwbuf, const float *g,
+                       const float *in, size_t n) {
+    size_t a = m->w[l], b = m->w[l + 1];
+    if (masked(m, l)) {
+        be->gemm(1, 0, b, a, n, 1.0f, g, b, in, a, 0.0f, dwbuf, a);
+        const float *M = m->masks[l];
+        for (size_t k = 0; k < a * b; k++) dW[k] += dwbuf[k] * M[k];
+    } else if (b == 1) {
+        be->gemv(1, n, a, 1.0f, in, a, g, 1.0f, dW);
+    } else if (a == 1) {
+        be->gemv(1, n, b, 1.0f, g, b, in, 1.0f, dW);
+    } else {
+        be->gemm(1, 0, b, a, n, 1.0f, g, b, in, a, 1.0f, dW, a);
+    }
+    be->bias_grad(dW + a * b, g, n, b);
+}
+
+/* next (n x a) = g (n x b) W (b x a): one output an outer product, one input a GEMV. */
+static void input_grad(const nf_backend *be, const float *g, const float *W, float *next, size_t n, size_t a, size_t b) {
+    if (b == 1) {
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < a; j++) next[i * a + j] = g[i] * W[j];
+    } else if (a == 1) {
+        be->gemv(0, n, b, 1.0f, g, b, W, 0.0f, next);
+    } else {
+        be->gemm(0, 0, n, a, b, 1.0f, g, b, W, a, 0.0f, next, a);
+    }
 }
 
 static const float *forward_res(const nf_mlp *m, const nf_backend *be, const float *params, float *tape, void *scratch,
@@ -183,7 +214,7 @@ static const float *forward_res(const nf_mlp *m, const nf_backend *be, const flo
             nf__act_forward(m->act, abuf, n * a);
             src = abuf;
         }
-        linear(be, src, W, p + a * b, t, n, a, b);
+        linear(be, NF_ACT_IDENTITY, src, W, p + a * b, t, n, a, b);
         if (res_skip(m, l)) {
             const float *blk = t - n * b - n * a; /* the output of layer l - 2 (width a = b) */
             for (size_t q = 0; q < n * b; q++) t[q] += blk[q];
@@ -203,51 +234,12 @@ const float *nf__mlp_forward(const nf_mlp *m, const nf_backend *be, const float 
     float *t = tape;
     for (size_t l = 0; l < m->nlin; l++) {
         size_t a = m->w[l], b = m->w[l + 1];
-        const float *W = weights(m, l, p, wbuf), *bias = p + a * b;
-        if (a == 1) { /* one input: an outer product, no GEMM needed */
-            for (size_t i = 0; i < n; i++)
-                for (size_t j = 0; j < b; j++) t[i * b + j] = in[i] * W[j];
-        } else if (b == 1) { /* one output: a matrix-vector product */
-            be->gemv(0, n, a, 1.0f, in, a, W, 0.0f, t);
-        } else {
-            be->gemm(0, 1, n, b, a, 1.0f, in, a, W, a, 0.0f, t, b);
-        }
-        be->bias_act_forward(l + 1 < m->nlin ? m->act : NF_ACT_IDENTITY, t, bias, n, b); /* fused */
+        linear(be, l + 1 < m->nlin ? m->act : NF_ACT_IDENTITY, in, weights(m, l, p, wbuf), p + a * b, t, n, a, b);
         in = t;
         t += n * b;
         p += a * b + b;
     }
     return in;
-}
-
-/* dW += g^T in, db += sum g (masked: only the unmasked weights). */
-static void param_grad(const nf_mlp *m, const nf_backend *be, size_t l, float *dW, float *dwbuf, const float *g,
-                       const float *in, size_t n) {
-    size_t a = m->w[l], b = m->w[l + 1];
-    if (masked(m, l)) {
-        be->gemm(1, 0, b, a, n, 1.0f, g, b, in, a, 0.0f, dwbuf, a);
-        const float *M = m->masks[l];
-        for (size_t k = 0; k < a * b; k++) dW[k] += dwbuf[k] * M[k];
-    } else if (b == 1) {
-        be->gemv(1, n, a, 1.0f, in, a, g, 1.0f, dW);
-    } else if (a == 1) {
-        be->gemv(1, n, b, 1.0f, g, b, in, 1.0f, dW);
-    } else {
-        be->gemm(1, 0, b, a, n, 1.0f, g, b, in, a, 1.0f, dW, a);
-    }
-    be->bias_grad(dW + a * b, g, n, b);
-}
-
-/* next (n x a) = g (n x b) W (b x a). */
-static void input_grad(const nf_backend *be, const float *g, const float *W, float *next, size_t n, size_t a, size_t b) {
-    if (b == 1) {
-        for (size_t i = 0; i < n; i++)
-            for (size_t j = 0; j < a; j++) next[i * a + j] = g[i] * W[j];
-    } else if (a == 1) {
-        be->gemv(0, n, b, 1.0f, g, b, W, 0.0f, next);
-    } else {
-        be->gemm(0, 0, n, a, b, 1.0f, g, b, W, a, 0.0f, next, a);
-    }
 }
 
 /* Backward of the residual form.  gs: the gradient of the current stream
@@ -308,33 +300,11 @@ void nf__mlp_backward(const nf_mlp *m, const nf_backend *be, const float *params
         size_t a = m->w[l], b = m->w[l + 1];
         const float *out = tape + toff[l], *in = l ? tape + toff[l - 1] : x;
         if (l + 1 < m->nlin) be->act_backward(m->act, g, out, n * b);
-        if (dparams) {
-            float *dW = dparams + off[l], *db = dW + a * b;
-            if (masked(m, l)) {
-                be->gemm(1, 0, b, a, n, 1.0f, g, b, in, a, 0.0f, dwbuf, a);
-                const float *M = m->masks[l];
-                for (size_t k = 0; k < a * b; k++) dW[k] += dwbuf[k] * M[k];
-            } else if (b == 1) { /* dW (1 x a) += g^T in */
-                be->gemv(1, n, a, 1.0f, in, a, g, 1.0f, dW);
-            } else if (a == 1) { /* dW (b x 1) += in^T g */
-                be->gemv(1, n, b, 1.0f, g, b, in, 1.0f, dW);
-            } else {
-                be->gemm(1, 0, b, a, n, 1.0f, g, b, in, a, 1.0f, dW, a);
-            }
-            be->bias_grad(db, g, n, b);
-        }
+        if (dparams) param_grad(m, be, l, dparams + off[l], dwbuf, g, in, n);
         if (l == 0 && !dx) break;
         float *next = l == 0 ? dx : gbuf[which];
         which ^= 1;
-        const float *W = weights(m, l, params + off[l], wbuf);
-        if (b == 1) { /* next (n x a) = g (n x 1) W (1 x a): an outer product */
-            for (size_t i = 0; i < n; i++)
-                for (size_t j = 0; j < a; j++) next[i * a + j] = g[i] * W[j];
-        } else if (a == 1) { /* next (n x 1) = g W (b x 1) */
-            be->gemv(0, n, b, 1.0f, g, b, W, 0.0f, next);
-        } else {
-            be->gemm(0, 0, n, a, b, 1.0f, g, b, W, a, 0.0f, next, a);
-        }
+        input_grad(be, g, weights(m, l, params + off[l], wbuf), next, n, a, b);
         g = next;
     }
 }
