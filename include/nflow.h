@@ -349,6 +349,11 @@ typedef struct nf_coupling_opts {
     float spline_bound;        /* the spline's interval [-B, B]; 0 means 3 */
     size_t context_dim;        /* conditional flows: the nets also read a context
                                   vector of this size (nf_bijector_forward_ctx, ...) */
+    size_t image[3];           /* {C, H, W} with C H W = d: the nets are convnets on the
+                                  image (coordinate c H W + y W + x is channel c, pixel
+                                  (y, x)): 3 x 3 convolutions, net.hidden their channel
+                                  counts; the masked-out entries read as zero (Real NVP's
+                                  checkerboard and channel masks).  {0}: MLP nets */
 } nf_coupling_opts;
 
 /* The networks' parameters are drawn with rng (NF_INIT_*). */

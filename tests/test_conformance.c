@@ -239,9 +239,36 @@ static nf_status mk_maf_residual(size_t d, nf_rng *r, nf_bijector **o) {
     return redraw(nf_bijector_maf(d, &m, r, o), r, *o);
 }
 static nf_status mk_coupling_residual(size_t d, nf_rng *r, nf_bijector **o) {
-    nf_coupling_opts c = {.net = small_net(NF_ACT_ELU), .num_masked = 1};
+    nf_coupling_opts c = {.net = small_net(NF_ACT_TANH), .num_masked = 1}; /* smooth: ELU's kink upsets clang's differences */
     c.net.residual = 1, c.net.nhidden = 1;
     return redraw(nf_bijector_coupling(d, &c, r, o), r, *o);
+}
+/* couplings with convnets on a 2 x 2 x 2 image: a checkerboard mask (affine, separate nets
+ * and one joint net) and a channel mask (spline) */
+static nf_status mk_conv_coupling(size_t d, nf_rng *r, nf_bijector **o) {
+    unsigned char mask[8];
+    for (size_t j = 0; j < 8; j++) mask[j] = (unsigned char)((j / 4 + (j / 2) % 2 + j % 2) % 2); /* (c + y + x) odd */
+    nf_coupling_opts c = {.net = small_net(NF_ACT_TANH), .mask = mask, .tanh_scale = 1, .image = {2, 2, 2}};
+    c.net.hidden[0] = 3, c.net.nhidden = 1;
+    return redraw(nf_bijector_coupling(d, &c, r, o), r, *o);
+}
+static nf_status mk_conv_separate(size_t d, nf_rng *r, nf_bijector **o) {
+    unsigned char mask[8];
+    for (size_t j = 0; j < 8; j++) mask[j] = (unsigned char)((j / 4 + (j / 2) % 2 + j % 2) % 2 == 0);
+    nf_coupling_opts c = {.net = small_net(NF_ACT_SIGMOID), .mask = mask, .separate_nets = 1, .image = {2, 2, 2}};
+    c.net.hidden[0] = 2, c.net.hidden[1] = 3;
+    return redraw(nf_bijector_coupling(d, &c, r, o), r, *o);
+}
+static nf_status mk_conv_spline(size_t d, nf_rng *r, nf_bijector **o) {
+    unsigned char mask[8] = {1, 1, 1, 1, 0, 0, 0, 0}; /* channel 0 conditions channel 1 */
+    nf_coupling_opts c = {.net = small_net(NF_ACT_TANH), .mask = mask, .spline_bins = 4, .image = {2, 2, 2}};
+    c.net.hidden[0] = 3, c.net.nhidden = 1;
+    nf_status s = nf_bijector_coupling(d, &c, r, o);
+    if (!s) { /* small parameters: the splines stay near the identity, their knots well apart */
+        float *p = nf_bijector_params(*o);
+        for (size_t k = 0; k < nf_bijector_param_count(*o); k++) p[k] = 0.3f * nf_rng_normal(r);
+    }
+    return s;
 }
 static nf_status mk_iaf_sigmoid(size_t d, nf_rng *r, nf_bijector **o) {
     nf_maf_opts m = {.net = small_net(NF_ACT_TANH), .order = NF_ORDER_REVERSED, .scale = NF_SCALE_SIGMOID};
@@ -387,6 +414,9 @@ static const bcase cases[] = {
     {"maf", mk_maf_residual, 4, -2, 2, 0, NAN, 0, 0, 0},
     {"maf", mk_maf_residual, 1, -2, 2, 0, NAN, 0, 0, 0},
     {"realnvp", mk_coupling_residual, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"realnvp", mk_conv_coupling, 8, -2, 2, 0, NAN, 0, 0, 0},
+    {"realnvp", mk_conv_separate, 8, -2, 2, 0, NAN, 0, 0, 0},
+    {"spline_coupling", mk_conv_spline, 8, -2, 2, 0, NAN, 0, 0, 0},
     {"chain", mk_maf_chain, 2, -2, 2, 0, NAN, 0, 0, 0},
     {"actnorm", mk_actnorm, 3, -2, 2, 0, NAN, 0, 0, 0},
     {"batchnorm", mk_batchnorm, 3, -2, 2, 0, NAN, 0, 0, 0},

@@ -301,6 +301,7 @@ static void cp_destroy(nf_bijector *b) {
     coupling *c = (coupling *)b;
     free(c->ci);
     free(c->ti);
+    for (int k = 0; k < 2; k++) nf__mlp_free_masks(&c->net[k]); /* a convnet's state */
 }
 
 static const nf_bijector_ops coupling_ops = {
@@ -342,10 +343,25 @@ nf_status nf_bijector_coupling(size_t d, const nf_coupling_opts *o, nf_rng *rng,
     tmp.shift_only = o->shift_only, tmp.tanh_scale = o->tanh_scale && !o->shift_only && !o->spline_bins;
     tmp.nnets = tmp.separate ? 2 : 1;
     tmp.opts = o->net;
+    int image = o->image[0] || o->image[1] || o->image[2];
+    if (image && (o->image[0] * o->image[1] * o->image[2] != d || o->context_dim))
+        return nf__err(NF_ERR_ARG, "%s: image %zu x %zu x %zu must have d = %zu entries and no context", fn, o->image[0],
+                       o->image[1], o->image[2], d);
     size_t outw = tmp.separate || tmp.shift_only ? tmp.nt : out_width(&tmp);
-    for (int k = 0; k < tmp.nnets; k++) {
-        nf_status s = nf__mlp_init_net(&tmp.net[k], tmp.ni, &o->net, outw);
-        if (s) return nf__err_prefix(s, fn);
+    tmp.ci = malloc(nc * sizeof(size_t));
+    tmp.ti = malloc((d - nc) * sizeof(size_t));
+    nf_status s = !tmp.ci || !tmp.ti ? nf__err(NF_ERR_NOMEM, "out of memory") : NF_OK;
+    for (size_t j = 0, a = 0, t = 0; !s && j < d; j++) {
+        int cond = o->mask ? o->mask[j] != 0 : j < nm;
+        if (cond) tmp.ci[a++] = j;
+        else tmp.ti[t++] = j;
+    }
+    for (int k = 0; k < tmp.nnets && !s; k++) {
+        if (image) {
+            s = nf__mlp_init_conv(&tmp.net[k], o->image, tmp.ci, tmp.nc, tmp.ti, tmp.nt, outw / tmp.nt, &o->net);
+            continue;
+        }
+        s = nf__mlp_init_net(&tmp.net[k], tmp.ni, &o->net, outw);
         /* Initialise as a network reading the whole masked vector (dataflowr,
          * TFP's template on x * mask): the same weight distribution as the
          * reference, though only the n_c live inputs are stored. */
@@ -353,24 +369,17 @@ nf_status nf_bijector_coupling(size_t d, const nf_coupling_opts *o, nf_rng *rng,
     }
     size_t np = 0;
     for (int k = 0; k < tmp.nnets; k++) np += nf__mlp_param_count(&tmp.net[k]);
-    coupling *c = (coupling *)nf__bijector_alloc(sizeof(coupling), &coupling_ops, d, np);
-    if (!c) return nf__err_prefix(NF_ERR_NOMEM, fn);
+    coupling *c = s ? NULL : (coupling *)nf__bijector_alloc(sizeof(coupling), &coupling_ops, d, np);
+    if (!c) {
+        free(tmp.ci), free(tmp.ti);
+        for (int k = 0; k < 2; k++) nf__mlp_free_masks(&tmp.net[k]);
+        return nf__err_prefix(s ? s : NF_ERR_NOMEM, fn);
+    }
     nf_bijector base = c->base;
     *c = tmp;
     c->base = base;
     c->base.dc = o->context_dim;
     c->base.name = tmp.shift_only ? "nice" : tmp.tx.bins ? "spline_coupling" : "realnvp";
-    c->ci = malloc(nc * sizeof(size_t));
-    c->ti = malloc((d - nc) * sizeof(size_t));
-    if (!c->ci || !c->ti) {
-        nf_bijector_free(&c->base);
-        return nf__err(NF_ERR_NOMEM, "%s: out of memory", fn);
-    }
-    for (size_t j = 0, a = 0, t = 0; j < d; j++) {
-        int cond = o->mask ? o->mask[j] != 0 : j < nm;
-        if (cond) c->ci[a++] = j;
-        else c->ti[t++] = j;
-    }
     cp_init(&c->base, rng);
     *out = &c->base;
     return NF_OK;

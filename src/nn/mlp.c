@@ -69,12 +69,19 @@ void nf__mlp_free_masks(nf_mlp *m) {
         free(m->masks[l]);
         m->masks[l] = NULL;
     }
+    if (m->conv) {
+        free(m->conv->in_pos);
+        free(m->conv->out_pos);
+        free(m->conv);
+        m->conv = NULL;
+    }
 }
 
 /* Whether layer l has a mask that changes anything. */
 static int masked(const nf_mlp *m, size_t l) { return m->masks[l] && !m->ones[l]; }
 
 void nf__mlp_apply_masks(nf_mlp *m, float *p, int check_only) {
+    if (m->conv) return; /* no masks */
     int zero = 1;
     for (size_t l = 0; l < m->nlin; l++) {
         size_t a = m->w[l], b = m->w[l + 1];
@@ -89,12 +96,14 @@ void nf__mlp_apply_masks(nf_mlp *m, float *p, int check_only) {
 }
 
 size_t nf__mlp_param_count(const nf_mlp *m) {
+    if (m->conv) return nf__conv_param_count(m);
     size_t t = 0;
     for (size_t l = 0; l < m->nlin; l++) t += m->w[l] * m->w[l + 1] + m->w[l + 1];
     return t;
 }
 
 size_t nf__mlp_tape_floats(const nf_mlp *m, size_t n) {
+    if (m->conv) return nf__conv_tape_floats(m, n);
     size_t t = 0;
     for (size_t l = 1; l <= m->nlin; l++) t += n * m->w[l];
     return t;
@@ -115,11 +124,16 @@ static size_t max_weights(const nf_mlp *m) {
 }
 
 size_t nf__mlp_scratch_bytes(const nf_mlp *m, size_t n) {
+    if (m->conv) return nf__conv_scratch_bytes(m, n);
     size_t wb = nf__align(max_weights(m) * sizeof(float));
     return 2 * wb + (m->residual ? 4 : 2) * nf__align(n * nf__mlp_max_width(m) * sizeof(float));
 }
 
 void nf__mlp_init_params(const nf_mlp *m, float *p, nf_rng *rng, nf_init s, int zero_last) {
+    if (m->conv) {
+        nf__conv_init_params(m, p, rng, s, zero_last);
+        return;
+    }
     for (size_t l = 0; l < m->nlin; l++) {
         size_t a = m->w[l], b = m->w[l + 1];
         float *W = p, *bias = p + a * b;
@@ -228,6 +242,7 @@ static const float *forward_res(const nf_mlp *m, const nf_backend *be, const flo
 
 const float *nf__mlp_forward(const nf_mlp *m, const nf_backend *be, const float *params, float *tape, void *scratch,
                              const float *x, size_t n) {
+    if (m->conv) return nf__conv_forward(m, be, params, tape, scratch, x, n);
     if (m->residual) return forward_res(m, be, params, tape, scratch, x, n);
     float *wbuf = scratch;
     const float *in = x, *p = params;
@@ -280,6 +295,10 @@ static void backward_res(const nf_mlp *m, const nf_backend *be, const float *par
 
 void nf__mlp_backward(const nf_mlp *m, const nf_backend *be, const float *params, float *dparams, float *dx,
                       float *dout, const float *tape, void *scratch, const float *x, size_t n) {
+    if (m->conv) {
+        nf__conv_backward(m, be, params, dparams, dx, dout, tape, scratch, x, n);
+        return;
+    }
     if (m->residual) {
         backward_res(m, be, params, dparams, dx, dout, tape, scratch, x, n);
         return;
@@ -350,6 +369,7 @@ static void layer_name(const nf_mlp *m, size_t l, char *nm, size_t cap) {
 }
 
 nf_status nf__mlp_tensors(const nf_mlp *m, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx) {
+    if (m->conv) return nf__conv_tensors(m, prefix, off, fn, ctx);
     for (size_t l = 0; l < m->nlin; l++) {
         char nm[64], ly[40];
         size_t a = m->w[l], b = m->w[l + 1];

@@ -26,6 +26,17 @@
 
 #define NF_MLP_MAX_LAYERS 9 /* linear layers: up to 8 hidden layers + output */
 
+/* A convolutional network in the nf_mlp interface (conv.c): 3 x 3 convolutions
+ * on a C x H x W image; the inputs are the conditioning coordinates (flattened
+ * image positions in_pos), the outputs K parameters per transformed coordinate
+ * (positions out_pos), laid out out[k nt + j]. */
+typedef struct nf_convnet {
+    size_t C, H, W;                     /* image shape */
+    size_t ch[NF_MLP_MAX_LAYERS + 1];   /* channels: ch[0] = C, hidden..., K C */
+    size_t *in_pos, *out_pos;           /* ni and nt positions c H W + y W + x (owned) */
+    size_t nt, K;
+} nf_convnet;
+
 typedef struct nf_mlp {
     size_t nlin;                         /* linear layers */
     size_t w[NF_MLP_MAX_LAYERS + 1];     /* widths */
@@ -39,6 +50,8 @@ typedef struct nf_mlp {
                                             layer 0 linear, then blocks of layers (2k+1, 2k+2)
                                             reading act(input), layer 2k+2 adding the block's
                                             input; the output layer reads the sum stream */
+    nf_convnet *conv;                    /* non-NULL: a convnet (conv.c), the nf__mlp_* calls
+                                            dispatch to it; owned, freed by nf__mlp_free_masks */
 } nf_mlp;
 
 /* Activation functions applied in place; the derivative is computed from the
@@ -58,7 +71,22 @@ nf_status nf__mlp_init(nf_mlp *m, size_t in, const size_t *hidden, size_t nhidde
 /* The same from a network's options: o->residual gives the residual form,
  * with one block per entry of o->hidden (equal widths, at most 3). */
 nf_status nf__mlp_init_net(nf_mlp *m, size_t in, const nf_net_opts *o, size_t out);
+/* A convnet on a shape[0] x shape[1] x shape[2] image: o->hidden are the hidden
+ * layers' channel counts; K parameters per transformed coordinate. */
+nf_status nf__mlp_init_conv(nf_mlp *m, const size_t shape[3], const size_t *in_pos, size_t ni, const size_t *out_pos,
+                            size_t nt, size_t K, const nf_net_opts *o);
+/* Frees the masks and the convnet. */
 void nf__mlp_free_masks(nf_mlp *m);
+/* conv.c's halves of the nf__mlp_* calls (used through them). */
+size_t nf__conv_param_count(const nf_mlp *m);
+size_t nf__conv_tape_floats(const nf_mlp *m, size_t n);
+size_t nf__conv_scratch_bytes(const nf_mlp *m, size_t n);
+void nf__conv_init_params(const nf_mlp *m, float *params, nf_rng *rng, nf_init s, int zero_last);
+const float *nf__conv_forward(const nf_mlp *m, const nf_backend *be, const float *params, float *tape, void *scratch,
+                              const float *x, size_t n);
+void nf__conv_backward(const nf_mlp *m, const nf_backend *be, const float *params, float *dparams, float *dx,
+                       float *dout, const float *tape, void *scratch, const float *x, size_t n);
+nf_status nf__conv_tensors(const nf_mlp *m, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx);
 /* Zeroes the masked weights of `params` and sets m->premasked; with
  * check_only, zeroes nothing and sets premasked only if they are all zero
  * already (a loaded model keeps its parameters bit for bit). */
