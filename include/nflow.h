@@ -188,6 +188,24 @@ nf_status nf_bijector_permute(size_t d, const size_t *perm, nf_bijector **out);
 /* Reverses the order of the d columns. */
 nf_status nf_bijector_reverse(size_t d, nf_bijector **out);
 
+/* Images: a row of d = C H W values is a C x H x W image, coordinate
+ * c H W + y W + x holding channel c of pixel (y, x).
+ * Squeeze (Real NVP's space-to-depth) as a permutation: the data side is the
+ * C x H x W image (H, W even), the base side 4C x H/2 x W/2 with channel
+ * 4c + 2dy + dx holding pixels (2y + dy, 2x + dx) of channel c; the inverse
+ * (density direction) squeezes, the forward unsqueezes. */
+nf_status nf_bijector_squeeze(const size_t shape[3], nf_bijector **out);
+/* One bijector of dimension C = shape[0] at every pixel of a C x H x W image,
+ * its parameters shared (Glow: pixelwise(actnorm), and the invertible 1x1
+ * convolution pixelwise(lu_linear)); log|det| sums over the pixels.  Takes
+ * ownership of `inner` on success. */
+nf_status nf_bijector_pixelwise(nf_bijector *inner, const size_t shape[3], nf_bijector **out);
+/* TFP Blockwise: bs[i] acts on the i-th block of consecutive columns (the
+ * blocks' sizes are the parts' dimensions, d their sum); the log-dets add.
+ * With identity blocks, Real NVP's multi-scale factoring-out.  Takes
+ * ownership of the parts on success; no conditional parts. */
+nf_status nf_bijector_blockwise(nf_bijector **bs, size_t m, nf_bijector **out);
+
 /* --- composition ---------------------------------------------------------- */
 
 /* TFP order: chain([b_{k-1}, ..., b_1, b_0]) applies bs[k-1] FIRST in the

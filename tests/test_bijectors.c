@@ -253,7 +253,62 @@ static void test_lu_linear(void) {
     CHECK_ERR(nf_bijector_lu_linear(3, bad, &b), NF_ERR_ARG, "not a permutation");
 }
 
+/* Image layers: squeeze's layout (Real NVP's space-to-depth: channel 4c + 2dy + dx of the
+ * squeezed image holds pixel (2y + dy, 2x + dx) of channel c), pixelwise sums over pixels,
+ * blockwise keeps an identity block as it is, and their errors. */
+static void test_image_layers(void) {
+    nf_bijector *b = NULL;
+    size_t sh[3] = {2, 4, 4};
+    CHECK_OK(nf_bijector_squeeze(sh, &b));
+    if (b) {
+        float x[32], z[32], back[32];
+        for (int k = 0; k < 32; k++) x[k] = (float)k;
+        CHECK_OK(nf_bijector_inverse(b, x, 1, z, NULL)); /* data -> base: squeezes */
+        int ok = 1;
+        for (size_t c = 0; c < 2; c++)
+            for (size_t y = 0; y < 4; y++)
+                for (size_t xx = 0; xx < 4; xx++)
+                    ok &= z[((4 * c + 2 * (y % 2) + xx % 2) * 2 + y / 2) * 2 + xx / 2] == x[(c * 4 + y) * 4 + xx];
+        CHECK(ok && z[1] == 2 && z[4] == 1 && z[8] == 4, "squeeze: channel 4c + 2dy + dx holds pixel (2y + dy, 2x + dx)");
+        CHECK_OK(nf_bijector_forward(b, z, 1, back, NULL));
+        CHECK(!memcmp(back, x, sizeof x), "unsqueeze undoes squeeze");
+        nf_bijector_free(b);
+    }
+    size_t odd[3] = {1, 3, 4};
+    CHECK_ERR(nf_bijector_squeeze(odd, &b), NF_ERR_SHAPE, "even H and W");
+    /* pixelwise(scale 2 on 3 channels) on 3 x 2 x 2: log|det| = 12 log 2 */
+    nf_bijector *in = NULL, *px = NULL;
+    float two[3] = {2, 2, 2};
+    size_t s3[3] = {3, 2, 2};
+    CHECK_OK(nf_bijector_scale(3, two, 3, &in));
+    CHECK_OK(nf_bijector_pixelwise(in, s3, &px));
+    if (px) {
+        float x[12], y[12], l = 0;
+        for (int k = 0; k < 12; k++) x[k] = (float)k;
+        CHECK_OK(nf_bijector_forward(px, x, 1, y, &l));
+        CHECK(y[5] == 10 && fabsf(l - 12 * logf(2)) < 1e-5f, "pixelwise: every pixel scaled, log-det summed (%g)", l);
+        nf_bijector_free(px);
+    }
+    size_t s2[3] = {2, 2, 2};
+    CHECK_OK(nf_bijector_scale(3, two, 3, &in));
+    CHECK_ERR(nf_bijector_pixelwise(in, s2, &px), NF_ERR_SHAPE, "needs one of C = 2");
+    nf_bijector_free(in);
+    /* blockwise(exp, identity) */
+    nf_bijector *bs[2] = {NULL, NULL}, *bw = NULL;
+    CHECK_OK(nf_bijector_exp(1, &bs[0]));
+    CHECK_OK(nf_bijector_identity(2, &bs[1]));
+    CHECK_OK(nf_bijector_blockwise(bs, 2, &bw));
+    if (bw) {
+        float x[3] = {0.5f, -1, 7}, y[3], l = 0;
+        CHECK_OK(nf_bijector_forward(bw, x, 1, y, &l));
+        CHECK(fabsf(y[0] - expf(0.5f)) < 1e-6f && y[1] == -1 && y[2] == 7 && fabsf(l - 0.5f) < 1e-6f,
+              "blockwise: exp on column 0, the rest as it was, log-det 0.5 (%g)", l);
+        nf_bijector_free(bw);
+    }
+}
+
 void test_bijectors(void) {
+    test_image_layers();
     test_tfp_elementwise();
     test_reference_values();
     test_lu_linear();

@@ -304,6 +304,19 @@ void test_cli(const char *build) {
             CHECK(nll[0][0] && !strcmp(nll[0], nll[1]) && strcmp(nll[1], nll[2]),
                   "--split-seed fixes the held-out rows across --seed: '%s' '%s', without it '%s'", nll[0], nll[1], nll[2]);
         }
+        /* the digits as 1 x 8 x 8 images: an image flow, bits per dimension, a figure of images */
+        rc = run(out, sizeof out, "%s train --data digits-8x8 --standardize --flow 'glow(levels=2, steps=1, hidden=[8])' "
+                 "--epochs 2 --out %s/img --quiet 2>&1", bin, tmp);
+        char imgdir[1024];
+        snprintf(imgdir, sizeof imgdir, "%s/img", tmp);
+        CHECK(rc == 0 && strstr(out, "bits per dimension") && exists(imgdir, "samples.png") && exists(imgdir, "loss.png"),
+              "train --data digits-8x8 with glow: rc %d: %s", rc, out);
+        CHECK(run(out, sizeof out, "%s train --data digits-8x8 --drop px0 --flow glow --epochs 1 --out %s/img2 2>&1", bin, tmp) == 1 &&
+                  strstr(out, "no --columns, --drop"), "digits-8x8 refuses column options: %s", out);
+        CHECK(run(out, sizeof out, "NFLOW_DATA=/nonexistent %s train --data digits-8x8 --flow glow --epochs 1 --out %s/img3 2>&1",
+                  bin, tmp) == 2 && strstr(out, "set NFLOW_DATA"), "digits-8x8 without its file says where it looked: %s", out);
+        CHECK(run(out, sizeof out, "%s train --data digits-8x8 --flow 'realnvp_multiscale(shape=[1,2,32], levels=3)' --epochs 1 --out %s/img4 2>&1",
+                  bin, tmp) == 1 && strstr(out, "divisible by 4"), "an image flow's shape must fit its levels: %s", out);
         CHECK(run(out, sizeof out, "%s train --data moons --dequantize uniform --flow maf --steps 10 --out %s/dq2 2>&1", bin, tmp) == 1 &&
                   strstr(out, "apply to a file"), "--dequantize on generated data is refused: %s", out);
         CHECK(run(out, sizeof out, "%s train --data examples/data/breast_cancer.csv --columns mean_radius,mean_area --flow 'maf(hidden=[8])' "

@@ -306,6 +306,49 @@ static nf_status mk_actnorm(size_t d, nf_rng *r, nf_bijector **o) {
     return NF_OK;
 }
 
+/* images (2 x 2 x 2 when d = 8, 1 x 2 x 2 when d = 4): Glow's per-channel ActNorm and
+ * invertible 1x1 convolution as pixelwise parts, squeeze, and blockwise parts */
+static const size_t *img_shape(size_t d) {
+    static const size_t s8[3] = {2, 2, 2}, s4[3] = {1, 2, 2};
+    return d == 8 ? s8 : s4;
+}
+static nf_status mk_pixel_lu(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_bijector *in = NULL;
+    nf_status s = mk_lu(img_shape(d)[0], r, &in);
+    if (!s) s = nf_bijector_pixelwise(in, img_shape(d), o);
+    if (s) nf_bijector_free(in);
+    return s;
+}
+static nf_status mk_pixel_actnorm(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_bijector *in = NULL;
+    nf_status s = mk_actnorm(img_shape(d)[0], r, &in);
+    if (!s) s = nf_bijector_pixelwise(in, img_shape(d), o);
+    if (s) nf_bijector_free(in);
+    return s;
+}
+static nf_status mk_squeeze(size_t d, nf_rng *r, nf_bijector **o) {
+    (void)r;
+    return nf_bijector_squeeze(img_shape(d), o);
+}
+static nf_status mk_blockwise(size_t d, nf_rng *r, nf_bijector **o) {
+    nf_bijector *bs[3] = {0};
+    nf_status s = mk_lu(2, r, &bs[0]);
+    if (!s) s = mk_sigmoid(1, r, &bs[1]);
+    if (!s) s = mk_maf(d - 3, r, &bs[2]);
+    if (!s) s = nf_bijector_blockwise(bs, 3, o);
+    if (s)
+        for (int i = 0; i < 3; i++) nf_bijector_free(bs[i]);
+    return s;
+}
+static nf_status mk_factor_out(size_t d, nf_rng *r, nf_bijector **o) { /* multi-scale: the last half to the base */
+    nf_bijector *bs[2] = {0};
+    nf_status s = mk_realnvp_sep(d / 2, r, &bs[0]);
+    if (!s) s = nf_bijector_identity(d - d / 2, &bs[1]);
+    if (!s) s = nf_bijector_blockwise(bs, 2, o);
+    if (s) nf_bijector_free(bs[0]), nf_bijector_free(bs[1]);
+    return s;
+}
+
 /* Batch norm in evaluation mode (running averages), random gamma and beta */
 static nf_status mk_batchnorm(size_t d, nf_rng *r, nf_bijector **o) {
     nf_status s = nf_bijector_batchnorm(d, o);
@@ -414,6 +457,12 @@ static const bcase cases[] = {
     {"maf", mk_maf_residual, 4, -2, 2, 0, NAN, 0, 0, 0},
     {"maf", mk_maf_residual, 1, -2, 2, 0, NAN, 0, 0, 0},
     {"realnvp", mk_coupling_residual, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"pixelwise", mk_pixel_lu, 8, -2, 2, 0, NAN, 0, 0, 0},
+    {"pixelwise", mk_pixel_lu, 4, -2, 2, 0, NAN, 0, 0, 0},
+    {"pixelwise", mk_pixel_actnorm, 8, -2, 2, 0, NAN, 0, 0, 0},
+    {"squeeze", mk_squeeze, 8, -2, 2, 0, NAN, 0, 0, 0},
+    {"blockwise", mk_blockwise, 5, -2, 2, 0, NAN, 0, 0, 0},
+    {"blockwise", mk_factor_out, 6, -2, 2, 0, NAN, 0, 0, 0},
     {"realnvp", mk_conv_coupling, 8, -2, 2, 0, NAN, 0, 0, 0},
     {"realnvp", mk_conv_separate, 8, -2, 2, 0, NAN, 0, 0, 0},
     {"spline_coupling", mk_conv_spline, 8, -2, 2, 0, NAN, 0, 0, 0},

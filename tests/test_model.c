@@ -41,8 +41,9 @@ static void roundtrip(const char *spec, size_t d, int scaler) {
     nf_rng_create(5, &rng);
     float *p = nf_flow_params(f);
     for (size_t k = 0; k < nf_flow_param_count(f); k++) p[k] += 0.01f * nf_rng_normal(rng); /* "trained" */
-    if (scaler) {
-        float m[4] = {0.5f, -1, 2, 3}, sd[4] = {2, 0.25f, 1, 3};
+    if (scaler) { /* d <= 16 */
+        float m[16], sd[16];
+        for (size_t j = 0; j < 16; j++) m[j] = 0.5f * (float)(j % 5) - 1, sd[j] = 0.25f + (float)(j % 3);
         CHECK_OK(nf_flow_set_scaler(f, m, sd));
     }
     CHECK_OK(nf_flow_save(f, path, "{\"steps\": 10}"));
@@ -52,7 +53,7 @@ static void roundtrip(const char *spec, size_t d, int scaler) {
         CHECK(nf_flow_param_count(g) == nf_flow_param_count(f) &&
                   !memcmp(nf_flow_params(g), p, nf_flow_param_count(f) * sizeof(float)),
               "%s: parameters reload bit-identically", spec);
-        float x[40], a[10], b[10], c[40];
+        float x[160], a[10], b[10], c[40]; /* 10 rows of d <= 16 */
         nf_rng_fill_normal(rng, x, 10 * d);
         nf_rng_fill_normal(rng, c, 40);
         size_t dc = nf_flow_context_dim(g);
@@ -117,6 +118,9 @@ void test_model(void) {
     roundtrip("maf(layers=2, hidden=[6], order=random)", 4, 1);
     roundtrip("maf(layers=2, hidden=[6], order=random, residual=0)", 4, 1);
     roundtrip("realnvp(layers=2, hidden=[8], residual=1)", 3, 0);
+    roundtrip("glow(levels=2, steps=1, hidden=[4])", 16, 1);
+    roundtrip("realnvp_multiscale(shape=[1,4,4], levels=2, steps=1, hidden=[3], bins=4)", 16, 0);
+    roundtrip("chain(squeeze(shape=[2,2,2]), blockwise(pixelwise(actnorm, shape=[4,1,1]), identity, sizes=[4,4]))", 8, 0);
     spec_defaults();
     roundtrip("nsf(layers=2, hidden=[8], bins=6, bound=2.5)", 3, 0);
     roundtrip("iaf(layers=2, hidden=[6], bins=4)", 2, 1);

@@ -38,7 +38,8 @@ static void test_builder_table(void) {
         CHECK(doc && strstr(doc, quoted) != NULL, "docs/spec.md documents %s", e->name);
         CHECK(e->summary && e->summary[0] && e->args, "%s has a summary and an argument list", e->name);
         if (e->positional == 0 && strcmp(e->name, "coupling")) { /* buildable from the name alone */
-            nf_status st = nf_bijector_from_spec(e->name, 2, rng, &b);
+            size_t dd = strstr(e->summary, "image") ? 16 : 2; /* image layers: a 4 x 4 image */
+            nf_status st = nf_bijector_from_spec(e->name, dd, rng, &b);
             CHECK(st == NF_OK, "%s builds with its defaults: %s", e->name, st ? nf_last_error() : "ok");
             nf_bijector_free(b);
             b = NULL;
@@ -57,6 +58,38 @@ static void test_builder_table(void) {
         b = NULL;
     }
     CHECK_ERR(nf_bijector_from_spec("coupling(num_masked=-3)", 3, rng, &b), NF_ERR_ARG, "num_masked=-3 needs 1..d-1");
+    /* image flows: checkerboard / channel masks on convnet couplings, squeeze, pixelwise, blockwise */
+    CHECK_OK(nf_bijector_from_spec("coupling(image=[1,4,4], mask=checkerboard, parity=1, hidden=[3])", 16, rng, &b));
+    if (b) {
+        float xin[16] = {0}, yout[16];
+        float *P = nf_bijector_params(b);
+        for (size_t k = 0; k < nf_bijector_param_count(b); k++) P[k] = 0.1f;
+        for (int k = 0; k < 16; k++) xin[k] = 0.1f * (float)k;
+        CHECK_OK(nf_bijector_forward(b, xin, 1, yout, NULL));
+        int ok = 1; /* parity 1: the odd squares (y + x odd) condition and pass unchanged, the even ones move */
+        for (int k = 0; k < 16; k++) ok &= ((k / 4 + k % 4) % 2 == 1) == (yout[k] == xin[k]);
+        CHECK(ok, "coupling(mask=checkerboard, parity=1) keeps the odd squares");
+        nf_bijector_free(b);
+        b = NULL;
+    }
+    CHECK_ERR(nf_bijector_from_spec("coupling(mask=checkerboard)", 16, rng, &b), NF_ERR_ARG, "mask=checkerboard needs image=[C,H,W]");
+    CHECK_ERR(nf_bijector_from_spec("coupling(image=[1,4,4], mask=channel)", 16, rng, &b), NF_ERR_ARG, "at least 2 channels");
+    CHECK_ERR(nf_bijector_from_spec("coupling(image=[1,4,5], mask=checkerboard)", 16, rng, &b), NF_ERR_SHAPE,
+              "1 x 4 x 5 = 20 values, but the data has 16");
+    CHECK_ERR(nf_bijector_from_spec("squeeze(shape=[1,3,4])", 12, rng, &b), NF_ERR_SHAPE, "even height and width");
+    CHECK_ERR(nf_bijector_from_spec("glow(levels=4)", 64, rng, &b), NF_ERR_SHAPE, "divisible by 16");
+    CHECK_ERR(nf_bijector_from_spec("glow", 60, rng, &b), NF_ERR_ARG, "no square image");
+    CHECK_ERR(nf_bijector_from_spec("blockwise(exp, identity, sizes=[1,1])", 3, rng, &b), NF_ERR_SHAPE, "add up to 2, the data has 3");
+    CHECK_OK(nf_bijector_from_spec("blockwise(exp, pixelwise(lu_linear, shape=[2,1,1]), sizes=[1,2])", 3, rng, &b));
+    nf_bijector_free(b);
+    b = NULL;
+    /* glow on 1 x 8 x 8 (the square default), 2 levels of 1 step, hidden [4]: level 1 on 4 x 4 x 4: ActNorm 2 x 4,
+     * LU 2*4 + 4*3, a convnet 4 -> 4 -> 2 x 4 channels of 3 x 3; level 2 on 8 x 2 x 2 alike */
+    CHECK_OK(nf_bijector_from_spec("glow(levels=2, steps=1, hidden=[4])", 64, rng, &b));
+    CHECK(b && nf_bijector_param_count(b) == (8 + 20 + (4 * 9 * 4 + 4) + (4 * 9 * 8 + 8)) + (16 + 72 + (8 * 9 * 4 + 4) + (4 * 9 * 16 + 16)),
+          "glow parameter count: %zu", b ? nf_bijector_param_count(b) : 0);
+    nf_bijector_free(b);
+    b = NULL;
     /* a spec that draws nothing needs no rng; one that does draws from seed 0 without one */
     nf_dist *norng = NULL;
     CHECK_OK(nf_dist_from_spec("transformed(normal(0.5, 2), exp)", NULL, &norng));
@@ -76,7 +109,7 @@ static void test_builder_table(void) {
     CHECK(nf_spec_builder(NF_SPEC_BIJECTOR, nb) == NULL && nf_spec_builder(7, 0) == NULL, "the tables end");
     /* an unknown keyword lists every known one, none cut */
     CHECK_ERR(nf_bijector_from_spec("realnvp(foo=1)", 2, rng, &b), NF_ERR_ARG, "known: layers, hidden, activation, init, "
-              "zero_last, residual, separate, tanh_scale, shift_only, mask, num_masked, fraction_masked, bins, bound, context)");
+              "zero_last, residual, separate, tanh_scale, shift_only, mask, num_masked, fraction_masked, bins, bound, context, image, parity)");
     /* the data sets' names come from the library */
     float x[8];
     CHECK_ERR(nf_data_generate("nosuch", rng, 4, 0, x, NULL), NF_ERR_ARG, "unknown data set");

@@ -176,6 +176,8 @@ typedef struct run_info {
     int restored;              /* early stopping put back the parameters of best_epoch */
     size_t best_epoch, patience;
     const char *test_what;     /* the rows of the test NLL, never seen in training */
+    size_t image[3];           /* {C, H, W}: the rows are images (figures draw them); {0}: points */
+    double image_max;          /* the images' largest value (grey scale 0..image_max) */
 } run_info;
 /* history.csv: a header, then per entry the step (or epoch) and the columns
  * (val may be NULL); a missing value is an empty field. */

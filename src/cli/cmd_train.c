@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *HELP =
     "usage: nflow train --data NAME|FILE --flow SPEC --out DIR [options]\n"
@@ -86,6 +87,8 @@ typedef struct train_cfg {
     size_t steps, epochs, ngen;
     float noise;
     uint64_t seed, split_seed; /* split_seed: the held-out rows' draw (default: seed) */
+    int image;                 /* --data digits-8x8: 1 x 8 x 8 images (figures of images) */
+    char data_path[4096];      /* the file a named table (digits-8x8) resolves to */
     nf_train_opts o;
     engine_opts eng;
 } train_cfg;
@@ -173,6 +176,19 @@ static int parse(train_cfg *c, int argc, char **argv) {
     if (c->val_file && o->val_split > 0) return fail(cmd, EXIT_USAGE, "give --val FILE or --val-split F, not both");
     if (deq && strcmp(deq, "uniform")) return fail(cmd, EXIT_USAGE, "--dequantize takes `uniform`, got '%s'", deq);
     o->dequantize = deq != NULL;
+    if (!strcmp(c->data, "digits-8x8")) { /* scikit-learn's digits as 1 x 8 x 8 images of 17 grey levels */
+        const char *dir = getenv("NFLOW_DATA");
+        snprintf(c->data_path, sizeof c->data_path, "%s/digits.csv", dir && *dir ? dir : "examples/data");
+        if (access(c->data_path, R_OK))
+            return fail(cmd, EXIT_DATA, "digits-8x8 reads %s: %s (run from nflow's folder, or set NFLOW_DATA to the folder "
+                        "of digits.csv)", c->data_path, strerror(errno));
+        if (c->columns || c->drop || c->ctxcols)
+            return fail(cmd, EXIT_USAGE, "digits-8x8 is the 64 pixels of digits.csv: no --columns, --drop or --context-cols");
+        c->data = c->data_path, c->drop = "label", c->image = 1;
+        o->dequantize = 1; /* integer pixels */
+        if (o->val_split == 0 && !c->val_file) o->val_split = 0.15f;
+        if (c->test_split == 0 && !c->test_file) c->test_split = 0.15f;
+    }
     if (strcmp(c->format, "png") && strcmp(c->format, "svg") && strcmp(c->format, "pdf"))
         return fail(cmd, EXIT_USAGE, "--format must be png, svg or pdf");
     return 0;
@@ -454,10 +470,12 @@ static int save(const train_cfg *c, train_run *r, const par *procs) {
     char path[4096], summary[1024], val[32] = "null", test[32] = "null";
     if (!isnan(rep->val_loss)) snprintf(val, sizeof val, "%.6g", rep->val_loss);
     if (!isnan(r->test_nll)) snprintf(test, sizeof test, "%.6g", r->test_nll);
+    char bpd[32] = "null";
+    if (!isnan(r->test_nll) && c->o.dequantize) snprintf(bpd, sizeof bpd, "%.6g", r->test_nll / ((double)r->d * log(2.0)));
     snprintf(summary, sizeof summary,
              "{\"data\": \"%s\", \"steps\": %zu, \"epochs\": %zu, \"seconds\": %.3f, \"train_nll\": %.6g, "
-             "\"val_nll\": %s, \"test_nll\": %s, \"kept_epoch\": %zu, \"seed\": %llu}",
-             r->generated ? c->data : "file", rep->steps, rep->epochs, rep->seconds, rep->train_loss, val, test,
+             "\"val_nll\": %s, \"test_nll\": %s, \"test_bits_per_dim\": %s, \"kept_epoch\": %zu, \"seed\": %llu}",
+             r->generated ? c->data : "file", rep->steps, rep->epochs, rep->seconds, rep->train_loss, val, test, bpd,
              rep->restored ? rep->best_epoch : rep->epochs, (unsigned long long)c->seed);
     snprintf(path, sizeof path, "%s/model.nflow", c->out);
     if (nf_flow_save(r->flow, path, summary)) return fail(cmd, EXIT_DATA, "%s", nf_last_error());
@@ -492,7 +510,9 @@ static int report(const train_cfg *c, const train_run *r, int argc, char **argv)
                      .restored = rep->restored,
                      .best_epoch = rep->best_epoch,
                      .patience = c->o.patience,
-                     .test_what = r->test_what};
+                     .test_what = r->test_what,
+                     .image = {c->image ? 1 : 0, c->image ? 8 : 0, c->image ? 8 : 0},
+                     .image_max = c->image ? 17 : 0};
     char names[16][64];
     int nfig = 0;
     int rc = make_figures(cmd, r->flow, r->generated ? r->test : r->x, r->generated ? r->ntest : r->n, c->out, &info,
@@ -512,7 +532,11 @@ static int report(const train_cfg *c, const train_run *r, int argc, char **argv)
         printf("; final train NLL %.4f, validation %.4f\n", rep->train_loss, rep->val_loss);
     else
         printf("; final train NLL %.4f\n", rep->train_loss);
-    if (!isnan(r->test_nll)) printf("test NLL: %.4f nats (%s)\n", r->test_nll, r->test_what);
+    if (!isnan(r->test_nll) && c->o.dequantize) /* integer data: the dequantised density bounds the bins' probability */
+        printf("test NLL: %.4f nats (%s), %.4f bits per dimension\n", r->test_nll, r->test_what,
+               r->test_nll / ((double)r->d * log(2.0)));
+    else if (!isnan(r->test_nll))
+        printf("test NLL: %.4f nats (%s)\n", r->test_nll, r->test_what);
     if (!rc) printf("report:  %s/report.html (%d figures)\n", c->out, nfig);
     return rc;
 }

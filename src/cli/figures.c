@@ -184,8 +184,44 @@ static int cond_figure(const char *cmd, const nf_flow *flow, const float *data, 
     return rc;
 }
 
+/* Images: 64 training images beside 64 samples (the first channel), then the loss. */
+static int image_figures(const char *cmd, const nf_flow *flow, const float *data, size_t n, const char *dir,
+                         const char *fmt, const run_info *info, char names[][64], int *nfig) {
+    size_t d = nf_flow_dim(flow), m = 64, nd = n < m ? n : m, H = info->image[1], W = info->image[2];
+    float *s = malloc(m * d * sizeof(float)), *a = malloc(m * H * W * sizeof(float)), *b = malloc(m * H * W * sizeof(float));
+    nf_rng *rng = NULL;
+    int rc = 0;
+    if (!s || !a || !b || nf_rng_create(7, &rng)) rc = fail(cmd, EXIT_DATA, "out of memory for figures");
+    if (!rc && nf_flow_sample(flow, rng, m, s)) rc = fail(cmd, EXIT_NUMERIC, "sampling for figures: %s", nf_last_error());
+    if (!rc) {
+        for (size_t k = 0; k < m; k++) /* channel 0 of each */
+            for (size_t q = 0; q < H * W; q++) {
+                a[k * H * W + q] = k < nd ? data[k * d + q] : 0;
+                b[k * H * W + q] = s[k * d + q];
+            }
+        char path[4096];
+        fig_path(path, sizeof path, dir, "samples", fmt);
+        pl_fig *f = pl_fig_new(path, fmt, 2, 1, 330, 330);
+        if (f) {
+            double hi = info->image_max > 0 ? info->image_max : 1;
+            pl_panel(f, 0, "data (training images)", 0, 1, 0, 1, NULL, NULL);
+            pl_images(f, a, nd, (int)H, (int)W, 8, 0, hi);
+            pl_panel(f, 1, "flow samples", 0, 1, 0, 1, NULL, NULL);
+            pl_images(f, b, m, (int)H, (int)W, 8, 0, hi);
+        }
+        if (!(rc = finish(cmd, f, path))) snprintf(names[(*nfig)++], 64, "samples.%s", fmt);
+    }
+    free(s), free(a), free(b);
+    nf_rng_free(rng);
+    return rc ? rc : loss_figure(cmd, dir, fmt, info, names, nfig);
+}
+
 int make_figures(const char *cmd, const nf_flow *flow, const float *data, size_t n, const char *dir,
                  const run_info *info, char names[][64], int *nfig) {
+    if (info && info->image[0]) {
+        *nfig = 0;
+        return image_figures(cmd, flow, data, n, dir, info->format ? info->format : "png", info, names, nfig);
+    }
     size_t d = nf_flow_dim(flow), m = 2000;
     const char *fmt = info->format ? info->format : "png";
     char path[4096];

@@ -371,7 +371,7 @@ static void layer_name(const nf_mlp *m, size_t l, char *nm, size_t cap) {
 nf_status nf__mlp_tensors(const nf_mlp *m, const char *prefix, size_t off, nf_tensor_fn fn, void *ctx) {
     if (m->conv) return nf__conv_tensors(m, prefix, off, fn, ctx);
     for (size_t l = 0; l < m->nlin; l++) {
-        char nm[64], ly[40];
+        char nm[128], ly[64];
         size_t a = m->w[l], b = m->w[l + 1];
         layer_name(m, l, ly, sizeof ly);
         snprintf(nm, sizeof nm, "%s.weight", ly);

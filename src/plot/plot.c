@@ -243,6 +243,36 @@ void pl_heatmap(pl_fig *f, const float *z, int nx, int ny, double zmin, double z
     if (zlabel) text(f->cr, bx + bw + 44, f->py + f->ph / 2, zlabel, 0.5, 0, 9, PL_PI / 2);
 }
 
+void pl_images(pl_fig *f, const float *img, size_t count, int h, int w, int cols, double vmin, double vmax) {
+    int rows = (int)((count + (size_t)cols - 1) / (size_t)cols), gap = 1;
+    int W = cols * (w + gap) + gap, H = rows * (h + gap) + gap;
+    cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+    unsigned char *px = cairo_image_surface_get_data(s);
+    int stride = cairo_image_surface_get_stride(s);
+    cairo_surface_flush(s);
+    for (int y = 0; y < H; y++) /* a grey grid between the images */
+        for (int x = 0; x < W; x++) *((uint32_t *)(px + y * stride) + x) = 0x808080u;
+    for (size_t k = 0; k < count; k++) {
+        int r0 = (int)(k / (size_t)cols) * (h + gap) + gap, c0 = (int)(k % (size_t)cols) * (w + gap) + gap;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                double v = (img[k * (size_t)(h * w) + (size_t)(y * w + x)] - vmin) / (vmax - vmin);
+                uint32_t g = (uint32_t)(255 * (1 - (v < 0 ? 0 : v > 1 ? 1 : v))); /* ink is dark */
+                *((uint32_t *)(px + (r0 + y) * stride) + c0 + x) = g << 16 | g << 8 | g;
+            }
+    }
+    cairo_surface_mark_dirty(s);
+    cairo_save(f->cr);
+    double sc = fmin(f->pw / W, f->ph / H);
+    cairo_translate(f->cr, f->px + (f->pw - sc * W) / 2, f->py + (f->ph - sc * H) / 2);
+    cairo_scale(f->cr, sc, sc);
+    cairo_set_source_surface(f->cr, s, 0, 0);
+    cairo_pattern_set_filter(cairo_get_source(f->cr), CAIRO_FILTER_NEAREST);
+    cairo_paint(f->cr);
+    cairo_restore(f->cr);
+    cairo_surface_destroy(s);
+}
+
 void pl_contours(pl_fig *f, const float *z, int nx, int ny, double zmin, double zmax, int nlev) {
     clip_panel(f);
     cairo_set_source_rgba(f->cr, 1, 1, 1, 0.7);

@@ -37,6 +37,9 @@ void pl_heatmap(pl_fig *f, const float *z, int nx, int ny, double zmin, double z
 /* Contour lines of z at `nlev` evenly spaced levels (marching squares). */
 void pl_contours(pl_fig *f, const float *z, int nx, int ny, double zmin, double zmax, int nlev);
 /* Writes the file; returns 0 or -1. */
+/* A grid of `count` grey images of h x w values (row-major, one after another),
+ * `cols` per row, filling the current panel: vmin white, vmax black. */
+void pl_images(pl_fig *f, const float *img, size_t count, int h, int w, int cols, double vmin, double vmax);
 int pl_fig_finish(pl_fig *f);
 
 #endif

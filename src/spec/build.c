@@ -282,11 +282,61 @@ static nf_status b_iaf(const bctx *c, const sp_node *n, size_t d, nf_bijector **
 /* coupling(mask=...) as one layer: the mask from mask=, num_masked= (a
  * negative one: the last |num_masked| condition, as TFP's RealNVP) or
  * fraction_masked= (default: the first half conditions). */
+/* shape=[C,H,W] (key `key`): an image of d = C H W values; absent: shape[0] = 0. */
+static nf_status get_shape(const bctx *c, const sp_node *n, const char *key, size_t d, size_t shape[3]) {
+    const sp_node *v = arg(n, key, -1);
+    shape[0] = shape[1] = shape[2] = 0;
+    if (!v) return NF_OK;
+    float t[3];
+    NF_TRY(get_vec(c, n, key, -1, 3, 0, t, NULL));
+    if (v->kind != SP_LIST) return nf__spec_error(NF_ERR_SHAPE, c->text, v->col, "%s of %s() is a list [C, H, W]", key, n->name);
+    for (int k = 0; k < 3; k++) {
+        if (!(t[k] >= 1 && t[k] <= 65536 && t[k] == floorf(t[k])))
+            return nf__spec_error(NF_ERR_ARG, c->text, v->col, "%s of %s() must hold whole numbers in 1..65536", key, n->name);
+        shape[k] = (size_t)t[k];
+    }
+    if (shape[0] * shape[1] * shape[2] != d)
+        return nf__spec_error(NF_ERR_SHAPE, c->text, v->col, "%s of %s(): %zu x %zu x %zu = %zu values, but the data has %zu",
+                              key, n->name, shape[0], shape[1], shape[2], shape[0] * shape[1] * shape[2], d);
+    return NF_OK;
+}
+
+/* Real NVP's image masks (1 = conditioning): checkerboard, (c + y + x) even, or
+ * channel, the first half of the channels; parity 1 swaps the halves. */
+static unsigned char *image_mask(const size_t sh[3], int checker, int parity) {
+    size_t C = sh[0], H = sh[1], W = sh[2];
+    unsigned char *m = malloc(C * H * W);
+    if (!m) return NULL;
+    for (size_t ch = 0; ch < C; ch++)
+        for (size_t y = 0; y < H; y++)
+            for (size_t x = 0; x < W; x++)
+                m[(ch * H + y) * W + x] = (unsigned char)((checker ? (ch + y + x) % 2 == 0 : ch < C / 2) != (parity != 0));
+    return m;
+}
+
+static const char *const MASKS[] = {"checkerboard", "channel", NULL};
+
 static nf_status one_coupling(const bctx *c, const sp_node *n, size_t d, nf_coupling_opts *o, size_t layers,
                               size_t last, nf_bijector **out) {
     unsigned char *mask = NULL;
     const sp_node *mv = arg(n, "mask", -1);
-    if (last) { /* num_masked = -last: the last coordinates condition */
+    if (mv && mv->kind == SP_NAME) { /* mask=checkerboard|channel: an image's */
+        int kind;
+        double par;
+        NF_TRY(get_name(c, n, "mask", MASKS, 0, &kind));
+        NF_TRY(get_num(c, n, "parity", -1, 0, 1, 0, &par));
+        if (!o->image[0])
+            return nf__spec_error(NF_ERR_ARG, c->text, mv->col, "mask=%s needs image=[C,H,W]", MASKS[kind]);
+        if (kind == 1 && o->image[0] < 2)
+            return nf__spec_error(NF_ERR_ARG, c->text, mv->col, "mask=channel needs at least 2 channels, the image has %zu",
+                                  o->image[0]);
+        if (!(mask = image_mask(o->image, kind == 0, par != 0))) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+        o->mask = mask;
+        mv = NULL, last = 0;
+    } else if (arg(n, "parity", -1))
+        return nf__spec_error(NF_ERR_ARG, c->text, n->col, "parity goes with mask=checkerboard or mask=channel");
+    if (o->mask) {
+    } else if (last) { /* num_masked = -last: the last coordinates condition */
         if (mv || last >= d)
             return nf__spec_error(NF_ERR_ARG, c->text, n->col, "num_masked=-%zu needs 1..d-1 = %zu coordinates and no mask", last,
                                   d - 1);
@@ -338,6 +388,10 @@ static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int k
     size_t last = nmv < 0 ? (size_t)-nmv : 0;
     NF_TRY(get_size(c, n, "context", -1, 0, 1 << 20, 0, &o.context_dim));
     NF_TRY(get_size(c, n, "layers", -1, 1, 1024, kind == 0 ? 1 : kind == 1 ? 6 : 4, &layers));
+    NF_TRY(get_shape(c, n, "image", d, o.image));
+    if (o.image[0] && kind != 0)
+        return nf__spec_error(NF_ERR_ARG, c->text, n->col, "image=[C,H,W] goes with coupling(); for image flows see glow() "
+                              "and realnvp_multiscale()");
     o.separate_nets = sep != 0;
     o.tanh_scale = ts != 0;
     o.shift_only = so != 0;
@@ -347,7 +401,9 @@ static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int k
     if (spl && (o.separate_nets || o.shift_only))
         return nf__spec_error(NF_ERR_ARG, c->text, n->col, "a spline coupling uses one network: separate and shift_only must be 0");
     double outw = per_coordinate(o.spline_bins) * (double)d;
-    NF_TRY(check_budget(c, n, (double)layers * (o.separate_nets && !o.shift_only ? 2 : 1) * net_params(d + o.context_dim, &o.net, (size_t)outw)));
+    if (!o.image[0])
+        NF_TRY(check_budget(c, n, (double)layers * (o.separate_nets && !o.shift_only ? 2 : 1) *
+                                      net_params(d + o.context_dim, &o.net, (size_t)outw)));
     if (kind == 0) return one_coupling(c, n, d, &o, layers, last, out);
     if (arg(n, "mask", -1) || nm || last || fm > 0)
         return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() alternates its masks; use coupling() for a given mask", n->name);
@@ -487,6 +543,174 @@ static nf_status b_invert(const bctx *c, const sp_node *n, size_t d, nf_bijector
     return s;
 }
 
+/* shape=[C,H,W], or a square one-channel image when d is a square. */
+static nf_status get_image(const bctx *c, const sp_node *n, size_t d, size_t sh[3]) {
+    NF_TRY(get_shape(c, n, "shape", d, sh));
+    size_t side = (size_t)floor(sqrt((double)d) + 0.5);
+    if (!sh[0] && side * side == d) sh[0] = 1, sh[1] = sh[2] = side;
+    if (!sh[0])
+        return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() needs shape=[C,H,W] (the data's %zu values are no square "
+                              "image)", n->name, d);
+    return NF_OK;
+}
+
+/* squeeze(shape=[C,H,W]): the data-side image; the inverse squeezes it. */
+static nf_status b_squeeze(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    size_t sh[3];
+    NF_TRY(get_image(c, n, d, sh));
+    if (sh[1] % 2 || sh[2] % 2)
+        return nf__spec_error(NF_ERR_SHAPE, c->text, n->col, "squeeze() needs an even height and width, got %zu x %zu", sh[1], sh[2]);
+    return nf_bijector_squeeze(sh, out);
+}
+
+/* pixelwise(b, shape=[C,H,W]): b of dimension C at every pixel. */
+static nf_status b_pixelwise(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    size_t sh[3];
+    NF_TRY(get_shape(c, n, "shape", d, sh));
+    const sp_node *in = arg(n, "", 0);
+    if (!sh[0] || !in || in->kind == SP_NUM || in->kind == SP_LIST)
+        return nf__spec_error(NF_ERR_ARG, c->text, n->col, "pixelwise() takes a bijector and shape=[C,H,W]");
+    nf_bijector *b = NULL;
+    NF_TRY(build_bij(c, in, sh[0], &b));
+    nf_status s = nf_bijector_pixelwise(b, sh, out);
+    if (s) nf_bijector_free(b);
+    return s;
+}
+
+/* blockwise(b1, b2, ..., sizes=[k1, k2, ...]): bi on the i-th block of columns. */
+static nf_status b_blockwise(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    const sp_node *sz = arg(n, "sizes", -1);
+    size_t m = 0;
+    for (size_t i = 0; i < n->n; i++) m += n->keys[i][0] == 0;
+    if (!sz || sz->kind != SP_LIST || sz->n != m || m == 0)
+        return nf__spec_error(NF_ERR_ARG, c->text, n->col, "blockwise() takes bijectors and sizes=[...] with one size each");
+    size_t total = 0;
+    for (size_t i = 0; i < m; i++) {
+        double v = sz->kids[i]->kind == SP_NUM ? sz->kids[i]->num : -1;
+        if (!(v >= 1 && v == floor(v) && v <= (double)d))
+            return nf__spec_error(NF_ERR_ARG, c->text, sz->kids[i]->col, "sizes of blockwise() must be whole numbers in 1..%zu", d);
+        total += (size_t)v;
+    }
+    if (total != d)
+        return nf__spec_error(NF_ERR_SHAPE, c->text, sz->col, "the sizes of blockwise() add up to %zu, the data has %zu", total, d);
+    nf_bijector **bs = calloc(m, sizeof *bs);
+    if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+    nf_status s = NF_OK;
+    for (size_t i = 0, k = 0; i < n->n && !s; i++)
+        if (n->keys[i][0] == 0) {
+            s = build_bij(c, n->kids[i], (size_t)sz->kids[k]->num, &bs[k]);
+            k++;
+        }
+    if (!s) s = nf_bijector_blockwise(bs, m, out);
+    if (s)
+        for (size_t i = 0; i < m; i++) nf_bijector_free(bs[i]);
+    free(bs);
+    return s;
+}
+
+/* One coupling on an image with a checkerboard or channel mask. */
+static nf_status image_coupling(const bctx *c, const size_t sh[3], int checker, int parity, const nf_coupling_opts *base,
+                                nf_bijector **out) {
+    nf_coupling_opts o = *base;
+    memcpy(o.image, sh, sizeof o.image);
+    unsigned char *mask = image_mask(sh, checker, parity);
+    if (!mask) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+    o.mask = mask;
+    nf_status s = nf_bijector_coupling(sh[0] * sh[1] * sh[2], &o, c->rng, out);
+    free(mask);
+    return s;
+}
+
+/* A growable list of bijectors in TFP chain order (data side first). */
+typedef struct blist {
+    nf_bijector **b;
+    size_t n, cap;
+} blist;
+
+static nf_status blist_add(blist *l, nf_status s, nf_bijector *b) {
+    if (s) return s;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        nf_bijector **nb = realloc(l->b, cap * sizeof *nb);
+        if (!nb) {
+            nf_bijector_free(b);
+            return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+        }
+        l->b = nb, l->cap = cap;
+    }
+    l->b[l->n++] = b;
+    return NF_OK;
+}
+
+/* Level `lv` of an image flow on the data-side image sh (glow: Glow steps,
+ * else Real NVP's multi-scale couplings); levels after it act on half of the
+ * squeezed channels (blockwise with an identity: factored out to the base). */
+static nf_status image_level(const bctx *c, const size_t sh[3], size_t lv, size_t levels, size_t steps, int glow,
+                             const nf_coupling_opts *o, nf_bijector **out) {
+    blist l = {0};
+    nf_status s = NF_OK;
+    nf_bijector *b = NULL;
+    int last = lv + 1 == levels;
+    if (!glow) /* Real NVP: checkerboard couplings before the squeeze (4 at the last level) */
+        for (size_t k = 0; k < (last ? steps + 1 : steps) && !s; k++) {
+            s = image_coupling(c, sh, 1, (int)(k % 2), o, &b);
+            s = blist_add(&l, s, b);
+        }
+    size_t q[3] = {4 * sh[0], sh[1] / 2, sh[2] / 2}, dq = q[0] * q[1] * q[2];
+    if (!s && !(last && !glow)) { /* the last Real NVP level has no squeeze */
+        s = nf_bijector_squeeze(sh, &b);
+        s = blist_add(&l, s, b);
+        for (size_t k = 0; k < steps && !s; k++) {
+            if (glow) {
+                nf_bijector *in = NULL;
+                s = nf_bijector_actnorm(q[0], &in);
+                if (!s && (s = nf_bijector_pixelwise(in, q, &b))) nf_bijector_free(in);
+                s = blist_add(&l, s, b);
+                in = NULL;
+                if (!s) s = random_perm_bij(c, q[0], 1, &in);
+                if (!s && (s = nf_bijector_pixelwise(in, q, &b))) nf_bijector_free(in);
+                s = blist_add(&l, s, b);
+            }
+            if (!s) s = image_coupling(c, q, 0, (int)(k % 2), o, &b);
+            s = blist_add(&l, s, b);
+        }
+    }
+    if (!s && !last) { /* the first half of the channels goes on, the second to the base */
+        size_t h[3] = {q[0] / 2, q[1], q[2]};
+        nf_bijector *parts[2] = {NULL, NULL};
+        s = image_level(c, h, lv + 1, levels, steps, glow, o, &parts[0]);
+        if (!s) s = nf_bijector_identity(dq - dq / 2, &parts[1]);
+        if (!s) s = nf_bijector_blockwise(parts, 2, &b);
+        if (s) nf_bijector_free(parts[0]), nf_bijector_free(parts[1]);
+        s = blist_add(&l, s, b);
+    }
+    return finish_stack(s, l.b, l.n, out);
+}
+
+/* glow(shape=[C,H,W], levels=2, steps=4, hidden=[64,64], bins=0) and
+ * realnvp_multiscale(shape=[C,H,W], levels=2, steps=3, hidden=[64,64], bins=0) */
+static nf_status b_image_flow(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    int glow = n->name[0] == 'g';
+    nf_coupling_opts o;
+    memset(&o, 0, sizeof o);
+    size_t sh[3], levels, steps;
+    NF_TRY(get_image(c, n, d, sh));
+    NF_TRY(get_size(c, n, "levels", -1, 1, 8, 2, &levels));
+    NF_TRY(get_size(c, n, "steps", -1, 1, 64, glow ? 4 : 3, &steps));
+    NF_TRY(get_spline(c, n, 0, &o.spline_bins, &o.spline_bound));
+    NF_TRY(get_net(c, n, NF_ACT_RELU, 1, 0, &o.net));
+    if (!arg(n, "hidden", -1)) o.net.hidden[0] = o.net.hidden[1] = 64;
+    o.tanh_scale = o.spline_bins == 0;
+    size_t H = sh[1], W = sh[2], need = glow ? levels : levels - 1;
+    for (size_t k = 0; k < need; k++, H /= 2, W /= 2)
+        if (H % 2 || W % 2)
+            return nf__spec_error(NF_ERR_SHAPE, c->text, n->col, "%s() with %zu levels needs height and width divisible by %d, "
+                                  "got %zu x %zu", n->name, levels, 1 << need, sh[1], sh[2]);
+    if (!glow && levels > 1 && sh[0] * 4 < 2)
+        return nf__spec_error(NF_ERR_SHAPE, c->text, n->col, "realnvp_multiscale() needs channels to factor out");
+    return image_level(c, sh, 0, levels, steps, glow, &o, out);
+}
+
 static const char *const A_NONE[] = {NULL};
 static const char *const A_SHIFT[] = {"shift", NULL};
 static const char *const A_SCALE[] = {"scale", NULL};
@@ -501,7 +725,11 @@ static const char *const A_MAF[] = {"layers", "hidden", "activation", "order", "
                                     "context", "scale", NULL};
 static const char *const A_COUPLING[] = {"layers",     "hidden",     "activation", "init", "zero_last", "residual",
                                          "separate",   "tanh_scale", "shift_only", "mask", "num_masked",
-                                         "fraction_masked", "bins",  "bound",      "context", NULL};
+                                         "fraction_masked", "bins",  "bound",      "context", "image", "parity", NULL};
+static const char *const A_SHAPE[] = {"shape", NULL};
+static const char *const A_SIZES[] = {"sizes", NULL};
+static const char *const A_IMAGE_FLOW[] = {"shape", "levels", "steps", "hidden", "activation", "init", "zero_last",
+                                           "bins", "bound", NULL};
 
 /* Every bijector of the spec language: the one list from which the
  * dispatcher, the "known:" messages and `nflow eval --list` come.
@@ -536,6 +764,15 @@ static const bij_entry BIJECTORS[] = {
     {{"realnvp", A_COUPLING, 0, "RealNVP: affine couplings with alternating masks"}, b_realnvp, NULL},
     {{"nice", A_COUPLING, 0, "NICE: additive couplings"}, b_nice, NULL},
     {{"nsf", A_COUPLING, 0, "neural spline flow: rational-quadratic spline couplings"}, b_nsf, NULL},
+    {{"squeeze", A_SHAPE, 0, "an image's space-to-depth (the inverse squeezes C x H x W to 4C x H/2 x W/2)"}, b_squeeze, NULL},
+    {{"pixelwise", A_SHAPE, 1, "a C-dimensional bijector at every pixel, shared (Glow's ActNorm, 1x1 convolution)"},
+     b_pixelwise, NULL},
+    {{"blockwise", A_SIZES, -1, "bijectors on consecutive blocks of columns (multi-scale factoring-out)"}, b_blockwise,
+     NULL},
+    {{"glow", A_IMAGE_FLOW, 0, "Glow on images: squeeze, steps of ActNorm, 1x1 convolution, convnet coupling"},
+     b_image_flow, NULL},
+    {{"realnvp_multiscale", A_IMAGE_FLOW, 0, "Real NVP's multi-scale image flow: checkerboard and channel couplings"},
+     b_image_flow, NULL},
     {{"maf", A_MAF, 0, "masked autoregressive flow (one-pass density)"}, b_maf, NULL},
     {{"iaf", A_MAF, 0, "inverse autoregressive flow (one-pass sampling)"}, b_iaf, NULL},
 };
