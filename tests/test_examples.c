@@ -84,7 +84,24 @@ static void check_tabular(const char *dir) {
     CHECK(ll[1] > ll[0] + 3, "tabular: full-covariance Gaussian %.2f vs diagonal %.2f", ll[1], ll[0]);
 }
 
+/* The image flows from the C API (quick mode): every model trains and gives a finite figure
+ * in bits per dimension, below the 4.09 bits of 17 equally likely grey levels. */
+static void check_images(const char *dir) {
+    char cmd[1024], out[8192] = {0};
+    snprintf(cmd, sizeof cmd, "%s/images --quick examples/data/digits.csv", dir);
+    CHECK(run_capture(cmd, out, sizeof out) == 0, "images exited with an error: %s", out);
+    CHECK(strstr(out, "1257 train / 269 validation / 271 test") != NULL, "images: the split");
+    const char *names[] = {"| Glow, spline couplings |", "| Real NVP multi-scale, spline couplings |", "| spline MAF (MLP, flat vector) |"};
+    for (int m = 0; m < 3; m++) {
+        const char *p = strstr(out, names[m]);
+        for (int bar = 0; p && bar < 4; bar++) p = strchr(p + 1, '|'); /* the 5th column */
+        double bpd = p ? strtod(p + 1, NULL) : NAN;
+        CHECK(isfinite(bpd) && bpd > 0 && bpd < log2(17.0), "images: %s %.3f bits per dimension", names[m], bpd);
+    }
+}
+
 void test_examples(const char *dir) {
     check_walkthrough(dir);
     check_tabular(dir);
+    check_images(dir);
 }
