@@ -195,6 +195,10 @@ nf_status nf_bijector_reverse(size_t d, nf_bijector **out);
  * 4c + 2dy + dx holding pixels (2y + dy, 2x + dx) of channel c; the inverse
  * (density direction) squeezes, the forward unsqueezes. */
 nf_status nf_bijector_squeeze(const size_t shape[3], nf_bijector **out);
+/* Real NVP's logit pre-transform of pixel values: the data side x in
+ * [0, levels] (dequantised levels 0..levels-1), the base side
+ * z = logit(alpha + (1 - 2 alpha) x / levels); no parameters, alpha in (0, 1/2). */
+nf_status nf_bijector_logit_pre(size_t d, double levels, double alpha, nf_bijector **out);
 /* One bijector of dimension C = shape[0] at every pixel of a C x H x W image,
  * its parameters shared (Glow: pixelwise(actnorm), and the invertible 1x1
  * convolution pixelwise(lu_linear)); log|det| sums over the pixels.  Takes

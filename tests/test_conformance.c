@@ -261,14 +261,10 @@ static nf_status mk_conv_separate(size_t d, nf_rng *r, nf_bijector **o) {
 }
 static nf_status mk_conv_spline(size_t d, nf_rng *r, nf_bijector **o) {
     unsigned char mask[8] = {1, 1, 1, 1, 0, 0, 0, 0}; /* channel 0 conditions channel 1 */
-    nf_coupling_opts c = {.net = small_net(NF_ACT_TANH), .mask = mask, .spline_bins = 4, .image = {2, 2, 2}};
+    nf_coupling_opts c = {.net = small_net(NF_ACT_TANH), .mask = mask, .spline_bins = 4, .spline_bound = 1.5f,
+                          .image = {2, 2, 2}};
     c.net.hidden[0] = 3, c.net.nhidden = 1;
-    nf_status s = nf_bijector_coupling(d, &c, r, o);
-    if (!s) { /* small parameters: the splines stay near the identity, their knots well apart */
-        float *p = nf_bijector_params(*o);
-        for (size_t k = 0; k < nf_bijector_param_count(*o); k++) p[k] = 0.3f * nf_rng_normal(r);
-    }
-    return s;
+    return nf_bijector_coupling(d, &c, r, o); /* the default draw, as the other spline rows */
 }
 static nf_status mk_iaf_sigmoid(size_t d, nf_rng *r, nf_bijector **o) {
     nf_maf_opts m = {.net = small_net(NF_ACT_TANH), .order = NF_ORDER_REVERSED, .scale = NF_SCALE_SIGMOID};
@@ -325,6 +321,10 @@ static nf_status mk_pixel_actnorm(size_t d, nf_rng *r, nf_bijector **o) {
     if (!s) s = nf_bijector_pixelwise(in, img_shape(d), o);
     if (s) nf_bijector_free(in);
     return s;
+}
+static nf_status mk_logit_pre(size_t d, nf_rng *r, nf_bijector **o) {
+    (void)r;
+    return nf_bijector_logit_pre(d, 17, 0.05, o);
 }
 static nf_status mk_squeeze(size_t d, nf_rng *r, nf_bijector **o) {
     (void)r;
@@ -461,11 +461,12 @@ static const bcase cases[] = {
     {"pixelwise", mk_pixel_lu, 4, -2, 2, 0, NAN, 0, 0, 0},
     {"pixelwise", mk_pixel_actnorm, 8, -2, 2, 0, NAN, 0, 0, 0},
     {"squeeze", mk_squeeze, 8, -2, 2, 0, NAN, 0, 0, 0},
+    {"logit_pre", mk_logit_pre, 3, -3, 3, 0, 17.5f, 0, 0, 0},
     {"blockwise", mk_blockwise, 5, -2, 2, 0, NAN, 0, 0, 0},
     {"blockwise", mk_factor_out, 6, -2, 2, 0, NAN, 0, 0, 0},
     {"realnvp", mk_conv_coupling, 8, -2, 2, 0, NAN, 0, 0, 0},
     {"realnvp", mk_conv_separate, 8, -2, 2, 0, NAN, 0, 0, 0},
-    {"spline_coupling", mk_conv_spline, 8, -2, 2, 0, NAN, 0, 0, 0},
+    {"spline_coupling", mk_conv_spline, 8, -2, 2, 0, NAN, 0, 1, 0},
     {"chain", mk_maf_chain, 2, -2, 2, 0, NAN, 0, 0, 0},
     {"actnorm", mk_actnorm, 3, -2, 2, 0, NAN, 0, 0, 0},
     {"batchnorm", mk_batchnorm, 3, -2, 2, 0, NAN, 0, 0, 0},

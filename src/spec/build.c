@@ -554,6 +554,14 @@ static nf_status get_image(const bctx *c, const sp_node *n, size_t d, size_t sh[
     return NF_OK;
 }
 
+/* logit_pre(levels=256, alpha=0.05) */
+static nf_status b_logit_pre(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    double k, a;
+    NF_TRY(get_num(c, n, "levels", 0, 1e-6, 1e9, 256, &k));
+    NF_TRY(get_num(c, n, "alpha", 1, 1e-9, 0.499999, 0.05, &a));
+    return nf_bijector_logit_pre(d, k, a, out);
+}
+
 /* squeeze(shape=[C,H,W]): the data-side image; the inverse squeezes it. */
 static nf_status b_squeeze(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
     size_t sh[3];
@@ -727,6 +735,7 @@ static const char *const A_COUPLING[] = {"layers",     "hidden",     "activation
                                          "separate",   "tanh_scale", "shift_only", "mask", "num_masked",
                                          "fraction_masked", "bins",  "bound",      "context", "image", "parity", NULL};
 static const char *const A_SHAPE[] = {"shape", NULL};
+static const char *const A_LOGIT_PRE[] = {"levels", "alpha", NULL};
 static const char *const A_SIZES[] = {"sizes", NULL};
 static const char *const A_IMAGE_FLOW[] = {"shape", "levels", "steps", "hidden", "activation", "init", "zero_last",
                                            "bins", "bound", NULL};
@@ -764,6 +773,8 @@ static const bij_entry BIJECTORS[] = {
     {{"realnvp", A_COUPLING, 0, "RealNVP: affine couplings with alternating masks"}, b_realnvp, NULL},
     {{"nice", A_COUPLING, 0, "NICE: additive couplings"}, b_nice, NULL},
     {{"nsf", A_COUPLING, 0, "neural spline flow: rational-quadratic spline couplings"}, b_nsf, NULL},
+    {{"logit_pre", A_LOGIT_PRE, 2, "Real NVP's logit pre-transform of pixels in [0, levels] (no parameters)"}, b_logit_pre,
+     NULL},
     {{"squeeze", A_SHAPE, 0, "an image's space-to-depth (the inverse squeezes C x H x W to 4C x H/2 x W/2)"}, b_squeeze, NULL},
     {{"pixelwise", A_SHAPE, 1, "a C-dimensional bijector at every pixel, shared (Glow's ActNorm, 1x1 convolution)"},
      b_pixelwise, NULL},
