@@ -207,10 +207,11 @@ static int other_rows(const train_cfg *c, const train_run *r, const char *file, 
     g.data = file;
     int rc = rows_read("train", &g, x, n, &td, &tc, NULL);
     if (rc) return rc;
-    if (td != r->d || tc != r->nctx)
-        return fail("train", EXIT_DATA, "%s has %zu data and %zu context columns, %s has %zu and %zu", file, td, tc, c->data,
-                    r->d, r->nctx);
-    return 0;
+    if (td == r->d && tc == r->nctx) return 0;
+    free(*x);
+    *x = NULL, *n = 0;
+    return fail("train", EXIT_DATA, "%s has %zu data and %zu context columns, %s has %zu and %zu", file, td, tc, c->data, r->d,
+                r->nctx);
 }
 
 /* --val FILE: its rows (this process's part of them) appended to the
