@@ -109,10 +109,19 @@ nf_status nf_bijector_exp(size_t d, nf_bijector **out);
 nf_status nf_bijector_log(size_t d, nf_bijector **out);
 /* y = 1 / (1 + exp(-x)); inverse needs 0 < y < 1. */
 nf_status nf_bijector_sigmoid(size_t d, nf_bijector **out);
+/* TFP Sigmoid(low, high): y = high sigmoid(x) + low sigmoid(-x), low < high
+ * fixed; every output is a float strictly inside (low, high). */
+nf_status nf_bijector_sigmoid_range(size_t d, float low, float high, nf_bijector **out);
 /* y = tanh(x); inverse needs -1 < y < 1. */
 nf_status nf_bijector_tanh(size_t d, nf_bijector **out);
 /* y = log(1 + exp(x)); inverse needs y > 0. */
 nf_status nf_bijector_softplus(size_t d, nf_bijector **out);
+/* TFP Softplus(hinge_softness = c, low): y = c log(1 + exp(x / c)) + low,
+ * c > 0 and low fixed; inverse needs y > low. */
+nf_status nf_bijector_softplus_hinge(size_t d, float hinge_softness, float low, nf_bijector **out);
+/* TFP PowerTransform(power = p >= 0): y = (1 + p x)^(1/p) (p = 0: e^x) for
+ * 1 + p x > 0; inverse needs y > 0.  p fixed. */
+nf_status nf_bijector_power_transform(size_t d, float power, nf_bijector **out);
 /* y = Phi(x), the standard normal CDF; inverse needs 0 < y < 1. */
 nf_status nf_bijector_normal_cdf(size_t d, nf_bijector **out);
 /* TFP Softsign: y = x / (1 + |x|); inverse needs -1 < y < 1. */

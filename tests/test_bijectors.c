@@ -307,7 +307,41 @@ static void test_image_layers(void) {
     }
 }
 
+/* TFP's Sigmoid(low, high), Softplus(hinge_softness, low) and PowerTransform against their
+ * closed forms (TFP's definitions), and Sigmoid's outputs strictly inside (low, high). */
+static void test_fixed_argument_forms(void) {
+    nf_bijector *b = NULL;
+    float x[4] = {0.5f, 0, 40, -40}, y[4], l[4] = {0};
+    CHECK_OK(nf_bijector_sigmoid_range(1, -1, 2, &b));
+    if (b) {
+        CHECK_OK(nf_bijector_forward(b, x, 4, y, l));
+        CHECK(fabsf(y[0] - 0.8673779936f) < 1e-6f && fabsf(y[1] - 0.5f) < 1e-7f, "sigmoid(-1, 2) at 0.5 and 0: %g %g", y[0], y[1]);
+        CHECK(y[2] < 2 && y[2] > 1.9999f && y[3] > -1 && y[3] < -0.9999f, "sigmoid(-1, 2) stays strictly inside: %.9g %.9g", y[2], y[3]);
+        CHECK(fabsf(l[0] - (float)(log(3.0) - log1p(exp(-0.5)) - log1p(exp(0.5)))) < 1e-6f, "sigmoid(-1, 2) log-det at 0.5");
+        nf_bijector_free(b);
+    }
+    CHECK_ERR(nf_bijector_sigmoid_range(1, 2, 2, &b), NF_ERR_ARG, "low < high");
+    CHECK_OK(nf_bijector_softplus_hinge(1, 0.5f, 1, &b));
+    if (b) {
+        float xs[2] = {0, 1}, ys[2];
+        CHECK_OK(nf_bijector_forward(b, xs, 2, ys, NULL));
+        CHECK(fabsf(ys[0] - 1.34657359f) < 1e-6f && fabsf(ys[1] - 2.06346400f) < 1e-6f, "softplus(0.5, 1): %g %g", ys[0], ys[1]);
+        nf_bijector_free(b);
+    }
+    CHECK_ERR(nf_bijector_softplus_hinge(1, 0, 1, &b), NF_ERR_ARG, "hinge_softness must be > 0");
+    CHECK_OK(nf_bijector_power_transform(1, 0.5f, &b));
+    if (b) {
+        float xs[2] = {3, 1}, ys[2], ls[2] = {0};
+        CHECK_OK(nf_bijector_forward(b, xs, 2, ys, ls));
+        CHECK(fabsf(ys[0] - 6.25f) < 1e-5f && fabsf(ls[1] - 0.4054651f) < 1e-6f, "power_transform(0.5): %g, log-det %g", ys[0], ls[1]);
+        float bad = -3;
+        CHECK_ERR(nf_bijector_forward(b, &bad, 1, ys, NULL), NF_ERR_DOMAIN, "1 + power x > 0");
+        nf_bijector_free(b);
+    }
+}
+
 void test_bijectors(void) {
+    test_fixed_argument_forms();
     test_image_layers();
     test_tfp_elementwise();
     test_reference_values();

@@ -322,6 +322,23 @@ static nf_status mk_pixel_actnorm(size_t d, nf_rng *r, nf_bijector **o) {
     if (s) nf_bijector_free(in);
     return s;
 }
+/* TFP's fixed-argument forms: Sigmoid(low, high), Softplus(hinge_softness, low), PowerTransform */
+static nf_status mk_sigmoid_range(size_t d, nf_rng *r, nf_bijector **o) {
+    (void)r;
+    return nf_bijector_sigmoid_range(d, -1, 2, o);
+}
+static nf_status mk_softplus_hinge(size_t d, nf_rng *r, nf_bijector **o) {
+    (void)r;
+    return nf_bijector_softplus_hinge(d, 0.5f, 1, o);
+}
+static nf_status mk_power(size_t d, nf_rng *r, nf_bijector **o) {
+    (void)r;
+    return nf_bijector_power_transform(d, 0.5f, o);
+}
+static nf_status mk_power0(size_t d, nf_rng *r, nf_bijector **o) {
+    (void)r;
+    return nf_bijector_power_transform(d, 0, o);
+}
 static nf_status mk_logit_pre(size_t d, nf_rng *r, nf_bijector **o) {
     (void)r;
     return nf_bijector_logit_pre(d, 17, 0.05, o);
@@ -462,6 +479,10 @@ static const bcase cases[] = {
     {"pixelwise", mk_pixel_actnorm, 8, -2, 2, 0, NAN, 0, 0, 0},
     {"squeeze", mk_squeeze, 8, -2, 2, 0, NAN, 0, 0, 0},
     {"logit_pre", mk_logit_pre, 3, -3, 3, 0, 17.5f, 0, 0, 0},
+    {"sigmoid", mk_sigmoid_range, 3, -2, 2, 0, 2.5f, 0, 0, 0},
+    {"softplus", mk_softplus_hinge, 3, -2, 2, 0, 0.5f, 0, 0, 0},
+    {"power_transform", mk_power, 3, -1.5f, 2, 0, -3.0f, 1, 0, 0},
+    {"power_transform", mk_power0, 2, -2, 2, 0, -1.0f, 0, 0, 0},
     {"blockwise", mk_blockwise, 5, -2, 2, 0, NAN, 0, 0, 0},
     {"blockwise", mk_factor_out, 6, -2, 2, 0, NAN, 0, 0, 0},
     {"realnvp", mk_conv_coupling, 8, -2, 2, 0, NAN, 0, 0, 0},

@@ -11,10 +11,22 @@ typedef struct ew {
     nf_bijector base;
     const nf_ew_kernel *kern;
     size_t nslot;
+    float c[NF_EW_MAXC]; /* the kernel's fixed constants */
 } ew;
 
 static inline const float *slot_params(const ew *e, size_t j) {
     return e->base.params ? e->base.params + (e->nslot == 1 ? 0 : j) * e->kern->k : NULL;
+}
+
+/* What a kernel reads for column j: the slot's parameters, then the constants
+ * (copied into buf; kernels without constants read the parameters in place). */
+static inline const float *kernel_args(const ew *e, size_t j, float *buf) {
+    const nf_ew_kernel *k = e->kern;
+    if (!k->nc) return slot_params(e, j);
+    const float *p = slot_params(e, j);
+    for (size_t m = 0; m < k->k; m++) buf[m] = p[m];
+    for (size_t m = 0; m < k->nc; m++) buf[k->k + m] = e->c[m];
+    return buf;
 }
 
 static nf_status kernel_error(const ew *e, int rc, int fwd, double v, size_t i, size_t j) {
@@ -43,7 +55,9 @@ static nf_status ew_pass(const nf_bijector *b, const nf_pass *p, float *out, flo
         for (size_t j = 0; j < d; j++) {
             double o, l;
             double v = in[i * d + j];
-            int rc = fwd ? k->fwd(slot_params(e, j), v, &o, &l) : k->inv(slot_params(e, j), v, &o, &l);
+            float buf[NF_EW_MAXP + NF_EW_MAXC];
+            const float *a = kernel_args(e, j, buf);
+            int rc = fwd ? k->fwd(a, v, &o, &l) : k->inv(a, v, &o, &l);
             if (rc) return kernel_error(e, rc, fwd, v, i, j);
             out[i * d + j] = (float)o;
             acc += l;
@@ -77,7 +91,8 @@ static nf_status ew_backward(const nf_bijector *b, const nf_pass *p, float *gin,
         for (size_t j = 0; j < d; j++) {
             double fx, lx, fp[NF_EW_MAXP] = {0}, lp[NF_EW_MAXP] = {0};
             double g = gout[i * d + j];
-            k->partials(slot_params(e, j), xs[i * d + j], &fx, &lx, fp, lp);
+            float buf[NF_EW_MAXP + NF_EW_MAXC];
+            k->partials(kernel_args(e, j, buf), xs[i * d + j], &fx, &lx, fp, lp);
             double gx, gp[NF_EW_MAXP];
             if (fwd) {
                 gx = g * fx + gl * lx;
@@ -125,7 +140,8 @@ static int ew_monotone(const nf_bijector *b) {
     int sign = 0;
     for (size_t s = 0; s < e->nslot; s++) {
         double fx, lx, fp[NF_EW_MAXP], lp[NF_EW_MAXP];
-        e->kern->partials(slot_params(e, s), 0.0, &fx, &lx, fp, lp);
+        float buf[NF_EW_MAXP + NF_EW_MAXC];
+        e->kern->partials(kernel_args(e, s, buf), 0.0, &fx, &lx, fp, lp);
         int sg = fx > 0 ? 1 : fx < 0 ? -1 : 0;
         if (sg == 0 || (sign && sg != sign)) return 0;
         sign = sg;
@@ -154,7 +170,14 @@ static const nf_bijector_ops ew_ops = {
 
 nf_status nf__ew_create(const char *fn, const nf_ew_kernel *kern, size_t d, size_t nslot,
                         const float *init, nf_bijector **out) {
+    return nf__ew_create_const(fn, kern, d, nslot, init, NULL, out);
+}
+
+nf_status nf__ew_create_const(const char *fn, const nf_ew_kernel *kern, size_t d, size_t nslot, const float *init,
+                              const float *consts, nf_bijector **out) {
     NF_TRY(nf__check_ctor(fn, d, out));
+    if (kern->nc && (!consts || nf__first_nonfinite(consts, kern->nc) < kern->nc))
+        return nf__err(NF_ERR_ARG, "%s: its constants must be given and finite", fn);
     size_t np = nslot * kern->k;
     if (init) {
         size_t bad = nf__first_nonfinite(init, np);
@@ -167,11 +190,13 @@ nf_status nf__ew_create(const char *fn, const nf_ew_kernel *kern, size_t d, size
     e->base.name = kern->name;
     e->kern = kern;
     e->nslot = nslot;
+    if (kern->nc) memcpy(e->c, consts, kern->nc * sizeof(float));
     if (init && np) memcpy(e->base.params, init, np * sizeof(float));
-    /* Reject parameters that make the map non-invertible now, not at first use. */
-    for (size_t s = 0; s < nslot && kern->k; s++) {
+    /* Reject parameters (and constants) that make the map non-invertible now, not at first use. */
+    for (size_t s = 0; s < (kern->k ? nslot : 1) && (kern->k || kern->nc); s++) {
         double y, l;
-        if (kern->fwd(e->base.params + s * kern->k, 0.0, &y, &l) == NF_EW_BAD_PARAM) {
+        float buf[NF_EW_MAXP + NF_EW_MAXC];
+        if (kern->fwd(kernel_args(e, s, buf), 0.0, &y, &l) == NF_EW_BAD_PARAM) {
             kernel_error(e, NF_EW_BAD_PARAM, 1, 0, 0, s);
             nf_bijector_free(&e->base);
             return nf__err_prefix(NF_ERR_DOMAIN, fn);

@@ -14,6 +14,7 @@
 #include "bijector_impl.h"
 
 #define NF_EW_MAXP 2 /* parameters per slot */
+#define NF_EW_MAXC 3 /* fixed constants (not trained), after the slot's parameters in p */
 
 /* Kernel return codes. */
 enum { NF_EW_OK = 0, NF_EW_OUT_OF_DOMAIN = 1, NF_EW_BAD_PARAM = 2 };
@@ -21,6 +22,8 @@ enum { NF_EW_OK = 0, NF_EW_OUT_OF_DOMAIN = 1, NF_EW_BAD_PARAM = 2 };
 typedef struct nf_ew_kernel {
     const char *name;
     size_t k;                  /* parameters per slot (0..NF_EW_MAXP) */
+    size_t nc;                 /* fixed constants (0..NF_EW_MAXC): the kernels read them at
+                                  p[k .. k + nc), the same for every column */
     const char *fwd_domain;    /* e.g. "x > 0"; NULL: every real */
     const char *inv_domain;    /* e.g. "0 < y < 1" */
     const char *param_domain;  /* e.g. "scale != 0" */
@@ -37,5 +40,9 @@ typedef struct nf_ew_kernel {
  * `init` (nslot * k values, may be NULL for zeros). */
 nf_status nf__ew_create(const char *fn, const nf_ew_kernel *kern, size_t d, size_t nslot,
                         const float *init, nf_bijector **out);
+/* The same with the kernel's kern->nc fixed constants (TFP's non-trainable
+ * arguments: Sigmoid's low and high, Softplus's hinge_softness, ...). */
+nf_status nf__ew_create_const(const char *fn, const nf_ew_kernel *kern, size_t d, size_t nslot, const float *init,
+                              const float *consts, nf_bijector **out);
 
 #endif

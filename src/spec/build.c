@@ -474,6 +474,31 @@ static nf_status b_sinh_arcsinh(const bctx *c, const sp_node *n, size_t d, nf_bi
     return nf_bijector_sinh_arcsinh(d, (float)sk, (float)tw, out);
 }
 
+/* sigmoid, or TFP's sigmoid(low, high) */
+static nf_status b_sigmoid(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    if (!arg(n, "low", 0) && !arg(n, "high", 1)) return nf_bijector_sigmoid(d, out);
+    double lo, hi;
+    NF_TRY(get_num(c, n, "low", 0, -1e30, 1e30, 0, &lo));
+    NF_TRY(get_num(c, n, "high", 1, -1e30, 1e30, 1, &hi));
+    if (!(hi > lo)) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "sigmoid() needs low < high, got %g and %g", lo, hi);
+    return nf_bijector_sigmoid_range(d, (float)lo, (float)hi, out);
+}
+
+/* softplus, or TFP's softplus(hinge_softness, low) */
+static nf_status b_softplus(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    if (!arg(n, "hinge_softness", 0) && !arg(n, "low", 1)) return nf_bijector_softplus(d, out);
+    double h, lo;
+    NF_TRY(get_num(c, n, "hinge_softness", 0, 1e-30, 1e30, 1, &h));
+    NF_TRY(get_num(c, n, "low", 1, -1e30, 1e30, 0, &lo));
+    return nf_bijector_softplus_hinge(d, (float)h, (float)lo, out);
+}
+
+static nf_status b_power_transform(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    double p;
+    NF_TRY(get_num(c, n, "power", 0, 0, 1e6, 1, &p));
+    return nf_bijector_power_transform(d, (float)p, out);
+}
+
 static nf_status b_leaky_relu(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
     double a;
     NF_TRY(get_num(c, n, "alpha", 0, 1e-30, 1e30, 0.2, &a));
@@ -735,6 +760,9 @@ static const char *const A_COUPLING[] = {"layers",     "hidden",     "activation
                                          "separate",   "tanh_scale", "shift_only", "mask", "num_masked",
                                          "fraction_masked", "bins",  "bound",      "context", "image", "parity", NULL};
 static const char *const A_SHAPE[] = {"shape", NULL};
+static const char *const A_SIGMOID[] = {"low", "high", NULL};
+static const char *const A_SOFTPLUS[] = {"hinge_softness", "low", NULL};
+static const char *const A_POWER[] = {"power", NULL};
 static const char *const A_LOGIT_PRE[] = {"levels", "alpha", NULL};
 static const char *const A_SIZES[] = {"sizes", NULL};
 static const char *const A_IMAGE_FLOW[] = {"shape", "levels", "steps", "hidden", "activation", "init", "zero_last",
@@ -751,9 +779,11 @@ static const bij_entry BIJECTORS[] = {
     {{"affine", A_RANK, 1, "y = (L + V V^T) x + b, trainable (rank of V)"}, b_affine, NULL},
     {{"exp", A_NONE, 0, "y = e^x"}, NULL, nf_bijector_exp},
     {{"log", A_NONE, 0, "y = log x"}, NULL, nf_bijector_log},
-    {{"sigmoid", A_NONE, 0, "y = 1 / (1 + e^-x)"}, NULL, nf_bijector_sigmoid},
+    {{"sigmoid", A_SIGMOID, 2, "y = 1 / (1 + e^-x), or TFP's high sigmoid(x) + low sigmoid(-x), strictly inside (low, high)"},
+     b_sigmoid, NULL},
     {{"tanh", A_NONE, 0, "y = tanh x"}, NULL, nf_bijector_tanh},
-    {{"softplus", A_NONE, 0, "y = log(1 + e^x)"}, NULL, nf_bijector_softplus},
+    {{"softplus", A_SOFTPLUS, 2, "y = log(1 + e^x), or TFP's c log(1 + e^(x/c)) + low"}, b_softplus, NULL},
+    {{"power_transform", A_POWER, 1, "TFP PowerTransform: y = (1 + p x)^(1/p), e^x for p = 0"}, b_power_transform, NULL},
     {{"normal_cdf", A_NONE, 0, "y = Phi(x), the standard normal CDF"}, NULL, nf_bijector_normal_cdf},
     {{"softsign", A_NONE, 0, "y = x / (1 + |x|)"}, NULL, nf_bijector_softsign},
     {{"expm1", A_NONE, 0, "y = e^x - 1"}, NULL, nf_bijector_expm1},
