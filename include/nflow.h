@@ -101,6 +101,8 @@ nf_status nf_bijector_identity(size_t d, nf_bijector **out);
 nf_status nf_bijector_shift(size_t d, const float *shift, size_t count, nf_bijector **out);
 /* y = scale * x, every scale nonzero.  `count` is 1 or d. */
 nf_status nf_bijector_scale(size_t d, const float *scale, size_t count, nf_bijector **out);
+/* TFP Scale(log_scale=a): y = e^a x, the log-scale trainable (1 or d values). */
+nf_status nf_bijector_scale_log(size_t d, const float *log_scale, size_t count, nf_bijector **out);
 /* y = shift + scale * x (TFP AffineScalar), scale nonzero. */
 nf_status nf_bijector_affine_scalar(size_t d, float shift, float scale, nf_bijector **out);
 /* y = exp(x). */

@@ -339,6 +339,11 @@ static nf_status mk_power0(size_t d, nf_rng *r, nf_bijector **o) {
     (void)r;
     return nf_bijector_power_transform(d, 0, o);
 }
+static nf_status mk_scale_log(size_t d, nf_rng *r, nf_bijector **o) {
+    float a[8];
+    for (size_t j = 0; j < d; j++) a[j] = 0.5f * nf_rng_normal(r);
+    return nf_bijector_scale_log(d, a, d, o);
+}
 static nf_status mk_logit_pre(size_t d, nf_rng *r, nf_bijector **o) {
     (void)r;
     return nf_bijector_logit_pre(d, 17, 0.05, o);
@@ -483,6 +488,7 @@ static const bcase cases[] = {
     {"softplus", mk_softplus_hinge, 3, -2, 2, 0, 0.5f, 0, 0, 0},
     {"power_transform", mk_power, 3, -1.5f, 2, 0, -3.0f, 1, 0, 0},
     {"power_transform", mk_power0, 2, -2, 2, 0, -1.0f, 0, 0, 0},
+    {"scale", mk_scale_log, 3, -2, 2, 0, NAN, 0, 0, 0},
     {"blockwise", mk_blockwise, 5, -2, 2, 0, NAN, 0, 0, 0},
     {"blockwise", mk_factor_out, 6, -2, 2, 0, NAN, 0, 0, 0},
     {"realnvp", mk_conv_coupling, 8, -2, 2, 0, NAN, 0, 0, 0},

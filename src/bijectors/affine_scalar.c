@@ -2,7 +2,8 @@
  * affine_scalar.c - identity, shift, scale and affine_scalar (TFP Identity,
  * Shift, Scale, AffineScalar): y = shift + scale * x, coordinatewise.
  *   fldj = log|scale|,  x = (y - shift) / scale,  ildj = -log|scale|.
- * Parameters (trainable): shift, scale, or [shift, scale] per slot.
+ * Parameters (trainable): shift, scale, or [shift, scale] per slot; TFP's
+ * Scale(log_scale=a) trains a: y = e^a x, fldj = a.
  */
 #include "elementwise.h"
 
@@ -56,6 +57,22 @@ static const nf_ew_kernel scale_kernel = {.name = "scale", .k = 1, .param_domain
                                           .fwd = scale_fwd, .inv = scale_inv,
                                           .partials = scale_partials};
 
+/* TFP Scale(log_scale=a): y = e^a x, the trainable parameter a (no sign to lose) */
+static int ls_fwd(const float *p, double x, double *y, double *l) {
+    *y = exp((double)p[0]) * x, *l = p[0];
+    return NF_EW_OK;
+}
+static int ls_inv(const float *p, double y, double *x, double *l) {
+    *x = exp(-(double)p[0]) * y, *l = -(double)p[0];
+    return NF_EW_OK;
+}
+static void ls_partials(const float *p, double x, double *fx, double *lx, double *fp, double *lp) {
+    double e = exp((double)p[0]);
+    *fx = e, *lx = 0, fp[0] = e * x, lp[0] = 1;
+}
+static const nf_ew_kernel log_scale_kernel = {.name = "scale", .k = 1, .monotone = 1, .pnames = {"log_scale"},
+                                              .fwd = ls_fwd, .inv = ls_inv, .partials = ls_partials};
+
 static int as_fwd(const float *p, double x, double *y, double *l) { return affine_fwd(p[0], p[1], x, y, l); }
 static int as_inv(const float *p, double y, double *x, double *l) { return affine_inv(p[0], p[1], y, x, l); }
 static void as_partials(const float *p, double x, double *fx, double *lx, double *fp, double *lp) {
@@ -88,6 +105,12 @@ nf_status nf_bijector_scale(size_t d, const float *scale, size_t count, nf_bijec
     NF_TRY(nf__check_ctor("nf_bijector_scale", d, out));
     NF_TRY(slots("nf_bijector_scale", d, count, scale));
     return nf__ew_create("nf_bijector_scale", &scale_kernel, d, count, scale, out);
+}
+
+nf_status nf_bijector_scale_log(size_t d, const float *log_scale, size_t count, nf_bijector **out) {
+    NF_TRY(nf__check_ctor("nf_bijector_scale_log", d, out));
+    NF_TRY(slots("nf_bijector_scale_log", d, count, log_scale));
+    return nf__ew_create("nf_bijector_scale_log", &log_scale_kernel, d, count, log_scale, out);
 }
 
 nf_status nf_bijector_affine_scalar(size_t d, float shift, float scale, nf_bijector **out) {

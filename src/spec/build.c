@@ -442,6 +442,16 @@ static nf_status random_perm_bij(const bctx *c, size_t d, int lu, nf_bijector **
 static nf_status b_shift_scale(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
     const char *nm = n->name;
     int is_shift = nm[1] == 'h';
+    if (!is_shift && arg(n, "log_scale", -1)) { /* TFP's Scale(log_scale=...) */
+        if (arg(n, nm, 0)) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "scale() takes a scale or log_scale, not both");
+        float *v = malloc(d * sizeof(float));
+        size_t cnt;
+        if (!v) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+        nf_status s = get_vec(c, n, "log_scale", -1, d, 0, v, &cnt);
+        if (!s) s = nf_bijector_scale_log(d, v, cnt, out);
+        free(v);
+        return s;
+    }
     if (!arg(n, nm, 0)) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() needs a value", nm);
     float *v = malloc(d * sizeof(float));
     size_t cnt;
@@ -746,7 +756,7 @@ static nf_status b_image_flow(const bctx *c, const sp_node *n, size_t d, nf_bije
 
 static const char *const A_NONE[] = {NULL};
 static const char *const A_SHIFT[] = {"shift", NULL};
-static const char *const A_SCALE[] = {"scale", NULL};
+static const char *const A_SCALE[] = {"scale", "log_scale", NULL};
 static const char *const A_AFFINE_SCALAR[] = {"shift", "scale", NULL};
 static const char *const A_RANK[] = {"rank", NULL};
 static const char *const A_SINH_ARCSINH[] = {"skewness", "tailweight", NULL};
@@ -774,7 +784,7 @@ static const char *const A_IMAGE_FLOW[] = {"shape", "levels", "steps", "hidden",
 static const bij_entry BIJECTORS[] = {
     {{"identity", A_NONE, 0, "y = x"}, NULL, nf_bijector_identity},
     {{"shift", A_SHIFT, 1, "y = x + v (a number or one per column)"}, b_shift_scale, NULL},
-    {{"scale", A_SCALE, 1, "y = v x (a number or one per column)"}, b_shift_scale, NULL},
+    {{"scale", A_SCALE, 1, "y = v x, or y = e^a x with scale(log_scale=a) (a number or one per column)"}, b_shift_scale, NULL},
     {{"affine_scalar", A_AFFINE_SCALAR, 2, "y = shift + scale x"}, b_affine_scalar, NULL},
     {{"affine", A_RANK, 1, "y = (L + V V^T) x + b, trainable (rank of V)"}, b_affine, NULL},
     {{"exp", A_NONE, 0, "y = e^x"}, NULL, nf_bijector_exp},
