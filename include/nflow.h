@@ -121,6 +121,13 @@ nf_status nf_bijector_softplus(size_t d, nf_bijector **out);
 /* TFP Softplus(hinge_softness = c, low): y = c log(1 + exp(x / c)) + low,
  * c > 0 and low fixed; inverse needs y > low. */
 nf_status nf_bijector_softplus_hinge(size_t d, float hinge_softness, float low, nf_bijector **out);
+/* TFP RationalQuadraticSpline: one monotone rational-quadratic spline for every
+ * column, K bins with knots x at range_min + cumsum(bin_widths), y at
+ * range_min + cumsum(bin_heights) (equal sums, all positive), slopes 1 at the
+ * ends and knot_slopes (K - 1, positive) inside; identity outside the range.
+ * The arguments are fixed. */
+nf_status nf_bijector_rq_spline(size_t d, size_t K, const float *bin_widths, const float *bin_heights,
+                                const float *knot_slopes, float range_min, nf_bijector **out);
 /* TFP PowerTransform(power = p >= 0): y = (1 + p x)^(1/p) (p = 0: e^x) for
  * 1 + p x > 0; inverse needs y > 0.  p fixed. */
 nf_status nf_bijector_power_transform(size_t d, float power, nf_bijector **out);

@@ -329,6 +329,25 @@ static void test_fixed_argument_forms(void) {
         nf_bijector_free(b);
     }
     CHECK_ERR(nf_bijector_softplus_hinge(1, 0, 1, &b), NF_ERR_ARG, "hinge_softness must be > 0");
+    /* RationalQuadraticSpline against the NSF paper's formula (eq. 4 and its derivative, computed
+     * independently): widths [0.8, 1.2], heights [1.2, 0.8], inner slope 0.5, range_min -1 */
+    float bw[2] = {0.8f, 1.2f}, bh[2] = {1.2f, 0.8f}, ks[1] = {0.5f};
+    CHECK_OK(nf_bijector_rq_spline(1, 2, bw, bh, ks, -1, &b));
+    if (b) {
+        float xs[4] = {-0.5f, 0.3f, 1.5f, -1}, ys[4], ls[4] = {0}, back[4];
+        CHECK_OK(nf_bijector_forward(b, xs, 4, ys, ls));
+        CHECK(fabsf(ys[0] + 0.142857143f) < 1e-6f && fabsf(ys[1] - 0.468412439f) < 1e-6f && ys[2] == 1.5f && ys[3] == -1,
+              "rational_quadratic_spline values: %.9g %.9g %g %g", ys[0], ys[1], ys[2], ys[3]);
+        CHECK(fabsf(ls[0] - 0.572444435f) < 1e-6f && fabsf(ls[1] + 0.521709099f) < 1e-6f && ls[2] == 0,
+              "rational_quadratic_spline log-dets: %.9g %.9g %g", ls[0], ls[1], ls[2]);
+        CHECK_OK(nf_bijector_inverse(b, ys, 4, back, NULL));
+        CHECK(fabsf(back[0] - xs[0]) < 1e-6f && fabsf(back[1] - xs[1]) < 1e-6f, "rational_quadratic_spline inverse");
+        nf_bijector_free(b);
+    }
+    float bh2[2] = {1.2f, 0.9f};
+    CHECK_ERR(nf_bijector_rq_spline(1, 2, bw, bh2, ks, -1, &b), NF_ERR_ARG, "the same sum");
+    float ks0[1] = {0};
+    CHECK_ERR(nf_bijector_rq_spline(1, 2, bw, bh, ks0, -1, &b), NF_ERR_ARG, "knot slopes must be positive");
     CHECK_OK(nf_bijector_power_transform(1, 0.5f, &b));
     if (b) {
         float xs[2] = {3, 1}, ys[2], ls[2] = {0};

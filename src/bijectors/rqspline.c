@@ -22,9 +22,9 @@
 #include <math.h>
 #include <string.h>
 
-/* The knots of one spline. */
+/* The knots of one spline from raw parameters, with the softmaxes behind them. */
 typedef struct knots {
-    double X[NF_RQS_MAX_BINS + 1], Y[NF_RQS_MAX_BINS + 1], D[NF_RQS_MAX_BINS + 1];
+    nf_rqs_knots s;
     double sw[NF_RQS_MAX_BINS], sh[NF_RQS_MAX_BINS]; /* the softmaxes */
 } knots;
 
@@ -51,11 +51,12 @@ static void cumulate(size_t K, double B, const double *s, double *X) {
 static void make_knots(size_t K, double B, const float *p, size_t stride, knots *kn) {
     softmax(K, p, stride, kn->sw);
     softmax(K, p + K * stride, stride, kn->sh);
-    cumulate(K, B, kn->sw, kn->X);
-    cumulate(K, B, kn->sh, kn->Y);
+    kn->s.K = K;
+    cumulate(K, B, kn->sw, kn->s.X);
+    cumulate(K, B, kn->sh, kn->s.Y);
     double c0 = deriv_offset();
-    kn->D[0] = kn->D[K] = 1;
-    for (size_t k = 1; k < K; k++) kn->D[k] = NF_RQS_MIN_DERIV + nf__softplus((double)p[(2 * K + k - 1) * stride] + c0);
+    kn->s.D[0] = kn->s.D[K] = 1;
+    for (size_t k = 1; k < K; k++) kn->s.D[k] = NF_RQS_MIN_DERIV + nf__softplus((double)p[(2 * K + k - 1) * stride] + c0);
 }
 
 /* The bin of v among knots K[0..K] (v inside [K[0], K[K]]): the last k with
@@ -71,7 +72,7 @@ static size_t find_bin(size_t K, const double *kv, double v) {
 }
 
 /* log S' at t in bin k */
-static double log_deriv(const knots *kn, size_t k, double t) {
+static double log_deriv(const nf_rqs_knots *kn, size_t k, double t) {
     double w = kn->X[k + 1] - kn->X[k], h = kn->Y[k + 1] - kn->Y[k], d0 = kn->D[k], d1 = kn->D[k + 1];
     double q = t * (1 - t), u = 1 - t;
     double Bd = h * (t * t + u * u) + (d0 + d1) * w * q;
@@ -80,7 +81,7 @@ static double log_deriv(const knots *kn, size_t k, double t) {
 }
 
 /* S at t in bin k */
-static double spline_at(const knots *kn, size_t k, double t) {
+static double spline_at(const nf_rqs_knots *kn, size_t k, double t) {
     double w = kn->X[k + 1] - kn->X[k], h = kn->Y[k + 1] - kn->Y[k], d0 = kn->D[k], d1 = kn->D[k + 1];
     double q = t * (1 - t), u = 1 - t;
     double A = h * t * t + d0 * w * q, Bd = h * (t * t + u * u) + (d0 + d1) * w * q;
@@ -98,26 +99,22 @@ static int locate(size_t K, double B, const float *p, size_t stride, double v, i
         return 0;
     }
     make_knots(K, B, p, stride, kn);
-    *k = find_bin(K, by_y ? kn->Y : kn->X, v);
+    *k = find_bin(K, by_y ? kn->s.Y : kn->s.X, v);
     return 1;
 }
 
-double nf__rqs_eval(size_t K, double B, const float *p, size_t stride, double x, double *z) {
-    knots kn;
-    size_t k;
-    if (!locate(K, B, p, stride, x, 0, z, &kn, &k)) return 0;
-    double w = kn.X[k + 1] - kn.X[k];
-    double t = fmin(fmax((x - kn.X[k]) / w, 0.0), 1.0);
-    *z = spline_at(&kn, k, t);
-    return log_deriv(&kn, k, t);
+/* z = S(x) for x in bin k; returns log S'(x). */
+static double eval_in(const nf_rqs_knots *kn, size_t k, double x, double *z) {
+    double w = kn->X[k + 1] - kn->X[k];
+    double t = fmin(fmax((x - kn->X[k]) / w, 0.0), 1.0);
+    *z = spline_at(kn, k, t);
+    return log_deriv(kn, k, t);
 }
 
-double nf__rqs_invert(size_t K, double B, const float *p, size_t stride, double z, double *x) {
-    knots kn;
-    size_t k;
-    if (!locate(K, B, p, stride, z, 1, x, &kn, &k)) return 0;
-    double w = kn.X[k + 1] - kn.X[k], h = kn.Y[k + 1] - kn.Y[k], d0 = kn.D[k], d1 = kn.D[k + 1];
-    double s = h / w, dz = z - kn.Y[k], m = d1 + d0 - 2 * s;
+/* x = S^{-1}(z) for z in bin k (by Y); returns log S'(x). */
+static double invert_in(const nf_rqs_knots *kn, size_t k, double z, double *x) {
+    double w = kn->X[k + 1] - kn->X[k], h = kn->Y[k + 1] - kn->Y[k], d0 = kn->D[k], d1 = kn->D[k + 1];
+    double s = h / w, dz = z - kn->Y[k], m = d1 + d0 - 2 * s;
     double a = h * (s - d0) + dz * m, b = h * d0 - dz * m, c = -s * dz;
     double disc = fmax(b * b - 4 * a * c, 0.0); /* >= 0 in exact arithmetic */
     double den = -b - sqrt(disc);
@@ -125,13 +122,64 @@ double nf__rqs_invert(size_t K, double B, const float *p, size_t stride, double 
     t = fmin(fmax(t, 0.0), 1.0);
     /* One Newton step on S(t) = z polishes the root where the quadratic's
      * coefficients cancel (extreme derivatives): kept only if it helps. */
-    double r0 = spline_at(&kn, k, t) - z, sl = exp(log_deriv(&kn, k, t)) * w;
+    double r0 = spline_at(kn, k, t) - z, sl = exp(log_deriv(kn, k, t)) * w;
     if (r0 != 0 && sl > 0 && isfinite(sl)) {
         double t1 = fmin(fmax(t - r0 / sl, 0.0), 1.0);
-        if (fabs(spline_at(&kn, k, t1) - z) < fabs(r0)) t = t1;
+        if (fabs(spline_at(kn, k, t1) - z) < fabs(r0)) t = t1;
     }
-    *x = fmin(kn.X[k] + t * w, kn.X[k + 1]);
-    return log_deriv(&kn, k, t);
+    *x = fmin(kn->X[k] + t * w, kn->X[k + 1]);
+    return log_deriv(kn, k, t);
+}
+
+double nf__rqs_eval(size_t K, double B, const float *p, size_t stride, double x, double *z) {
+    knots kn;
+    size_t k;
+    if (!locate(K, B, p, stride, x, 0, z, &kn, &k)) return 0;
+    return eval_in(&kn.s, k, x, z);
+}
+
+double nf__rqs_invert(size_t K, double B, const float *p, size_t stride, double z, double *x) {
+    knots kn;
+    size_t k;
+    if (!locate(K, B, p, stride, z, 1, x, &kn, &k)) return 0;
+    return invert_in(&kn.s, k, z, x);
+}
+
+double nf__rqs_knots_eval(const nf_rqs_knots *kn, double x, double *z) {
+    if (!(x >= kn->X[0] && x <= kn->X[kn->K])) {
+        *z = x;
+        return 0;
+    }
+    return eval_in(kn, find_bin(kn->K, kn->X, x), x, z);
+}
+
+double nf__rqs_knots_invert(const nf_rqs_knots *kn, double z, double *x) {
+    if (!(z >= kn->Y[0] && z <= kn->Y[kn->K])) {
+        *x = z;
+        return 0;
+    }
+    return invert_in(kn, find_bin(kn->K, kn->Y, z), z, x);
+}
+
+/* dF/dt in bin k at t for F = gz S + gl log S' (the chain rule's t-part). */
+static double bin_ft(const nf_rqs_knots *kn, size_t k, double t, double gz, double gl) {
+    double w = kn->X[k + 1] - kn->X[k], h = kn->Y[k + 1] - kn->Y[k], d0 = kn->D[k], d1 = kn->D[k + 1];
+    double q = t * (1 - t), u = 1 - t;
+    double A = h * t * t + d0 * w * q;
+    double Bd = h * (t * t + u * u) + (d0 + d1) * w * q;
+    double E = d1 * w * t * t + 2 * h * q + d0 * w * u * u;
+    double At = 2 * h * t + d0 * w * (1 - 2 * t);
+    double Bt = (1 - 2 * t) * ((d0 + d1) * w - 2 * h);
+    double Et = 2 * d1 * w * t + 2 * h * (1 - 2 * t) - 2 * d0 * w * u;
+    double iB2 = 1 / (Bd * Bd);
+    return gz * h * (At * Bd - A * Bt) * iB2 + gl * (Et / E - 2 * Bt / Bd);
+}
+
+double nf__rqs_knots_gx(const nf_rqs_knots *kn, double x, double gz, double gl) {
+    if (!(x >= kn->X[0] && x <= kn->X[kn->K])) return gz; /* identity tails */
+    size_t k = find_bin(kn->K, kn->X, x);
+    double w = kn->X[k + 1] - kn->X[k], t = fmin(fmax((x - kn->X[k]) / w, 0.0), 1.0);
+    return bin_ft(kn, k, t, gz, gl) / w;
 }
 
 /* Adds g (on knot values V[1..K-1]; V[0], V[K] fixed) back through the
@@ -158,19 +206,19 @@ void nf__rqs_grad(size_t K, double B, const float *p, size_t stride, double x, d
         *gx = gz; /* identity tail */
         return;
     }
-    double w = kn.X[k + 1] - kn.X[k], h = kn.Y[k + 1] - kn.Y[k], d0 = kn.D[k], d1 = kn.D[k + 1];
-    double t = fmin(fmax((x - kn.X[k]) / w, 0.0), 1.0), q = t * (1 - t), u = 1 - t;
+    double w = kn.s.X[k + 1] - kn.s.X[k], h = kn.s.Y[k + 1] - kn.s.Y[k], d0 = kn.s.D[k], d1 = kn.s.D[k + 1];
+    double t = fmin(fmax((x - kn.s.X[k]) / w, 0.0), 1.0), q = t * (1 - t), u = 1 - t;
     double A = h * t * t + d0 * w * q;
     double Bd = h * (t * t + u * u) + (d0 + d1) * w * q;
     double E = d1 * w * t * t + 2 * h * q + d0 * w * u * u;
-    /* partials of A, Bd, E in (t, h, w, d0, d1) */
-    double At = 2 * h * t + d0 * w * (1 - 2 * t), Ah = t * t, Aw = d0 * q, Ad0 = w * q;
-    double Bt = (1 - 2 * t) * ((d0 + d1) * w - 2 * h), Bh = t * t + u * u, Bw = (d0 + d1) * q, Bd0 = w * q, Bd1 = w * q;
-    double Et = 2 * d1 * w * t + 2 * h * (1 - 2 * t) - 2 * d0 * w * u, Eh = 2 * q, Ew = d1 * t * t + d0 * u * u,
+    /* partials of A, Bd, E in (h, w, d0, d1); those in t are bin_ft's */
+    double Ah = t * t, Aw = d0 * q, Ad0 = w * q;
+    double Bh = t * t + u * u, Bw = (d0 + d1) * q, Bd0 = w * q, Bd1 = w * q;
+    double Eh = 2 * q, Ew = d1 * t * t + d0 * u * u,
            Ed0 = w * u * u, Ed1 = w * t * t;
     double iB2 = 1 / (Bd * Bd);
     /* F = gz z + gl log S' */
-    double Ft = gz * h * (At * Bd - A * Bt) * iB2 + gl * (Et / E - 2 * Bt / Bd);
+    double Ft = bin_ft(&kn.s, k, t, gz, gl);
     double Fh = gz * (A / Bd + h * (Ah * Bd - A * Bh) * iB2) + gl * (2 / h + Eh / E - 2 * Bh / Bd);
     double Fw = gz * h * (Aw * Bd - A * Bw) * iB2 + gl * (Ew / E - 1 / w - 2 * Bw / Bd);
     double Fd0 = gz * h * (Ad0 * Bd - A * Bd0) * iB2 + gl * (Ed0 / E - 2 * Bd0 / Bd);

@@ -35,4 +35,17 @@ double nf__rqs_invert(size_t K, double B, const float *p, size_t stride, double 
 void nf__rqs_grad(size_t K, double B, const float *p, size_t stride, double x, double gz, double gl,
                   double *gx, float *gp);
 
+/* A spline given by its knots (TFP's RationalQuadraticSpline): K bins, knots
+ * X[0..K] and Y[0..K] increasing, slopes D[0..K] > 0 (D[0] = D[K] = 1 for
+ * smooth identity tails); identity outside [X[0], X[K]] (inverse: outside
+ * [Y[0], Y[K]]).  The same kernels as above. */
+typedef struct nf_rqs_knots {
+    size_t K;
+    double X[NF_RQS_MAX_BINS + 1], Y[NF_RQS_MAX_BINS + 1], D[NF_RQS_MAX_BINS + 1];
+} nf_rqs_knots;
+double nf__rqs_knots_eval(const nf_rqs_knots *kn, double x, double *z);
+double nf__rqs_knots_invert(const nf_rqs_knots *kn, double z, double *x);
+/* gz S'(x) + gl d log S'(x) / dx */
+double nf__rqs_knots_gx(const nf_rqs_knots *kn, double x, double gz, double gl);
+
 #endif

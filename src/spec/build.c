@@ -503,6 +503,22 @@ static nf_status b_softplus(const bctx *c, const sp_node *n, size_t d, nf_biject
     return nf_bijector_softplus_hinge(d, (float)h, (float)lo, out);
 }
 
+/* rational_quadratic_spline(bin_widths=[..], bin_heights=[..], knot_slopes=[..], range_min=-1) */
+static nf_status b_rq_spline(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    const sp_node *w = arg(n, "bin_widths", 0);
+    if (!w || w->kind != SP_LIST || w->n < 1 || w->n > NF_RQS_MAX_BINS)
+        return nf__spec_error(NF_ERR_ARG, c->text, n->col, "rational_quadratic_spline() needs bin_widths=[...] (1..%d bins)",
+                              NF_RQS_MAX_BINS);
+    size_t K = w->n;
+    float v[3 * NF_RQS_MAX_BINS];
+    double rmin;
+    NF_TRY(get_vec(c, n, "bin_widths", 0, K, 1, v, NULL));
+    NF_TRY(get_vec(c, n, "bin_heights", 1, K, 1, v + K, NULL));
+    if (K > 1) NF_TRY(get_vec(c, n, "knot_slopes", 2, K - 1, 1, v + 2 * K, NULL));
+    NF_TRY(get_num(c, n, "range_min", 3, -1e30, 1e30, -1, &rmin));
+    return nf_bijector_rq_spline(d, K, v, v + K, v + 2 * K, (float)rmin, out);
+}
+
 static nf_status b_power_transform(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
     double p;
     NF_TRY(get_num(c, n, "power", 0, 0, 1e6, 1, &p));
@@ -773,6 +789,7 @@ static const char *const A_SHAPE[] = {"shape", NULL};
 static const char *const A_SIGMOID[] = {"low", "high", NULL};
 static const char *const A_SOFTPLUS[] = {"hinge_softness", "low", NULL};
 static const char *const A_POWER[] = {"power", NULL};
+static const char *const A_RQS[] = {"bin_widths", "bin_heights", "knot_slopes", "range_min", NULL};
 static const char *const A_LOGIT_PRE[] = {"levels", "alpha", NULL};
 static const char *const A_SIZES[] = {"sizes", NULL};
 static const char *const A_IMAGE_FLOW[] = {"shape", "levels", "steps", "hidden", "activation", "init", "zero_last",
@@ -793,6 +810,8 @@ static const bij_entry BIJECTORS[] = {
      b_sigmoid, NULL},
     {{"tanh", A_NONE, 0, "y = tanh x"}, NULL, nf_bijector_tanh},
     {{"softplus", A_SOFTPLUS, 2, "y = log(1 + e^x), or TFP's c log(1 + e^(x/c)) + low"}, b_softplus, NULL},
+    {{"rational_quadratic_spline", A_RQS, 4, "TFP's RationalQuadraticSpline from its bin widths, heights and knot slopes"},
+     b_rq_spline, NULL},
     {{"power_transform", A_POWER, 1, "TFP PowerTransform: y = (1 + p x)^(1/p), e^x for p = 0"}, b_power_transform, NULL},
     {{"normal_cdf", A_NONE, 0, "y = Phi(x), the standard normal CDF"}, NULL, nf_bijector_normal_cdf},
     {{"softsign", A_NONE, 0, "y = x / (1 + |x|)"}, NULL, nf_bijector_softsign},
