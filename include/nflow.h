@@ -205,6 +205,12 @@ nf_status nf_bijector_radial(size_t d, nf_rng *rng, nf_bijector **out);
 nf_status nf_bijector_permute(size_t d, const size_t *perm, nf_bijector **out);
 /* Reverses the order of the d columns. */
 nf_status nf_bijector_reverse(size_t d, nf_bijector **out);
+/* A learnable Householder reflection y = (I - 2 v v^T / v.v) x: its own
+ * inverse, volume preserving; v (d parameters) drawn from rng. */
+nf_status nf_bijector_householder(size_t d, nf_rng *rng, nf_bijector **out);
+/* TFP Ascending: y_0 = x_0, y_i = y_{i-1} + e^{x_i} (strictly increasing);
+ * the inverse needs strictly increasing rows. */
+nf_status nf_bijector_ascending(size_t d, nf_bijector **out);
 
 /* Images: a row of d = C H W values is a C x H x W image, coordinate
  * c H W + y W + x holding channel c of pixel (y, x).

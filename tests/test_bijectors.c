@@ -344,6 +344,28 @@ static void test_fixed_argument_forms(void) {
         CHECK(fabsf(back[0] - xs[0]) < 1e-6f && fabsf(back[1] - xs[1]) < 1e-6f, "rational_quadratic_spline inverse");
         nf_bijector_free(b);
     }
+    /* Ascending: [1, 0, log 2] -> [1, 2, 4], log-det 0 + log 2; its inverse refuses a decreasing row */
+    CHECK_OK(nf_bijector_ascending(3, &b));
+    if (b) {
+        float xa[3] = {1, 0, 0.69314718f}, ya[3], la = 0, dec[3] = {1, 3, 2};
+        CHECK_OK(nf_bijector_forward(b, xa, 1, ya, &la));
+        CHECK(fabsf(ya[0] - 1) < 1e-6f && fabsf(ya[1] - 2) < 1e-6f && fabsf(ya[2] - 4) < 1e-5f && fabsf(la - 0.69314718f) < 1e-6f,
+              "ascending: %g %g %g, log-det %g", ya[0], ya[1], ya[2], la);
+        CHECK_ERR(nf_bijector_inverse(b, dec, 1, ya, NULL), NF_ERR_DOMAIN, "strictly increasing");
+        nf_bijector_free(b);
+    }
+    /* Householder with v = (1, 0): reflects the first coordinate */
+    nf_rng *hr = NULL;
+    nf_rng_create(3, &hr);
+    CHECK_OK(nf_bijector_householder(2, hr, &b));
+    if (b) {
+        float *v = nf_bijector_params(b), xh[2] = {0.5f, -2}, yh[2], lh = 0;
+        v[0] = 1, v[1] = 0;
+        CHECK_OK(nf_bijector_forward(b, xh, 1, yh, &lh));
+        CHECK(yh[0] == -0.5f && yh[1] == -2 && lh == 0, "householder(v = e1): %g %g, log-det %g", yh[0], yh[1], lh);
+        nf_bijector_free(b);
+    }
+    nf_rng_free(hr);
     float bh2[2] = {1.2f, 0.9f};
     CHECK_ERR(nf_bijector_rq_spline(1, 2, bw, bh2, ks, -1, &b), NF_ERR_ARG, "the same sum");
     float ks0[1] = {0};

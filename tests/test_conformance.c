@@ -349,6 +349,11 @@ static nf_status mk_rq_spline(size_t d, nf_rng *r, nf_bijector **o) {
     float w[3] = {0.9f, 1.2f, 0.9f}, h[3] = {1.1f, 0.9f, 1.0f}, s[2] = {0.8f, 1.3f}; /* gentle: differences stay accurate */
     return nf_bijector_rq_spline(d, 3, w, h, s, -1.5f, o);
 }
+static nf_status mk_householder(size_t d, nf_rng *r, nf_bijector **o) { return nf_bijector_householder(d, r, o); }
+static nf_status mk_ascending(size_t d, nf_rng *r, nf_bijector **o) {
+    (void)r;
+    return nf_bijector_ascending(d, o);
+}
 static nf_status mk_logit_pre(size_t d, nf_rng *r, nf_bijector **o) {
     (void)r;
     return nf_bijector_logit_pre(d, 17, 0.05, o);
@@ -494,6 +499,9 @@ static const bcase cases[] = {
     {"power_transform", mk_power, 3, -1.5f, 2, 0, -3.0f, 1, 0, 0},
     {"power_transform", mk_power0, 2, -2, 2, 0, -1.0f, 0, 0, 0},
     {"scale", mk_scale_log, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"householder", mk_householder, 4, -2, 2, 0, NAN, 0, 0, 0},
+    {"householder", mk_householder, 1, -2, 2, 0, NAN, 0, 0, 0},
+    {"ascending", mk_ascending, 4, -2, 2, 0, NAN, 0, 0, 0},
     {"rational_quadratic_spline", mk_rq_spline, 6, -2, 2, 0, NAN, 0, 1, 0},
     {"blockwise", mk_blockwise, 5, -2, 2, 0, NAN, 0, 0, 0},
     {"blockwise", mk_factor_out, 6, -2, 2, 0, NAN, 0, 0, 0},

@@ -519,6 +519,17 @@ static nf_status b_rq_spline(const bctx *c, const sp_node *n, size_t d, nf_bijec
     return nf_bijector_rq_spline(d, K, v, v + K, v + 2 * K, (float)rmin, out);
 }
 
+/* householder(reflections=1): a chain of learnable reflections */
+static nf_status b_householder(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    size_t k = 1;
+    NF_TRY(get_size(c, n, "reflections", 0, 1, 256, 1, &k));
+    nf_bijector **bs = calloc(k, sizeof *bs);
+    if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+    nf_status s = NF_OK;
+    for (size_t i = 0; i < k && !s; i++) s = nf_bijector_householder(d, c->rng, &bs[i]);
+    return finish_stack(s, bs, k, out);
+}
+
 static nf_status b_power_transform(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
     double p;
     NF_TRY(get_num(c, n, "power", 0, 0, 1e6, 1, &p));
@@ -789,6 +800,7 @@ static const char *const A_SHAPE[] = {"shape", NULL};
 static const char *const A_SIGMOID[] = {"low", "high", NULL};
 static const char *const A_SOFTPLUS[] = {"hinge_softness", "low", NULL};
 static const char *const A_POWER[] = {"power", NULL};
+static const char *const A_REFLECTIONS[] = {"reflections", NULL};
 static const char *const A_RQS[] = {"bin_widths", "bin_heights", "knot_slopes", "range_min", NULL};
 static const char *const A_LOGIT_PRE[] = {"levels", "alpha", NULL};
 static const char *const A_SIZES[] = {"sizes", NULL};
@@ -812,6 +824,8 @@ static const bij_entry BIJECTORS[] = {
     {{"softplus", A_SOFTPLUS, 2, "y = log(1 + e^x), or TFP's c log(1 + e^(x/c)) + low"}, b_softplus, NULL},
     {{"rational_quadratic_spline", A_RQS, 4, "TFP's RationalQuadraticSpline from its bin widths, heights and knot slopes"},
      b_rq_spline, NULL},
+    {{"householder", A_REFLECTIONS, 1, "learnable Householder reflections (volume-preserving mixing)"}, b_householder, NULL},
+    {{"ascending", A_NONE, 0, "TFP Ascending: y_0 = x_0, y_i = y_{i-1} + e^{x_i}"}, NULL, nf_bijector_ascending},
     {{"power_transform", A_POWER, 1, "TFP PowerTransform: y = (1 + p x)^(1/p), e^x for p = 0"}, b_power_transform, NULL},
     {{"normal_cdf", A_NONE, 0, "y = Phi(x), the standard normal CDF"}, NULL, nf_bijector_normal_cdf},
     {{"softsign", A_NONE, 0, "y = x / (1 + |x|)"}, NULL, nf_bijector_softsign},
