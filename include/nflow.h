@@ -475,6 +475,10 @@ nf_status nf_dist_mvn_diag(size_t d, const float *loc, const float *scale_diag, 
  * serve as a flow's base (they have the log-density's gradient). */
 nf_status nf_dist_logistic(size_t d, float loc, float scale, nf_dist **out);
 nf_status nf_dist_laplace(size_t d, float loc, float scale, nf_dist **out);
+/* TFP StudentT(df, loc, scale), independent in d dimensions, df > 0 fixed:
+ * log_prob, sample (normal over the root of a chi-square draw), cdf (d = 1,
+ * by the regularised incomplete beta), and as a flow's base. */
+nf_status nf_dist_student_t(size_t d, float df, float loc, float scale, nf_dist **out);
 /* A trainable mixture of K diagonal Gaussians (1..256 components), the base
  * of the MAF paper's "MoG" models: as a flow's base (nf_flow_create, spec
  * `transformed(mog(k=8), maf(...))`) its weights, means and log-scales train

@@ -365,7 +365,83 @@ static void test_logistic_laplace(void) {
     nf_rng_free(rng);
 }
 
+/* Student's t: closed forms (df = 1 is the Cauchy: log f(0) = -log pi, F(z) = 1/2 + atan(z)/pi),
+ * a scaled one's log_prob, the variance of its samples (df = 5: 5/3), the gradient of log p,
+ * a flow on it as a base, and df's domain. */
+static void test_student_t(void) {
+    nf_rng *rng = NULL;
+    nf_rng_create(22, &rng);
+    nf_dist *D = NULL;
+    CHECK_OK(nf_dist_student_t(1, 1, 0, 1, &D));
+    if (D) {
+        float x[4] = {0, 1, -1, 3}, lp[4], c[4];
+        CHECK_OK(nf_dist_log_prob(D, x, 4, lp));
+        CHECK_OK(nf_dist_cdf(D, x, 4, c));
+        CHECK_NEAR(lp[0], -log(3.14159265358979), 1e-6, "Cauchy log_prob at 0");
+        for (int i = 0; i < 4; i++) CHECK_NEAR(c[i], 0.5 + atan(x[i]) / 3.14159265358979, 1e-6, "Cauchy cdf at %g", (double)x[i]);
+        nf_dist_free(D);
+    }
+    CHECK_OK(nf_dist_student_t(1, 3, 1, 2, &D));
+    if (D) {
+        float x = 0.5f, lp;
+        CHECK_OK(nf_dist_log_prob(D, &x, 1, &lp));
+        double z = -0.25, want = lgamma(2.0) - lgamma(1.5) - 0.5 * log(3 * 3.14159265358979) - 2 * log1p(z * z / 3) - log(2.0);
+        CHECK_NEAR(lp, want, 1e-6, "student_t(3, 1, 2) log_prob at 0.5");
+        nf_dist_free(D);
+    }
+    CHECK_OK(nf_dist_student_t(1, 5, 0, 1, &D));
+    if (D) {
+        enum { M = 400000 };
+        float *s = malloc(M * sizeof(float));
+        CHECK_OK(nf_dist_sample(D, rng, M, s));
+        double m = 0, v = 0;
+        for (int i = 0; i < M; i++) m += s[i] / (double)M;
+        for (int i = 0; i < M; i++) v += (s[i] - m) * (s[i] - m) / (double)M;
+        CHECK(fabs(m) < 0.01 && fabs(v / (5.0 / 3) - 1) < 0.03, "student_t(5) samples: mean %.4f, variance %.4f (want 0, 1.6667)", m, v);
+        /* the sampled quantiles follow the cdf: the share below 2.015 (df 5's 95th percentile) is 0.95 */
+        size_t below = 0;
+        for (int i = 0; i < M; i++) below += s[i] < 2.015048f;
+        CHECK(fabs((double)below / M - 0.95) < 0.002, "student_t(5): %.4f of the samples below its 95th percentile", (double)below / M);
+        float q = 2.015048f, cq;
+        CHECK_OK(nf_dist_cdf(D, &q, 1, &cq));
+        CHECK_NEAR(cq, 0.95, 1e-5, "student_t(5) cdf at its 95th percentile");
+        free(s);
+        nf_dist_free(D);
+    }
+    CHECK_OK(nf_dist_student_t(2, 4, 0.5f, 1.5f, &D));
+    if (D) {
+        float pt[2] = {1.3f, -0.9f}, gr[2];
+        CHECK_OK(D->ops->log_prob_grad(D, gr, pt, 1));
+        for (int j = 0; j < 2; j++) {
+            float q[2] = {pt[0], pt[1]}, lpp, lpm;
+            q[j] = pt[j] + 0.00390625f;
+            nf_dist_log_prob(D, q, 1, &lpp);
+            q[j] = pt[j] - 0.00390625f;
+            nf_dist_log_prob(D, q, 1, &lpm);
+            CHECK_NEAR(gr[j], ((double)lpp - lpm) / (2 * 0.00390625), 2e-3, "student_t d log p / dx[%d]", j);
+        }
+        nf_dist_free(D);
+    }
+    nf_flow *f = NULL;
+    CHECK_OK(nf_flow_from_spec("transformed(student_t(4), maf(hidden=[8]))", 2, 3, &f));
+    if (f) {
+        float x[200 * 2];
+        nf_data_moons(rng, 200, 0.05f, x, NULL);
+        nf_train_opts o = nf_train_defaults();
+        o.epochs = 30, o.batch = 50, o.lr = 3e-3f;
+        nf_train_report r;
+        CHECK_OK(nf_flow_fit(f, x, 200, &o, &r));
+        CHECK(r.n_history == 30 && r.train_history[29] < r.train_history[0], "a flow on a student_t(4) base trains (%.3f -> %.3f)",
+              r.n_history ? r.train_history[0] : NAN, r.n_history == 30 ? r.train_history[29] : NAN);
+        nf_train_report_free(&r);
+        nf_flow_free(f);
+    }
+    CHECK_ERR(nf_dist_student_t(1, 0, 0, 1, &D), NF_ERR_DOMAIN, "df must be finite and > 0");
+    nf_rng_free(rng);
+}
+
 void test_dist(void) {
+    test_student_t();
     test_logistic_laplace();
     test_seed_numbers();
     test_mog();

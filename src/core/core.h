@@ -130,6 +130,10 @@ static inline double nf__sigmoid(double x) {
 /* Standard normal CDF and its inverse (0 < p < 1). */
 double nf__ndtr(double x);
 double nf__ndtri(double p);
+/* The regularised incomplete beta function I_x(a, b), a, b > 0. */
+double nf__betainc(double a, double b, double x);
+/* A Gamma(alpha, 1) draw, alpha > 0 (Marsaglia & Tsang). */
+double nf__rng_gamma(nf_rng *rng, double alpha);
 
 /* Small dense linear algebra in double, row-major n x n. */
 /* LU with partial pivoting in place; piv receives the row permutation.

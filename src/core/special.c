@@ -1,5 +1,7 @@
 /*
- * special.c - the standard normal CDF and its inverse.
+ * special.c - the standard normal CDF and its inverse, the regularised
+ * incomplete beta function (continued fraction, Numerical Recipes' scheme)
+ * and a Gamma sampler (Marsaglia & Tsang), for Student's t.
  *
  * ndtr(x) = erfc(-x / sqrt 2) / 2, accurate in both tails.
  * ndtri(p): Acklam's rational approximation (relative error 1.15e-9) refined
@@ -43,4 +45,55 @@ double nf__ndtri(double p) {
     double u = e * exp(0.5 * x * x + NF_LOG_SQRT_2PI);
     x = x - u / (1 + 0.5 * x * u);
     return x;
+}
+
+/* The continued fraction of I_x(a, b) (modified Lentz), for x < (a + 1) / (a + b + 2). */
+static double betacf(double a, double b, double x) {
+    const double tiny = 1e-300;
+    double qab = a + b, qap = a + 1, qam = a - 1, c = 1, d = 1 - qab * x / qap;
+    if (fabs(d) < tiny) d = tiny;
+    d = 1 / d;
+    double h = d;
+    for (int m = 1; m <= 300; m++) {
+        double m2 = 2.0 * m, aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+        d = 1 + aa * d, c = 1 + aa / c;
+        if (fabs(d) < tiny) d = tiny;
+        if (fabs(c) < tiny) c = tiny;
+        d = 1 / d, h *= d * c;
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+        d = 1 + aa * d, c = 1 + aa / c;
+        if (fabs(d) < tiny) d = tiny;
+        if (fabs(c) < tiny) c = tiny;
+        d = 1 / d;
+        double del = d * c;
+        h *= del;
+        if (fabs(del - 1) < 1e-15) break;
+    }
+    return h;
+}
+
+double nf__betainc(double a, double b, double x) {
+    if (!(x > 0)) return 0;
+    if (!(x < 1)) return 1;
+    double lf = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x);
+    if (x < (a + 1) / (a + b + 2)) return exp(lf) * betacf(a, b, x) / a;
+    return 1 - exp(lf) * betacf(b, a, 1 - x) / b;
+}
+
+double nf__rng_gamma(nf_rng *rng, double alpha) {
+    if (alpha < 1) { /* Gamma(a) = Gamma(a + 1) U^(1/a) */
+        double u;
+        do u = nf_rng_uniform(rng);
+        while (u <= 0);
+        return nf__rng_gamma(rng, alpha + 1) * pow(u, 1 / alpha);
+    }
+    double d = alpha - 1.0 / 3, c = 1 / sqrt(9 * d); /* Marsaglia & Tsang 2000 */
+    for (;;) {
+        double z = nf_rng_normal(rng), v = 1 + c * z;
+        if (v <= 0) continue;
+        v = v * v * v;
+        double u = nf_rng_uniform(rng);
+        if (u <= 0) continue;
+        if (log(u) < 0.5 * z * z + d - d * v + d * log(v)) return d * v;
+    }
 }

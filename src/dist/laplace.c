@@ -7,10 +7,20 @@
  */
 #include "locscale.h"
 
-static double lp_log_pdf(double z) { return -fabs(z) - NF_LN2; }
-static double lp_dlog_pdf(double z) { return z > 0 ? -1 : z < 0 ? 1 : 0; }
-static double lp_cdf(double z) { return z < 0 ? 0.5 * exp(z) : 1 - 0.5 * exp(-z); }
-static double lp_draw(nf_rng *rng) {
+static double lp_log_pdf(double z, double c) {
+    (void)c;
+    return -fabs(z) - NF_LN2;
+}
+static double lp_dlog_pdf(double z, double c) {
+    (void)c;
+    return z > 0 ? -1 : z < 0 ? 1 : 0;
+}
+static double lp_cdf(double z, double c) {
+    (void)c;
+    return z < 0 ? 0.5 * exp(z) : 1 - 0.5 * exp(-z);
+}
+static double lp_draw(nf_rng *rng, double c) {
+    (void)c;
     double v;
     do v = nf_rng_uniform(rng) - 0.5;
     while (v <= -0.5);

@@ -6,10 +6,20 @@
  */
 #include "locscale.h"
 
-static double lg_log_pdf(double z) { return -fabs(z) - 2 * log1p(exp(-fabs(z))); }
-static double lg_dlog_pdf(double z) { return -tanh(z / 2); }
-static double lg_cdf(double z) { return nf__sigmoid(z); }
-static double lg_draw(nf_rng *rng) {
+static double lg_log_pdf(double z, double c) {
+    (void)c;
+    return -fabs(z) - 2 * log1p(exp(-fabs(z)));
+}
+static double lg_dlog_pdf(double z, double c) {
+    (void)c;
+    return -tanh(z / 2);
+}
+static double lg_cdf(double z, double c) {
+    (void)c;
+    return nf__sigmoid(z);
+}
+static double lg_draw(nf_rng *rng, double c) {
+    (void)c;
     double u;
     do u = nf_rng_uniform(rng);
     while (u <= 0);

@@ -927,6 +927,17 @@ static nf_status d_locscale(const bctx *c, const sp_node *n, size_t d_hint, nf_d
     return (n->name[1] == 'o' ? nf_dist_logistic : nf_dist_laplace)(d, (float)loc, (float)sc, out);
 }
 
+/* student_t(df, loc, scale, d) */
+static nf_status d_student_t(const bctx *c, const sp_node *n, size_t d_hint, nf_dist **out) {
+    double df, loc, sc;
+    size_t d = 0;
+    NF_TRY(get_num(c, n, "df", 0, 1e-30, 1e30, 1, &df));
+    NF_TRY(get_num(c, n, "loc", 1, -1e30, 1e30, 0, &loc));
+    NF_TRY(get_num(c, n, "scale", 2, 0, 1e30, 1, &sc));
+    NF_TRY(get_size(c, n, "d", -1, 1, 1 << 24, d_hint ? d_hint : 1, &d));
+    return nf_dist_student_t(d, (float)df, (float)loc, (float)sc, out);
+}
+
 static nf_status d_mog(const bctx *c, const sp_node *n, size_t d_hint, nf_dist **out) {
     size_t K = 0, d = 0;
     NF_TRY(get_size(c, n, "k", 0, 1, 256, 8, &K));
@@ -955,6 +966,7 @@ static const char *const A_LOW_HIGH[] = {"low", "high", NULL};
 static const char *const A_MVN[] = {"loc", "scale", "d", NULL};
 static const char *const A_MOG[] = {"k", "d", NULL};
 static const char *const A_LOCSCALE[] = {"loc", "scale", "d", NULL};
+static const char *const A_STUDENT_T[] = {"df", "loc", "scale", "d", NULL};
 
 /* Every distribution of the spec language (see BIJECTORS). */
 static const dist_entry DISTS[] = {
@@ -964,6 +976,8 @@ static const dist_entry DISTS[] = {
     {{"mog", A_MOG, 1, "mixture of k diagonal Gaussians, trainable as a flow's base"}, d_mog},
     {{"logistic", A_LOCSCALE, 2, "independent logistic(loc, scale) in d dimensions (a flow's base too)"}, d_locscale},
     {{"laplace", A_LOCSCALE, 2, "independent laplace(loc, scale) in d dimensions (a flow's base too)"}, d_locscale},
+    {{"student_t", A_STUDENT_T, 3, "independent student_t(df, loc, scale) in d dimensions, df fixed (a flow's base too)"},
+     d_student_t},
     {{"transformed", A_NONE, 2, "transformed(distribution, bijector): the bijector's forward applied to samples"},
      d_transformed},
 };
