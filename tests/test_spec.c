@@ -79,6 +79,9 @@ static void test_builder_table(void) {
     CHECK_ERR(nf_bijector_from_spec("squeeze(shape=[1,3,4])", 12, rng, &b), NF_ERR_SHAPE, "even height and width");
     CHECK_ERR(nf_bijector_from_spec("glow(levels=4)", 64, rng, &b), NF_ERR_SHAPE, "divisible by 16");
     CHECK_ERR(nf_bijector_from_spec("glow", 60, rng, &b), NF_ERR_ARG, "no square image");
+    CHECK_ERR(nf_bijector_from_spec("glow(shape=[256,4,4], hidden=[65536])", 4096, rng, &b), NF_ERR_ARG, "more than the limit");
+    CHECK_ERR(nf_bijector_from_spec("coupling(image=[1,4,4], mask=checkerboard, hidden=[60000,60000])", 16, rng, &b), NF_ERR_ARG,
+              "more than the limit");
     CHECK_ERR(nf_bijector_from_spec("blockwise(exp, identity, sizes=[1,1])", 3, rng, &b), NF_ERR_SHAPE, "add up to 2, the data has 3");
     CHECK_OK(nf_bijector_from_spec("blockwise(exp, pixelwise(lu_linear, shape=[2,1,1]), sizes=[1,2])", 3, rng, &b));
     nf_bijector_free(b);

@@ -205,6 +205,16 @@ static double net_params(size_t in, const nf_net_opts *o, size_t out) {
     return t + a * (double)out + (double)out;
 }
 
+/* A convnet's parameters (3 x 3 convolutions): C input channels, K C outputs. */
+static double conv_params(size_t C, const nf_net_opts *o, size_t K) {
+    double t = 0, a = (double)C;
+    for (size_t l = 0; l < o->nhidden; l++) {
+        t += 9 * a * (double)o->hidden[l] + (double)o->hidden[l];
+        a = (double)o->hidden[l];
+    }
+    return t + 9 * a * (double)(K * C) + (double)(K * C);
+}
+
 static nf_status check_budget(const bctx *c, const sp_node *n, double params) {
     if (params > (double)NF_SPEC_MAX_PARAMS)
         return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() would have %.3g parameters, more than the limit of %zu",
@@ -401,9 +411,9 @@ static nf_status build_coupling(const bctx *c, const sp_node *n, size_t d, int k
     if (spl && (o.separate_nets || o.shift_only))
         return nf__spec_error(NF_ERR_ARG, c->text, n->col, "a spline coupling uses one network: separate and shift_only must be 0");
     double outw = per_coordinate(o.spline_bins) * (double)d;
-    if (!o.image[0])
-        NF_TRY(check_budget(c, n, (double)layers * (o.separate_nets && !o.shift_only ? 2 : 1) *
-                                      net_params(d + o.context_dim, &o.net, (size_t)outw)));
+    NF_TRY(check_budget(c, n, (double)layers * (o.separate_nets && !o.shift_only ? 2 : 1) *
+                                  (o.image[0] ? conv_params(o.image[0], &o.net, (size_t)per_coordinate(o.spline_bins))
+                                              : net_params(d + o.context_dim, &o.net, (size_t)outw))));
     if (kind == 0) return one_coupling(c, n, d, &o, layers, last, out);
     if (arg(n, "mask", -1) || nm || last || fm > 0)
         return nf__spec_error(NF_ERR_ARG, c->text, n->col, "%s() alternates its masks; use coupling() for a given mask", n->name);
@@ -776,8 +786,12 @@ static nf_status b_image_flow(const bctx *c, const sp_node *n, size_t d, nf_bije
         if (H % 2 || W % 2)
             return nf__spec_error(NF_ERR_SHAPE, c->text, n->col, "%s() with %zu levels needs height and width divisible by %d, "
                                   "got %zu x %zu", n->name, levels, 1 << need, sh[1], sh[2]);
-    if (!glow && levels > 1 && sh[0] * 4 < 2)
-        return nf__spec_error(NF_ERR_SHAPE, c->text, n->col, "realnvp_multiscale() needs channels to factor out");
+    /* the budget: per level, the couplings' convnets on C (checkerboard) and 4C (channel) channels */
+    double total = 0, C = (double)sh[0], K = per_coordinate(o.spline_bins);
+    for (size_t lv = 0; lv < levels; lv++, C *= 2)
+        total += (double)(steps + 1) * (conv_params((size_t)C, &o.net, (size_t)K) + conv_params((size_t)(4 * C), &o.net, (size_t)K)) +
+                 (double)steps * (2 * 4 * C + 16 * C * C);
+    NF_TRY(check_budget(c, n, total));
     return image_level(c, sh, 0, levels, steps, glow, &o, out);
 }
 
