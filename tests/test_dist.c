@@ -298,6 +298,37 @@ static void test_mog(void) {
 /* TFP's Logistic and Laplace: log_prob and cdf against their closed forms,
  * sampling moments (variances s^2 pi^2 / 3 and 2 b^2), the log-density's
  * gradient against differences, and both as a flow's base. */
+/* A flow on base `spec` trains on moons: its loss falls over 30 epochs. */
+static void check_base_trains(const char *spec, nf_rng *rng) {
+    nf_flow *f = NULL;
+    CHECK_OK(nf_flow_from_spec(spec, 2, 3, &f));
+    if (!f) return;
+    float x[200 * 2];
+    nf_data_moons(rng, 200, 0.05f, x, NULL);
+    nf_train_opts o = nf_train_defaults();
+    o.epochs = 30, o.batch = 50, o.lr = 3e-3f;
+    nf_train_report r;
+    CHECK_OK(nf_flow_fit(f, x, 200, &o, &r));
+    CHECK(r.n_history == 30 && r.train_history[29] < r.train_history[0], "%s trains (%.3f -> %.3f)", spec,
+          r.n_history ? r.train_history[0] : NAN, r.n_history == 30 ? r.train_history[29] : NAN);
+    nf_train_report_free(&r);
+    nf_flow_free(f);
+}
+
+/* The gradient of a 2-D distribution's log p at (1.3, -0.9) against central differences. */
+static void check_log_prob_grad(const nf_dist *g, const char *name) {
+    float pt[2] = {1.3f, -0.9f}, gr[2];
+    CHECK_OK(g->ops->log_prob_grad(g, gr, pt, 1));
+    for (int j = 0; j < 2; j++) {
+        float q[2] = {pt[0], pt[1]}, lpp, lpm;
+        q[j] = pt[j] + 0.00390625f;
+        nf_dist_log_prob(g, q, 1, &lpp);
+        q[j] = pt[j] - 0.00390625f;
+        nf_dist_log_prob(g, q, 1, &lpm);
+        CHECK_NEAR(gr[j], ((double)lpp - lpm) / (2 * 0.00390625), 2e-3, "%s d log p / dx[%d]", name, j);
+    }
+}
+
 static void test_logistic_laplace(void) {
     nf_rng *rng = NULL;
     nf_rng_create(21, &rng);
@@ -329,35 +360,11 @@ static void test_logistic_laplace(void) {
     }
     /* as bases: the gradient against differences, and a flow that trains on them */
     const char *specs[2] = {"transformed(logistic(0, 1), maf(hidden=[8]))", "transformed(laplace(0, 1), maf(hidden=[8]))"};
-    for (int k = 0; k < 2; k++) {
-        nf_flow *f = NULL;
-        CHECK_OK(nf_flow_from_spec(specs[k], 2, 3, &f));
-        if (!f) continue;
-        float x[200 * 2];
-        nf_data_moons(rng, 200, 0.05f, x, NULL);
-        nf_train_opts o = nf_train_defaults();
-        o.epochs = 30, o.batch = 50, o.lr = 3e-3f;
-        nf_train_report r;
-        CHECK_OK(nf_flow_fit(f, x, 200, &o, &r));
-        CHECK(r.n_history == 30 && r.train_history[29] < r.train_history[0], "%s trains (%.3f -> %.3f)", specs[k],
-              r.n_history ? r.train_history[0] : NAN, r.n_history == 30 ? r.train_history[29] : NAN);
-        nf_train_report_free(&r);
-        nf_flow_free(f);
-    }
-    for (int k = 0; k < 2; k++) { /* the gradient of log p against central differences (laplace away from its kink) */
+    for (int k = 0; k < 2; k++) check_base_trains(specs[k], rng);
+    for (int k = 0; k < 2; k++) { /* the gradient of log p (laplace away from its kink) */
         nf_dist *g = NULL;
         CHECK_OK(k ? nf_dist_laplace(2, 0.5f, 1.5f, &g) : nf_dist_logistic(2, 0.5f, 1.5f, &g));
-        if (!g) continue;
-        float pt[2] = {1.3f, -0.9f}, gr[2];
-        CHECK_OK(g->ops->log_prob_grad(g, gr, pt, 1));
-        for (int j = 0; j < 2; j++) {
-            float q[2] = {pt[0], pt[1]}, lpp, lpm;
-            q[j] = pt[j] + 0.00390625f;
-            nf_dist_log_prob(g, q, 1, &lpp);
-            q[j] = pt[j] - 0.00390625f;
-            nf_dist_log_prob(g, q, 1, &lpm);
-            CHECK_NEAR(gr[j], ((double)lpp - lpm) / (2 * 0.00390625), 2e-3, "%s d log p / dx[%d]", k ? "laplace" : "logistic", j);
-        }
+        if (g) check_log_prob_grad(g, k ? "laplace" : "logistic");
         nf_dist_free(g);
     }
     nf_dist *bad = NULL;
@@ -409,33 +416,9 @@ static void test_student_t(void) {
         nf_dist_free(D);
     }
     CHECK_OK(nf_dist_student_t(2, 4, 0.5f, 1.5f, &D));
-    if (D) {
-        float pt[2] = {1.3f, -0.9f}, gr[2];
-        CHECK_OK(D->ops->log_prob_grad(D, gr, pt, 1));
-        for (int j = 0; j < 2; j++) {
-            float q[2] = {pt[0], pt[1]}, lpp, lpm;
-            q[j] = pt[j] + 0.00390625f;
-            nf_dist_log_prob(D, q, 1, &lpp);
-            q[j] = pt[j] - 0.00390625f;
-            nf_dist_log_prob(D, q, 1, &lpm);
-            CHECK_NEAR(gr[j], ((double)lpp - lpm) / (2 * 0.00390625), 2e-3, "student_t d log p / dx[%d]", j);
-        }
-        nf_dist_free(D);
-    }
-    nf_flow *f = NULL;
-    CHECK_OK(nf_flow_from_spec("transformed(student_t(4), maf(hidden=[8]))", 2, 3, &f));
-    if (f) {
-        float x[200 * 2];
-        nf_data_moons(rng, 200, 0.05f, x, NULL);
-        nf_train_opts o = nf_train_defaults();
-        o.epochs = 30, o.batch = 50, o.lr = 3e-3f;
-        nf_train_report r;
-        CHECK_OK(nf_flow_fit(f, x, 200, &o, &r));
-        CHECK(r.n_history == 30 && r.train_history[29] < r.train_history[0], "a flow on a student_t(4) base trains (%.3f -> %.3f)",
-              r.n_history ? r.train_history[0] : NAN, r.n_history == 30 ? r.train_history[29] : NAN);
-        nf_train_report_free(&r);
-        nf_flow_free(f);
-    }
+    if (D) check_log_prob_grad(D, "student_t");
+    nf_dist_free(D);
+    check_base_trains("transformed(student_t(4), maf(hidden=[8]))", rng);
     CHECK_ERR(nf_dist_student_t(1, 0, 0, 1, &D), NF_ERR_DOMAIN, "df must be finite and > 0");
     nf_rng_free(rng);
 }

@@ -12,13 +12,19 @@
 #include <math.h>
 #include <string.h>
 
+/* v . v, or an error for v = 0 (no reflection). */
+static nf_status norm2(const nf_bijector *b, double *s) {
+    *s = 0;
+    for (size_t j = 0; j < b->d; j++) *s += (double)b->params[j] * b->params[j];
+    return *s > 0 ? NF_OK : nf__err(NF_ERR_DOMAIN, "householder: the reflection vector is zero");
+}
+
 static nf_status hh_apply(const nf_bijector *b, const nf_pass *p, float *out, float *ldj, const float *in) {
     (void)ldj; /* log|det H| = 0 */
     const float *v = b->params;
     size_t d = b->d;
-    double s = 0;
-    for (size_t j = 0; j < d; j++) s += (double)v[j] * v[j];
-    if (!(s > 0)) return nf__err(NF_ERR_DOMAIN, "householder: the reflection vector is zero");
+    double s;
+    NF_TRY(norm2(b, &s));
     for (size_t i = 0; i < p->n; i++) {
         double a = 0;
         for (size_t j = 0; j < d; j++) a += (double)v[j] * in[i * d + j];
@@ -32,9 +38,8 @@ static nf_status hh_backward(const nf_bijector *b, const nf_pass *p, float *gin,
                              const float *u) {
     const float *v = b->params;
     size_t d = b->d;
-    double s = 0;
-    for (size_t j = 0; j < d; j++) s += (double)v[j] * v[j];
-    if (!(s > 0)) return nf__err(NF_ERR_DOMAIN, "householder: the reflection vector is zero");
+    double s;
+    NF_TRY(norm2(b, &s));
     for (size_t i = 0; i < p->n; i++) {
         const float *gi = g + i * d, *ui = u + i * d;
         double gv = 0, a = 0;
