@@ -128,6 +128,10 @@ nf_status nf_bijector_softplus_hinge(size_t d, float hinge_softness, float low, 
  * The arguments are fixed. */
 nf_status nf_bijector_rq_spline(size_t d, size_t K, const float *bin_widths, const float *bin_heights,
                                 const float *knot_slopes, float range_min, nf_bijector **out);
+/* TFP SoftClip(low, high, hinge_softness = c): a smooth clip into (low, high),
+ * y = high - sp(w - sp(x - low)) w / sp(w), w = high - low, sp(u) = c log(1 + e^(u/c));
+ * the arguments fixed; the inverse needs low < y < high. */
+nf_status nf_bijector_soft_clip(size_t d, float low, float high, float hinge_softness, nf_bijector **out);
 /* TFP PowerTransform(power = p >= 0): y = (1 + p x)^(1/p) (p = 0: e^x) for
  * 1 + p x > 0; inverse needs y > 0.  p fixed. */
 nf_status nf_bijector_power_transform(size_t d, float power, nf_bijector **out);

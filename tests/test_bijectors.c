@@ -344,6 +344,14 @@ static void test_fixed_argument_forms(void) {
         CHECK(fabsf(back[0] - xs[0]) < 1e-6f && fabsf(back[1] - xs[1]) < 1e-6f, "rational_quadratic_spline inverse");
         nf_bijector_free(b);
     }
+    /* SoftClip(-10, 10) against TFP's documented values */
+    CHECK_OK(nf_bijector_soft_clip(1, -10, 10, 1, &b));
+    if (b) {
+        float xc[5] = {-15, -7, 1, 9, 20}, yc[5], want[5] = {-9.993284f, -6.951412f, 0.9998932f, 8.686738f, 9.999954f};
+        CHECK_OK(nf_bijector_forward(b, xc, 5, yc, NULL));
+        for (int k = 0; k < 5; k++) CHECK_NEAR(yc[k], want[k], 2e-6, "soft_clip(-10, 10) at %g (TFP's docs)", (double)xc[k]);
+        nf_bijector_free(b);
+    }
     /* Ascending: [1, 0, log 2] -> [1, 2, 4], log-det 0 + log 2; its inverse refuses a decreasing row */
     CHECK_OK(nf_bijector_ascending(3, &b));
     if (b) {

@@ -349,6 +349,10 @@ static nf_status mk_rq_spline(size_t d, nf_rng *r, nf_bijector **o) {
     float w[3] = {0.9f, 1.2f, 0.9f}, h[3] = {1.1f, 0.9f, 1.0f}, s[2] = {0.8f, 1.3f}; /* gentle: differences stay accurate */
     return nf_bijector_rq_spline(d, 3, w, h, s, -1.5f, o);
 }
+static nf_status mk_soft_clip(size_t d, nf_rng *r, nf_bijector **o) {
+    (void)r;
+    return nf_bijector_soft_clip(d, -1, 1.5f, 0.5f, o);
+}
 static nf_status mk_householder(size_t d, nf_rng *r, nf_bijector **o) { return nf_bijector_householder(d, r, o); }
 static nf_status mk_ascending(size_t d, nf_rng *r, nf_bijector **o) {
     (void)r;
@@ -499,6 +503,7 @@ static const bcase cases[] = {
     {"power_transform", mk_power, 3, -1.5f, 2, 0, -3.0f, 1, 0, 0},
     {"power_transform", mk_power0, 2, -2, 2, 0, -1.0f, 0, 0, 0},
     {"scale", mk_scale_log, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"soft_clip", mk_soft_clip, 3, -2, 2, 0, 1.5f, 0, 0, 0},
     {"householder", mk_householder, 4, -2, 2, 0, NAN, 0, 0, 0},
     {"householder", mk_householder, 1, -2, 2, 0, NAN, 0, 0, 0},
     {"ascending", mk_ascending, 4, -2, 2, 0, NAN, 0, 0, 0},

@@ -540,6 +540,16 @@ static nf_status b_householder(const bctx *c, const sp_node *n, size_t d, nf_bij
     return finish_stack(s, bs, k, out);
 }
 
+/* soft_clip(low, high, hinge_softness=1) */
+static nf_status b_soft_clip(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
+    double lo, hi, h;
+    NF_TRY(get_num(c, n, "low", 0, -1e30, 1e30, -1, &lo));
+    NF_TRY(get_num(c, n, "high", 1, -1e30, 1e30, 1, &hi));
+    NF_TRY(get_num(c, n, "hinge_softness", 2, 1e-30, 1e30, 1, &h));
+    if (!(hi > lo)) return nf__spec_error(NF_ERR_ARG, c->text, n->col, "soft_clip() needs low < high, got %g and %g", lo, hi);
+    return nf_bijector_soft_clip(d, (float)lo, (float)hi, (float)h, out);
+}
+
 static nf_status b_power_transform(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
     double p;
     NF_TRY(get_num(c, n, "power", 0, 0, 1e6, 1, &p));
@@ -815,6 +825,7 @@ static const char *const A_SIGMOID[] = {"low", "high", NULL};
 static const char *const A_SOFTPLUS[] = {"hinge_softness", "low", NULL};
 static const char *const A_POWER[] = {"power", NULL};
 static const char *const A_REFLECTIONS[] = {"reflections", NULL};
+static const char *const A_SOFT_CLIP[] = {"low", "high", "hinge_softness", NULL};
 static const char *const A_RQS[] = {"bin_widths", "bin_heights", "knot_slopes", "range_min", NULL};
 static const char *const A_LOGIT_PRE[] = {"levels", "alpha", NULL};
 static const char *const A_SIZES[] = {"sizes", NULL};
@@ -838,6 +849,8 @@ static const bij_entry BIJECTORS[] = {
     {{"softplus", A_SOFTPLUS, 2, "y = log(1 + e^x), or TFP's c log(1 + e^(x/c)) + low"}, b_softplus, NULL},
     {{"rational_quadratic_spline", A_RQS, 4, "TFP's RationalQuadraticSpline from its bin widths, heights and knot slopes"},
      b_rq_spline, NULL},
+    {{"soft_clip", A_SOFT_CLIP, 3, "TFP SoftClip: a smooth clip into (low, high), nearly the identity inside"}, b_soft_clip,
+     NULL},
     {{"householder", A_REFLECTIONS, 1, "learnable Householder reflections (volume-preserving mixing)"}, b_householder, NULL},
     {{"ascending", A_NONE, 0, "TFP Ascending: y_0 = x_0, y_i = y_{i-1} + e^{x_i}"}, NULL, nf_bijector_ascending},
     {{"power_transform", A_POWER, 1, "TFP PowerTransform: y = (1 + p x)^(1/p), e^x for p = 0"}, b_power_transform, NULL},
