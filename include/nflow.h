@@ -474,6 +474,11 @@ nf_status nf_dist_uniform(float low, float high, nf_dist **out);
 /* Independent normals: loc (d values, NULL = 0) and scale_diag (d values,
  * each > 0; NULL = 1). */
 nf_status nf_dist_mvn_diag(size_t d, const float *loc, const float *scale_diag, nf_dist **out);
+/* TFP MultivariateNormalTriL(loc, scale_tril): x = loc + L z with L lower
+ * triangular, positive diagonal (covariance L L^T); scale_tril is d x d
+ * row-major (the upper part ignored); NULL loc = 0, NULL scale_tril = I.
+ * Trainable as a flow's base (loc, the lower triangle, log of its diagonal). */
+nf_status nf_dist_mvn_tril(size_t d, const float *loc, const float *scale_tril, nf_dist **out);
 /* TFP's Logistic(loc, scale) and Laplace(loc, scale), each an independent
  * d-dimensional distribution (d = 1: the scalar one, with a cdf); both
  * serve as a flow's base (they have the log-density's gradient). */

@@ -954,6 +954,29 @@ static nf_status d_locscale(const bctx *c, const sp_node *n, size_t d_hint, nf_d
     return (n->name[1] == 'o' ? nf_dist_logistic : nf_dist_laplace)(d, (float)loc, (float)sc, out);
 }
 
+/* mvn_tril(loc=[..], scale_tril=[..] (the lower triangle row by row), d=) */
+static nf_status d_mvn_tril(const bctx *c, const sp_node *n, size_t d_hint, nf_dist **out) {
+    size_t d = d_hint;
+    const sp_node *l = arg(n, "loc", 0), *t = arg(n, "scale_tril", 1);
+    if (l && l->kind == SP_LIST) d = l->n;
+    else if (t && t->kind == SP_LIST) d = (size_t)((sqrt(8.0 * (double)t->n + 1) - 1) / 2);
+    NF_TRY(get_size(c, n, "d", -1, 1, 4096, d ? d : 1, &d));
+    size_t nt = d * (d + 1) / 2;
+    float *v = malloc((d + nt + d * d) * sizeof(float));
+    if (!v) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+    float *L = v + d + nt;
+    nf_status st = get_vec(c, n, "loc", 0, d, 0, v, NULL);
+    if (!st && t) st = get_vec(c, n, "scale_tril", 1, nt, 0, v + d, NULL);
+    if (!st) {
+        memset(L, 0, d * d * sizeof(float));
+        for (size_t i = 0, k = 0; i < d; i++)
+            for (size_t j = 0; j <= i; j++, k++) L[i * d + j] = t ? v[d + k] : (float)(i == j);
+        st = nf_dist_mvn_tril(d, v, L, out);
+    }
+    free(v);
+    return st;
+}
+
 /* student_t(df, loc, scale, d) */
 static nf_status d_student_t(const bctx *c, const sp_node *n, size_t d_hint, nf_dist **out) {
     double df, loc, sc;
@@ -994,6 +1017,7 @@ static const char *const A_MVN[] = {"loc", "scale", "d", NULL};
 static const char *const A_MOG[] = {"k", "d", NULL};
 static const char *const A_LOCSCALE[] = {"loc", "scale", "d", NULL};
 static const char *const A_STUDENT_T[] = {"df", "loc", "scale", "d", NULL};
+static const char *const A_MVN_TRIL[] = {"loc", "scale_tril", "d", NULL};
 
 /* Every distribution of the spec language (see BIJECTORS). */
 static const dist_entry DISTS[] = {
@@ -1003,6 +1027,8 @@ static const dist_entry DISTS[] = {
     {{"mog", A_MOG, 1, "mixture of k diagonal Gaussians, trainable as a flow's base"}, d_mog},
     {{"logistic", A_LOCSCALE, 2, "independent logistic(loc, scale) in d dimensions (a flow's base too)"}, d_locscale},
     {{"laplace", A_LOCSCALE, 2, "independent laplace(loc, scale) in d dimensions (a flow's base too)"}, d_locscale},
+    {{"mvn_tril", A_MVN_TRIL, 2, "full-covariance normal loc + L z (L lower triangular), trainable as a flow's base"},
+     d_mvn_tril},
     {{"student_t", A_STUDENT_T, 3, "independent student_t(df, loc, scale) in d dimensions, df fixed (a flow's base too)"},
      d_student_t},
     {{"transformed", A_NONE, 2, "transformed(distribution, bijector): the bijector's forward applied to samples"},
