@@ -474,6 +474,11 @@ nf_status nf_dist_uniform(float low, float high, nf_dist **out);
 /* Independent normals: loc (d values, NULL = 0) and scale_diag (d values,
  * each > 0; NULL = 1). */
 nf_status nf_dist_mvn_diag(size_t d, const float *loc, const float *scale_diag, nf_dist **out);
+/* d independent copies of a scalar distribution (TFP's Sample(dist, d)):
+ * log p sums over the columns, e.g. a flow's base from any scalar family.
+ * Takes ownership of `scalar` on success; it must have no trainable
+ * parameters. */
+nf_status nf_dist_independent(nf_dist *scalar, size_t d, nf_dist **out);
 /* TFP MultivariateNormalTriL(loc, scale_tril): x = loc + L z with L lower
  * triangular, positive diagonal (covariance L L^T); scale_tril is d x d
  * row-major (the upper part ignored); NULL loc = 0, NULL scale_tril = I.

@@ -493,7 +493,44 @@ static void test_mvn_tril(void) {
     nf_rng_free(rng);
 }
 
+/* independent(scalar, d): log p sums the columns' scalar log-densities, samples have the
+ * scalar's moments in every column, a flow on it trains, and the wrong inputs are refused. */
+static void test_independent(void) {
+    nf_rng *rng = NULL;
+    nf_rng_create(24, &rng);
+    nf_dist *s = NULL, *D = NULL;
+    CHECK_OK(nf_dist_normal(1, 2, &s));
+    CHECK_OK(nf_dist_independent(s, 3, &D));
+    if (D) {
+        float x[3] = {1, 0, 3}, lp;
+        CHECK_OK(nf_dist_log_prob(D, x, 1, &lp));
+        double want = 0;
+        for (int j = 0; j < 3; j++) want += -0.91893853320467274 - log(2.0) - 0.5 * pow((x[j] - 1) / 2.0, 2);
+        CHECK_NEAR(lp, want, 1e-6, "independent(normal(1, 2), 3) log_prob");
+        enum { M = 100000 };
+        float *v = malloc(3 * M * sizeof(float));
+        CHECK_OK(nf_dist_sample(D, rng, M, v));
+        for (int j = 0; j < 3; j++) {
+            double m = 0, q = 0;
+            for (int i = 0; i < M; i++) m += v[3 * i + j] / (double)M;
+            for (int i = 0; i < M; i++) q += (v[3 * i + j] - m) * (v[3 * i + j] - m) / M;
+            CHECK(fabs(m - 1) < 0.03 && fabs(q - 4) < 0.08, "independent column %d: mean %.3f, variance %.3f", j, m, q);
+        }
+        free(v);
+        nf_dist_free(D);
+    }
+    check_base_trains("transformed(independent(student_t(5)), maf(hidden=[8]))", rng);
+    CHECK_OK(nf_dist_student_t(2, 3, 0, 1, &s));
+    CHECK_ERR(nf_dist_independent(s, 2, &D), NF_ERR_SHAPE, "it takes a scalar distribution");
+    nf_dist_free(s);
+    CHECK_OK(nf_dist_mog(1, 2, rng, &s));
+    CHECK_ERR(nf_dist_independent(s, 2, &D), NF_ERR_UNSUPPORTED, "trainable parameters");
+    nf_dist_free(s);
+    nf_rng_free(rng);
+}
+
 void test_dist(void) {
+    test_independent();
     test_mvn_tril();
     test_student_t();
     test_logistic_laplace();

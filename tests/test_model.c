@@ -120,6 +120,7 @@ void test_model(void) {
     roundtrip("realnvp(layers=2, hidden=[8], residual=1)", 3, 0);
     roundtrip("glow(levels=2, steps=1, hidden=[4])", 16, 1);
     roundtrip("transformed(mvn_tril, maf(hidden=[4]))", 3, 1);
+    roundtrip("transformed(independent(normal(0, 2)), maf(hidden=[4]))", 3, 0);
     roundtrip("realnvp_multiscale(shape=[1,4,4], levels=2, steps=1, hidden=[3], bins=4)", 16, 0);
     roundtrip("chain(squeeze(shape=[2,2,2]), blockwise(pixelwise(actnorm, shape=[4,1,1]), identity, sizes=[4,4]))", 8, 0);
     spec_defaults();

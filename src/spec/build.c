@@ -977,6 +977,20 @@ static nf_status d_mvn_tril(const bctx *c, const sp_node *n, size_t d_hint, nf_d
     return st;
 }
 
+/* independent(dist, d=): d copies of a scalar distribution (d defaults to the data's) */
+static nf_status d_independent(const bctx *c, const sp_node *n, size_t d_hint, nf_dist **out) {
+    const sp_node *in = arg(n, "", 0);
+    if (!in || in->kind == SP_NUM || in->kind == SP_LIST)
+        return nf__spec_error(NF_ERR_ARG, c->text, n->col, "independent() takes a scalar distribution, e.g. independent(normal(0, 2))");
+    size_t d = 0;
+    NF_TRY(get_size(c, n, "d", -1, 1, 1 << 24, d_hint ? d_hint : 1, &d));
+    nf_dist *s = NULL;
+    NF_TRY(build_dist(c, in, 1, &s));
+    nf_status st = nf_dist_independent(s, d, out);
+    if (st) nf_dist_free(s);
+    return st;
+}
+
 /* student_t(df, loc, scale, d) */
 static nf_status d_student_t(const bctx *c, const sp_node *n, size_t d_hint, nf_dist **out) {
     double df, loc, sc;
@@ -1018,6 +1032,7 @@ static const char *const A_MOG[] = {"k", "d", NULL};
 static const char *const A_LOCSCALE[] = {"loc", "scale", "d", NULL};
 static const char *const A_STUDENT_T[] = {"df", "loc", "scale", "d", NULL};
 static const char *const A_MVN_TRIL[] = {"loc", "scale_tril", "d", NULL};
+static const char *const A_INDEPENDENT[] = {"d", NULL};
 
 /* Every distribution of the spec language (see BIJECTORS). */
 static const dist_entry DISTS[] = {
@@ -1027,6 +1042,7 @@ static const dist_entry DISTS[] = {
     {{"mog", A_MOG, 1, "mixture of k diagonal Gaussians, trainable as a flow's base"}, d_mog},
     {{"logistic", A_LOCSCALE, 2, "independent logistic(loc, scale) in d dimensions (a flow's base too)"}, d_locscale},
     {{"laplace", A_LOCSCALE, 2, "independent laplace(loc, scale) in d dimensions (a flow's base too)"}, d_locscale},
+    {{"independent", A_INDEPENDENT, 1, "d independent copies of a scalar distribution (TFP's Sample(dist, d))"}, d_independent},
     {{"mvn_tril", A_MVN_TRIL, 2, "full-covariance normal loc + L z (L lower triangular), trainable as a flow's base"},
      d_mvn_tril},
     {{"student_t", A_STUDENT_T, 3, "independent student_t(df, loc, scale) in d dimensions, df fixed (a flow's base too)"},
