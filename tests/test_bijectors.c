@@ -362,18 +362,38 @@ static void test_fixed_argument_forms(void) {
         CHECK_ERR(nf_bijector_inverse(b, dec, 1, ya, NULL), NF_ERR_DOMAIN, "strictly increasing");
         nf_bijector_free(b);
     }
-    /* Householder with v = (1, 0): reflects the first coordinate */
+    /* Householder: TFP's householder_test values (reflection axes [-0.8, 0.6] and [2/7, 3/7, 6/7]) */
     nf_rng *hr = NULL;
     nf_rng_create(3, &hr);
     CHECK_OK(nf_bijector_householder(2, hr, &b));
     if (b) {
-        float *v = nf_bijector_params(b), xh[2] = {0.5f, -2}, yh[2], lh = 0;
-        v[0] = 1, v[1] = 0;
+        float *v = nf_bijector_params(b), xh[2] = {1, 0}, yh[2], lh = 0;
+        v[0] = -0.8f, v[1] = 0.6f;
         CHECK_OK(nf_bijector_forward(b, xh, 1, yh, &lh));
-        CHECK(yh[0] == -0.5f && yh[1] == -2 && lh == 0, "householder(v = e1): %g %g, log-det %g", yh[0], yh[1], lh);
+        CHECK(fabsf(yh[0] + 0.28f) < 1e-6f && fabsf(yh[1] - 0.96f) < 1e-6f && lh == 0, "householder (TFP): %g %g, log-det %g", yh[0],
+              yh[1], lh);
+        nf_bijector_free(b);
+    }
+    CHECK_OK(nf_bijector_householder(3, hr, &b));
+    if (b) {
+        float *v = nf_bijector_params(b), xh[6] = {1, 0, 0, 0, 0, 1}, yh[6];
+        float want[6] = {41 / 49.f, -12 / 49.f, -24 / 49.f, -24 / 49.f, -36 / 49.f, -23 / 49.f};
+        v[0] = 2 / 7.f, v[1] = 3 / 7.f, v[2] = 6 / 7.f;
+        CHECK_OK(nf_bijector_forward(b, xh, 2, yh, NULL));
+        for (int k = 0; k < 6; k++) CHECK_NEAR(yh[k], want[k], 1e-6, "householder (TFP) [%d]", k);
         nf_bijector_free(b);
     }
     nf_rng_free(hr);
+    /* Ascending: TFP's ascending_test, inverse([4, 8, 13]) = [4, log 4, log 5], ildj -(log 4 + log 5) */
+    CHECK_OK(nf_bijector_ascending(3, &b));
+    if (b) {
+        float ya[6] = {2, 3, 4, 4, 8, 13}, xa[6], la[2] = {0, 0};
+        CHECK_OK(nf_bijector_inverse(b, ya, 2, xa, la));
+        CHECK(xa[0] == 2 && fabsf(xa[1]) < 1e-7f && fabsf(xa[2]) < 1e-7f && xa[3] == 4 && fabsf(xa[4] - logf(4)) < 1e-6f &&
+                  fabsf(xa[5] - logf(5)) < 1e-6f && fabsf(la[1] + logf(20)) < 1e-6f,
+              "ascending (TFP): %g %g %g, ildj %g", xa[3], xa[4], xa[5], la[1]);
+        nf_bijector_free(b);
+    }
     float bh2[2] = {1.2f, 0.9f};
     CHECK_ERR(nf_bijector_rq_spline(1, 2, bw, bh2, ks, -1, &b), NF_ERR_ARG, "the same sum");
     float ks0[1] = {0};
