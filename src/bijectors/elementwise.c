@@ -18,16 +18,9 @@ static inline const float *slot_params(const ew *e, size_t j) {
     return e->base.params ? e->base.params + (e->nslot == 1 ? 0 : j) * e->kern->k : NULL;
 }
 
-/* What a kernel reads for column j: the slot's parameters, then the constants
- * (copied into buf; kernels without constants read the parameters in place). */
-static inline const float *kernel_args(const ew *e, size_t j, float *buf) {
-    const nf_ew_kernel *k = e->kern;
-    if (!k->nc) return slot_params(e, j);
-    const float *p = slot_params(e, j);
-    for (size_t m = 0; m < k->k; m++) buf[m] = p[m];
-    for (size_t m = 0; m < k->nc; m++) buf[k->k + m] = e->c[m];
-    return buf;
-}
+/* What a kernel reads for column j: its fixed constants, or the slot's parameters
+ * (a kernel has one or the other, nf__ew_create_const). */
+static inline const float *kernel_args(const ew *e, size_t j) { return e->kern->nc ? e->c : slot_params(e, j); }
 
 static nf_status kernel_error(const ew *e, int rc, int fwd, double v, size_t i, size_t j) {
     const nf_ew_kernel *k = e->kern;
@@ -55,8 +48,7 @@ static nf_status ew_pass(const nf_bijector *b, const nf_pass *p, float *out, flo
         for (size_t j = 0; j < d; j++) {
             double o, l;
             double v = in[i * d + j];
-            float buf[NF_EW_MAXP + NF_EW_MAXC];
-            const float *a = kernel_args(e, j, buf);
+            const float *a = kernel_args(e, j);
             int rc = fwd ? k->fwd(a, v, &o, &l) : k->inv(a, v, &o, &l);
             if (rc) return kernel_error(e, rc, fwd, v, i, j);
             out[i * d + j] = (float)o;
@@ -91,8 +83,7 @@ static nf_status ew_backward(const nf_bijector *b, const nf_pass *p, float *gin,
         for (size_t j = 0; j < d; j++) {
             double fx, lx, fp[NF_EW_MAXP] = {0}, lp[NF_EW_MAXP] = {0};
             double g = gout[i * d + j];
-            float buf[NF_EW_MAXP + NF_EW_MAXC];
-            k->partials(kernel_args(e, j, buf), xs[i * d + j], &fx, &lx, fp, lp);
+            k->partials(kernel_args(e, j), xs[i * d + j], &fx, &lx, fp, lp);
             double gx, gp[NF_EW_MAXP];
             if (fwd) {
                 gx = g * fx + gl * lx;
@@ -140,8 +131,7 @@ static int ew_monotone(const nf_bijector *b) {
     int sign = 0;
     for (size_t s = 0; s < e->nslot; s++) {
         double fx, lx, fp[NF_EW_MAXP], lp[NF_EW_MAXP];
-        float buf[NF_EW_MAXP + NF_EW_MAXC];
-        e->kern->partials(kernel_args(e, s, buf), 0.0, &fx, &lx, fp, lp);
+        e->kern->partials(kernel_args(e, s), 0.0, &fx, &lx, fp, lp);
         int sg = fx > 0 ? 1 : fx < 0 ? -1 : 0;
         if (sg == 0 || (sign && sg != sign)) return 0;
         sign = sg;
@@ -176,8 +166,8 @@ nf_status nf__ew_create(const char *fn, const nf_ew_kernel *kern, size_t d, size
 nf_status nf__ew_create_const(const char *fn, const nf_ew_kernel *kern, size_t d, size_t nslot, const float *init,
                               const float *consts, nf_bijector **out) {
     NF_TRY(nf__check_ctor(fn, d, out));
-    if (kern->nc && (!consts || nf__first_nonfinite(consts, kern->nc) < kern->nc))
-        return nf__err(NF_ERR_ARG, "%s: its constants must be given and finite", fn);
+    if (kern->nc && (kern->k || !consts || nf__first_nonfinite(consts, kern->nc) < kern->nc))
+        return nf__err(NF_ERR_ARG, "%s: its constants must be given and finite (and it has no parameters)", fn);
     size_t np = nslot * kern->k;
     if (init) {
         size_t bad = nf__first_nonfinite(init, np);
@@ -195,8 +185,7 @@ nf_status nf__ew_create_const(const char *fn, const nf_ew_kernel *kern, size_t d
     /* Reject parameters (and constants) that make the map non-invertible now, not at first use. */
     for (size_t s = 0; s < (kern->k ? nslot : 1) && (kern->k || kern->nc); s++) {
         double y, l;
-        float buf[NF_EW_MAXP + NF_EW_MAXC];
-        if (kern->fwd(kernel_args(e, s, buf), 0.0, &y, &l) == NF_EW_BAD_PARAM) {
+        if (kern->fwd(kernel_args(e, s), 0.0, &y, &l) == NF_EW_BAD_PARAM) {
             kernel_error(e, NF_EW_BAD_PARAM, 1, 0, 0, s);
             nf_bijector_free(&e->base);
             return nf__err_prefix(NF_ERR_DOMAIN, fn);

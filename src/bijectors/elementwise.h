@@ -14,7 +14,7 @@
 #include "bijector_impl.h"
 
 #define NF_EW_MAXP 2 /* parameters per slot */
-#define NF_EW_MAXC 3 /* fixed constants (not trained), after the slot's parameters in p */
+#define NF_EW_MAXC 3 /* fixed constants (not trained) of a parameter-free kernel */
 
 /* Kernel return codes. */
 enum { NF_EW_OK = 0, NF_EW_OUT_OF_DOMAIN = 1, NF_EW_BAD_PARAM = 2 };
@@ -22,8 +22,8 @@ enum { NF_EW_OK = 0, NF_EW_OUT_OF_DOMAIN = 1, NF_EW_BAD_PARAM = 2 };
 typedef struct nf_ew_kernel {
     const char *name;
     size_t k;                  /* parameters per slot (0..NF_EW_MAXP) */
-    size_t nc;                 /* fixed constants (0..NF_EW_MAXC): the kernels read them at
-                                  p[k .. k + nc), the same for every column */
+    size_t nc;                 /* fixed constants (0..NF_EW_MAXC), the same for every column:
+                                  the kernels read them as p (such a kernel has k = 0) */
     const char *fwd_domain;    /* e.g. "x > 0"; NULL: every real */
     const char *inv_domain;    /* e.g. "0 < y < 1" */
     const char *param_domain;  /* e.g. "scale != 0" */
