@@ -282,10 +282,10 @@ static void backward_res(const nf_mlp *m, const nf_backend *be, const float *par
             memcpy(abuf, tape + toff[q - 1], n * w * sizeof(float));
             nf__act_forward(m->act, abuf, n * w);
             if (dparams) param_grad(m, be, q, dparams + off[q], dwbuf, g, abuf, n);
-            input_grad(be, g, weights(m, q, params + off[q], wbuf), ga, n, w, w);
-            be->act_backward(m->act, ga, abuf, n * w);
-            if (j == 0) memcpy(gt, ga, n * w * sizeof(float)); /* dL/dT_{l-1} */
-            else
+            float *dst = j ? ga : gt; /* dL/dT_{l-1}, then the block's part of dL/dT_{l-2} */
+            input_grad(be, g, weights(m, q, params + off[q], wbuf), dst, n, w, w);
+            be->act_backward(m->act, dst, abuf, n * w);
+            if (j)
                 for (size_t k = 0; k < n * w; k++) gs[k] += ga[k]; /* dL/dT_{l-2}: the skip plus the block */
         }
     }
