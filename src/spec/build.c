@@ -529,15 +529,21 @@ static nf_status b_rq_spline(const bctx *c, const sp_node *n, size_t d, nf_bijec
     return nf_bijector_rq_spline(d, K, v, v + K, v + 2 * K, (float)rmin, out);
 }
 
+/* k layers made by mk(d, rng), chained (planar, radial, householder). */
+static nf_status stack_of(const bctx *c, nf_status (*mk)(size_t, nf_rng *, nf_bijector **), size_t d, size_t k,
+                          nf_bijector **out) {
+    nf_bijector **bs = calloc(k, sizeof *bs);
+    if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
+    nf_status s = NF_OK;
+    for (size_t l = 0; l < k && !s; l++) s = mk(d, c->rng, &bs[l]);
+    return finish_stack(s, bs, k, out);
+}
+
 /* householder(reflections=1): a chain of learnable reflections */
 static nf_status b_householder(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
     size_t k = 1;
     NF_TRY(get_size(c, n, "reflections", 0, 1, 256, 1, &k));
-    nf_bijector **bs = calloc(k, sizeof *bs);
-    if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
-    nf_status s = NF_OK;
-    for (size_t i = 0; i < k && !s; i++) s = nf_bijector_householder(d, c->rng, &bs[i]);
-    return finish_stack(s, bs, k, out);
+    return stack_of(c, nf_bijector_householder, d, k, out);
 }
 
 /* soft_clip(low, high, hinge_softness=1) */
@@ -586,12 +592,7 @@ static nf_status b_permute(const bctx *c, const sp_node *n, size_t d, nf_bijecto
 static nf_status b_planar_radial(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
     size_t layers = 0;
     NF_TRY(get_size(c, n, "layers", -1, 1, 4096, 1, &layers));
-    nf_status (*mk)(size_t, nf_rng *, nf_bijector **) = n->name[0] == 'p' ? nf_bijector_planar : nf_bijector_radial;
-    nf_bijector **bs = calloc(layers, sizeof *bs);
-    if (!bs) return nf__err(NF_ERR_NOMEM, "spec: out of memory");
-    nf_status s = NF_OK;
-    for (size_t l = 0; l < layers && !s; l++) s = mk(d, c->rng, &bs[l]);
-    return finish_stack(s, bs, layers, out);
+    return stack_of(c, n->name[0] == 'p' ? nf_bijector_planar : nf_bijector_radial, d, layers, out);
 }
 
 static nf_status b_lu_linear(const bctx *c, const sp_node *n, size_t d, nf_bijector **out) {
