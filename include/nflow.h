@@ -583,6 +583,24 @@ size_t nf_flow_context_dim(const nf_flow *flow);
  * do the parallel work, and results never depend on OPENBLAS_NUM_THREADS).
  * Default 1.  Not to be called while another thread uses the flow. */
 nf_status nf_flow_set_threads(nf_flow *flow, size_t threads);
+
+/* Where the flow computes: "cpu" (the default), "cuda" or "cuda:K" (GPU K;
+ * needs an nflow built with make CUDA=1, see nf_cuda_available).  On a GPU
+ * the flow's parameters are copied to the device; log_prob, to_base, the
+ * sample calls and training (nf_flow_fit and the other fit calls) run there
+ * in large chunks, and results agree with the CPU's to rounding (fp32).
+ * Rows the device gives a non-finite log-density are done again on the CPU.
+ * The families a GPU runs: affine couplings (realnvp, nice, coupling with an
+ * MLP), affine maf, permutations (reverse, permute) on a normal base;
+ * NF_ERR_UNSUPPORTED names the first layer it cannot run (nothing falls back
+ * silently).  Model files stay device-neutral.  Calls on a flow that
+ * computes on a device are serialised; not to be called while another
+ * thread uses the flow. */
+nf_status nf_flow_set_device(nf_flow *flow, const char *device);
+/* "cpu", or the device's name ("cuda:0"). */
+const char *nf_flow_device(const nf_flow *flow);
+/* 1 when this nflow was built with CUDA (make CUDA=1), else 0. */
+int nf_cuda_available(void);
 nf_status nf_flow_log_prob_ctx(const nf_flow *flow, const float *x, const float *ctx, size_t n, float *log_prob);
 nf_status nf_flow_sample_ctx(const nf_flow *flow, nf_rng *rng, const float *ctx, size_t n, float *x);
 nf_status nf_flow_sample_and_log_prob_ctx(const nf_flow *flow, nf_rng *rng, const float *ctx, size_t n, float *x,

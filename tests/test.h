@@ -13,7 +13,7 @@
 #include <string.h>
 
 typedef struct test_counts {
-    long passed, failed;
+    long passed, failed, skipped;
 } test_counts;
 
 extern test_counts tc;
@@ -23,6 +23,9 @@ void test_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* Counts a group of checks that could not run here, printing why. */
+void test_skip(const char *suite, const char *why);
 
 #define CHECK(cond, ...)                                        \
     do {                                                        \
@@ -66,6 +69,7 @@ void test_spline(void);
 void test_threads(void);
 void test_comm(void);
 void test_train(void);
+void test_device(void);
 void test_torch_flows(void);
 void test_spec(void);
 void test_io(void);

@@ -29,6 +29,7 @@
  *   forward: dx_t = w = (g - gx(0, gl)) / S'(y_t), dp = -gp(w, gl).
  */
 #include "bijector_impl.h"
+#include "describe.h"
 #include "transform.h"
 #include "../nn/nn.h"
 
@@ -413,4 +414,12 @@ nf_status nf_bijector_realnvp(size_t d, size_t layers, const nf_coupling_opts *o
     }
     free(bs), free(mask);
     return s;
+}
+
+int nf__coupling_describe(const nf_bijector *b, nf_coupling_desc *o) {
+    if (b->ops != &coupling_ops) return 0;
+    const coupling *c = (const coupling *)b;
+    *o = (nf_coupling_desc){c->nc, c->nt, c->ni, c->ci, c->ti, {&c->net[0], &c->net[1]}, c->nnets, c->separate,
+                            c->tanh_scale, c->shift_only, c->tx.bins};
+    return 1;
 }

@@ -29,6 +29,7 @@
  * cot = (w e^{-a}, w z + gl).)
  */
 #include "bijector_impl.h"
+#include "describe.h"
 #include "transform.h"
 #include "../nn/nn.h"
 
@@ -302,4 +303,11 @@ nf_status nf_bijector_iaf(size_t d, const nf_maf_opts *o, nf_rng *rng, nf_biject
     }
     (*out)->name = "iaf";
     return NF_OK;
+}
+
+int nf__maf_describe(const nf_bijector *b, nf_maf_desc *o) {
+    if (b->ops != &maf_ops) return 0;
+    const maf *f = (const maf *)b;
+    *o = (nf_maf_desc){&f->made, f->np, f->tx.bins, f->tx.scale, f->by_degree, f->first_free};
+    return 1;
 }

@@ -4,6 +4,7 @@
  * Backward: dx_{perm[j]} = dy_j  (forward),  dy_j = dx_{perm[j]}  (inverse).
  */
 #include "bijector_impl.h"
+#include "describe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,4 +120,10 @@ nf_status nf_bijector_permute(size_t d, const size_t *perm, nf_bijector **out) {
 
 nf_status nf_bijector_reverse(size_t d, nf_bijector **out) {
     return make("nf_bijector_reverse", d, NULL, 1, out);
+}
+
+int nf__permute_describe(const nf_bijector *b, const size_t **perm) {
+    if (b->ops != &permute_ops) return 0;
+    *perm = ((const permute *)b)->perm;
+    return 1;
 }

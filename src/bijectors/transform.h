@@ -18,6 +18,7 @@
 #ifndef NF_TRANSFORM_H
 #define NF_TRANSFORM_H
 
+#include "affine_form.h"
 #include "rqspline.h"
 #include "../core/core.h"
 
@@ -28,33 +29,6 @@ typedef struct nf_eltx {
     double bound; /* spline interval [-bound, bound] */
     int scale;    /* affine: NF_SCALE_* */
 } nf_eltx;
-
-#define NF_TANH_CLAMP 3.0
-#define NF_SOFTPLUS_SHIFT 0.54132485461291800 /* log(e^0.999 - 1): softplus(c) + 1e-3 = 1 */
-
-/* The forms that apply the shift after the scale (z = x s + m). */
-static inline int nf__scale_after(int form) { return form == NF_SCALE_SIGMOID || form == NF_SCALE_SOFTPLUS; }
-
-/* The affine scale s(a) and d log s / da. */
-static inline double nf__affine_scale(int form, double a, double *dlog) {
-    if (form == NF_SCALE_TANH) {
-        double t = tanh(a / NF_TANH_CLAMP);
-        *dlog = -(1 - t * t);
-        return exp(-NF_TANH_CLAMP * t);
-    }
-    if (form == NF_SCALE_SIGMOID) {
-        double g = nf__sigmoid(a + 2), sc = g + 1e-3;
-        *dlog = g * (1 - g) / sc;
-        return sc;
-    }
-    if (form == NF_SCALE_SOFTPLUS) {
-        double sc = nf__softplus(a + NF_SOFTPLUS_SHIFT) + 1e-3;
-        *dlog = nf__sigmoid(a + NF_SOFTPLUS_SHIFT) / sc;
-        return sc;
-    }
-    *dlog = -1;
-    return exp(-a);
-}
 
 /* Checks a constructor's spline options (bins 0 = affine) and fills *t. */
 static inline nf_status nf__eltx_from_opts(const char *fn, size_t bins, float bound, nf_eltx *t) {
@@ -73,27 +47,13 @@ static inline size_t nf__eltx_np(const nf_eltx *t) { return t->bins ? 3 * t->bin
 /* z = T(x); returns log T'(x). */
 static inline double nf__eltx_eval(const nf_eltx *t, const float *p, size_t stride, double x, double *z) {
     if (t->bins) return nf__rqs_eval(t->bins, t->bound, p, stride, x, z);
-    double a = p[stride];
-    if (t->scale == NF_SCALE_UNBOUNDED) { /* as before the forms, bit for bit */
-        *z = (x - (double)p[0]) * exp(-a);
-        return -a;
-    }
-    double dl, sc = nf__affine_scale(t->scale, a, &dl);
-    *z = nf__scale_after(t->scale) ? x * sc + (double)p[0] : (x - (double)p[0]) * sc;
-    return log(sc);
+    return nf__affine_eval(t->scale, p[0], p[stride], x, z);
 }
 
 /* x = T^{-1}(z); returns log T'(x). */
 static inline double nf__eltx_invert(const nf_eltx *t, const float *p, size_t stride, double z, double *x) {
     if (t->bins) return nf__rqs_invert(t->bins, t->bound, p, stride, z, x);
-    double a = p[stride];
-    if (t->scale == NF_SCALE_UNBOUNDED) {
-        *x = z * exp(a) + (double)p[0];
-        return -a;
-    }
-    double dl, sc = nf__affine_scale(t->scale, a, &dl);
-    *x = nf__scale_after(t->scale) ? (z - (double)p[0]) / sc : z / sc + (double)p[0];
-    return log(sc);
+    return nf__affine_invert(t->scale, p[0], p[stride], z, x);
 }
 
 /* Reverse mode at x, with z = T(x) as the pass stored it: given dL/dz = gz
@@ -107,20 +67,7 @@ static inline void nf__eltx_grad(const nf_eltx *t, const float *p, size_t stride
         nf__rqs_grad(t->bins, t->bound, p, stride, x, gz, gl, gx, gp);
         return;
     }
-    if (t->scale == NF_SCALE_UNBOUNDED) {
-        double e = exp(-(double)p[stride]);
-        *gx = gz * e;
-        gp[0] = (float)(-gz * e);
-        gp[stride] = (float)(-gz * z - gl);
-        return;
-    }
-    /* z = (x - m) s(a) (sigmoid, softplus: x s(a) + m), l = log s(a):  dz/dx = s, dz/dm = -s (sigmoid, softplus: 1),
-     * dz/da = (z - shift part) dlog, dl/da = dlog */
-    double dl, sc = nf__affine_scale(t->scale, (double)p[stride], &dl);
-    int after = nf__scale_after(t->scale);
-    *gx = gz * sc;
-    gp[0] = (float)(after ? gz : -gz * sc);
-    gp[stride] = (float)((gz * (after ? z - (double)p[0] : z) + gl) * dl);
+    nf__affine_grad(t->scale, p[0], p[stride], z, gz, gl, gx, &gp[0], &gp[stride]);
 }
 
 #endif

@@ -6,6 +6,7 @@
 #ifndef NF_CORE_H
 #define NF_CORE_H
 
+#include "hdmath.h" /* nf__softplus, nf__sigmoid */
 #include "nflow.h"
 
 #include <math.h>
@@ -115,15 +116,6 @@ size_t nf__part(size_t n, size_t parts, size_t i);
 /* Reseeds the generator from (seed, stream): independent streams. */
 void nf__rng_seed(nf_rng *rng, uint64_t seed, uint64_t stream);
 
-/* Stable scalar functions (double precision). */
-static inline double nf__softplus(double x) { /* log(1 + e^x) */
-    return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
-}
-static inline double nf__sigmoid(double x) {
-    if (x >= 0) return 1.0 / (1.0 + exp(-x));
-    double e = exp(x);
-    return e / (1.0 + e);
-}
 #define NF_LOG_SQRT_2PI 0.91893853320467274178
 #define NF_SQRT1_2 0.70710678118654752440
 #define NF_LN2 0.69314718055994530942

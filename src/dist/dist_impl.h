@@ -39,4 +39,8 @@ static inline size_t nf__dist_scratch(const nf_dist *D, size_t n) {
     return D->ops->scratch_bytes ? D->ops->scratch_bytes(D, n) : 0;
 }
 
+/* A normal base (normal.c: normal, mvn_diag, mvn_scaled_identity): its d
+ * locations and scales; 0 for any other distribution (device/prog.c). */
+int nf__dist_normal_describe(const nf_dist *D, const float **loc, const float **scale);
+
 #endif

@@ -120,3 +120,10 @@ nf_status nf_dist_mvn_diag(size_t d, const float *loc, const float *scale_diag, 
 nf_status nf_dist_mvn_scaled_identity(size_t d, const float *loc, float multiplier, nf_dist **out) {
     return make("nf_dist_mvn_scaled_identity", "mvn_diag", d, loc, NULL, multiplier, out);
 }
+
+int nf__dist_normal_describe(const nf_dist *D, const float **loc, const float **scale) {
+    if (D->ops != &normal_ops) return 0;
+    *loc = ((const normal *)D)->loc;
+    *scale = ((const normal *)D)->scale;
+    return 1;
+}

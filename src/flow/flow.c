@@ -6,6 +6,7 @@
  * One-off calls process NF_FLOW_CHUNK rows at a time with one workspace.
  */
 #include "flow.h"
+#include "../device/prog.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -61,6 +62,7 @@ nf_status nf__flow_tensors(const nf_flow *f, nf_tensor_fn fn, void *ctx) {
 void nf_flow_free(nf_flow *f) {
     if (!f) return;
     if (f->names) nf_free_names(f->names, f->d + f->bij->dc); /* before the bijector that says how many */
+    nf__flow_dev_free(f->dev);
     nf_bijector_free(f->bij);
     nf_dist_free(f->base);
     if (f->owns_params) free(f->params);
@@ -349,6 +351,28 @@ static nf_status density_chunk(const void *jp, fws *w, size_t r, size_t k) {
     return s;
 }
 
+/* On the flow's device; rows it gives a non-finite log-density are done
+ * again by the CPU's passes (which tell a point the model maps out of range,
+ * log p = -inf, from a NaN). */
+static nf_status dev_density(const nf_flow *f, const density_job *J, size_t n) {
+    NF_TRY(nf__flow_dev_density(f, J->x, n, J->lp, J->z));
+    size_t d = f->d;
+    for (size_t i = 0; i < n; i++) {
+        int bad = J->lp ? !isfinite(J->lp[i]) : 0;
+        for (size_t j = 0; J->z && j < d; j++) bad |= !isfinite(J->z[i * d + j]);
+        if (J->lp && !bad) J->lp[i] = (float)((double)J->lp[i] - f->log_std_sum);
+        if (!bad) continue;
+        density_job one = {f, J->x + i * d, NULL, J->lp ? J->lp + i : NULL, J->z ? J->z + i * d : NULL};
+        nf_status s = run_chunks(f, 1, density_chunk, &one);
+        if (s) {
+            char head[64];
+            snprintf(head, sizeof head, "row %zu (done again on the CPU)", i);
+            return nf__err_prefix(s, head);
+        }
+    }
+    return NF_OK;
+}
+
 static nf_status density(const char *fn, const nf_flow *f, const float *x, const float *ctx, size_t n, float *lp,
                          float *z) {
     NF_TRY(check_call(fn, f, x, lp ? (void *)lp : (void *)z, n));
@@ -357,7 +381,7 @@ static nf_status density(const char *fn, const nf_flow *f, const float *x, const
     nf_status s = nf__check_finite("input x", x, n, f->d);
     if (s) return nf__err_prefix(s, fn);
     density_job J = {f, x, ctx, lp, z};
-    s = run_chunks(f, n, density_chunk, &J);
+    s = f->dev ? dev_density(f, &J, n) : run_chunks(f, n, density_chunk, &J);
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
 
@@ -406,6 +430,18 @@ static nf_status draw_chunk(const void *jp, fws *w, size_t r, size_t k) {
     return NF_OK;
 }
 
+/* The forward map of the base samples in x on the flow's device. */
+static nf_status dev_draw(const nf_flow *f, size_t n, float *x, float *lp) {
+    float *fl = lp ? calloc(n, sizeof(float)) : NULL;
+    if (lp && !fl) return nf__err(NF_ERR_NOMEM, "out of memory");
+    nf_status s = nf__flow_dev_forward(f, x, n, fl);
+    if (!s) s = nonfinite_out("a sample", x, n, f->d, 0);
+    if (!s) scale_out(f, x, n);
+    for (size_t i = 0; !s && lp && i < n; i++) lp[i] = (float)((double)lp[i] - fl[i] - f->log_std_sum);
+    free(fl);
+    return s;
+}
+
 /* The base samples are drawn first, chunk by chunk on the calling thread (the
  * generator's stream is the same for any thread count), then mapped forward
  * in parallel chunks. */
@@ -424,7 +460,7 @@ static nf_status draw(const char *fn, const nf_flow *f, nf_rng *rng, const float
     }
     nf__aligned_free(ds);
     draw_job J = {f, ctx, x, lp};
-    if (!s) s = run_chunks(f, n, draw_chunk, &J);
+    if (!s) s = f->dev ? dev_draw(f, n, x, lp) : run_chunks(f, n, draw_chunk, &J);
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
 

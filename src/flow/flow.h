@@ -8,6 +8,8 @@
 #include "../bijectors/bijector_impl.h"
 #include "../dist/dist_impl.h"
 
+typedef struct nf_flow_dev nf_flow_dev;
+
 struct nf_flow {
     nf_bijector *bij; /* forward: base -> model space */
     nf_dist *base;
@@ -21,6 +23,7 @@ struct nf_flow {
     int owns_params;
     size_t threads;       /* log_prob / sample split their chunks over this many (0, 1: one) */
     const nf_backend *be; /* where its passes and training compute (NULL: the CPU, core/backend.h) */
+    struct nf_flow_dev *dev; /* its device (nf_flow_set_device; NULL: the CPU), device/device.c */
     char *spec;           /* the spec it was built from (NULL: built by hand) */
     uint64_t build_seed;  /* the seed of its initial weights and MADE orders */
     int spec_defaults;    /* the spec language's defaults it was built with (spec/spec.h) */

@@ -28,6 +28,10 @@ static double now(void) {
  * batch), which across processes still takes part in the step's sums so
  * that every process stops. */
 static nf_status step(nf_trainer *t, size_t k, double *loss, nf_status pre) {
+    if (t->dev) { /* on the device: the loss is read at the period's end */
+        *loss = 0;
+        return pre ? pre : nf__dtrain_step(t, k);
+    }
     nf_status s = pre ? nf__trainer_fail(t, pre) : nf__trainer_eval(t, k, 1, loss);
     if (s) return s;
     nf__trainer_adam(t);
@@ -117,6 +121,13 @@ static plan make_plan(const nf_source *src, const nf_train_opts *o) {
 static nf_status end_period(nf_trainer *t, nf_source *src, const nf_train_opts *o, const plan *pl, nf_loop_state *c,
                             int *stopped) {
     double tl = c->acc / (double)c->cnt, vl = NAN;
+    if (t->dev) { /* the device's period: its loss terms, parameters and moments */
+        double sum, rows;
+        size_t bad;
+        NF_TRY(nf__dtrain_sync(t, &sum, &rows, &bad));
+        if (bad) return step_error(nf__err(NF_ERR_NUMERIC, "the loss or the gradient is not finite"), bad);
+        tl = -sum / rows + t->f->log_std_sum;
+    }
     if (pl->epochs) c->epoch++;
     if (src->nval) {
         nf_status s = nf__source_validation(src, t, &vl);
@@ -144,10 +155,10 @@ static nf_status end_period(nf_trainer *t, nf_source *src, const nf_train_opts *
     return NF_OK;
 }
 
-static nf_status checkpoint(const nf_trainer *t, const nf_train_opts *o, const nf_rng *rng, const nf_loop_state *c,
+static nf_status checkpoint(nf_trainer *t, const nf_train_opts *o, const nf_rng *rng, const nf_loop_state *c,
                             int epochs) {
-    nf_status s = NF_OK;
-    if (!t->comm || t->comm->rank == 0) s = nf__checkpoint_save(t, o->checkpoint_path, rng, c); /* rank 0 writes */
+    nf_status s = t->dev ? nf__dtrain_sync(t, NULL, NULL, NULL) : NF_OK;
+    if (!s && (!t->comm || t->comm->rank == 0)) s = nf__checkpoint_save(t, o->checkpoint_path, rng, c); /* rank 0 writes */
     if (s) {
         char head[96];
         snprintf(head, sizeof head, "%s %zu: writing the checkpoint", epochs ? "epoch" : "step",
@@ -198,6 +209,7 @@ nf_status nf__train_loop(nf_trainer *t, nf_source *src, const nf_train_opts *o, 
     int loaded = !s && o->resume_path && access(o->resume_path, F_OK) == 0; /* nothing saved yet: start afresh */
     if (loaded) s = nf__checkpoint_load(t, o->resume_path, rng, &c, pl.nlog);
     s = start_sync(t, s, loaded, c.step);
+    if (!s && t->dev) s = nf__dtrain_upload(t);
     double t0 = now();
     int stopped = 0;
     while (!s && !stopped && c.step < pl.total) {
@@ -225,6 +237,10 @@ nf_status nf__train_loop(nf_trainer *t, nf_source *src, const nf_train_opts *o, 
         size_t unit = pl.epochs ? (period_end ? c.epoch : 0) : c.step;
         if (o->checkpoint_path && o->checkpoint_every && unit && unit % o->checkpoint_every == 0 && stopped != 2)
             s = checkpoint(t, o, rng, &c, pl.epochs);
+    }
+    if (t->dev) { /* the device's last parameters (on failure: those after the last good step) */
+        nf_status ds = nf__dtrain_sync(t, NULL, NULL, NULL);
+        if (!s) s = ds;
     }
     int restored = !s && src->nval && o->patience && stopped && c.best_epoch;
     if (restored) memcpy(t->f->params, t->best, t->P * sizeof(float));

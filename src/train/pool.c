@@ -169,6 +169,7 @@ nf_status nf__trainer_fail(nf_trainer *t, nf_status st) {
 }
 
 nf_status nf__trainer_eval(nf_trainer *t, size_t k, int grad, double *loss) {
+    if (t->dev && !grad) return nf__dtrain_eval(t, k, loss);
     t->task_k = k;
     t->task_grad = grad;
     t->kglob = (double)k;
@@ -211,6 +212,7 @@ nf_status nf__trainer_eval(nf_trainer *t, size_t k, int grad, double *loss) {
 }
 
 void nf__trainer_free(nf_trainer *t) {
+    nf__dtrain_free(t);
     if (t->pool) {
         t->quit = 1;
         pthread_barrier_wait(&t->bar);
@@ -300,6 +302,7 @@ nf_status nf__trainer_init(nf_trainer *t, nf_flow *f, const nf_objective *obj, s
     nf_status s = NF_OK;
     for (size_t q = 0; q < t->T && !s; q++) s = slot_init(t, &t->slots[q], rows, q > 0);
     if (!s && t->T > 1) s = start_pool(t);
+    if (!s) s = nf__dtrain_init(t);
     if (s) nf__trainer_free(t);
     return s;
 }

@@ -25,6 +25,7 @@
 #define NF_MAX_THREADS 64
 
 typedef struct nf_trainer nf_trainer;
+typedef struct nf_dtrain nf_dtrain; /* device/dtrain.c */
 
 /* One thread's share of a step: rows [r0, r0 + m) of the batch, its own
  * workspace and (but for slot 0, which uses the trainer's) gradient buffer. */
@@ -113,6 +114,7 @@ struct nf_trainer {
     /* the reduction hook (opts->reduce) */
     int (*reduce)(void *user, float *grad, size_t n, double *loss);
     void *reduce_user;
+    nf_dtrain *dev; /* the step runs on the flow's device (NULL: the CPU) */
     nf_slot slots[NF_MAX_THREADS];
     /* the pool (pool.c): T - 1 workers */
     pthread_t th[NF_MAX_THREADS];
@@ -138,6 +140,21 @@ nf_status nf__trainer_eval(nf_trainer *t, size_t k, int grad, double *loss);
 nf_status nf__trainer_fail(nf_trainer *t, nf_status st);
 /* One Adam step with t->gscale over all slots. */
 void nf__trainer_adam(nf_trainer *t);
+
+/* device/dtrain.c: the step on the flow's device.  init sets t->dev when
+ * the flow has a device (refusing objectives and set-ups it cannot run);
+ * upload copies the host's parameters, moments and Adam's count to the
+ * device; step runs one step on the k rows in t->x (loss read later);
+ * sync brings parameters, moments and the first bad step (0: none) back,
+ * and with sum non-NULL the period's summed log p and its rows (starting
+ * the next period's); eval is
+ * nf__trainer_eval without the gradient. */
+nf_status nf__dtrain_init(nf_trainer *t);
+void nf__dtrain_free(nf_trainer *t);
+nf_status nf__dtrain_upload(nf_trainer *t);
+nf_status nf__dtrain_step(nf_trainer *t, size_t k);
+nf_status nf__dtrain_sync(nf_trainer *t, double *sum, double *rows, size_t *bad);
+nf_status nf__dtrain_eval(nf_trainer *t, size_t k, double *loss);
 
 /* loop.c: the one loop.  src fills the batches; opts say how many steps
  * (epochs of an array source, else steps), the checkpoints, the callback. */

@@ -1,0 +1,35 @@
+/*
+ * describe.h - what a device program (device/prog.c) needs to know of the
+ * bijectors it runs: each family that a device supports describes its
+ * layer here, from the file that owns it.  A call returns 0 when b is not
+ * of that family.
+ */
+#ifndef NF_DESCRIBE_H
+#define NF_DESCRIBE_H
+
+#include "bijector_impl.h"
+#include "../nn/nn.h"
+
+typedef struct nf_coupling_desc {
+    size_t nc, nt, ni;       /* conditioning, transformed columns; the nets' input width */
+    const size_t *ci, *ti;   /* their indices */
+    const nf_mlp *net[2];    /* separate: [s, t]; else net[0]: [shift | raw scale] (or shift only) */
+    int nnets, separate, tanh_scale, shift_only;
+    size_t spline_bins;      /* 0: affine */
+} nf_coupling_desc;
+int nf__coupling_describe(const nf_bijector *b, nf_coupling_desc *o);
+
+typedef struct nf_maf_desc {
+    const nf_mlp *made;      /* d (+ context) -> np d */
+    size_t np;               /* parameters per coordinate */
+    size_t spline_bins;      /* 0: affine */
+    int scale;               /* NF_SCALE_* of the affine transform */
+    const size_t *by_degree; /* by_degree[k]: the input of degree k + 1 */
+    int first_free;          /* the degree-1 outputs are the output biases */
+} nf_maf_desc;
+int nf__maf_describe(const nf_bijector *b, nf_maf_desc *o);
+
+/* A permutation (y_j = x_{perm[j]}): its d entries. */
+int nf__permute_describe(const nf_bijector *b, const size_t **perm);
+
+#endif

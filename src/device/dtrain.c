@@ -1,0 +1,137 @@
+/*
+ * dtrain.c - the training engine's step on a flow's device (trainer.h).
+ * The loop (train/loop.c) is the same; what changes is where a step runs:
+ * the batch is copied into a fixed device buffer, then the NLL's forward and
+ * backward passes, the gradient's norm, the step's bookkeeping (kern.h
+ * K_STEP: a non-finite loss or gradient marks the step and stops every
+ * later update) and Adam with clipping run on the device without a host
+ * synchronisation.  Where the device offers graphs (CUDA), a full batch's
+ * step is recorded once and replayed.  The loss terms accumulate on the
+ * device and are read, with the parameters and Adam's moments, once per
+ * period (nf__dtrain_sync), so the host copies are current wherever the
+ * loop looks at them: validation, early stopping, checkpoints, the end.
+ */
+#include "prog.h"
+#include "../train/trainer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct nf_dtrain {
+    nf_dprog *p;
+    nf_device *dv;
+    void *graph;    /* a full batch's step, recorded (NULL: none yet or not offered) */
+    int graph_failed;
+};
+
+nf_status nf__dtrain_init(nf_trainer *t) {
+    nf_device *dv = nf__flow_dev_device(t->f);
+    if (!dv) return NF_OK;
+    if (t->obj != &nf__objective_nll)
+        return nf__err(NF_ERR_UNSUPPORTED, "--device %s: training by %s runs on the CPU only (maximum likelihood runs "
+                       "on the device)", dv->name, t->obj->name);
+    if (t->comm || t->reduce)
+        return nf__err(NF_ERR_UNSUPPORTED, "--device %s: training across processes (MPI) or with a reduce hook runs on "
+                       "the CPU only", dv->name);
+    nf_dtrain *dt = calloc(1, sizeof *dt);
+    if (!dt) return nf__err(NF_ERR_NOMEM, "out of memory");
+    nf_status s = nf__dprog_create(t->f, dv, t->B, 1, &dt->p);
+    if (s) {
+        free(dt);
+        return s;
+    }
+    dt->dv = dv;
+    t->dev = dt;
+    return NF_OK;
+}
+
+void nf__dtrain_free(nf_trainer *t) {
+    nf_dtrain *dt = t->dev;
+    if (!dt) return;
+    if (dt->graph) dt->dv->ops->graph_free(dt->dv->st, dt->graph);
+    nf__dprog_free(dt->p);
+    free(dt);
+    t->dev = NULL;
+}
+
+nf_status nf__dtrain_upload(nf_trainer *t) {
+    nf_dtrain *dt = t->dev;
+    const nf_dprog_train *b = nf__dprog_buffers(dt->p);
+    const nf_dev_ops *o = dt->dv->ops;
+    NF_TRY(nf__dprog_put_params(dt->p, t->f->params));
+    NF_TRY(o->put(dt->dv->st, b->mv, t->m, t->P * sizeof(float)));
+    NF_TRY(o->put(dt->dv->st, b->mv + t->P, t->v, t->P * sizeof(float)));
+    double st[ST_N] = {0};
+    st[ST_T] = (double)t->adam.t;
+    return o->put(dt->dv->st, b->state, st, sizeof st);
+}
+
+/* The step's device work on the k rows already in the batch buffer. */
+static void step_work(nf_trainer *t, size_t k) {
+    nf_dtrain *dt = t->dev;
+    const nf_dprog_train *b = nf__dprog_buffers(dt->p);
+    nf__dprog_nll(dt->p, k, 1);
+    nf_kargs a;
+    memset(&a, 0, sizeof a);
+    a.st = b->state, a.n = k;
+    dt->dv->ops->launch(dt->dv->st, K_STEP, 1, &a);
+    if (!t->P) return;
+    a.o0 = b->p, a.o1 = b->g, a.o2 = b->mv, a.e = t->P;
+    a.f0 = t->adam.lr, a.f1 = t->adam.b1, a.f2 = t->adam.b2, a.f3 = t->adam.eps, a.f4 = t->adam.wd, a.f5 = t->clip;
+    dt->dv->ops->launch(dt->dv->st, K_ADAM, t->P, &a);
+}
+
+nf_status nf__dtrain_step(nf_trainer *t, size_t k) {
+    nf_dtrain *dt = t->dev;
+    const nf_dev_ops *o = dt->dv->ops;
+    const nf_dprog_train *b = nf__dprog_buffers(dt->p);
+    t->kglob = (double)k;
+    if (!k) return NF_OK;
+    NF_TRY(o->put(dt->dv->st, b->batch, t->x, k * t->d * sizeof(float)));
+    if (k == b->R && o->graph_begin && !dt->graph_failed) {
+        if (!dt->graph) { /* record a full batch's step once */
+            nf_status s = o->graph_begin(dt->dv->st);
+            if (!s) {
+                step_work(t, k);
+                s = o->graph_end(dt->dv->st, &dt->graph);
+            }
+            if (s) dt->graph_failed = 1; /* steps run one call at a time instead */
+        }
+        if (dt->graph) return o->graph_replay(dt->dv->st, dt->graph);
+    }
+    step_work(t, k);
+    return NF_OK;
+}
+
+nf_status nf__dtrain_sync(nf_trainer *t, double *sum, double *rows, size_t *bad) {
+    nf_dtrain *dt = t->dev;
+    const nf_dev_ops *o = dt->dv->ops;
+    const nf_dprog_train *b = nf__dprog_buffers(dt->p);
+    double st[ST_N];
+    NF_TRY(o->get(dt->dv->st, st, b->state, sizeof st));
+    NF_TRY(nf__dprog_get_params(dt->p, t->f->params));
+    NF_TRY(o->get(dt->dv->st, t->m, b->mv, t->P * sizeof(float)));
+    NF_TRY(o->get(dt->dv->st, t->v, b->mv + t->P, t->P * sizeof(float)));
+    t->adam.t = (size_t)st[ST_T];
+    if (bad) *bad = (size_t)st[ST_BAD];
+    if (!sum) return NF_OK;
+    *sum = st[ST_ACC];
+    *rows = st[ST_ROWS];
+    st[ST_ACC] = st[ST_ROWS] = 0;
+    return o->put(dt->dv->st, b->state, st, sizeof st);
+}
+
+nf_status nf__dtrain_eval(nf_trainer *t, size_t k, double *loss) {
+    nf_dtrain *dt = t->dev;
+    const nf_dev_ops *o = dt->dv->ops;
+    const nf_dprog_train *b = nf__dprog_buffers(dt->p);
+    t->kglob = (double)k;
+    *loss = 0;
+    if (!k) return NF_OK;
+    NF_TRY(o->put(dt->dv->st, b->batch, t->x, k * t->d * sizeof(float)));
+    nf__dprog_nll(dt->p, k, 0);
+    double s;
+    NF_TRY(o->get(dt->dv->st, &s, b->state + ST_LOSS, sizeof s));
+    *loss = t->obj->loss(t, s, k);
+    return isfinite(*loss) ? NF_OK : nf__err(NF_ERR_NUMERIC, "the loss is %g", *loss);
+}

@@ -1,0 +1,258 @@
+/*
+ * kern.h - the device kernels: each is the body of one thread, run for
+ * every index i < count of a launch (dev.h).  The same bodies are compiled
+ * for the CPU (host.c runs them in loops, so the tests check them without a
+ * GPU) and by nvcc for the GPU (cuda/cuda.cu runs them as one CUDA kernel).
+ * Plain C that is also valid CUDA C++: no restrict, no designated
+ * initialisers, no library calls but <math.h>'s.
+ *
+ * Conventions as the CPU code's: row-major n x d batches; forward is base ->
+ * data (sampling), inverse is data -> base (density); log-det terms are
+ * added into ldj; backward kernels write input gradients and the networks'
+ * output gradients.
+ */
+#ifndef NF_KERN_H
+#define NF_KERN_H
+
+#include "../bijectors/affine_form.h"
+#include "../core/hdmath.h"
+#include "nflow.h"
+
+#include <stddef.h>
+
+/* Every kernel's arguments (passed by value; unused fields are ignored). */
+typedef struct nf_kargs {
+    float *o0, *o1, *o2;               /* outputs */
+    const float *i0, *i1, *i2, *i3, *i4; /* inputs */
+    const int *x0, *x1;                /* index arrays */
+    double *st;                        /* the training state (K_STEP, K_ADAM) */
+    size_t n, d, a, b, c, e;           /* sizes and strides */
+    int act, mode, flag;
+    float f0, f1, f2, f3, f4, f5;
+} nf_kargs;
+
+enum {
+    K_BIAS_ACT,  /* n*b: o0[i] = act(o0[i] + i0[i % b]) */
+    K_COPY_ACT,  /* n: o0[i] = act(i0[i]) */
+    K_ACT_BWD,   /* n: o0[i] *= act'(.) through the output i0[i] */
+    K_ADD,       /* n: o0[i] += i0[i] */
+    K_MASK_ADD,  /* n: o0[i] += i0[i] * i1[i] (a masked weight gradient) */
+    K_GATHER,    /* n*c rows x columns: o0[r*a + j] = i0[r*d + x0[j]] */
+    K_COUPLING,  /* n rows: affine coupling pass (mode 1 forward, 0 inverse) */
+    K_COUPLING_BWD, /* n rows: its backward through the elementwise part */
+    K_SCATTER_ADD,  /* n*c: o0[r*d + x0[j]] = i0[r*d + x0[j]] + i1[r*a + j] */
+    K_PERMUTE,   /* n*d: mode 1: o0[r*d+j] = i0[r*d+x0[j]]; mode 0: o0[r*d+x0[j]] = i0[r*d+j] */
+    K_MAF_INV,   /* n rows: z = T(x; h), ldj += sum log T' */
+    K_MAF_INV_BWD, /* n*d: gx, dh from (g, gl) */
+    K_MAF_FWD,   /* n rows: coordinate flag: x_j = T^{-1}(z_j; h), ldj -= log T' */
+    K_NORMAL,    /* n rows: the base's log-density, and with o1 the NLL's gradients */
+    K_STEP,      /* 1: counts the step, checks it, accumulates its loss */
+    K_ADAM,      /* n params: clipped Adam update, g zeroed */
+    K_COUNT
+};
+
+/* The training state st[] (doubles on the device). */
+enum {
+    ST_SQ,       /* this step's sum of squared gradients */
+    ST_LOSS,     /* this step's sum over rows of log p(x) */
+    ST_T,        /* Adam's step count (good steps) */
+    ST_STEP,     /* steps taken */
+    ST_BAD,      /* the first step with a non-finite loss or gradient (0: none); no update after it */
+    ST_ACC,      /* sum of log p(x) over the good steps' rows since the last read */
+    ST_ROWS,     /* rows of those steps */
+    ST_N
+};
+
+NF_HD float nf__k_act(int a, float h) {
+    switch (a) {
+    case NF_ACT_RELU: return h * (float)(h > 0);
+    case NF_ACT_LEAKY_RELU: return h * (0.01f + (1 - 0.01f) * (float)(h > 0));
+    case NF_ACT_TANH: return tanhf(h);
+    case NF_ACT_SIGMOID: return (float)nf__sigmoid(h);
+    case NF_ACT_ELU: return h > 0 ? h : expm1f(h);
+    default: return h;
+    }
+}
+
+/* act'(pre) through h = act(pre) */
+NF_HD float nf__k_dact(int a, float h) {
+    switch (a) {
+    case NF_ACT_RELU: return (float)(h > 0);
+    case NF_ACT_LEAKY_RELU: return 0.01f + (1 - 0.01f) * (float)(h > 0);
+    case NF_ACT_TANH: return 1 - h * h;
+    case NF_ACT_SIGMOID: return h * (1 - h);
+    case NF_ACT_ELU: return h > 0 ? 1.0f : h + 1;
+    default: return 1.0f;
+    }
+}
+
+/* Affine coupling, row r (coupling.c's maths): i0 the pass input, o0 its
+ * output, o1 ldj (or NULL); raw scales i1 (NULL: NICE) with row stride a,
+ * shifts i2 with row stride b; x0 the conditioning columns (c of them), x1
+ * the transformed ones (e); flag: s = tanh(raw). */
+NF_HD void nf__k_coupling(const nf_kargs *k, size_t r) {
+    size_t d = k->d;
+    const float *in = k->i0 + r * d;
+    float *out = k->o0 + r * d;
+    double acc = 0;
+    for (size_t j = 0; j < k->c; j++) out[k->x0[j]] = in[k->x0[j]];
+    for (size_t j = 0; j < k->e; j++) {
+        double s = 0;
+        if (k->i1) {
+            s = k->i1[r * k->a + j];
+            if (k->flag) s = tanh(s);
+        }
+        double sh = k->i2[r * k->b + j], u = in[k->x1[j]];
+        out[k->x1[j]] = (float)(k->mode ? u * exp(s) + sh : (u - sh) * exp(-s));
+        acc += s;
+    }
+    if (k->o1) k->o1[r] += (float)(k->mode ? acc : -acc);
+}
+
+/* Its backward, row r (coupling.c's affine_backward): i0 = g (upstream,
+ * n x d), i1 = gl, i2 = the pass output, i3 raw scales (stride a, NULL:
+ * NICE), i4 shifts (stride b); writes o0 = the transformed columns' input
+ * gradients (or NULL), o1 = dshift and o2 = draw-scale (or NULL), both with
+ * row stride n (a stride here, not the row count). */
+NF_HD void nf__k_coupling_bwd(const nf_kargs *k, size_t r) {
+    size_t d = k->d, ds = k->n;
+    for (size_t j = 0; j < k->e; j++) {
+        double s = 0;
+        if (k->i3) {
+            s = k->i3[r * k->a + j];
+            if (k->flag) s = tanh(s);
+        }
+        double sh = k->i4[r * k->b + j], gg = k->i0[r * d + k->x1[j]], gt, gsh, gs;
+        double o = k->i2[r * d + k->x1[j]];
+        if (k->mode) {
+            double es = exp(s);
+            gt = gg * es, gsh = gg, gs = gg * (o - sh) + k->i1[r];
+        } else {
+            double ems = exp(-s);
+            gt = gg * ems, gsh = -gg * ems, gs = -gg * o - k->i1[r];
+        }
+        if (k->o0) k->o0[r * d + k->x1[j]] = (float)gt;
+        k->o1[r * ds + j] = (float)gsh;
+        if (k->o2) k->o2[r * ds + j] = (float)(k->flag ? gs * (1 - s * s) : gs);
+    }
+}
+
+/* MAF inverse, row r: i0 = x, i1 = h (the MADE's outputs, row stride 2d:
+ * shifts then raw scales), o0 = z, o1 = ldj (or NULL); mode: the scale form. */
+NF_HD void nf__k_maf_inv(const nf_kargs *k, size_t r) {
+    size_t d = k->d;
+    const float *h = k->i1 + r * 2 * d;
+    double acc = 0, z;
+    for (size_t j = 0; j < d; j++) {
+        acc += nf__affine_eval(k->mode, h[j], h[d + j], k->i0[r * d + j], &z);
+        k->o0[r * d + j] = (float)z;
+    }
+    if (k->o1) k->o1[r] += (float)acc;
+}
+
+/* MAF inverse backward, element q = r*d + j: i0 = h, i1 = z, i2 = g, i3 = gl;
+ * o0 = the direct dx (or NULL), o1 = dh (row stride 2d). */
+NF_HD void nf__k_maf_inv_bwd(const nf_kargs *k, size_t q) {
+    size_t d = k->d, r = q / d, j = q % d;
+    const float *h = k->i0 + r * 2 * d;
+    double gx;
+    nf__affine_grad(k->mode, h[j], h[d + j], k->i1[q], k->i2[q], k->i3[r], &gx, &k->o1[r * 2 * d + j],
+                    &k->o1[r * 2 * d + d + j]);
+    if (k->o0) k->o0[q] = (float)gx;
+}
+
+/* MAF forward, row r, coordinate j = flag: i0 = z, i1 = h (row stride a:
+ * 2d, or 0 for the output biases), o0 = x, o1 = ldj (or NULL). */
+NF_HD void nf__k_maf_fwd(const nf_kargs *k, size_t r) {
+    size_t d = k->d, j = (size_t)k->flag;
+    const float *h = k->i1 + r * k->a;
+    double x, l = nf__affine_invert(k->mode, h[j], h[d + j], k->i0[r * d + j], &x);
+    k->o0[r * d + j] = (float)x;
+    if (k->o1) k->o1[r] -= (float)l;
+}
+
+/* The base Normal(loc i1, scale i2), row r of z = i0 (normal.c's maths):
+ * o0[r] = log p(z) + ldj[r] (i3, may be NULL); with o1, the NLL's
+ * gradients for a batch of mean loss: o1 = dL/dz = -grad log p / k (f0 =
+ * 1/k), o2[r] = dL/dldj = -1/k. */
+NF_HD void nf__k_normal(const nf_kargs *k, size_t r) {
+    size_t d = k->d;
+    double s = 0;
+    for (size_t j = 0; j < d; j++) s -= log((double)k->i2[j]) + 0.91893853320467274178;
+    for (size_t j = 0; j < d; j++) {
+        double sc = k->i2[j], z = ((double)k->i0[r * d + j] - k->i1[j]) / sc;
+        s -= 0.5 * z * z;
+        if (k->o1) k->o1[r * d + j] = (float)(z / sc) * k->f0;
+    }
+    float lp = (float)s;
+    k->o0[r] = k->i3 ? lp + k->i3[r] : lp;
+    if (k->o2) k->o2[r] = -k->f0;
+}
+
+/* One thread: the step's bookkeeping before Adam (f0 = the clip norm). */
+NF_HD void nf__k_step(const nf_kargs *k) {
+    double *st = k->st;
+    st[ST_STEP] += 1;
+    int ok = isfinite(st[ST_SQ]) && isfinite(st[ST_LOSS]);
+    if (st[ST_BAD] == 0 && !ok) st[ST_BAD] = st[ST_STEP];
+    if (st[ST_BAD] != 0) return;
+    st[ST_T] += 1;
+    st[ST_ACC] += st[ST_LOSS];
+    st[ST_ROWS] += (double)k->n;
+}
+
+/* Adam on parameter i (train/adam.c's maths): o0 = p, o1 = g (zeroed), o2 =
+ * m, and v in the same buffer as m at offset e; f0..f4 = lr, b1, b2, eps,
+ * wd, f5 = the clip norm (0: none). */
+NF_HD void nf__k_adam(const nf_kargs *k, size_t i) {
+    const double *st = k->st;
+    float *p = k->o0, *g = k->o1, *m = k->o2, *v = k->o2 + k->e;
+    if (st[ST_BAD] != 0) {
+        g[i] = 0;
+        return;
+    }
+    double t = st[ST_T], norm = sqrt(st[ST_SQ]);
+    float gscale = k->f5 > 0 && norm > k->f5 ? (float)(k->f5 / norm) : 1.0f;
+    double bc1 = 1 - pow((double)k->f1, t), bc2 = 1 - pow((double)k->f2, t);
+    float step = (float)(k->f0 / bc1), isb2 = (float)(1 / sqrt(bc2));
+    float b1 = k->f1, b2 = k->f2, eps = k->f3, wd = k->f4;
+    float gi = g[i] * gscale + wd * p[i];
+    m[i] = b1 * m[i] + (1 - b1) * gi;
+    v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+    p[i] -= step * m[i] / (sqrtf(v[i]) * isb2 + eps);
+    g[i] = 0;
+}
+
+/* Thread i of kernel id. */
+NF_HD void nf__kern(int id, size_t i, const nf_kargs *k) {
+    switch (id) {
+    case K_BIAS_ACT: k->o0[i] = nf__k_act(k->act, k->o0[i] + k->i0[i % k->b]); break;
+    case K_COPY_ACT: k->o0[i] = nf__k_act(k->act, k->i0[i]); break;
+    case K_ACT_BWD: k->o0[i] *= nf__k_dact(k->act, k->i0[i]); break;
+    case K_ADD: k->o0[i] += k->i0[i]; break;
+    case K_MASK_ADD: k->o0[i] += k->i0[i] * k->i1[i]; break;
+    case K_GATHER: k->o0[(i / k->c) * k->a + i % k->c] = k->i0[(i / k->c) * k->d + (size_t)k->x0[i % k->c]]; break;
+    case K_COUPLING: nf__k_coupling(k, i); break;
+    case K_COUPLING_BWD: nf__k_coupling_bwd(k, i); break;
+    case K_SCATTER_ADD: {
+        size_t r = i / k->c, q = r * k->d + (size_t)k->x0[i % k->c];
+        k->o0[q] = k->i0[q] + k->i1[r * k->a + i % k->c];
+        break;
+    }
+    case K_PERMUTE: {
+        size_t r = i / k->d, j = i % k->d, pj = r * k->d + (size_t)k->x0[j];
+        if (k->mode) k->o0[i] = k->i0[pj];
+        else k->o0[pj] = k->i0[i];
+        break;
+    }
+    case K_MAF_INV: nf__k_maf_inv(k, i); break;
+    case K_MAF_INV_BWD: nf__k_maf_inv_bwd(k, i); break;
+    case K_MAF_FWD: nf__k_maf_fwd(k, i); break;
+    case K_NORMAL: nf__k_normal(k, i); break;
+    case K_STEP: nf__k_step(k); break;
+    case K_ADAM: nf__k_adam(k, i); break;
+    default: break;
+    }
+}
+
+#endif

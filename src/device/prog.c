@@ -1,0 +1,704 @@
+/*
+ * prog.c - a flow compiled for a device (prog.h): the layers' passes as
+ * device products (dev.h gemm) and kernels (kern.h), mirroring the CPU
+ * files' maths (nn/mlp.c, bijectors/coupling.c, maf.c, permute.c,
+ * dist/normal.c) so that the device and the CPU agree to rounding.
+ *
+ * Layers are held in application order (base -> data, as a chain's parts).
+ * The density (inverse) runs them last first; with a training program the
+ * values between layers u[l] (u[L] = the batch, u[0] = z) and each layer's
+ * network tape stay on the device for the backward pass.
+ */
+#include "prog.h"
+#include "../bijectors/describe.h"
+#include "../dist/dist_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* An MLP on the device: nn.h's nf_mlp with its parameters at `off` of the
+ * flat buffer, and device copies of its masks (for masked gradients). */
+typedef struct dmlp {
+    size_t nlin, w[NF_MLP_MAX_LAYERS + 1], off;
+    int act, residual;
+    float *mask[NF_MLP_MAX_LAYERS];
+    const nf_mlp *host;
+} dmlp;
+
+enum { L_COUPLING, L_PERMUTE, L_MAF };
+
+typedef struct dlayer {
+    int kind;
+    size_t off, np;
+    /* coupling */
+    size_t nc, nt, ni;
+    int *ci, *ti;
+    int nnets, separate, tanh_scale, shift_only;
+    dmlp net[2];
+    /* permute */
+    int *perm;
+    /* maf */
+    int scale, first_free;
+    const size_t *by_degree;
+    /* tapes (training: this layer's own; else shared) */
+    float *xc, *tape[2];
+} dlayer;
+
+struct nf_dprog {
+    nf_device *dv;
+    size_t d, L, R;
+    int train;
+    dlayer *lay;
+    nf_dprog_train tb;
+    float *loc, *scale;     /* the base's */
+    float *u;               /* training: (L + 1) x R x d; else 2 x R x d */
+    float *ldj, *rowv, *gl; /* R each */
+    float *gz[2];           /* R x d each */
+    float *ones;            /* R ones (bias gradients as products) */
+    float *dwbuf;           /* the largest weight matrix */
+    float *gb[4];           /* MLP backward: R x widest each */
+    float *dout, *dxc[2];   /* R x (widest output), R x widest input each */
+    float *tapes;           /* every layer's tape, one block */
+    float *hostbuf;         /* host: P floats (masked parameters on their way) */
+    float *hrow;            /* host: R floats */
+    size_t bytes;           /* device memory held */
+};
+
+#define OPS(p) ((p)->dv->ops)
+#define ST(p) ((p)->dv->st)
+
+nf_status nf__device_open(const nf_dev_ops *ops, int index, nf_device **out) {
+    nf_device *dv = calloc(1, sizeof *dv);
+    if (!dv) return nf__err(NF_ERR_NOMEM, "out of memory");
+    nf_status s = ops->open(index, &dv->st);
+    if (s) {
+        free(dv);
+        return s;
+    }
+    dv->ops = ops, dv->index = index;
+    snprintf(dv->name, sizeof dv->name, "%s:%d", ops->name, index);
+    *out = dv;
+    return NF_OK;
+}
+
+void nf__device_close(nf_device *dv) {
+    if (!dv) return;
+    dv->ops->close(dv->st);
+    free(dv);
+}
+
+/* ---- what runs --------------------------------------------------------- */
+
+/* The flow's layers in application order, nested chains flattened: into
+ * *out (malloc'ed; NULL on failure), their number returned. */
+static size_t flatten_into(const nf_bijector *b, const nf_bijector **out, size_t k) {
+    nf_bijector *const *parts;
+    size_t np = nf__chain_parts(b, &parts);
+    if (!np) {
+        if (out) out[k] = b;
+        return k + 1;
+    }
+    for (size_t i = 0; i < np; i++) k = flatten_into(parts[i], out, k);
+    return k;
+}
+
+static size_t layer_parts(const nf_flow *f, const nf_bijector ***out) {
+    size_t L = flatten_into(f->bij, NULL, 0);
+    *out = malloc(L * sizeof **out);
+    if (*out) flatten_into(f->bij, *out, 0);
+    return L;
+}
+
+static nf_status check_mlp(const nf_mlp *m, const char *what, size_t l, const char *device) {
+    if (m->conv) return nf__err(NF_ERR_UNSUPPORTED, "--device %s: layer %zu (%s) has a convolutional network; "
+                                "image flows run on the CPU only", device, l, what);
+    return NF_OK;
+}
+
+static nf_status check_layer(const nf_bijector *b, size_t l, const char *device) {
+    nf_coupling_desc c;
+    nf_maf_desc m;
+    const size_t *perm;
+    if (b->dc) return nf__err(NF_ERR_UNSUPPORTED, "--device %s: layer %zu (%s) is conditional; conditional flows run "
+                              "on the CPU only", device, l, b->name);
+    if (nf__coupling_describe(b, &c)) {
+        if (c.spline_bins) return nf__err(NF_ERR_UNSUPPORTED, "--device %s: layer %zu (%s): spline couplings run on the "
+                                          "CPU only", device, l, b->name);
+        for (int k = 0; k < c.nnets; k++) NF_TRY(check_mlp(c.net[k], b->name, l, device));
+        return NF_OK;
+    }
+    if (nf__maf_describe(b, &m)) {
+        if (m.spline_bins) return nf__err(NF_ERR_UNSUPPORTED, "--device %s: layer %zu (%s): spline MAF layers run on "
+                                          "the CPU only", device, l, b->name);
+        return check_mlp(m.made, b->name, l, device);
+    }
+    if (nf__permute_describe(b, &perm)) return NF_OK;
+    return nf__err(NF_ERR_UNSUPPORTED, "--device %s: layer %zu (%s) has no device kernels; a device runs couplings "
+                   "(realnvp, nice), maf and permutations on a normal base", device, l, b->name);
+}
+
+nf_status nf__dprog_check(const nf_flow *f, const char *device) {
+    const float *loc, *scale;
+    if (!nf__dist_normal_describe(f->base, &loc, &scale))
+        return nf__err(NF_ERR_UNSUPPORTED, "--device %s: the base %s has no device kernels (a normal base does)", device,
+                       f->base->name);
+    const nf_bijector **parts;
+    size_t L = layer_parts(f, &parts);
+    if (!parts) return nf__err(NF_ERR_NOMEM, "out of memory");
+    nf_status s = NF_OK;
+    for (size_t l = 0; l < L && !s; l++) s = check_layer(parts[l], l, device);
+    free(parts);
+    return s;
+}
+
+/* ---- building ---------------------------------------------------------- */
+
+static void *dalloc(nf_dprog *p, size_t bytes, nf_status *s) {
+    if (*s) return NULL;
+    void *q = OPS(p)->alloc(ST(p), bytes);
+    if (!q) *s = nf__err(NF_ERR_NOMEM, "%s: out of device memory (%zu bytes more, %zu held)", p->dv->name, bytes,
+                         p->bytes);
+    p->bytes += bytes;
+    return q;
+}
+
+static int *put_index(nf_dprog *p, const size_t *ix, size_t n, nf_status *s) {
+    int *d = dalloc(p, n * sizeof(int), s);
+    int *h = malloc(n * sizeof(int));
+    if (!h && !*s) *s = nf__err(NF_ERR_NOMEM, "out of memory");
+    for (size_t j = 0; !*s && j < n; j++) h[j] = (int)ix[j];
+    if (!*s) *s = OPS(p)->put(ST(p), d, h, n * sizeof(int));
+    free(h);
+    return d;
+}
+
+static size_t mlp_tape(const dmlp *m, size_t n) {
+    size_t t = 0;
+    for (size_t l = 1; l <= m->nlin; l++) t += n * m->w[l];
+    return t;
+}
+
+static size_t mlp_widest(const dmlp *m) {
+    size_t w = 0;
+    for (size_t l = 0; l <= m->nlin; l++) w = m->w[l] > w ? m->w[l] : w;
+    return w;
+}
+
+static void make_mlp(nf_dprog *p, dmlp *m, const nf_mlp *h, size_t off, nf_status *s) {
+    memset(m, 0, sizeof *m);
+    m->nlin = h->nlin, m->off = off, m->act = (int)h->act, m->residual = h->residual, m->host = h;
+    memcpy(m->w, h->w, sizeof m->w);
+    for (size_t l = 0; l < h->nlin; l++)
+        if (h->masks[l] && !h->ones[l]) {
+            size_t k = h->w[l] * h->w[l + 1];
+            m->mask[l] = dalloc(p, k * sizeof(float), s);
+            if (!*s) *s = OPS(p)->put(ST(p), m->mask[l], h->masks[l], k * sizeof(float));
+        }
+}
+
+/* Floats of layer l's tape for n rows (xc and the nets'). */
+static size_t layer_tape(const dlayer *y, size_t n) {
+    if (y->kind == L_COUPLING) {
+        size_t t = n * y->ni;
+        for (int k = 0; k < y->nnets; k++) t += mlp_tape(&y->net[k], n);
+        return t;
+    }
+    return y->kind == L_MAF ? mlp_tape(&y->net[0], n) : 0;
+}
+
+static void carve_tape(dlayer *y, float *t, size_t n) {
+    if (y->kind == L_COUPLING) {
+        y->xc = t, t += n * y->ni;
+        for (int k = 0; k < y->nnets; k++) y->tape[k] = t, t += mlp_tape(&y->net[k], n);
+    } else if (y->kind == L_MAF) {
+        y->tape[0] = t;
+    }
+}
+
+static void build_layer(nf_dprog *p, dlayer *y, const nf_bijector *b, size_t off, nf_status *s) {
+    nf_coupling_desc c;
+    nf_maf_desc m;
+    const size_t *perm;
+    y->off = off, y->np = b->nparams;
+    if (nf__coupling_describe(b, &c)) {
+        y->kind = L_COUPLING;
+        y->nc = c.nc, y->nt = c.nt, y->ni = c.ni;
+        y->nnets = c.nnets, y->separate = c.separate, y->tanh_scale = c.tanh_scale, y->shift_only = c.shift_only;
+        y->ci = put_index(p, c.ci, c.nc, s);
+        y->ti = put_index(p, c.ti, c.nt, s);
+        size_t o = off;
+        for (int k = 0; k < c.nnets; k++) {
+            make_mlp(p, &y->net[k], c.net[k], o, s);
+            o += nf__mlp_param_count(c.net[k]);
+        }
+    } else if (nf__maf_describe(b, &m)) {
+        y->kind = L_MAF;
+        y->scale = m.scale, y->first_free = m.first_free, y->by_degree = m.by_degree;
+        make_mlp(p, &y->net[0], m.made, off, s);
+        y->nnets = 1;
+    } else if (nf__permute_describe(b, &perm)) {
+        y->kind = L_PERMUTE;
+        y->perm = put_index(p, perm, b->d, s);
+    }
+}
+
+size_t nf__dprog_rows_for(const nf_flow *f, size_t bytes, size_t cap) {
+    const nf_bijector **parts;
+    size_t L = layer_parts(f, &parts), per = 0, widest = f->d;
+    for (size_t l = 0; parts && l < L; l++) {
+        nf_coupling_desc c;
+        nf_maf_desc m;
+        const nf_mlp *nets[2] = {NULL, NULL};
+        size_t t = 0;
+        if (nf__coupling_describe(parts[l], &c)) nets[0] = c.net[0], nets[1] = c.nnets > 1 ? c.net[1] : NULL, t = c.ni;
+        else if (nf__maf_describe(parts[l], &m)) nets[0] = m.made;
+        for (int k = 0; k < 2; k++)
+            for (size_t q = 0; nets[k] && q <= nets[k]->nlin; q++) {
+                if (q) t += nets[k]->w[q];
+                widest = nets[k]->w[q] > widest ? nets[k]->w[q] : widest;
+            }
+        per = t > per ? t : per;
+    }
+    free(parts);
+    per += 2 * f->d + 2 + widest; /* the values between layers, ldj, log p, a residual net's act(input) */
+    size_t r = bytes / (per * sizeof(float));
+    return r < 256 ? 256 : r > cap ? cap : r;
+}
+
+nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train, nf_dprog **out) {
+    NF_TRY(nf__dprog_check(f, dv->name));
+    const nf_bijector **parts;
+    size_t L = layer_parts(f, &parts), d = f->d;
+    if (!parts) return nf__err(NF_ERR_NOMEM, "out of memory");
+    nf_dprog *p = calloc(1, sizeof *p);
+    if (p) p->lay = calloc(L, sizeof *p->lay);
+    if (p) p->hostbuf = malloc((f->P ? f->P : 1) * sizeof(float));
+    if (p) p->hrow = malloc(R * sizeof(float));
+    if (!p || !p->lay || !p->hostbuf || !p->hrow) {
+        if (p) free(p->lay), free(p->hostbuf), free(p->hrow);
+        free(p);
+        free(parts);
+        return nf__err(NF_ERR_NOMEM, "out of memory");
+    }
+    p->dv = dv, p->d = d, p->L = L, p->R = R, p->train = train;
+    nf_status s = NF_OK;
+    size_t off = 0, tape = 0, widest = d, wmax = 1, outw = 1, inw = 1;
+    for (size_t l = 0; l < L && !s; l++) {
+        dlayer *y = &p->lay[l];
+        build_layer(p, y, parts[l], off, &s);
+        off += parts[l]->nparams;
+        size_t lt = layer_tape(y, R);
+        tape = train ? tape + lt : (lt > tape ? lt : tape);
+        for (int k = 0; k < y->nnets; k++) {
+            const dmlp *m = &y->net[k];
+            size_t w = mlp_widest(m);
+            widest = w > widest ? w : widest;
+            for (size_t q = 0; q < m->nlin; q++) wmax = m->w[q] * m->w[q + 1] > wmax ? m->w[q] * m->w[q + 1] : wmax;
+        }
+        if (y->kind == L_COUPLING) {
+            size_t ow = y->shift_only ? y->nt : 2 * y->nt;
+            outw = ow > outw ? ow : outw;
+            inw = y->ni > inw ? y->ni : inw;
+        } else if (y->kind == L_MAF) {
+            outw = 2 * d > outw ? 2 * d : outw;
+            inw = d > inw ? d : inw;
+        }
+    }
+    free(parts);
+    size_t P = f->P;
+    p->tb.P = P, p->tb.R = R, p->tb.d = d;
+    p->tb.p = dalloc(p, (P ? P : 1) * sizeof(float), &s);
+    const float *loc, *scale;
+    nf__dist_normal_describe(f->base, &loc, &scale);
+    p->loc = dalloc(p, d * sizeof(float), &s);
+    p->scale = dalloc(p, d * sizeof(float), &s);
+    if (!s) s = OPS(p)->put(ST(p), p->loc, loc, d * sizeof(float));
+    if (!s) s = OPS(p)->put(ST(p), p->scale, scale, d * sizeof(float));
+    p->u = dalloc(p, (train ? L + 1 : 2) * R * d * sizeof(float), &s);
+    p->tb.batch = train ? p->u + L * R * d : p->u;
+    float *tp = p->tapes = dalloc(p, (tape ? tape : 1) * sizeof(float), &s);
+    for (size_t l = 0; l < L && !s; l++) {
+        carve_tape(&p->lay[l], tp, R);
+        if (train) tp += layer_tape(&p->lay[l], R);
+    }
+    p->ldj = dalloc(p, R * sizeof(float), &s);
+    p->rowv = dalloc(p, R * sizeof(float), &s);
+    p->tb.state = dalloc(p, ST_N * sizeof(double), &s);
+    if (train) {
+        p->tb.g = dalloc(p, (P ? P : 1) * sizeof(float), &s);
+        p->tb.mv = dalloc(p, (P ? 2 * P : 1) * sizeof(float), &s);
+        p->gl = dalloc(p, R * sizeof(float), &s);
+        for (int k = 0; k < 2; k++) p->gz[k] = dalloc(p, R * d * sizeof(float), &s);
+        p->ones = dalloc(p, R * sizeof(float), &s);
+        p->dwbuf = dalloc(p, wmax * sizeof(float), &s);
+        for (int k = 0; k < 4; k++) p->gb[k] = dalloc(p, R * widest * sizeof(float), &s);
+        p->dout = dalloc(p, R * outw * sizeof(float), &s);
+        for (int k = 0; k < 2; k++) p->dxc[k] = dalloc(p, R * inw * sizeof(float), &s);
+        float *h1 = s ? NULL : malloc(R * sizeof(float));
+        if (!s && !h1) s = nf__err(NF_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; !s && i < R; i++) h1[i] = 1.0f;
+        if (!s) s = OPS(p)->put(ST(p), p->ones, h1, R * sizeof(float));
+        free(h1);
+        if (!s) OPS(p)->zero(ST(p), p->tb.g, (P ? P : 1) * sizeof(float));
+        if (!s) OPS(p)->zero(ST(p), p->tb.mv, (P ? 2 * P : 1) * sizeof(float));
+    } else {
+        p->gb[0] = dalloc(p, R * widest * sizeof(float), &s); /* a residual net's act(input) */
+    }
+    if (!s) OPS(p)->zero(ST(p), p->tb.state, ST_N * sizeof(double));
+    if (!s) s = nf__dprog_put_params(p, f->params);
+    if (s) {
+        nf__dprog_free(p);
+        return s;
+    }
+    *out = p;
+    return NF_OK;
+}
+
+/* Frees what dalloc gave (the device's free takes NULL). */
+void nf__dprog_free(nf_dprog *p) {
+    if (!p) return;
+    void *st = ST(p);
+    const nf_dev_ops *o = OPS(p);
+    for (size_t l = 0; l < p->L; l++) {
+        dlayer *y = &p->lay[l];
+        o->free(st, y->ci), o->free(st, y->ti), o->free(st, y->perm);
+        for (int k = 0; k < 2; k++)
+            for (size_t q = 0; q < NF_MLP_MAX_LAYERS; q++) o->free(st, y->net[k].mask[q]);
+    }
+    void *bufs[] = {p->tapes, p->tb.p, p->tb.g, p->tb.mv, p->tb.state, p->loc, p->scale, p->u, p->ldj, p->rowv, p->gl,
+                    p->gz[0], p->gz[1], p->ones, p->dwbuf, p->gb[0], p->gb[1], p->gb[2], p->gb[3], p->dout,
+                    p->dxc[0], p->dxc[1]};
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) o->free(st, bufs[k]);
+    free(p->lay);
+    free(p->hostbuf);
+    free(p->hrow);
+    free(p);
+}
+
+nf_status nf__dprog_put_params(nf_dprog *p, const float *params) {
+    size_t P = p->tb.P;
+    if (!P) return NF_OK;
+    memcpy(p->hostbuf, params, P * sizeof(float));
+    for (size_t l = 0; l < p->L; l++) /* MADE masks applied (the CPU's premasked weights) */
+        for (int k = 0; k < p->lay[l].nnets; k++) {
+            const dmlp *m = &p->lay[l].net[k];
+            float *w = p->hostbuf + m->off;
+            for (size_t q = 0; q < m->nlin; q++) {
+                size_t a = m->w[q], b = m->w[q + 1];
+                if (m->mask[q])
+                    for (size_t i = 0; i < a * b; i++) w[i] *= m->host->masks[q][i];
+                w += a * b + b;
+            }
+        }
+    return OPS(p)->put(ST(p), p->tb.p, p->hostbuf, P * sizeof(float));
+}
+
+nf_status nf__dprog_get_params(nf_dprog *p, float *params) {
+    return p->tb.P ? OPS(p)->get(ST(p), params, p->tb.p, p->tb.P * sizeof(float)) : NF_OK;
+}
+
+const nf_dprog_train *nf__dprog_buffers(const nf_dprog *p) { return &p->tb; }
+nf_device *nf__dprog_device(const nf_dprog *p) { return p->dv; }
+
+/* ---- networks ---------------------------------------------------------- */
+
+static void launch(nf_dprog *p, int id, size_t count, const nf_kargs *a) {
+    if (count) OPS(p)->launch(ST(p), id, count, a);
+}
+
+static void gemm(nf_dprog *p, int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
+                 const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    OPS(p)->gemm(ST(p), ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* out (n x b) = act(in (n x a) W^T + bias) */
+static void linear(nf_dprog *p, int act, const float *in, const float *W, float *out, size_t n, size_t a, size_t b) {
+    gemm(p, 0, 1, n, b, a, 1.0f, in, a, W, a, 0.0f, out, b);
+    nf_kargs k = {0};
+    k.o0 = out, k.i0 = W + a * b, k.b = b, k.act = act;
+    launch(p, K_BIAS_ACT, n * b, &k);
+}
+
+/* nn/mlp.c's forward (plain and residual) on the device; returns the output block. */
+static const float *mlp_fwd(nf_dprog *p, const dmlp *m, float *tape, const float *x, size_t n) {
+    const float *in = x, *P = p->tb.p + m->off;
+    float *t = tape;
+    for (size_t l = 0; l < m->nlin; l++) {
+        size_t a = m->w[l], b = m->w[l + 1];
+        if (!m->residual) {
+            linear(p, l + 1 < m->nlin ? m->act : NF_ACT_IDENTITY, in, P, t, n, a, b);
+        } else {
+            const float *src = in;
+            if (l > 0 && l + 1 < m->nlin) { /* reads act(its input) */
+                nf_kargs k = {0};
+                k.o0 = p->gb[0], k.i0 = in, k.act = m->act;
+                launch(p, K_COPY_ACT, n * a, &k);
+                src = p->gb[0];
+            }
+            linear(p, NF_ACT_IDENTITY, src, P, t, n, a, b);
+            if (l > 0 && l % 2 == 0 && l + 1 < m->nlin) { /* adds its block's input */
+                nf_kargs k = {0};
+                k.o0 = t, k.i0 = t - n * b - n * a;
+                launch(p, K_ADD, n * b, &k);
+            }
+        }
+        in = t;
+        t += n * b;
+        P += a * b + b;
+    }
+    return in;
+}
+
+/* dW += g^T in (masked), db += sum_rows g */
+static void param_grad(nf_dprog *p, const dmlp *m, size_t l, float *dW, const float *g, const float *in, size_t n) {
+    size_t a = m->w[l], b = m->w[l + 1];
+    if (m->mask[l]) {
+        gemm(p, 1, 0, b, a, n, 1.0f, g, b, in, a, 0.0f, p->dwbuf, a);
+        nf_kargs k = {0};
+        k.o0 = dW, k.i0 = p->dwbuf, k.i1 = m->mask[l];
+        launch(p, K_MASK_ADD, a * b, &k);
+    } else {
+        gemm(p, 1, 0, b, a, n, 1.0f, g, b, in, a, 1.0f, dW, a);
+    }
+    gemm(p, 0, 0, 1, b, n, 1.0f, p->ones, n, g, b, 1.0f, dW + a * b, b);
+}
+
+static void act_bwd(nf_dprog *p, int act, float *g, const float *h, size_t cnt) {
+    nf_kargs k = {0};
+    k.o0 = g, k.i0 = h, k.act = act;
+    launch(p, K_ACT_BWD, cnt, &k);
+}
+
+/* nn/mlp.c's backward: dparams (device, may be NULL) +=, dx (may be NULL) =. */
+static void mlp_bwd(nf_dprog *p, const dmlp *m, float *dparams, float *dx, float *dout, const float *tape,
+                    const float *x, size_t n) {
+    size_t off[NF_MLP_MAX_LAYERS], toff[NF_MLP_MAX_LAYERS], o = 0, to = 0;
+    for (size_t l = 0; l < m->nlin; l++) {
+        off[l] = o, toff[l] = to;
+        o += m->w[l] * m->w[l + 1] + m->w[l + 1];
+        to += n * m->w[l + 1];
+    }
+    const float *P = p->tb.p + m->off;
+    if (m->residual) {
+        float *gs = p->gb[0], *gt = p->gb[1], *ga = p->gb[2], *abuf = p->gb[3];
+        size_t L = m->nlin - 1, w = m->w[1];
+        if (dparams) param_grad(p, m, L, dparams + off[L], dout, tape + toff[L - 1], n);
+        gemm(p, 0, 0, n, w, m->w[L + 1], 1.0f, dout, m->w[L + 1], P + off[L], w, 0.0f, gs, w);
+        for (size_t l = L - 1; l >= 2; l -= 2)
+            for (size_t j = 0; j < 2; j++) {
+                size_t q = l - j;
+                const float *g = j ? gt : gs;
+                nf_kargs k = {0};
+                k.o0 = abuf, k.i0 = tape + toff[q - 1], k.act = m->act;
+                launch(p, K_COPY_ACT, n * w, &k);
+                if (dparams) param_grad(p, m, q, dparams + off[q], g, abuf, n);
+                float *dst = j ? ga : gt;
+                gemm(p, 0, 0, n, w, w, 1.0f, g, w, P + off[q], w, 0.0f, dst, w);
+                act_bwd(p, m->act, dst, abuf, n * w);
+                if (j) {
+                    nf_kargs ka = {0};
+                    ka.o0 = gs, ka.i0 = ga;
+                    launch(p, K_ADD, n * w, &ka);
+                }
+            }
+        if (dparams) param_grad(p, m, 0, dparams + off[0], gs, x, n);
+        if (dx) gemm(p, 0, 0, n, m->w[0], w, 1.0f, gs, w, P + off[0], m->w[0], 0.0f, dx, m->w[0]);
+        return;
+    }
+    float *g = dout;
+    int which = 0;
+    for (size_t l = m->nlin; l-- > 0;) {
+        size_t a = m->w[l], b = m->w[l + 1];
+        const float *outp = tape + toff[l], *in = l ? tape + toff[l - 1] : x;
+        if (l + 1 < m->nlin) act_bwd(p, m->act, g, outp, n * b);
+        if (dparams) param_grad(p, m, l, dparams + off[l], g, in, n);
+        if (l == 0 && !dx) break;
+        float *next = l == 0 ? dx : p->gb[which];
+        which ^= 1;
+        gemm(p, 0, 0, n, a, b, 1.0f, g, b, P + off[l], a, 0.0f, next, a);
+        g = next;
+    }
+}
+
+/* ---- layers ------------------------------------------------------------ */
+
+/* The coupling's nets on the conditioning columns of `in`: raw scales
+ * (NULL: NICE) and shifts with their row strides. */
+typedef struct st_view {
+    const float *s, *sh;
+    size_t ss, shs;
+} st_view;
+
+static st_view coupling_nets(nf_dprog *p, dlayer *y, const float *in, size_t n) {
+    nf_kargs k = {0};
+    k.o0 = y->xc, k.i0 = in, k.x0 = y->ci, k.a = y->ni, k.c = y->nc, k.d = p->d;
+    launch(p, K_GATHER, n * y->nc, &k);
+    const float *o[2] = {NULL, NULL};
+    for (int q = 0; q < y->nnets; q++) o[q] = mlp_fwd(p, &y->net[q], y->tape[q], y->xc, n);
+    st_view v;
+    if (y->shift_only) v = (st_view){NULL, o[0], 0, y->nt};
+    else if (y->separate) v = (st_view){o[0], o[1], y->nt, y->nt};
+    else v = (st_view){o[0] + y->nt, o[0], 2 * y->nt, 2 * y->nt};
+    return v;
+}
+
+/* One layer's pass: fwd 1 (base -> data) or 0 (data -> base). */
+static void layer_pass(nf_dprog *p, dlayer *y, float *out, float *ldj, const float *in, size_t n, int fwd) {
+    size_t d = p->d;
+    nf_kargs k = {0};
+    if (y->kind == L_PERMUTE) {
+        k.o0 = out, k.i0 = in, k.x0 = y->perm, k.d = d, k.mode = fwd;
+        launch(p, K_PERMUTE, n * d, &k);
+    } else if (y->kind == L_COUPLING) {
+        st_view v = coupling_nets(p, y, in, n);
+        k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = v.s, k.i2 = v.sh, k.a = v.ss, k.b = v.shs;
+        k.x0 = y->ci, k.x1 = y->ti, k.c = y->nc, k.e = y->nt, k.d = d, k.mode = fwd, k.flag = y->tanh_scale;
+        launch(p, K_COUPLING, n, &k);
+    } else if (!fwd) { /* MAF density: one pass */
+        const float *h = mlp_fwd(p, &y->net[0], y->tape[0], in, n);
+        k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = h, k.d = d, k.mode = y->scale;
+        launch(p, K_MAF_INV, n, &k);
+    } else { /* MAF sampling: one pass per degree */
+        OPS(p)->zero(ST(p), out, n * d * sizeof(float));
+        for (size_t q = 0; q < d; q++) {
+            size_t j = y->by_degree[q], hs = 2 * d;
+            const float *h;
+            if (q == 0 && y->first_free)
+                h = p->tb.p + y->off + y->np - 2 * d, hs = 0; /* the output biases, the same for every row */
+            else
+                h = mlp_fwd(p, &y->net[0], y->tape[0], out, n);
+            nf_kargs km = {0};
+            km.o0 = out, km.o1 = ldj, km.i0 = in, km.i1 = h, km.a = hs, km.d = d, km.mode = y->scale,
+            km.flag = (int)j;
+            launch(p, K_MAF_FWD, n, &km);
+        }
+    }
+}
+
+/* Backward through layer y's inverse pass (y_in -> x_out): g = dL/dx_out,
+ * gl = dL/dldj; writes dy (dL/dy_in, may be NULL), adds the parameters'
+ * gradients into the device gradient. */
+static void layer_inverse_bwd(nf_dprog *p, dlayer *y, float *dy, const float *g, const float *yin,
+                              const float *xout, size_t n) {
+    size_t d = p->d;
+    float *dparams = p->tb.g + y->off;
+    nf_kargs k = {0};
+    if (y->kind == L_PERMUTE) {
+        if (!dy) return;
+        k.o0 = dy, k.i0 = g, k.x0 = y->perm, k.d = d, k.mode = 1;
+        launch(p, K_PERMUTE, n * d, &k);
+    } else if (y->kind == L_COUPLING) {
+        size_t nt = y->nt, ni = y->ni;
+        const float *o[2] = {NULL, NULL};
+        for (int q = 0; q < y->nnets; q++) o[q] = y->tape[q] + mlp_tape(&y->net[q], n) - n * y->net[q].w[y->net[q].nlin];
+        float *dsh, *ds;
+        size_t dstride;
+        const float *s, *sh;
+        size_t ss, shs;
+        if (y->shift_only) dsh = p->dout, ds = NULL, dstride = nt, s = NULL, sh = o[0], ss = 0, shs = nt;
+        else if (y->separate) ds = p->dout, dsh = p->dout + n * nt, dstride = nt, s = o[0], sh = o[1], ss = shs = nt;
+        else dsh = p->dout, ds = p->dout + nt, dstride = 2 * nt, s = o[0] + nt, sh = o[0], ss = shs = 2 * nt;
+        k.o0 = dy, k.o1 = dsh, k.o2 = ds, k.i0 = g, k.i1 = p->gl, k.i2 = xout, k.i3 = s, k.i4 = sh;
+        k.a = ss, k.b = shs, k.n = dstride, k.x1 = y->ti, k.e = nt, k.d = d, k.mode = 0, k.flag = y->tanh_scale;
+        launch(p, K_COUPLING_BWD, n, &k);
+        for (int q = 0; q < y->nnets; q++) {
+            float *dk = y->separate && q == 1 ? p->dout + n * nt : p->dout;
+            float *dxq = dy ? p->dxc[q] : NULL;
+            mlp_bwd(p, &y->net[q], dparams + (y->net[q].off - y->off), dxq, dk, y->tape[q], y->xc, n);
+        }
+        if (dy) {
+            if (y->nnets == 2) {
+                nf_kargs ka = {0};
+                ka.o0 = p->dxc[0], ka.i0 = p->dxc[1];
+                launch(p, K_ADD, n * ni, &ka);
+            }
+            nf_kargs ks = {0};
+            ks.o0 = dy, ks.i0 = g, ks.i1 = p->dxc[0], ks.x0 = y->ci, ks.a = ni, ks.c = y->nc, ks.d = d;
+            launch(p, K_SCATTER_ADD, n * y->nc, &ks);
+        }
+    } else {
+        const dmlp *m = &y->net[0];
+        const float *h = y->tape[0] + mlp_tape(m, n) - n * 2 * d;
+        k.o0 = dy, k.o1 = p->dout, k.i0 = h, k.i1 = xout, k.i2 = g, k.i3 = p->gl, k.d = d, k.mode = y->scale;
+        launch(p, K_MAF_INV_BWD, n * d, &k);
+        mlp_bwd(p, m, dparams, dy ? p->dxc[0] : NULL, p->dout, y->tape[0], yin, n);
+        if (dy) {
+            nf_kargs ka = {0};
+            ka.o0 = dy, ka.i0 = p->dxc[0];
+            launch(p, K_ADD, n * d, &ka);
+        }
+    }
+}
+
+/* ---- whole flows ------------------------------------------------------- */
+
+/* The density of the k rows at `x` (device): z and ldj, rowv = log p(x)
+ * (base + ildj).  Training programs keep u[l]; others ping-pong. */
+static const float *density(nf_dprog *p, const float *x, size_t k) {
+    size_t L = p->L, blk = p->R * p->d;
+    OPS(p)->zero(ST(p), p->ldj, k * sizeof(float));
+    const float *in = x;
+    for (size_t l = L; l-- > 0;) {
+        float *out = p->train ? p->u + l * blk : in == p->u ? p->u + blk : p->u;
+        layer_pass(p, &p->lay[l], out, p->ldj, in, k, 0);
+        in = out;
+    }
+    return in;
+}
+
+void nf__dprog_nll(nf_dprog *p, size_t k, int grad) {
+    const float *z = density(p, p->tb.batch, k);
+    nf_kargs a = {0};
+    a.o0 = p->rowv, a.i0 = z, a.i1 = p->loc, a.i2 = p->scale, a.i3 = p->ldj, a.d = p->d;
+    if (grad) a.o1 = p->gz[0], a.o2 = p->gl, a.f0 = 1.0f / (float)k;
+    launch(p, K_NORMAL, k, &a);
+    OPS(p)->reduce(ST(p), p->tb.state + ST_LOSS, p->rowv, k, 0, 0);
+    if (!grad) return;
+    size_t blk = p->R * p->d;
+    int cur = 0;
+    for (size_t l = 0; l < p->L; l++) { /* u[l] = inverse_l(u[l + 1]) */
+        float *dy = l + 1 < p->L ? p->gz[cur ^ 1] : NULL;
+        layer_inverse_bwd(p, &p->lay[l], dy, p->gz[cur], p->u + (l + 1) * blk, p->u + l * blk, k);
+        cur ^= 1;
+    }
+    OPS(p)->reduce(ST(p), p->tb.state + ST_SQ, p->tb.g, p->tb.P, 1, 0);
+}
+
+nf_status nf__dprog_log_prob(nf_dprog *p, const float *x, size_t n, float *lp, float *zout) {
+    size_t d = p->d, blk = p->R * d;
+    float *in = p->train ? p->tb.batch : p->u + 0 * blk;
+    for (size_t r = 0; r < n; r += p->R) {
+        size_t k = n - r < p->R ? n - r : p->R;
+        NF_TRY(OPS(p)->put(ST(p), in, x + r * d, k * d * sizeof(float)));
+        const float *z = density(p, in, k);
+        nf_kargs a = {0};
+        a.o0 = p->rowv, a.i0 = z, a.i1 = p->loc, a.i2 = p->scale, a.i3 = p->ldj, a.d = d;
+        if (lp) launch(p, K_NORMAL, k, &a);
+        if (zout) NF_TRY(OPS(p)->get(ST(p), zout + r * d, z, k * d * sizeof(float)));
+        if (lp) NF_TRY(OPS(p)->get(ST(p), lp + r, p->rowv, k * sizeof(float)));
+    }
+    return NF_OK;
+}
+
+nf_status nf__dprog_forward(nf_dprog *p, const float *z, size_t n, float *x, float *ldj) {
+    size_t d = p->d, blk = p->R * d;
+    float *a = p->u, *b = p->u + blk;
+    for (size_t r = 0; r < n; r += p->R) {
+        size_t k = n - r < p->R ? n - r : p->R;
+        NF_TRY(OPS(p)->put(ST(p), a, z + r * d, k * d * sizeof(float)));
+        if (ldj) OPS(p)->zero(ST(p), p->ldj, k * sizeof(float));
+        float *in = a, *out = b;
+        for (size_t l = 0; l < p->L; l++) {
+            layer_pass(p, &p->lay[l], out, ldj ? p->ldj : NULL, in, k, 1);
+            float *t = in;
+            in = out, out = t;
+        }
+        NF_TRY(OPS(p)->get(ST(p), x + r * d, in, k * d * sizeof(float)));
+        if (ldj) {
+            NF_TRY(OPS(p)->get(ST(p), p->hrow, p->ldj, k * sizeof(float)));
+            for (size_t i = 0; i < k; i++) ldj[r + i] += p->hrow[i];
+        }
+    }
+    return NF_OK;
+}

@@ -1,0 +1,78 @@
+/*
+ * prog.h - a flow compiled for a device (dev.h): its layers, their
+ * parameters in one device buffer laid out as the flow's own (flow.h), and
+ * workspaces sized once for batches of up to R rows.  The families a device
+ * runs: affine couplings (RealNVP, NICE; MLP networks, plain or residual),
+ * permutations, affine MAF layers (density in one pass, sampling in d), on a
+ * diagonal normal base; anything else is refused by name when the program
+ * is built.  A program is used by one thread at a time.
+ */
+#ifndef NF_PROG_H
+#define NF_PROG_H
+
+#include "dev.h"
+#include "../flow/flow.h"
+
+typedef struct nf_dprog nf_dprog;
+
+/* A flow's device state (device.c; flow.h's nf_flow.dev). */
+void nf__flow_dev_free(nf_flow_dev *fd);
+/* Sets f's device to ops' unit `index` (NULL ops: the CPU); for the tests,
+ * which run the host device (dev.h), and nf_flow_set_device. */
+nf_status nf__flow_set_device_ops(nf_flow *f, const nf_dev_ops *ops, int index);
+/* The one-off calls on f's device (flow.c calls them after its checks):
+ * x in data units; lp and z as nf__dprog_log_prob's (without the scaler's
+ * log std); forward maps the base points in x in place, adding the
+ * forward log-det into ldj (may be NULL), in model space. */
+nf_status nf__flow_dev_density(const nf_flow *f, const float *x, size_t n, float *lp, float *z);
+nf_status nf__flow_dev_forward(const nf_flow *f, float *x, size_t n, float *ldj);
+
+/* An opened device (one per flow that computes on one). */
+typedef struct nf_device {
+    const nf_dev_ops *ops;
+    void *st;
+    int index;
+    char name[32]; /* "cuda:0" */
+} nf_device;
+
+/* Opens ops' unit `index`; frees with nf__device_close. */
+nf_status nf__device_open(const nf_dev_ops *ops, int index, nf_device **out);
+void nf__device_close(nf_device *dv);
+/* The device a flow computes on (NULL: the CPU). */
+nf_device *nf__flow_dev_device(const nf_flow *f);
+
+/* Whether the device runs f; a message naming the first layer it cannot. */
+nf_status nf__dprog_check(const nf_flow *f, const char *device);
+/* Compiles f for batches of up to R rows; train: keeps what a backward pass
+ * needs and allocates gradients and Adam's moments. */
+nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train, nf_dprog **out);
+void nf__dprog_free(nf_dprog *p);
+/* Rows (256..cap) whose evaluation workspace fits in about `bytes`. */
+size_t nf__dprog_rows_for(const nf_flow *f, size_t bytes, size_t cap);
+/* The device's parameters from host values (the flow's layout; MADE masks
+ * applied on the way), or back to the host. */
+nf_status nf__dprog_put_params(nf_dprog *p, const float *params);
+nf_status nf__dprog_get_params(nf_dprog *p, float *params);
+/* The base log-density plus the inverse's log-det of n host rows in model
+ * space, into host lp (n; may be NULL), and their base points into host z
+ * (n x d; may be NULL).  Chunks of R.  The overlap of z and x is allowed. */
+nf_status nf__dprog_log_prob(nf_dprog *p, const float *x, size_t n, float *lp, float *z);
+/* The forward map of n host base points z into host x, and with ldj (host,
+ * n) the forward log-det added into it.  Chunks of R. */
+nf_status nf__dprog_forward(nf_dprog *p, const float *z, size_t n, float *x, float *ldj);
+
+/* Training (dtrain.c uses these): the device buffers and one step's parts. */
+typedef struct nf_dprog_train {
+    float *p, *g, *mv; /* parameters, gradient, Adam's m then v (2P) */
+    double *state;     /* ST_N doubles (kern.h) */
+    float *batch;      /* R x d: the step's rows */
+    size_t P, R, d;
+} nf_dprog_train;
+const nf_dprog_train *nf__dprog_buffers(const nf_dprog *p);
+nf_device *nf__dprog_device(const nf_dprog *p);
+/* On the k rows in the batch buffer: the loss's terms (state ST_LOSS: sum
+ * of log p) and, with grad, the gradient of the mean NLL into g and its
+ * squared norm (ST_SQ).  No host synchronisation. */
+void nf__dprog_nll(nf_dprog *p, size_t k, int grad);
+
+#endif

@@ -1,0 +1,219 @@
+/*
+ * test_device.c - flows on a device (nf_flow_set_device) against the same
+ * flows on the CPU: log_prob, to_base, samples, one step's gradient and
+ * loss, and seeded training runs, for every family a device runs; the
+ * refusals of the rest by name.  The device programs run on the host device
+ * (src/device/host.c: the kernels of kern.h in loops on the CPU) in every
+ * build, and on the GPU when nflow was built with CUDA and one is present;
+ * otherwise the GPU's checks are skipped with the reason printed and
+ * counted in the closing line.
+ */
+#include "test.h"
+#include "../src/device/prog.h"
+#include "../src/train/trainer.h"
+
+#include <stdlib.h>
+
+/* The families a device runs, small (d = 3 or 4). */
+static const struct {
+    const char *spec;
+    size_t d;
+} FAMILIES[] = {
+    {"realnvp(layers=3, hidden=[16,16])", 3},                       /* separate s/t nets, tanh scales */
+    {"realnvp(layers=2, hidden=[8], separate=0, tanh_scale=0)", 4}, /* one net [shift | scale] */
+    {"nice(layers=3, hidden=[16,16])", 4},
+    {"maf(layers=2, hidden=[16,16])", 3},                           /* residual MADE, tanh scale */
+    {"maf(layers=2, hidden=[12,12], residual=0, scale=unbounded, activation=tanh)", 4},
+    {"maf(layers=1, hidden=[8], residual=0, scale=sigmoid, activation=elu)", 3},
+    {"maf(layers=1, hidden=[8,8], scale=softplus, activation=sigmoid)", 3},
+    {"chain(coupling(num_masked=1, hidden=[8]), permute([2,0,1]), coupling(num_masked=2, hidden=[8]))", 3},
+};
+#define NFAM (sizeof FAMILIES / sizeof FAMILIES[0])
+
+static void fill(float *x, size_t n, uint64_t seed) {
+    nf_rng *r;
+    nf_rng_create(seed, &r);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(1.3 * nf_rng_normal(r));
+    nf_rng_free(r);
+}
+
+/* max |a - b| / (1 + max |b|) */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double e = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double q = fabs((double)a[i] - b[i]);
+        e = q > e || isnan(q) ? q : e;
+        m = fabs(b[i]) > m ? fabs(b[i]) : m;
+    }
+    return e / (1 + m);
+}
+
+/* f on ops' unit 0. */
+static nf_status on_device(nf_flow *f, const nf_dev_ops *ops) { return nf__flow_set_device_ops(f, ops, 0); }
+
+static void one_offs(const char *spec, size_t d, const nf_dev_ops *ops, const char *dev, double tol) {
+    nf_flow *c = NULL, *g = NULL;
+    CHECK_OK(nf_flow_from_spec(spec, d, 11, &c));
+    CHECK_OK(nf_flow_from_spec(spec, d, 11, &g));
+    if (!c || !g) return;
+    CHECK_OK(on_device(g, ops));
+    size_t n = 300;
+    float *x = malloc(n * d * sizeof(float)), *l1 = malloc(n * sizeof(float)), *l2 = malloc(n * sizeof(float));
+    float *z1 = malloc(n * d * sizeof(float)), *z2 = malloc(n * d * sizeof(float));
+    fill(x, n * d, 5);
+    float mean[4] = {0.5f, -1, 2, 0}, sd[4] = {2, 0.5f, 1.5f, 1};
+    CHECK_OK(nf_flow_set_scaler(c, mean, sd));
+    CHECK_OK(nf_flow_set_scaler(g, mean, sd));
+    CHECK_OK(nf_flow_log_prob(c, x, n, l1));
+    CHECK_OK(nf_flow_log_prob(g, x, n, l2));
+    CHECK(rel_err(l2, l1, n) < tol, "%s on %s: log_prob differs from the CPU's by %g", spec, dev, rel_err(l2, l1, n));
+    CHECK_OK(nf_flow_to_base(c, x, n, z1));
+    CHECK_OK(nf_flow_to_base(g, x, n, z2));
+    CHECK(rel_err(z2, z1, n * d) < tol, "%s on %s: to_base differs by %g", spec, dev, rel_err(z2, z1, n * d));
+    nf_rng *r1, *r2;
+    nf_rng_create(3, &r1);
+    nf_rng_create(3, &r2);
+    CHECK_OK(nf_flow_sample_and_log_prob(c, r1, n, z1, l1));
+    CHECK_OK(nf_flow_sample_and_log_prob(g, r2, n, z2, l2));
+    CHECK(rel_err(z2, z1, n * d) < tol, "%s on %s: samples differ by %g", spec, dev, rel_err(z2, z1, n * d));
+    CHECK(rel_err(l2, l1, n) < tol, "%s on %s: samples' log_prob differs by %g", spec, dev, rel_err(l2, l1, n));
+    CHECK_OK(nf_flow_sample(g, r2, n, z2));
+    CHECK(strcmp(nf_flow_device(g), dev) == 0, "nf_flow_device says %s", nf_flow_device(g));
+    nf_rng_free(r1), nf_rng_free(r2);
+    free(x), free(l1), free(l2), free(z1), free(z2);
+    nf_flow_free(c), nf_flow_free(g);
+}
+
+/* One step's loss and gradient: the CPU trainer's against the device program's. */
+static void gradient(const char *spec, size_t d, const nf_dev_ops *ops, const char *dev, double tol) {
+    nf_flow *f = NULL;
+    CHECK_OK(nf_flow_from_spec(spec, d, 13, &f));
+    if (!f) return;
+    size_t k = 50, P = nf_flow_param_count(f);
+    nf_train_opts o = nf_train_defaults();
+    nf_trainer t;
+    float *x = malloc(k * d * sizeof(float)), *gd = malloc(P * sizeof(float));
+    fill(x, k * d, 9);
+    CHECK_OK(nf__trainer_init(&t, f, &nf__objective_nll, k, &o));
+    memcpy(t.x, x, k * d * sizeof(float));
+    double loss = 0, sum = 0;
+    CHECK_OK(nf__trainer_eval(&t, k, 1, &loss));
+    nf_device *dv = NULL;
+    nf_dprog *p = NULL;
+    nf_status s = nf__device_open(ops, 0, &dv);
+    if (!s) s = nf__dprog_create(f, dv, k, 1, &p);
+    CHECK(s == NF_OK, "%s: the device program: %s", spec, nf_last_error());
+    if (!s) {
+        const nf_dprog_train *b = nf__dprog_buffers(p);
+        CHECK_OK(dv->ops->put(dv->st, b->batch, x, k * d * sizeof(float)));
+        nf__dprog_nll(p, k, 1);
+        CHECK_OK(dv->ops->get(dv->st, gd, b->g, P * sizeof(float)));
+        CHECK_OK(dv->ops->get(dv->st, &sum, b->state + ST_LOSS, sizeof sum));
+        CHECK_NEAR(-sum / (double)k, loss, tol, "%s on %s: the step's loss", spec, dev);
+        double e = rel_err(gd, t.grad, P);
+        CHECK(e < tol, "%s on %s: the gradient differs from the CPU's by %g (relative to its largest entry)", spec, dev,
+              e);
+    }
+    nf__dprog_free(p);
+    nf__device_close(dv);
+    nf__trainer_free(&t);
+    free(x), free(gd);
+    nf_flow_free(f);
+}
+
+/* Seeded training (epochs with validation, early stopping; then a stream
+ * with clipping): the device's run ends where the CPU's does. */
+static void training(const char *spec, size_t d, const nf_dev_ops *ops, const char *dev, double tol) {
+    nf_flow *c = NULL, *g = NULL;
+    CHECK_OK(nf_flow_from_spec(spec, d, 17, &c));
+    CHECK_OK(nf_flow_from_spec(spec, d, 17, &g));
+    if (!c || !g) return;
+    CHECK_OK(on_device(g, ops));
+    size_t n = 400, P = nf_flow_param_count(c);
+    float *x = malloc(n * d * sizeof(float));
+    fill(x, n * d, 21);
+    for (size_t i = 0; i < n; i++) x[i * d + 1] += 0.5f * x[i * d] * x[i * d]; /* something to learn */
+    nf_train_opts o = nf_train_defaults();
+    o.batch = 64, o.epochs = 4, o.val_split = 0.2f, o.patience = 3, o.seed = 4, o.lr = 3e-3f;
+    nf_train_report rc = {0}, rg = {0};
+    CHECK_OK(nf_flow_fit(c, x, n, &o, &rc));
+    CHECK_OK(nf_flow_fit(g, x, n, &o, &rg));
+    CHECK(rc.n_history == rg.n_history && rc.steps == rg.steps, "%s on %s: %zu/%zu epochs, %zu/%zu steps", spec, dev,
+          rg.n_history, rc.n_history, rg.steps, rc.steps);
+    for (size_t e = 0; e < rc.n_history && e < rg.n_history; e++) {
+        CHECK_NEAR(rg.train_history[e], rc.train_history[e], 20 * tol, "%s on %s: epoch %zu's training loss", spec, dev, e);
+        CHECK_NEAR(rg.val_history[e], rc.val_history[e], 20 * tol, "%s on %s: epoch %zu's validation loss", spec, dev, e);
+    }
+    double e = rel_err(nf_flow_params(g), nf_flow_params(c), P);
+    CHECK(e < 100 * tol, "%s on %s: the trained parameters differ by %g", spec, dev, e);
+    nf_train_report_free(&rc), nf_train_report_free(&rg);
+    free(x);
+    nf_flow_free(c), nf_flow_free(g);
+}
+
+static void refusals(const nf_dev_ops *ops) {
+    static const struct {
+        const char *spec;
+        size_t d;
+        const char *needle;
+    } NO[] = {
+        {"nsf(layers=2, hidden=[8])", 3, "spline couplings run on the CPU only"},
+        {"maf(layers=1, hidden=[8], bins=4)", 3, "spline MAF layers"},
+        {"chain(actnorm, realnvp(layers=2, hidden=[8]))", 3, "(actnorm) has no device kernels"},
+        {"iaf(layers=1, hidden=[8])", 3, "(iaf) has no device kernels"},
+        {"realnvp(layers=2, hidden=[8], context=2)", 3, "conditional"},
+        {"glow(levels=1, steps=1, hidden=[4], shape=[1,2,2])", 4, "convolutional network"},
+    };
+    for (size_t i = 0; i < sizeof NO / sizeof NO[0]; i++) {
+        nf_flow *f = NULL;
+        CHECK_OK(nf_flow_from_spec(NO[i].spec, NO[i].d, 1, &f));
+        if (f) CHECK_ERR(on_device(f, ops), NF_ERR_UNSUPPORTED, NO[i].needle);
+        if (f) CHECK(strcmp(nf_flow_device(f), "cpu") == 0, "%s: a refused device is not set", NO[i].spec);
+        nf_flow_free(f);
+    }
+    nf_flow *f = NULL;
+    CHECK_OK(nf_flow_from_spec("realnvp(layers=2, hidden=[8])", 2, 1, &f));
+    if (!f) return;
+    CHECK_OK(on_device(f, ops));
+    nf_log_density_fn target;
+    CHECK_OK(nf_energy_target("u1", &target));
+    nf_train_opts o = nf_train_defaults();
+    o.steps = 2;
+    CHECK_ERR(nf_flow_fit_reverse_kl(f, target, NULL, &o, NULL), NF_ERR_UNSUPPORTED, "runs on the CPU only");
+    CHECK_OK(nf_flow_set_device(f, "cpu"));
+    CHECK(strcmp(nf_flow_device(f), "cpu") == 0, "back on the CPU");
+    nf_flow_free(f);
+}
+
+static void suite_on(const nf_dev_ops *ops, const char *dev, double tol) {
+    for (size_t i = 0; i < NFAM; i++) {
+        one_offs(FAMILIES[i].spec, FAMILIES[i].d, ops, dev, tol);
+        gradient(FAMILIES[i].spec, FAMILIES[i].d, ops, dev, tol);
+        training(FAMILIES[i].spec, FAMILIES[i].d, ops, dev, tol);
+    }
+    refusals(ops);
+}
+
+void test_device(void) {
+    suite_on(&nf__dev_host, "host:0", 2e-5);
+    nf_flow *f = NULL;
+    CHECK_OK(nf_flow_from_spec("realnvp(layers=2, hidden=[8])", 2, 1, &f));
+    if (!f) return;
+    CHECK_ERR(nf_flow_set_device(f, "tpu"), NF_ERR_ARG, "unknown device \"tpu\"");
+    CHECK_ERR(nf_flow_set_device(f, "cuda:x"), NF_ERR_ARG, "must be 0..1024");
+    nf_status s = nf_flow_set_device(f, "cuda");
+    if (!nf_cuda_available()) {
+        CHECK(s == NF_ERR_UNSUPPORTED && strstr(nf_last_error(), "built without CUDA (build with make CUDA=1)"),
+              "cuda without CUDA: %s", nf_last_error());
+        test_skip("device", "the GPU checks: this nflow was built without CUDA (make CUDA=1)");
+    } else if (s) {
+        char why[300];
+        snprintf(why, sizeof why, "the GPU checks: %s", nf_last_error());
+        test_skip("device", why);
+    } else {
+#ifdef NF_CUDA
+        suite_on(&nf__dev_cuda, "cuda:0", 1e-4);
+#endif
+    }
+    nf_flow_free(f);
+}
