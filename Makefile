@@ -17,6 +17,18 @@ CC      := mpicc
 BUILD   ?= build-mpi
 CFLAGS  += -DNF_MPI
 endif
+# make CUDA=1: the CUDA device (src/cuda, nvcc and cuBLAS; --device cuda) in
+# build-cuda/; the default build never needs CUDA.  Its tests run the GPU's
+# checks when a GPU is present and skip them (saying why) when not.
+CUDA    ?= 0
+CUDA_HOME ?= /usr/local/cuda
+NVCC    ?= $(CUDA_HOME)/bin/nvcc
+NVFLAGS ?= -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+ifeq ($(CUDA),1)
+BUILD   ?= build-cuda
+CFLAGS  += -DNF_CUDA
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+endif
 ifeq ($(SAN),1)
 BUILD   ?= build-san
 OPT     ?= -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -44,6 +56,9 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 CAIRO_CFLAGS := $(shell pkg-config --cflags cairo 2>/dev/null)
 CAIRO_LIBS   := $(shell pkg-config --libs cairo 2>/dev/null || echo -lcairo)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+ifeq ($(CUDA),1)
+LIB_OBJ  += $(BUILD)/src/cuda/cuda.o
+endif
 TEST_SRC := $(sort $(wildcard tests/*.c))
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 EX_SRC   := $(sort $(wildcard examples/*.c))
@@ -58,6 +73,10 @@ lib: $(BUILD)/libnflow.a $(BUILD)/libnflow.so
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h tests/*.h) Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC $<"; $(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/src/cuda/%.o: src/cuda/%.cu $(wildcard include/*.h src/*/*.h) Makefile
+	@mkdir -p $(dir $@)
+	@echo "  NVCC $<"; $(NVCC) $(NVFLAGS) -Xcompiler -fPIC -Iinclude -DNF_CUDA -c $< -o $@
 
 $(BUILD)/libnflow.a: $(LIB_OBJ)
 	@rm -f $@

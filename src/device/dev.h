@@ -19,6 +19,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct nf_dev_ops {
     const char *name; /* "host", "cuda" */
     size_t chunk_rows; /* rows per chunk of the one-off calls at most */
@@ -58,6 +62,10 @@ extern const nf_dev_ops nf__dev_host;
 #ifdef NF_CUDA
 /* CUDA (cuda/cuda.cu, make CUDA=1). */
 extern const nf_dev_ops nf__dev_cuda;
+#endif
+
+#ifdef __cplusplus
+}
 #endif
 
 #endif

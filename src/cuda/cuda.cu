@@ -1,0 +1,255 @@
+/*
+ * cuda.cu - the CUDA device (dev.h; built with make CUDA=1): cuBLAS for the
+ * products, one CUDA kernel per kern.h body (a template on the kernel's
+ * number, so each compiles to its own code), a fixed-order block reduction,
+ * and CUDA graphs for whole training steps.  Everything is queued on one
+ * stream per device; only get() waits for it.  fp32 throughout (cuBLAS's
+ * default math mode: no TF32).
+ */
+#include "../device/dev.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern "C" {
+#include "../core/core.h"
+}
+
+namespace {
+
+struct cuda_state {
+    int index;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    void *workspace; /* cuBLAS's, fixed so that graph capture allocates nothing */
+    /* pinned staging for copies to the GPU: two slots, so that the host can
+     * fill the next batch while the GPU still reads the last one */
+    unsigned char *pin[2];
+    cudaEvent_t done[2];
+    int slot;
+    char desc[160];
+};
+
+const size_t WORKSPACE = (size_t)32 << 20;
+const size_t STAGING = (size_t)16 << 20; /* bytes per pinned slot; larger copies go straight from pageable memory */
+const int THREADS = 256;
+
+nf_status cuda_fail(cudaError_t e, const char *what) {
+    return nf__err(NF_ERR_IO, "cuda: %s: %s", what, cudaGetErrorString(e));
+}
+
+template <int ID> __global__ void kern(size_t count, nf_kargs a) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (size_t)gridDim.x * blockDim.x)
+        nf__kern(ID, i, &a);
+}
+
+/* out[0] (+)= sum x[i] (or x[i]^2) in double: one block, each thread a
+ * strided part, then a tree; the same order every time. */
+__global__ void reduce_kernel(double *out, const float *x, size_t n, int sq, int add) {
+    __shared__ double part[1024];
+    double s = 0;
+    for (size_t i = threadIdx.x; i < n; i += blockDim.x) s += sq ? (double)x[i] * x[i] : (double)x[i];
+    part[threadIdx.x] = s;
+    __syncthreads();
+    for (unsigned w = blockDim.x / 2; w > 0; w /= 2) {
+        if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[0] = add ? out[0] + part[0] : part[0];
+}
+
+/* Every call works on the state's GPU, whichever the calling thread used last. */
+void use(const cuda_state *c) { cudaSetDevice(c->index); }
+
+nf_status c_open(int index, void **st) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) return nf__err(NF_ERR_UNSUPPORTED, "no usable GPU: %s", cudaGetErrorString(e));
+    if (index >= n) return nf__err(NF_ERR_UNSUPPORTED, "cuda:%d: there %s %d GPU%s", index, n == 1 ? "is" : "are", n, n == 1 ? "" : "s");
+    if ((e = cudaSetDevice(index)) != cudaSuccess) return cuda_fail(e, "cudaSetDevice");
+    cuda_state *c = (cuda_state *)calloc(1, sizeof *c);
+    if (!c) return nf__err(NF_ERR_NOMEM, "out of memory");
+    c->index = index;
+    cudaDeviceProp pr;
+    if ((e = cudaGetDeviceProperties(&pr, index)) != cudaSuccess) {
+        free(c);
+        return cuda_fail(e, "cudaGetDeviceProperties");
+    }
+    snprintf(c->desc, sizeof c->desc, "%s, sm_%d%d, %.0f GiB", pr.name, pr.major, pr.minor,
+             (double)pr.totalGlobalMem / (1 << 30));
+    if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        free(c);
+        return cuda_fail(e, "cudaStreamCreate");
+    }
+    if (cublasCreate(&c->blas) != CUBLAS_STATUS_SUCCESS) {
+        cudaStreamDestroy(c->stream);
+        free(c);
+        return nf__err(NF_ERR_IO, "cuda: cublasCreate failed");
+    }
+    cublasSetStream(c->blas, c->stream);
+    cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH); /* fp32, no TF32 */
+    if (cudaMalloc(&c->workspace, WORKSPACE) == cudaSuccess) cublasSetWorkspace(c->blas, c->workspace, WORKSPACE);
+    for (int k = 0; k < 2; k++)
+        if (cudaMallocHost((void **)&c->pin[k], STAGING) != cudaSuccess ||
+            cudaEventCreateWithFlags(&c->done[k], cudaEventDisableTiming) != cudaSuccess) {
+            cudaGetLastError();
+            c->pin[k] = NULL; /* no staging: copies from pageable memory */
+        }
+    *st = c;
+    return NF_OK;
+}
+
+void c_close(void *st) {
+    cuda_state *c = (cuda_state *)st;
+    if (!c) return;
+    use(c);
+    cudaStreamSynchronize(c->stream);
+    cublasDestroy(c->blas);
+    cudaFree(c->workspace);
+    for (int k = 0; k < 2; k++)
+        if (c->pin[k]) cudaFreeHost(c->pin[k]), cudaEventDestroy(c->done[k]);
+    cudaStreamDestroy(c->stream);
+    free(c);
+}
+
+void *c_alloc(void *st, size_t bytes) {
+    cuda_state *c = (cuda_state *)st;
+    void *p = NULL;
+    use(c);
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
+        cudaGetLastError(); /* clear it */
+        return NULL;
+    }
+    cudaMemsetAsync(p, 0, bytes ? bytes : 1, c->stream);
+    return p;
+}
+
+void c_free(void *st, void *p) {
+    cuda_state *c = (cuda_state *)st;
+    if (!p) return;
+    use(c);
+    cudaStreamSynchronize(c->stream);
+    cudaFree(p);
+}
+
+nf_status c_put(void *st, void *dst, const void *src, size_t bytes) {
+    cuda_state *c = (cuda_state *)st;
+    if (!bytes) return NF_OK;
+    use(c);
+    int k = c->slot;
+    cudaError_t e;
+    if (bytes <= STAGING && c->pin[k]) { /* wait until the slot's last copy is done, then reuse it */
+        e = cudaEventSynchronize(c->done[k]);
+        if (e == cudaSuccess) {
+            memcpy(c->pin[k], src, bytes);
+            e = cudaMemcpyAsync(dst, c->pin[k], bytes, cudaMemcpyHostToDevice, c->stream);
+        }
+        if (e == cudaSuccess) e = cudaEventRecord(c->done[k], c->stream);
+        c->slot ^= 1;
+    } else {
+        e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream);
+    }
+    return e == cudaSuccess ? NF_OK : cuda_fail(e, "copy to the GPU");
+}
+
+nf_status c_get(void *st, void *dst, const void *src, size_t bytes) {
+    cuda_state *c = (cuda_state *)st;
+    use(c);
+    cudaError_t e = bytes ? cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream) : cudaSuccess;
+    if (e == cudaSuccess) e = cudaStreamSynchronize(c->stream);
+    return e == cudaSuccess ? NF_OK : cuda_fail(e, "a GPU computation or copy");
+}
+
+void c_copy(void *st, void *dst, const void *src, size_t bytes) {
+    cuda_state *c = (cuda_state *)st;
+    use(c);
+    if (bytes && dst != src) cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream);
+}
+
+void c_zero(void *st, void *p, size_t bytes) {
+    cuda_state *c = (cuda_state *)st;
+    use(c);
+    if (bytes) cudaMemsetAsync(p, 0, bytes, c->stream);
+}
+
+/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T. */
+void c_gemm(void *st, int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
+            const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    cuda_state *c = (cuda_state *)st;
+    use(c);
+    if (!m || !n) return;
+    cublasSgemm(c->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, (int)n, (int)m, (int)k,
+                &alpha, B, (int)ldb, A, (int)lda, &beta, C, (int)ldc);
+}
+
+static_assert(K_COUNT == 16, "c_launch lists every kernel of kern.h");
+
+void c_launch(void *st, int id, size_t count, const nf_kargs *a) {
+    cuda_state *c = (cuda_state *)st;
+    use(c);
+    if (!count) return;
+    size_t blocks = (count + THREADS - 1) / THREADS;
+    if (blocks > 65535) blocks = 65535; /* the kernels stride over the rest */
+    unsigned g = (unsigned)blocks;
+    cudaStream_t s = c->stream;
+    switch (id) {
+#define L(ID) \
+    case ID: kern<ID><<<g, THREADS, 0, s>>>(count, *a); break;
+        L(0) L(1) L(2) L(3) L(4) L(5) L(6) L(7) L(8) L(9) L(10) L(11) L(12) L(13) L(14) L(15)
+#undef L
+    default: break;
+    }
+}
+
+void c_reduce(void *st, double *out, const float *x, size_t n, int sq, int add) {
+    cuda_state *c = (cuda_state *)st;
+    use(c);
+    reduce_kernel<<<1, 1024, 0, c->stream>>>(out, x, n, sq, add);
+}
+
+nf_status c_graph_begin(void *st) {
+    cuda_state *c = (cuda_state *)st;
+    cudaError_t e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
+    return e == cudaSuccess ? NF_OK : cuda_fail(e, "cudaStreamBeginCapture");
+}
+
+nf_status c_graph_end(void *st, void **graph) {
+    cuda_state *c = (cuda_state *)st;
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t x = NULL;
+    cudaError_t e = cudaStreamEndCapture(c->stream, &g);
+    if (e == cudaSuccess) e = cudaGraphInstantiate(&x, g, 0);
+    if (g) cudaGraphDestroy(g);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return cuda_fail(e, "recording a training step as a CUDA graph");
+    }
+    *graph = (void *)x;
+    return NF_OK;
+}
+
+nf_status c_graph_replay(void *st, void *graph) {
+    cuda_state *c = (cuda_state *)st;
+    cudaError_t e = cudaGraphLaunch((cudaGraphExec_t)graph, c->stream);
+    return e == cudaSuccess ? NF_OK : cuda_fail(e, "cudaGraphLaunch");
+}
+
+void c_graph_free(void *st, void *graph) {
+    cuda_state *c = (cuda_state *)st;
+    cudaStreamSynchronize(c->stream);
+    cudaGraphExecDestroy((cudaGraphExec_t)graph);
+}
+
+const char *c_describe(void *st) { return ((cuda_state *)st)->desc; }
+
+} // namespace
+
+extern "C" const nf_dev_ops nf__dev_cuda = {
+    "cuda",       (size_t)1 << 20, c_open,         c_close,        c_alloc,      c_free,
+    c_put,        c_get,           c_copy,         c_zero,         c_gemm,       c_launch,
+    c_reduce,     c_graph_begin,   c_graph_end,    c_graph_replay, c_graph_free, c_describe,
+};
