@@ -58,6 +58,22 @@ void test_cli(const char *build) {
         CHECK(run(out, sizeof out, "%s %s --help", bin, cmds[i]) == 0 && strstr(out, want), "nflow %s --help", cmds[i]);
     }
     CHECK(run(NULL, 0, "%s frobnicate 2>/dev/null", bin) == 1, "unknown command: exit 1");
+    /* --device: a clear refusal (exit 1) without CUDA or a GPU, on every command that takes it */
+    CHECK(run(out, sizeof out, "%s --version", bin) == 0 && strstr(out, nf_cuda_available() ? "cuda: yes" : "cuda: no"),
+          "nflow --version says whether CUDA is compiled in");
+    {
+        const char *dev_cmds[] = {"train --data moons --flow \"realnvp(layers=2, hidden=[8])\" --steps 5",
+                                  "fit-density --target u1 --flow \"realnvp(layers=2, hidden=[8])\" --steps 5"};
+        for (int i = 0; i < 2; i++) {
+            CHECK(run(out, sizeof out, "%s %s --out %s/dev --device tpu 2>&1", bin, dev_cmds[i], tmp) == 1 &&
+                      strstr(out, "unknown device \"tpu\" (cpu, cuda or cuda:K)") && !exists(tmp, "dev"),
+                  "%s --device tpu: exit 1 naming the devices (%s)", dev_cmds[i], out);
+            int rc = run(out, sizeof out, "%s %s --out %s/dev --device cuda 2>&1", bin, dev_cmds[i], tmp);
+            if (!nf_cuda_available())
+                CHECK(rc == 1 && strstr(out, "built without CUDA (build with make CUDA=1)"),
+                      "%s --device cuda without CUDA: exit 1 saying so (%s)", dev_cmds[i], out);
+        }
+    }
 
     /* data -> train (file, validation, scaler) */
     CHECK(run(NULL, 0, "%s data moons -n 600 --seed 3 --out %s/d.csv", bin, tmp) == 0 && exists(tmp, "d.csv"), "nflow data");
@@ -125,6 +141,11 @@ void test_cli(const char *build) {
           "nflow info shows the context dimension: %s", out);
     CHECK(run(NULL, 0, "%s sample --model %s/cond/model.nflow -n 5 --out - 2>/dev/null", bin, tmp) == 1,
           "sampling a conditional model without --context: usage error");
+    CHECK(run(out, sizeof out, "%s sample --model %s/cond/model.nflow -n 5 --context 1 --out - --device tpu 2>&1", bin, tmp) == 1 &&
+              strstr(out, "unknown device \"tpu\""), "sample --device tpu: exit 1 (%s)", out);
+    CHECK(run(out, sizeof out, "%s logprob --model %s/cond/model.nflow --in %s/d.csv --out - --device %s 2>&1", bin, tmp, tmp,
+              nf_cuda_available() ? "cuda:7" : "cuda") == 1 && strstr(out, nf_cuda_available() ? "cuda" : "built without CUDA"),
+          "logprob --device cuda: exit 1 saying why (%s)", out);
     for (int lab = 0; lab < 2; lab++) {
         float *sm = NULL;
         size_t ns, ds;

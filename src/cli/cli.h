@@ -105,6 +105,7 @@ void rmdir_made(const char *dir, const char *made);
  * --threads N, --checkpoint-every N, --resume (DIR/checkpoint.nflow). */
 typedef struct engine_opts {
     size_t threads, ck_every;
+    const char *device; /* --device (NULL: the CPU) */
     int resume;
     char ckpath[4200];
     char made[4096]; /* the first output folder this run created ("" if none) */
@@ -120,12 +121,21 @@ typedef struct engine_opts {
     "                    the final parameters) and kept, and named, when it fails\n"     \
     "  --threads N       split each batch over N threads (BLAS then runs one thread\n"    \
     "                    inside each); results are reproducible for a given N\n"         \
+    DEVICE_HELP                                                                        \
     "  mpirun -np N nflow ...  (the MPI build, make MPI=1) N processes train one model:\n" \
     "                    --batch is the global batch, each process takes its part of\n" \
     "                    it (a file: of the rows, each reading its share; generated\n"   \
     "                    data: its own draws); gradients are summed every step; rank\n" \
     "                    0 writes the outputs and checkpoints (docs/scaling.md)\n"
+#define DEVICE_HELP                                                                     \
+    "  --device D        cpu (default), cuda or cuda:K: compute on GPU K (an nflow built\n" \
+    "                    with make CUDA=1; nflow --version says): couplings (realnvp,\n"   \
+    "                    nice), affine maf and permutations on a normal base; other\n"     \
+    "                    flows are refused by name (docs/performance.md)\n"
 void engine_opts_parse(args *a, engine_opts *e);
+/* Puts f on `device` (NULL: leaves it on the CPU); 0, or EXIT_USAGE with the
+ * reason printed (no CUDA in this build, no GPU, a layer the GPU cannot run). */
+int set_device(const char *cmd, nf_flow *f, const char *device);
 /* Sets o's checkpoint, resume and thread options (and one BLAS thread when
  * N > 1); says on stderr whether it resumes, unless quiet. */
 void engine_opts_apply(const char *cmd, engine_opts *e, const char *out, int quiet, nf_train_opts *o);

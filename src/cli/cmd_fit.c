@@ -76,6 +76,10 @@ int cmd_fit_density(int argc, char **argv, const par *procs) {
     if (nf_energy_target(tname, &target)) return fail(cmd, EXIT_USAGE, "%s", nf_last_error());
     nf_flow *flow = NULL;
     if (nf_flow_from_spec(spec, 2, seed, &flow)) return fail(cmd, EXIT_USAGE, "%s", nf_last_error());
+    if ((rc = set_device(cmd, flow, eng.device))) {
+        nf_flow_free(flow);
+        return rc;
+    }
     int lead = procs->rank == 0; /* several processes (mpirun): rank 0 writes and speaks */
     if (lead && mkdir_p(out, eng.made, sizeof eng.made)) rc = fail(cmd, EXIT_DATA, "cannot create %s: %s", out, strerror(errno));
     if ((rc = par_agree(procs, rc))) {

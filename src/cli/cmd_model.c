@@ -10,6 +10,7 @@
 
 static const char *HELP_SAMPLE =
     "usage: nflow sample --model M -n N --out FILE [--seed S] [--with-log-prob] [--context V,...] [--threads T]\n"
+    "                    [--device cpu|cuda[:K]]\n"
     "\n"
     "Draws N samples from a trained flow (forward direction: base -> data) and\n"
     "writes them as CSV or .npy (by extension; '-' is stdout), in the data's\n"
@@ -19,9 +20,12 @@ static const char *HELP_SAMPLE =
     "threads (BLAS runs one thread inside nflow's): the samples equal a\n"
     "one-thread run's.  Samples are drawn in blocks of 65,536 rows, each from its\n"
     "own stream of the seed, so `mpirun -np N nflow sample` (MPI build) writes\n"
-    "the same file as one process, each rank drawing and writing its rows.\n";
+    "the same file as one process, each rank drawing and writing its rows.\n"
+    "--device cuda[:K] maps the samples on GPU K (make CUDA=1 builds it): the\n"
+    "base samples are drawn as on the CPU, so the samples equal the CPU's to\n"
+    "rounding.\n";
 static const char *HELP_LOGPROB =
-    "usage: nflow logprob --model M --in FILE --out FILE [--threads T]\n"
+    "usage: nflow logprob --model M --in FILE --out FILE [--threads T] [--device cpu|cuda[:K]]\n"
     "\n"
     "Writes the log-density of every row of FILE (CSV or .npy, '-' for stdin)\n"
     "under the model (inverse direction: data -> base), one value per row, in\n"
@@ -30,7 +34,9 @@ static const char *HELP_LOGPROB =
     "into chunks over T threads (BLAS runs one thread inside nflow's; the values\n"
     "equal a one-thread run's).  Under `mpirun -np N` (MPI build) each rank reads\n"
     "its part of FILE (.npy by offset, CSV by byte ranges at line starts) and\n"
-    "writes its values into the one output file: the same bytes as one process.\n";
+    "writes its values into the one output file: the same bytes as one process.\n"
+    "--device cuda[:K] computes on GPU K (make CUDA=1 builds it; fp32, equal to\n"
+    "the CPU's values to rounding).\n";
 static const char *HELP_INFO =
     "usage: nflow info --model M\n"
     "\n"
@@ -47,17 +53,16 @@ static const char *HELP_PLOT =
 
 /* Loads a model; threads > 1 (--threads) splits its passes into chunks over
  * that many threads. */
-static int load(const char *cmd, const char *path, size_t threads, nf_flow **f) {
+static int load(const char *cmd, const char *path, size_t threads, const char *device, nf_flow **f) {
     if (!path) return fail(cmd, EXIT_USAGE, "--model is required");
     if (nf_flow_load(path, f)) return fail(cmd, EXIT_DATA, "%s", nf_last_error());
-    if (threads <= 1) return 0;
-    if (nf_flow_set_threads(*f, threads)) {
-        int rc = fail(cmd, EXIT_USAGE, "%s", nf_last_error());
+    int rc = set_device(cmd, *f, device);
+    if (!rc && threads > 1 && nf_flow_set_threads(*f, threads)) rc = fail(cmd, EXIT_USAGE, "%s", nf_last_error());
+    if (rc) {
         nf_flow_free(*f);
         *f = NULL;
-        return rc;
     }
-    return 0;
+    return rc;
 }
 
 /* The header of a sample file: the model's column names (saved by nflow
@@ -97,12 +102,13 @@ int cmd_sample(int argc, char **argv, const par *procs) {
     int with_lp = opt_flag(&a, "--with-log-prob");
     const char *ctxs = opt_str(&a, "--context", NULL);
     size_t threads = (size_t)opt_num(&a, "--threads", 1, 1, 64);
+    const char *device = opt_str(&a, "--device", NULL);
     rc = args_check_all_used(&a);
     args_free(&a);
     if (rc) return rc;
     if (!out || n == 0) return fail(cmd, EXIT_USAGE, "-n N and --out FILE are required");
     nf_flow *f = NULL;
-    if ((rc = load(cmd, model, threads, &f))) return rc;
+    if ((rc = load(cmd, model, threads, device, &f))) return rc;
     size_t d = nf_flow_dim(f), w = d + (with_lp ? 1 : 0), dc = nf_flow_context_dim(f);
     float *ctx = NULL;
     if (dc || ctxs) { /* --context V1,...,Vdc for every sample */
@@ -187,12 +193,13 @@ int cmd_logprob(int argc, char **argv, const par *procs) {
     if (rc) return rc < 0 ? 0 : rc;
     const char *model = opt_str(&a, "--model", NULL), *in = opt_str(&a, "--in", NULL), *out = opt_str(&a, "--out", NULL);
     size_t threads = (size_t)opt_num(&a, "--threads", 1, 1, 64);
+    const char *device = opt_str(&a, "--device", NULL);
     rc = args_check_all_used(&a);
     args_free(&a);
     if (rc) return rc;
     if (!in || !out) return fail(cmd, EXIT_USAGE, "--in FILE and --out FILE are required");
     nf_flow *f = NULL;
-    if ((rc = load(cmd, model, threads, &f))) return rc;
+    if ((rc = load(cmd, model, threads, device, &f))) return rc;
     float *x = NULL;
     size_t n = 0, d = 0;
     size_t fd = nf_flow_dim(f), dc = nf_flow_context_dim(f);
@@ -230,7 +237,7 @@ int cmd_info(int argc, char **argv, const par *procs) {
     args_free(&a);
     if (rc) return rc;
     nf_flow *f = NULL;
-    if ((rc = load(cmd, model, 1, &f))) return rc;
+    if ((rc = load(cmd, model, 1, NULL, &f))) return rc;
     printf("model:      %s\nspec:       %s\ndimension:  %zu\nparameters: %zu\n", model, nf_flow_spec(f), nf_flow_dim(f),
            nf_flow_param_count(f));
     if (nf_flow_context_dim(f))
@@ -268,7 +275,7 @@ int cmd_plot(int argc, char **argv, const par *procs) {
     if (!out) return fail(cmd, EXIT_USAGE, "--out DIR is required");
     if (strcmp(fmt, "png") && strcmp(fmt, "svg") && strcmp(fmt, "pdf")) return fail(cmd, EXIT_USAGE, "--format must be png, svg or pdf");
     nf_flow *f = NULL;
-    if ((rc = load(cmd, model, 1, &f))) return rc;
+    if ((rc = load(cmd, model, 1, NULL, &f))) return rc;
     float *x = NULL;
     size_t d = nf_flow_dim(f), dc = nf_flow_context_dim(f);
     if (data && rows_generated(data)) {

@@ -403,6 +403,8 @@ static int build(const train_cfg *c, train_run *r) {
         return fail(cmd, EXIT_USAGE,
                     "the flow takes a context of %zu values (context=K in its spec) but --context-cols gives %zu",
                     nf_flow_context_dim(r->flow), r->nctx);
+    int drc = set_device(cmd, r->flow, c->eng.device);
+    if (drc) return drc;
     if (!r->stream || !c->o.standardize) return 0;
     size_t m = 100000;
     float *big = malloc(m * (2 + (size_t)r->g.labels) * sizeof(float));

@@ -169,6 +169,12 @@ void engine_opts_parse(args *a, engine_opts *e) {
     e->ck_every = (size_t)opt_num(a, "--checkpoint-every", 0, 1, 1e12);
     e->threads = (size_t)opt_num(a, "--threads", 1, 1, 64);
     e->resume = opt_flag(a, "--resume");
+    e->device = opt_str(a, "--device", NULL);
+}
+
+int set_device(const char *cmd, nf_flow *f, const char *device) {
+    if (!device || nf_flow_set_device(f, device) == NF_OK) return 0;
+    return fail(cmd, EXIT_USAGE, "%s", nf_last_error());
 }
 
 void engine_opts_finish(const char *cmd, const engine_opts *e, const char *out, int rc) {

@@ -54,6 +54,8 @@ static int print_version(void) {
 #else
     printf("mpi: no (make MPI=1 builds it)\n");
 #endif
+    if (nf_cuda_available()) printf("cuda: yes (--device cuda[:K] on train, fit-density, logprob, sample)\n");
+    else printf("cuda: no (make CUDA=1 builds it)\n");
     if (env) printf("OPENBLAS_CORETYPE=%s (set in the environment)\n", env);
     if (better)
         printf("note: this CPU also runs OpenBLAS's AVX-512 kernels, about twice as fast for the matrix products:\n"
