@@ -15,8 +15,13 @@
  * points (in chunks of 2048, as the library does); IAF sampling (its fast
  * direction); a 10000x256x256 sgemm; the process's peak resident memory.
  *
- * Usage: nflow_bench [--part steps|passes]   (default: both)
+ * Usage: nflow_bench [--part steps|passes|sgemm] [--device D] [--gpu]   (default: steps and passes)
  *        nflow_bench --blas-better           (for bench/run: a faster kernel set, or nothing)
+ * --device D runs the flows on D (cuda, cuda:K; an nflow built with make
+ * CUDA=1).  --gpu: the configurations of bench/device/run instead: steps at
+ * batch 100, 1024 (and 16384 on a device), and passes of 2^20 points in one call each,
+ * with the MAF spelled as bench/torch_bench.py's (a plain MADE, the scale
+ * e^-a: "maf(layers=5, hidden=[256,256], residual=0, scale=unbounded)").
  * bench/run runs the training steps in several rounds, alternating with
  * PyTorch's, and the passes once.
  */
@@ -59,9 +64,10 @@ static int same_batch(void *u, nf_rng *r, float *x, size_t n) {
 
 /* ms per training step at batch b (median of 3 timed runs of `steps`),
  * with the batch split over `threads` threads. */
-static double step_ms(const char *spec, size_t b, size_t steps, size_t threads) {
+static double step_ms(const char *spec, size_t b, size_t steps, size_t threads, const char *device) {
     nf_flow *f = NULL;
     TRY(nf_flow_from_spec(spec, 2, 1, &f));
+    if (device) TRY(nf_flow_set_device(f, device));
     nf_rng *rng = NULL;
     nf_rng_create(3, &rng);
     float *x = malloc(b * 2 * sizeof(float));
@@ -92,49 +98,70 @@ int main(int argc, char **argv) {
         if (better) puts(better);
         return 0;
     }
-    int steps = 1, passes = 1;
-    if (argc > 2 && !strcmp(argv[1], "--part") && (!strcmp(argv[2], "steps") || !strcmp(argv[2], "passes")))
-        steps = argv[2][0] == 's', passes = !steps;
-    else if (argc > 1) {
-        fprintf(stderr, "usage: nflow_bench [--part steps|passes] | --blas-better\n");
-        return 2;
+    int steps = 1, passes = 1, sgemm = 1, gpu = 0;
+    const char *device = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--part") && i + 1 < argc) {
+            const char *p = argv[++i];
+            steps = !strcmp(p, "steps"), passes = !strcmp(p, "passes"), sgemm = passes || !strcmp(p, "sgemm");
+            if (!steps && !sgemm) i = argc + 1;
+        } else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+            device = argv[++i];
+        } else if (!strcmp(argv[i], "--gpu")) {
+            gpu = 1;
+        } else {
+            i = argc + 1;
+        }
+        if (i > argc) {
+            fprintf(stderr, "usage: nflow_bench [--part steps|passes|sgemm] [--device D] [--gpu] | --blas-better\n");
+            return 2;
+        }
     }
-    printf("INFO nflow blas %s\n", blas);
-    const char *rnvp = "realnvp(layers=6, hidden=[256,256])", *maf = "maf(layers=5, hidden=[256,256])",
+    printf("INFO nflow blas %s device %s\n", blas, device ? device : "cpu");
+    const char *rnvp = "realnvp(layers=6, hidden=[256,256])",
+               *maf = gpu ? "maf(layers=5, hidden=[256,256], residual=0, scale=unbounded)" : "maf(layers=5, hidden=[256,256])",
                *iaf = "iaf(layers=5, hidden=[256,256])";
     const char *env = getenv("OPENBLAS_NUM_THREADS");
     size_t T = env && atoi(env) > 0 ? (size_t)atoi(env) : 1;
     if (T > 1 && openblas_set_num_threads) openblas_set_num_threads(1); /* training: nflow's threads */
     struct rusage ru;
     if (steps) {
-        printf("RESULT realnvp_step_b100 %.4f ms\n", step_ms(rnvp, 100, 200, T));
-        printf("RESULT realnvp_step_b1024 %.4f ms\n", step_ms(rnvp, 1024, 30, T));
-        printf("RESULT maf_step_b100 %.4f ms\n", step_ms(maf, 100, 200, T));
-        printf("RESULT maf_step_b1024 %.4f ms\n", step_ms(maf, 1024, 30, T));
+        printf("RESULT realnvp_step_b100 %.4f ms\n", step_ms(rnvp, 100, 200, T, device));
+        size_t big = device ? 100 : 30; /* steps at batch 1024: a GPU's take far less time */
+        printf("RESULT realnvp_step_b1024 %.4f ms\n", step_ms(rnvp, 1024, big, T, device));
+        if (device) printf("RESULT realnvp_step_b16384 %.4f ms\n", step_ms(rnvp, 16384, 30, T, device));
+        printf("RESULT maf_step_b100 %.4f ms\n", step_ms(maf, 100, 200, T, device));
+        printf("RESULT maf_step_b1024 %.4f ms\n", step_ms(maf, 1024, big, T, device));
         getrusage(RUSAGE_SELF, &ru);
         printf("RESULT peak_rss %.1f MiB\n", ru.ru_maxrss / 1024.0);
         fflush(stdout);
     }
-    if (!passes) return 0;
+    if (!sgemm) return 0;
 
-    enum { N = 1000000 };
+    size_t N = gpu ? (size_t)1 << 20 : 1000000;
     float *x = malloc((size_t)N * 2 * sizeof(float)), *lp = malloc(N * sizeof(float));
     nf_rng *rng = NULL;
     nf_rng_create(4, &rng);
     TRY(nf_data_moons(rng, N, 0.05f, x, NULL));
-    const char *specs[3] = {rnvp, maf, iaf}, *names[3] = {"realnvp", "maf", "iaf"};
-    for (int k = 0; k < 3; k++) {
+    const char *specs[3] = {rnvp, maf, iaf}, *names[3] = {"realnvp", "maf", "iaf"}, *sz = gpu ? "2p20" : "1M";
+    for (int k = 0; passes && k < (device ? 2 : 3); k++) { /* (IAF has no GPU kernels) */
         nf_flow *f = NULL;
         TRY(nf_flow_from_spec(specs[k], 2, 1, &f));
         TRY(nf_flow_set_threads(f, T)); /* chunks over T threads, BLAS single-threaded inside */
+        if (device) {
+            TRY(nf_flow_set_device(f, device));
+            TRY(nf_flow_log_prob(f, x, 4096, lp)); /* warm up: the device's workspace */
+            TRY(nf_flow_sample(f, rng, 4096, x));
+            TRY(nf_data_moons(rng, N, 0.05f, x, NULL));
+        }
         if (k < 2) { /* IAF's density is its slow direction: not benchmarked */
             double t0 = now();
             TRY(nf_flow_log_prob(f, x, N, lp));
-            printf("RESULT %s_logprob_1M %.4f s\n", names[k], now() - t0);
+            printf("RESULT %s_logprob_%s %.4f s\n", names[k], sz, now() - t0);
         }
         double t0 = now();
         TRY(nf_flow_sample(f, rng, N, x));
-        printf("RESULT %s_sample_1M %.4f s\n", names[k], now() - t0);
+        printf("RESULT %s_sample_%s %.4f s\n", names[k], sz, now() - t0);
         fflush(stdout);
         nf_flow_free(f);
         TRY(nf_data_moons(rng, N, 0.05f, x, NULL));

@@ -1,8 +1,10 @@
 /*
  * test_threads.c - one distribution used from several threads at once gives
- * the same answers as serial calls, and error messages are per thread.
+ * the same answers as serial calls (and so does a flow, on the CPU and on a
+ * device), and error messages are per thread.
  */
 #include "test.h"
+#include "../src/device/prog.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -55,11 +57,14 @@ static void *flow_worker(void *arg) {
 }
 
 static void test_flow_threads(void) {
-    const char *specs[2] = {"realnvp(layers=4, hidden=[32,32])", "maf(layers=3, hidden=[24,24])"};
-    for (int k = 0; k < 2; k++) {
+    /* the third: a flow on a device (the host device), whose calls take the device's lock */
+    const char *specs[3] = {"realnvp(layers=4, hidden=[32,32])", "maf(layers=3, hidden=[24,24])",
+                            "maf(layers=3, hidden=[24,24])"};
+    for (int k = 0; k < 3; k++) {
         nf_flow *f = NULL;
         CHECK_OK(nf_flow_from_spec(specs[k], 2, 9, &f));
         if (!f) continue;
+        if (k == 2) CHECK_OK(nf__flow_set_device_ops(f, &nf__dev_host, 0));
         static fjob jobs[NT];
         pthread_t th[NT];
         for (int t = 0; t < NT; t++) {
