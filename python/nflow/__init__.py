@@ -12,9 +12,9 @@ from . import datasets
 from ._lib import lib as _clib
 from .distributions import Bijector, Distribution
 from .errors import (ArgumentError, DomainError, Error, IOError, NumericalError, ShapeError, UnsupportedError)
-from .flow import Flow, History, fit_density, load
+from .flow import Flow, History, cuda_available, fit_density, load
 
 __version__ = _clib.nf_version().decode()
 
-__all__ = ["Flow", "History", "load", "fit_density", "Bijector", "Distribution", "datasets", "Error", "ArgumentError",
+__all__ = ["Flow", "History", "load", "fit_density", "cuda_available", "Bijector", "Distribution", "datasets", "Error", "ArgumentError",
            "ShapeError", "DomainError", "NumericalError", "UnsupportedError", "IOError"]

@@ -125,6 +125,20 @@ class Flow(Owned):
     def __repr__(self):
         return "Flow(%r, dim=%d, parameters=%d)" % (self.spec, self.dim, len(self.parameters))
 
+    @property
+    def device(self):
+        """Where the flow computes: "cpu" or the GPU's name ("cuda:0")."""
+        return lib.nf_flow_device(self._h).decode()
+
+    def to(self, device):
+        """Computes on `device` from now on ("cpu", "cuda" or "cuda:K"; a GPU needs an
+        nflow built with make CUDA=1, see nflow.cuda_available()); returns the flow.
+        Raises UnsupportedError naming the first layer a GPU cannot run, or saying that
+        CUDA or a GPU is missing.  Parameters stay readable and writable as numpy arrays;
+        saved files are the same on every device."""
+        check(lib.nf_flow_set_device(self._h, str(device).encode()))
+        return self
+
     def _threads_for(self, threads):
         if threads != self._threads:
             check(lib.nf_flow_set_threads(self._h, int(threads)))
@@ -265,3 +279,9 @@ def fit_density(target, spec, dim=2, *, steps=10000, batch=256, lr=1e-3, seed=0,
         raise keep[1][0]
     check(status)
     return flow, _history(rep)
+
+
+def cuda_available():
+    """True when this nflow was built with CUDA (make CUDA=1): Flow.to("cuda") can then
+    run on a GPU where one is present."""
+    return bool(lib.nf_cuda_available())

@@ -179,3 +179,14 @@ def test_docs_cover_the_api():
     for meth in ("fit", "log_prob", "sample", "sample_and_log_prob", "to_base", "save"):
         assert getattr(nflow.Flow, meth).__doc__, "Flow.%s has a docstring" % meth
         assert "Flow.%s" % meth in doc, "docs/python.md documents Flow.%s" % meth
+
+
+def test_device():
+    f = nflow.Flow("realnvp(layers=2, hidden=[8])", 2, seed=1)
+    assert f.device == "cpu" and f.to("cpu") is f
+    with pytest.raises(nflow.ArgumentError, match="unknown device"):
+        f.to("tpu")
+    if not nflow.cuda_available():
+        with pytest.raises(nflow.UnsupportedError, match="built without CUDA"):
+            f.to("cuda")
+        assert f.device == "cpu"
