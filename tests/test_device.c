@@ -151,6 +151,36 @@ static void training(const char *spec, size_t d, const nf_dev_ops *ops, const ch
     nf_flow_free(c), nf_flow_free(g);
 }
 
+/* A step whose loss or gradient is not finite stops training on the device
+ * as on the CPU: the same status, naming the same step, and the parameters
+ * after the step before it kept. */
+static void divergence(const nf_dev_ops *ops, const char *dev) {
+    const char *spec = "maf(layers=2, hidden=[16,16], residual=0, scale=unbounded)";
+    nf_flow *c = NULL, *g = NULL;
+    CHECK_OK(nf_flow_from_spec(spec, 3, 5, &c));
+    CHECK_OK(nf_flow_from_spec(spec, 3, 5, &g));
+    if (!c || !g) return;
+    CHECK_OK(on_device(g, ops));
+    size_t n = 256, P = nf_flow_param_count(c);
+    float *x = malloc(n * 3 * sizeof(float));
+    fill(x, n * 3, 8);
+    nf_train_opts o = nf_train_defaults();
+    o.batch = 32, o.epochs = 20, o.lr = 1e4f, o.seed = 2;
+    nf_status sc = nf_flow_fit(c, x, n, &o, NULL);
+    char mc[512];
+    snprintf(mc, sizeof mc, "%s", nf_last_error());
+    nf_status sg = nf_flow_fit(g, x, n, &o, NULL);
+    const char *mg = nf_last_error();
+    CHECK(sc == NF_ERR_NUMERIC && sg == NF_ERR_NUMERIC, "lr 1e4 diverges on both: %s / %s", mc, mg);
+    const char *a = strstr(mc, "step "), *b = strstr(mg, "step ");
+    CHECK(a && b && atoi(a + 5) == atoi(b + 5) && atoi(a + 5) > 1, "on %s the same step fails: \"%s\" and \"%s\"", dev,
+          mc, mg);
+    double e = rel_err(nf_flow_params(g), nf_flow_params(c), P);
+    CHECK(e < 1e-2, "on %s the parameters of the last good step are kept (they differ from the CPU's by %g)", dev, e);
+    free(x);
+    nf_flow_free(c), nf_flow_free(g);
+}
+
 static void refusals(const nf_dev_ops *ops) {
     static const struct {
         const char *spec;
@@ -191,6 +221,7 @@ static void suite_on(const nf_dev_ops *ops, const char *dev, double tol) {
         gradient(FAMILIES[i].spec, FAMILIES[i].d, ops, dev, tol);
         training(FAMILIES[i].spec, FAMILIES[i].d, ops, dev, tol);
     }
+    divergence(ops, dev);
     refusals(ops);
 }
 

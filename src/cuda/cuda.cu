@@ -31,6 +31,7 @@ struct cuda_state {
     unsigned char *pin[2];
     cudaEvent_t done[2];
     int slot;
+    double *parts; /* PARTS partial sums of reduce() */
     char desc[160];
 };
 
@@ -42,28 +43,48 @@ nf_status cuda_fail(cudaError_t e, const char *what) {
     return nf__err(NF_ERR_IO, "cuda: %s: %s", what, cudaGetErrorString(e));
 }
 
-template <int ID> __global__ void kern(size_t count, nf_kargs a) {
+template <int ID> __global__ void kern(size_t count, const __grid_constant__ nf_kargs a) {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += (size_t)gridDim.x * blockDim.x)
         nf__kern(ID, i, &a);
 }
 
-/* out[0] (+)= sum x[i] (or x[i]^2) in double: one block, each thread a
- * strided part, then a tree; the same order every time. */
-__global__ void reduce_kernel(double *out, const float *x, size_t n, int sq, int add) {
-    __shared__ double part[1024];
+/* Sums in double, in a fixed order whatever the timing: block b of
+ * `used` (at most PARTS, one per 1024 values) sums the elements b*1024 + t,
+ * stepping by used*1024, into part[b]
+ * (a tree over its threads); then one block sums the parts the same way
+ * into out[0] (adding to it when `add`). */
+const int PARTS = 256;
+
+__global__ void reduce_parts(double *part, const float *x, size_t n, int sq) {
+    __shared__ double t[1024];
     double s = 0;
-    for (size_t i = threadIdx.x; i < n; i += blockDim.x) s += sq ? (double)x[i] * x[i] : (double)x[i];
-    part[threadIdx.x] = s;
+    for (size_t i = (size_t)blockIdx.x * 1024 + threadIdx.x; i < n; i += (size_t)gridDim.x * 1024)
+        s += sq ? (double)x[i] * x[i] : (double)x[i];
+    t[threadIdx.x] = s;
     __syncthreads();
-    for (unsigned w = blockDim.x / 2; w > 0; w /= 2) {
-        if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+    for (unsigned w = 512; w > 0; w /= 2) {
+        if (threadIdx.x < w) t[threadIdx.x] += t[threadIdx.x + w];
         __syncthreads();
     }
-    if (threadIdx.x == 0) out[0] = add ? out[0] + part[0] : part[0];
+    if (threadIdx.x == 0) part[blockIdx.x] = t[0];
+}
+
+__global__ void reduce_final(double *out, const double *part, unsigned used, int add) {
+    __shared__ double t[PARTS];
+    t[threadIdx.x] = threadIdx.x < used ? part[threadIdx.x] : 0.0;
+    __syncthreads();
+    for (unsigned w = PARTS / 2; w > 0; w /= 2) {
+        if (threadIdx.x < w) t[threadIdx.x] += t[threadIdx.x + w];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[0] = add ? out[0] + t[0] : t[0];
 }
 
 /* Every call works on the state's GPU, whichever the calling thread used last. */
-void use(const cuda_state *c) { cudaSetDevice(c->index); }
+void use(const cuda_state *c) {
+    int cur = -1;
+    if (cudaGetDevice(&cur) != cudaSuccess || cur != c->index) cudaSetDevice(c->index);
+}
 
 nf_status c_open(int index, void **st) {
     int n = 0;
@@ -93,6 +114,13 @@ nf_status c_open(int index, void **st) {
     cublasSetStream(c->blas, c->stream);
     cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH); /* fp32, no TF32 */
     if (cudaMalloc(&c->workspace, WORKSPACE) == cudaSuccess) cublasSetWorkspace(c->blas, c->workspace, WORKSPACE);
+    if ((e = cudaMalloc((void **)&c->parts, PARTS * sizeof(double))) != cudaSuccess) {
+        cublasDestroy(c->blas);
+        cudaFree(c->workspace);
+        cudaStreamDestroy(c->stream);
+        free(c);
+        return cuda_fail(e, "cudaMalloc");
+    }
     for (int k = 0; k < 2; k++)
         if (cudaMallocHost((void **)&c->pin[k], STAGING) != cudaSuccess ||
             cudaEventCreateWithFlags(&c->done[k], cudaEventDisableTiming) != cudaSuccess) {
@@ -110,6 +138,7 @@ void c_close(void *st) {
     cudaStreamSynchronize(c->stream);
     cublasDestroy(c->blas);
     cudaFree(c->workspace);
+    cudaFree(c->parts);
     for (int k = 0; k < 2; k++)
         if (c->pin[k]) cudaFreeHost(c->pin[k]), cudaEventDestroy(c->done[k]);
     cudaStreamDestroy(c->stream);
@@ -208,7 +237,10 @@ void c_launch(void *st, int id, size_t count, const nf_kargs *a) {
 void c_reduce(void *st, double *out, const float *x, size_t n, int sq, int add) {
     cuda_state *c = (cuda_state *)st;
     use(c);
-    reduce_kernel<<<1, 1024, 0, c->stream>>>(out, x, n, sq, add);
+    size_t used = (n + 1023) / 1024;
+    used = used < 1 ? 1 : used > (size_t)PARTS ? (size_t)PARTS : used;
+    reduce_parts<<<(unsigned)used, 1024, 0, c->stream>>>(c->parts, x, n, sq);
+    reduce_final<<<1, PARTS, 0, c->stream>>>(out, c->parts, (unsigned)used, add);
 }
 
 nf_status c_graph_begin(void *st) {
