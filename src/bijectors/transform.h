@@ -42,16 +42,16 @@ static inline nf_status nf__eltx_from_opts(const char *fn, size_t bins, float bo
     return NF_OK;
 }
 
-static inline size_t nf__eltx_np(const nf_eltx *t) { return t->bins ? 3 * t->bins - 1 : 2; }
+NF_HD size_t nf__eltx_np(const nf_eltx *t) { return t->bins ? 3 * t->bins - 1 : 2; }
 
 /* z = T(x); returns log T'(x). */
-static inline double nf__eltx_eval(const nf_eltx *t, const float *p, size_t stride, double x, double *z) {
+NF_HD double nf__eltx_eval(const nf_eltx *t, const float *p, size_t stride, double x, double *z) {
     if (t->bins) return nf__rqs_eval(t->bins, t->bound, p, stride, x, z);
     return nf__affine_eval(t->scale, p[0], p[stride], x, z);
 }
 
 /* x = T^{-1}(z); returns log T'(x). */
-static inline double nf__eltx_invert(const nf_eltx *t, const float *p, size_t stride, double z, double *x) {
+NF_HD double nf__eltx_invert(const nf_eltx *t, const float *p, size_t stride, double z, double *x) {
     if (t->bins) return nf__rqs_invert(t->bins, t->bound, p, stride, z, x);
     return nf__affine_invert(t->scale, p[0], p[stride], z, x);
 }
@@ -61,7 +61,7 @@ static inline double nf__eltx_invert(const nf_eltx *t, const float *p, size_t st
  * gp[k * stride] = dL/dp_k.  (The affine map uses the stored z, as the MAF
  * did before the transforms were shared, so its results are unchanged bit
  * for bit.) */
-static inline void nf__eltx_grad(const nf_eltx *t, const float *p, size_t stride, double x, double z, double gz,
+NF_HD void nf__eltx_grad(const nf_eltx *t, const float *p, size_t stride, double x, double z, double gz,
                                  double gl, double *gx, float *gp) {
     if (t->bins) {
         nf__rqs_grad(t->bins, t->bound, p, stride, x, gz, gl, gx, gp);
