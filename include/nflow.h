@@ -590,8 +590,9 @@ nf_status nf_flow_set_threads(nf_flow *flow, size_t threads);
  * sample calls and training (nf_flow_fit and the other fit calls) run there
  * in large chunks, and results agree with the CPU's to rounding (fp32).
  * Rows the device gives a non-finite log-density are done again on the CPU.
- * The families a GPU runs: affine couplings (realnvp, nice, coupling with an
- * MLP), affine maf, permutations (reverse, permute) on a normal base;
+ * The families a GPU runs: couplings with MLP networks, affine or spline
+ * (realnvp, nice, nsf, coupling), maf (affine or spline), permutations
+ * (reverse, permute) on a normal base;
  * NF_ERR_UNSUPPORTED names the first layer it cannot run (nothing falls back
  * silently).  Model files stay device-neutral.  Calls on a flow that
  * computes on a device are serialised; not to be called while another

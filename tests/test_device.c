@@ -27,6 +27,9 @@ static const struct {
     {"maf(layers=1, hidden=[8], residual=0, scale=sigmoid, activation=elu)", 3},
     {"maf(layers=1, hidden=[8,8], scale=softplus, activation=sigmoid)", 3},
     {"chain(coupling(num_masked=1, hidden=[8]), permute([2,0,1]), coupling(num_masked=2, hidden=[8]))", 3},
+    {"nsf(layers=2, hidden=[12,12], bins=5)", 3},                  /* spline couplings */
+    {"nsf(layers=2, hidden=[8], bins=4, bound=2, residual=1)", 4},
+    {"maf(layers=2, hidden=[12,12], bins=6)", 3},                  /* spline MAF */
 };
 #define NFAM (sizeof FAMILIES / sizeof FAMILIES[0])
 
@@ -187,8 +190,6 @@ static void refusals(const nf_dev_ops *ops) {
         size_t d;
         const char *needle;
     } NO[] = {
-        {"nsf(layers=2, hidden=[8])", 3, "spline couplings run on the CPU only"},
-        {"maf(layers=1, hidden=[8], bins=4)", 3, "spline MAF layers"},
         {"chain(actnorm, realnvp(layers=2, hidden=[8]))", 3, "(actnorm) has no device kernels"},
         {"iaf(layers=1, hidden=[8])", 3, "(iaf) has no device kernels"},
         {"realnvp(layers=2, hidden=[8], context=2)", 3, "conditional"},

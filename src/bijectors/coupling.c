@@ -420,6 +420,6 @@ int nf__coupling_describe(const nf_bijector *b, nf_coupling_desc *o) {
     if (b->ops != &coupling_ops) return 0;
     const coupling *c = (const coupling *)b;
     *o = (nf_coupling_desc){c->nc, c->nt, c->ni, c->ci, c->ti, {&c->net[0], &c->net[1]}, c->nnets, c->separate,
-                            c->tanh_scale, c->shift_only, c->tx.bins};
+                            c->tanh_scale, c->shift_only, c->tx};
     return 1;
 }

@@ -8,6 +8,7 @@
 #define NF_DESCRIBE_H
 
 #include "bijector_impl.h"
+#include "transform.h"
 #include "../nn/nn.h"
 
 typedef struct nf_coupling_desc {
@@ -15,15 +16,14 @@ typedef struct nf_coupling_desc {
     const size_t *ci, *ti;   /* their indices */
     const nf_mlp *net[2];    /* separate: [s, t]; else net[0]: [shift | raw scale] (or shift only) */
     int nnets, separate, tanh_scale, shift_only;
-    size_t spline_bins;      /* 0: affine */
+    nf_eltx tx;              /* tx.bins > 0: a spline coupling (one net, np = 3 bins - 1 outputs per coordinate) */
 } nf_coupling_desc;
 int nf__coupling_describe(const nf_bijector *b, nf_coupling_desc *o);
 
 typedef struct nf_maf_desc {
     const nf_mlp *made;      /* d (+ context) -> np d */
     size_t np;               /* parameters per coordinate */
-    size_t spline_bins;      /* 0: affine */
-    int scale;               /* NF_SCALE_* of the affine transform */
+    nf_eltx tx;              /* the transform: affine (tx.scale its form) or a spline */
     const size_t *by_degree; /* by_degree[k]: the input of degree k + 1 */
     int first_free;          /* the degree-1 outputs are the output biases */
 } nf_maf_desc;

@@ -308,6 +308,6 @@ nf_status nf_bijector_iaf(size_t d, const nf_maf_opts *o, nf_rng *rng, nf_biject
 int nf__maf_describe(const nf_bijector *b, nf_maf_desc *o) {
     if (b->ops != &maf_ops) return 0;
     const maf *f = (const maf *)b;
-    *o = (nf_maf_desc){&f->made, f->np, f->tx.bins, f->tx.scale, f->by_degree, f->first_free};
+    *o = (nf_maf_desc){&f->made, f->np, f->tx, f->by_degree, f->first_free};
     return 1;
 }

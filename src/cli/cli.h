@@ -130,7 +130,7 @@ typedef struct engine_opts {
 #define DEVICE_HELP                                                                     \
     "  --device D        cpu (default), cuda or cuda:K: compute on GPU K (an nflow built\n" \
     "                    with make CUDA=1; nflow --version says): couplings (realnvp,\n"   \
-    "                    nice), affine maf and permutations on a normal base; other\n"     \
+    "                    nice, nsf), maf and permutations on a normal base; other\n"       \
     "                    flows are refused by name (docs/performance.md)\n"
 void engine_opts_parse(args *a, engine_opts *e);
 /* Puts f on `device` (NULL: leaves it on the CPU); 0, or EXIT_USAGE with the

@@ -14,7 +14,7 @@
 #ifndef NF_KERN_H
 #define NF_KERN_H
 
-#include "../bijectors/affine_form.h"
+#include "../bijectors/transform.h"
 #include "../core/hdmath.h"
 #include "nflow.h"
 
@@ -29,6 +29,7 @@ typedef struct nf_kargs {
     size_t n, d, a, b, c, e;           /* sizes and strides */
     int act, mode, flag;
     float f0, f1, f2, f3, f4, f5;
+    nf_eltx tx; /* the elementwise transform of MAF and spline layers (transform.h) */
 } nf_kargs;
 
 enum {
@@ -40,6 +41,8 @@ enum {
     K_GATHER,    /* n*c rows x columns: o0[r*a + j] = i0[r*d + x0[j]] */
     K_COUPLING,  /* n rows: affine coupling pass (mode 1 forward, 0 inverse) */
     K_COUPLING_BWD, /* n rows: its backward through the elementwise part */
+    K_SPLINE_COUPLING, /* n rows: spline coupling pass (mode 1 forward, 0 inverse) */
+    K_SPLINE_COUPLING_BWD, /* n*e: its inverse pass's backward */
     K_SCATTER_ADD,  /* n*c: o0[r*d + x0[j]] = i0[r*d + x0[j]] + i1[r*a + j] */
     K_PERMUTE,   /* n*d: mode 1: o0[r*d+j] = i0[r*d+x0[j]]; mode 0: o0[r*d+x0[j]] = i0[r*d+j] */
     K_MAF_INV,   /* n rows: z = T(x; h), ldj += sum log T' */
@@ -137,38 +140,69 @@ NF_HD void nf__k_coupling_bwd(const nf_kargs *k, size_t r) {
     }
 }
 
-/* MAF inverse, row r: i0 = x, i1 = h (the MADE's outputs, row stride 2d:
- * shifts then raw scales), o0 = z, o1 = ldj (or NULL); mode: the scale form. */
+/* MAF inverse, row r: i0 = x, i1 = h (the MADE's outputs: parameter k of
+ * coordinate j at k d + j, row stride a), o0 = z, o1 = ldj (or NULL); tx
+ * the transform. */
 NF_HD void nf__k_maf_inv(const nf_kargs *k, size_t r) {
     size_t d = k->d;
-    const float *h = k->i1 + r * 2 * d;
+    const float *h = k->i1 + r * k->a;
     double acc = 0, z;
     for (size_t j = 0; j < d; j++) {
-        acc += nf__affine_eval(k->mode, h[j], h[d + j], k->i0[r * d + j], &z);
+        acc += nf__eltx_eval(&k->tx, h + j, d, k->i0[r * d + j], &z);
         k->o0[r * d + j] = (float)z;
     }
     if (k->o1) k->o1[r] += (float)acc;
 }
 
-/* MAF inverse backward, element q = r*d + j: i0 = h, i1 = z, i2 = g, i3 = gl;
- * o0 = the direct dx (or NULL), o1 = dh (row stride 2d). */
+/* MAF inverse backward, element q = r*d + j: i0 = h (row stride a), i1 = z,
+ * i2 = g, i3 = gl, i4 = x; o0 = the direct dx (or NULL), o1 = dh (row
+ * stride a). */
 NF_HD void nf__k_maf_inv_bwd(const nf_kargs *k, size_t q) {
     size_t d = k->d, r = q / d, j = q % d;
-    const float *h = k->i0 + r * 2 * d;
     double gx;
-    nf__affine_grad(k->mode, h[j], h[d + j], k->i1[q], k->i2[q], k->i3[r], &gx, &k->o1[r * 2 * d + j],
-                    &k->o1[r * 2 * d + d + j]);
+    nf__eltx_grad(&k->tx, k->i0 + r * k->a + j, d, k->i4[q], k->i1[q], k->i2[q], k->i3[r], &gx,
+                  k->o1 + r * k->a + j);
     if (k->o0) k->o0[q] = (float)gx;
 }
 
 /* MAF forward, row r, coordinate j = flag: i0 = z, i1 = h (row stride a:
- * 2d, or 0 for the output biases), o0 = x, o1 = ldj (or NULL). */
+ * np d, or 0 for the output biases), o0 = x, o1 = ldj (or NULL). */
 NF_HD void nf__k_maf_fwd(const nf_kargs *k, size_t r) {
     size_t d = k->d, j = (size_t)k->flag;
-    const float *h = k->i1 + r * k->a;
-    double x, l = nf__affine_invert(k->mode, h[j], h[d + j], k->i0[r * d + j], &x);
+    double x, l = nf__eltx_invert(&k->tx, k->i1 + r * k->a + j, d, k->i0[r * d + j], &x);
     k->o0[r * d + j] = (float)x;
     if (k->o1) k->o1[r] -= (float)l;
+}
+
+/* Spline coupling, row r (coupling.c): i0 the pass input, o0 its output,
+ * o1 ldj (or NULL); i1 the net's outputs (parameter k of transformed
+ * coordinate j at k e + j, row stride a); x0 the conditioning columns (c),
+ * x1 the transformed ones (e).  Inverse (mode 0): x_t = S(y_t), ldj +=
+ * log S'; forward: y_t = S^{-1}(x_t), ldj -= log S'. */
+NF_HD void nf__k_spline_coupling(const nf_kargs *k, size_t r) {
+    size_t d = k->d;
+    const float *in = k->i0 + r * d, *pr = k->i1 + r * k->a;
+    float *out = k->o0 + r * d;
+    double acc = 0, o;
+    for (size_t j = 0; j < k->c; j++) out[k->x0[j]] = in[k->x0[j]];
+    for (size_t j = 0; j < k->e; j++) {
+        double u = in[k->x1[j]];
+        acc += k->mode ? -nf__eltx_invert(&k->tx, pr + j, k->e, u, &o) : nf__eltx_eval(&k->tx, pr + j, k->e, u, &o);
+        out[k->x1[j]] = (float)o;
+    }
+    if (k->o1) k->o1[r] += (float)acc;
+}
+
+/* Its inverse pass's backward, element q = r e + j: i0 = g, i1 = gl, i2 =
+ * the pass input y, i3 the net's outputs (row stride a); o0 = the
+ * transformed columns' input gradients (or NULL), o1 = the net outputs'
+ * gradients (the same layout as i3). */
+NF_HD void nf__k_spline_coupling_bwd(const nf_kargs *k, size_t q) {
+    size_t d = k->d, r = q / k->e, j = q % k->e, col = (size_t)k->x1[j];
+    double gx;
+    nf__eltx_grad(&k->tx, k->i3 + r * k->a + j, k->e, k->i2[r * d + col], 0, k->i0[r * d + col], k->i1[r], &gx,
+                  k->o1 + r * k->a + j);
+    if (k->o0) k->o0[r * d + col] = (float)gx;
 }
 
 /* The base Normal(loc i1, scale i2), row r of z = i0 (normal.c's maths):
@@ -234,6 +268,8 @@ NF_HD void nf__kern(int id, size_t i, const nf_kargs *k) {
     case K_GATHER: k->o0[(i / k->c) * k->a + i % k->c] = k->i0[(i / k->c) * k->d + (size_t)k->x0[i % k->c]]; break;
     case K_COUPLING: nf__k_coupling(k, i); break;
     case K_COUPLING_BWD: nf__k_coupling_bwd(k, i); break;
+    case K_SPLINE_COUPLING: nf__k_spline_coupling(k, i); break;
+    case K_SPLINE_COUPLING_BWD: nf__k_spline_coupling_bwd(k, i); break;
     case K_SCATTER_ADD: {
         size_t r = i / k->c, q = r * k->d + (size_t)k->x0[i % k->c];
         k->o0[q] = k->i0[q] + k->i1[r * k->a + i % k->c];

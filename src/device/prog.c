@@ -38,8 +38,10 @@ typedef struct dlayer {
     dmlp net[2];
     /* permute */
     int *perm;
-    /* maf */
-    int scale, first_free;
+    /* maf (and spline couplings: tx) */
+    nf_eltx tx;
+    size_t npc; /* the transform's parameters per coordinate */
+    int first_free;
     const size_t *by_degree;
     /* tapes (training: this layer's own; else shared) */
     float *xc, *tape[2];
@@ -123,19 +125,13 @@ static nf_status check_layer(const nf_bijector *b, size_t l, const char *device)
     if (b->dc) return nf__err(NF_ERR_UNSUPPORTED, "--device %s: layer %zu (%s) is conditional; conditional flows run "
                               "on the CPU only", device, l, b->name);
     if (nf__coupling_describe(b, &c)) {
-        if (c.spline_bins) return nf__err(NF_ERR_UNSUPPORTED, "--device %s: layer %zu (%s): spline couplings run on the "
-                                          "CPU only", device, l, b->name);
         for (int k = 0; k < c.nnets; k++) NF_TRY(check_mlp(c.net[k], b->name, l, device));
         return NF_OK;
     }
-    if (nf__maf_describe(b, &m)) {
-        if (m.spline_bins) return nf__err(NF_ERR_UNSUPPORTED, "--device %s: layer %zu (%s): spline MAF layers run on "
-                                          "the CPU only", device, l, b->name);
-        return check_mlp(m.made, b->name, l, device);
-    }
+    if (nf__maf_describe(b, &m)) return check_mlp(m.made, b->name, l, device);
     if (nf__permute_describe(b, &perm)) return NF_OK;
     return nf__err(NF_ERR_UNSUPPORTED, "--device %s: layer %zu (%s) has no device kernels; a device runs couplings "
-                   "(realnvp, nice), maf and permutations on a normal base", device, l, b->name);
+                   "(realnvp, nice, nsf), maf and permutations on a normal base", device, l, b->name);
 }
 
 nf_status nf__dprog_check(const nf_flow *f, const char *device) {
@@ -225,6 +221,7 @@ static void build_layer(nf_dprog *p, dlayer *y, const nf_bijector *b, size_t off
         y->kind = L_COUPLING;
         y->nc = c.nc, y->nt = c.nt, y->ni = c.ni;
         y->nnets = c.nnets, y->separate = c.separate, y->tanh_scale = c.tanh_scale, y->shift_only = c.shift_only;
+        y->tx = c.tx, y->npc = nf__eltx_np(&c.tx);
         y->ci = put_index(p, c.ci, c.nc, s);
         y->ti = put_index(p, c.ti, c.nt, s);
         size_t o = off;
@@ -234,7 +231,7 @@ static void build_layer(nf_dprog *p, dlayer *y, const nf_bijector *b, size_t off
         }
     } else if (nf__maf_describe(b, &m)) {
         y->kind = L_MAF;
-        y->scale = m.scale, y->first_free = m.first_free, y->by_degree = m.by_degree;
+        y->tx = m.tx, y->npc = m.np, y->first_free = m.first_free, y->by_degree = m.by_degree;
         make_mlp(p, &y->net[0], m.made, off, s);
         y->nnets = 1;
     } else if (nf__permute_describe(b, &perm)) {
@@ -297,11 +294,11 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
             for (size_t q = 0; q < m->nlin; q++) wmax = m->w[q] * m->w[q + 1] > wmax ? m->w[q] * m->w[q + 1] : wmax;
         }
         if (y->kind == L_COUPLING) {
-            size_t ow = y->shift_only ? y->nt : 2 * y->nt;
+            size_t ow = y->shift_only ? y->nt : y->npc * y->nt;
             outw = ow > outw ? ow : outw;
             inw = y->ni > inw ? y->ni : inw;
         } else if (y->kind == L_MAF) {
-            outw = 2 * d > outw ? 2 * d : outw;
+            outw = y->npc * d > outw ? y->npc * d : outw;
             inw = d > inw ? d : inw;
         }
     }
@@ -537,7 +534,7 @@ static st_view coupling_nets(nf_dprog *p, dlayer *y, const float *in, size_t n) 
     const float *o[2] = {NULL, NULL};
     for (int q = 0; q < y->nnets; q++) o[q] = mlp_fwd(p, &y->net[q], y->tape[q], y->xc, n);
     st_view v;
-    if (y->shift_only) v = (st_view){NULL, o[0], 0, y->nt};
+    if (y->shift_only || y->tx.bins) v = (st_view){NULL, o[0], 0, y->nt}; /* (a spline's parameters: sh) */
     else if (y->separate) v = (st_view){o[0], o[1], y->nt, y->nt};
     else v = (st_view){o[0] + y->nt, o[0], 2 * y->nt, 2 * y->nt};
     return v;
@@ -550,6 +547,11 @@ static void layer_pass(nf_dprog *p, dlayer *y, float *out, float *ldj, const flo
     if (y->kind == L_PERMUTE) {
         k.o0 = out, k.i0 = in, k.x0 = y->perm, k.d = d, k.mode = fwd;
         launch(p, K_PERMUTE, n * d, &k);
+    } else if (y->kind == L_COUPLING && y->tx.bins) {
+        st_view v = coupling_nets(p, y, in, n);
+        k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = v.sh, k.a = y->npc * y->nt, k.tx = y->tx;
+        k.x0 = y->ci, k.x1 = y->ti, k.c = y->nc, k.e = y->nt, k.d = d, k.mode = fwd;
+        launch(p, K_SPLINE_COUPLING, n, &k);
     } else if (y->kind == L_COUPLING) {
         st_view v = coupling_nets(p, y, in, n);
         k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = v.s, k.i2 = v.sh, k.a = v.ss, k.b = v.shs;
@@ -557,23 +559,29 @@ static void layer_pass(nf_dprog *p, dlayer *y, float *out, float *ldj, const flo
         launch(p, K_COUPLING, n, &k);
     } else if (!fwd) { /* MAF density: one pass */
         const float *h = mlp_fwd(p, &y->net[0], y->tape[0], in, n);
-        k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = h, k.d = d, k.mode = y->scale;
+        k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = h, k.a = y->npc * d, k.d = d, k.tx = y->tx;
         launch(p, K_MAF_INV, n, &k);
     } else { /* MAF sampling: one pass per degree */
         OPS(p)->zero(ST(p), out, n * d * sizeof(float));
         for (size_t q = 0; q < d; q++) {
-            size_t j = y->by_degree[q], hs = 2 * d;
+            size_t j = y->by_degree[q], hs = y->npc * d;
             const float *h;
             if (q == 0 && y->first_free)
-                h = p->tb.p + y->off + y->np - 2 * d, hs = 0; /* the output biases, the same for every row */
+                h = p->tb.p + y->off + y->np - hs, hs = 0; /* the output biases, the same for every row */
             else
                 h = mlp_fwd(p, &y->net[0], y->tape[0], out, n);
             nf_kargs km = {0};
-            km.o0 = out, km.o1 = ldj, km.i0 = in, km.i1 = h, km.a = hs, km.d = d, km.mode = y->scale,
-            km.flag = (int)j;
+            km.o0 = out, km.o1 = ldj, km.i0 = in, km.i1 = h, km.a = hs, km.d = d, km.tx = y->tx, km.flag = (int)j;
             launch(p, K_MAF_FWD, n, &km);
         }
     }
+}
+
+/* dy's conditioning columns: g's plus the nets' input gradient (dxc[0]). */
+static void scatter_cond(nf_dprog *p, const dlayer *y, float *dy, const float *g, size_t n) {
+    nf_kargs k = {0};
+    k.o0 = dy, k.i0 = g, k.i1 = p->dxc[0], k.x0 = y->ci, k.a = y->ni, k.c = y->nc, k.d = p->d;
+    launch(p, K_SCATTER_ADD, n * y->nc, &k);
 }
 
 /* Backward through layer y's inverse pass (y_in -> x_out): g = dL/dx_out,
@@ -588,6 +596,14 @@ static void layer_inverse_bwd(nf_dprog *p, dlayer *y, float *dy, const float *g,
         if (!dy) return;
         k.o0 = dy, k.i0 = g, k.x0 = y->perm, k.d = d, k.mode = 1;
         launch(p, K_PERMUTE, n * d, &k);
+    } else if (y->kind == L_COUPLING && y->tx.bins) {
+        const dmlp *m = &y->net[0];
+        const float *o = y->tape[0] + mlp_tape(m, n) - n * m->w[m->nlin];
+        k.o0 = dy, k.o1 = p->dout, k.i0 = g, k.i1 = p->gl, k.i2 = yin, k.i3 = o, k.a = y->npc * y->nt, k.tx = y->tx;
+        k.x1 = y->ti, k.e = y->nt, k.d = d;
+        launch(p, K_SPLINE_COUPLING_BWD, n * y->nt, &k);
+        mlp_bwd(p, m, dparams, dy ? p->dxc[0] : NULL, p->dout, y->tape[0], y->xc, n);
+        if (dy) scatter_cond(p, y, dy, g, n);
     } else if (y->kind == L_COUPLING) {
         size_t nt = y->nt, ni = y->ni;
         const float *o[2] = {NULL, NULL};
@@ -613,14 +629,13 @@ static void layer_inverse_bwd(nf_dprog *p, dlayer *y, float *dy, const float *g,
                 ka.o0 = p->dxc[0], ka.i0 = p->dxc[1];
                 launch(p, K_ADD, n * ni, &ka);
             }
-            nf_kargs ks = {0};
-            ks.o0 = dy, ks.i0 = g, ks.i1 = p->dxc[0], ks.x0 = y->ci, ks.a = ni, ks.c = y->nc, ks.d = d;
-            launch(p, K_SCATTER_ADD, n * y->nc, &ks);
+            scatter_cond(p, y, dy, g, n);
         }
     } else {
         const dmlp *m = &y->net[0];
-        const float *h = y->tape[0] + mlp_tape(m, n) - n * 2 * d;
-        k.o0 = dy, k.o1 = p->dout, k.i0 = h, k.i1 = xout, k.i2 = g, k.i3 = p->gl, k.d = d, k.mode = y->scale;
+        const float *h = y->tape[0] + mlp_tape(m, n) - n * y->npc * d;
+        k.o0 = dy, k.o1 = p->dout, k.i0 = h, k.i1 = xout, k.i2 = g, k.i3 = p->gl, k.i4 = yin, k.a = y->npc * d, k.d = d;
+        k.tx = y->tx;
         launch(p, K_MAF_INV_BWD, n * d, &k);
         mlp_bwd(p, m, dparams, dy ? p->dxc[0] : NULL, p->dout, y->tape[0], yin, n);
         if (dy) {
