@@ -30,6 +30,9 @@ static const struct {
     {"nsf(layers=2, hidden=[12,12], bins=5)", 3},                  /* spline couplings */
     {"nsf(layers=2, hidden=[8], bins=4, bound=2, residual=1)", 4},
     {"maf(layers=2, hidden=[12,12], bins=6)", 3},                  /* spline MAF */
+    {"iaf(layers=2, hidden=[12,12])", 3},                          /* inverted MAF: density in d passes */
+    {"iaf(layers=1, hidden=[8], bins=4)", 3},
+    {"chain(actnorm, realnvp(layers=2, hidden=[8]), actnorm)", 3}, /* data-initialised */
 };
 #define NFAM (sizeof FAMILIES / sizeof FAMILIES[0])
 
@@ -190,8 +193,7 @@ static void refusals(const nf_dev_ops *ops) {
         size_t d;
         const char *needle;
     } NO[] = {
-        {"chain(actnorm, realnvp(layers=2, hidden=[8]))", 3, "(actnorm) has no device kernels"},
-        {"iaf(layers=1, hidden=[8])", 3, "(iaf) has no device kernels"},
+        {"chain(batchnorm, realnvp(layers=2, hidden=[8]))", 3, "(batchnorm) has no device kernels"},
         {"realnvp(layers=2, hidden=[8], context=2)", 3, "conditional"},
         {"glow(levels=1, steps=1, hidden=[4], shape=[1,2,2])", 4, "convolutional network"},
     };

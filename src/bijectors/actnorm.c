@@ -12,6 +12,7 @@
  *           inverse dy = g e^-s, db = -g e^-s, ds = -g x - gl.
  */
 #include "bijector_impl.h"
+#include "describe.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -119,3 +120,5 @@ nf_status nf_bijector_actnorm_initialised(const nf_bijector *b, int *initialised
     *initialised = ((const actnorm *)b)->initialised != 0;
     return NF_OK;
 }
+
+int nf__actnorm_describe(const nf_bijector *b) { return b->ops == &actnorm_ops; }

@@ -29,6 +29,11 @@ typedef struct nf_maf_desc {
 } nf_maf_desc;
 int nf__maf_describe(const nf_bijector *b, nf_maf_desc *o);
 
+/* ActNorm (parameters: d shifts, then d log-scales). */
+int nf__actnorm_describe(const nf_bijector *b);
+/* Invert(inner): forward is inner's inverse (IAF = invert(maf)). */
+int nf__invert_describe(const nf_bijector *b, const nf_bijector **inner);
+
 /* A permutation (y_j = x_{perm[j]}): its d entries. */
 int nf__permute_describe(const nf_bijector *b, const size_t **perm);
 

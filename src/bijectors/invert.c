@@ -4,6 +4,7 @@
  * part's own.
  */
 #include "bijector_impl.h"
+#include "describe.h"
 
 #include <stdio.h>
 
@@ -81,4 +82,10 @@ nf_status nf_bijector_invert(nf_bijector *b, nf_bijector **out) {
     inv_rebind(&v->base);
     *out = &v->base;
     return NF_OK;
+}
+
+int nf__invert_describe(const nf_bijector *b, const nf_bijector **inner) {
+    if (b->ops != &invert_ops) return 0;
+    *inner = INNER(b);
+    return 1;
 }

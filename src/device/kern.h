@@ -49,6 +49,11 @@ enum {
     K_MAF_INV_BWD, /* n*d: gx, dh from (g, gl) */
     K_MAF_FWD,   /* n rows: coordinate flag: x_j = T^{-1}(z_j; h), ldj -= log T' */
     K_NORMAL,    /* n rows: the base's log-density, and with o1 the NLL's gradients */
+    K_ACTNORM,   /* n rows: ActNorm pass (mode 1 forward, 0 inverse) */
+    K_ACTNORM_BWD, /* n*d: its inverse pass's backward (per-row parameter terms) */
+    K_MAF_FB_PREP, /* n*d: backward through a MAF's forward pass: 1/T' and gl dlogT'/dx */
+    K_MAF_GP,    /* n*d: the transform's parameter gradients at (w, gl) (negated with flag) */
+    K_MAF_W,     /* n*d: one sweep's w = (g - r - glx) / T' */
     K_STEP,      /* 1: counts the step, checks it, accumulates its loss */
     K_ADAM,      /* n params: clipped Adam update, g zeroed */
     K_COUNT
@@ -223,6 +228,56 @@ NF_HD void nf__k_normal(const nf_kargs *k, size_t r) {
     if (k->o2) k->o2[r] = -k->f0;
 }
 
+/* ActNorm, row r (actnorm.c): i0 in, o0 out, o1 ldj (or NULL), i1 the
+ * parameters (d shifts, then d log-scales); mode 1 forward: y = x e^s + b,
+ * 0 inverse: x = (y - b) e^-s. */
+NF_HD void nf__k_actnorm(const nf_kargs *k, size_t r) {
+    size_t d = k->d;
+    const float *sh = k->i1, *ls = k->i1 + d;
+    double sl = 0;
+    for (size_t j = 0; j < d; j++) {
+        double v = k->i0[r * d + j];
+        k->o0[r * d + j] = (float)(k->mode ? v * exp((double)ls[j]) + sh[j] : (v - sh[j]) * exp(-(double)ls[j]));
+        sl += ls[j];
+    }
+    if (k->o1) k->o1[r] += (float)(k->mode ? sl : -sl);
+}
+
+/* Its inverse pass's backward, element q = r d + j: i0 = g, i1 = gl, i2 =
+ * the pass output x, i3 the parameters; o0 = dy (or NULL), o1 = the
+ * parameters' per-row terms (row stride 2d; summed over rows by the caller). */
+NF_HD void nf__k_actnorm_bwd(const nf_kargs *k, size_t q) {
+    size_t d = k->d, r = q / d, j = q % d;
+    double gg = k->i0[q], e = exp(-(double)k->i3[d + j]);
+    if (k->o0) k->o0[q] = (float)(gg * e);
+    k->o1[r * 2 * d + j] = (float)(-gg * e);
+    k->o1[r * 2 * d + d + j] = (float)(-gg * (double)k->i2[q] - k->i1[r]);
+}
+
+/* Backward through a MAF's forward pass z -> x (maf.c's forward_backward),
+ * element q = r d + j, with h the MADE's outputs at x (row stride a), x =
+ * i1, z = i2, gl = i3: o0 = 1 / T'(x), o1 = gl d log T'/dx, o2 = scratch
+ * for the parameter gradients (row stride a). */
+NF_HD void nf__k_maf_fb_prep(const nf_kargs *k, size_t q) {
+    size_t d = k->d, r = q / d, j = q % d;
+    const float *h = k->i0 + r * k->a + j;
+    double zz, gx, l = nf__eltx_eval(&k->tx, h, d, k->i1[q], &zz);
+    nf__eltx_grad(&k->tx, h, d, k->i1[q], k->i2[q], 0, k->i3[r], &gx, k->o2 + r * k->a + j);
+    k->o0[q] = (float)exp(-l);
+    k->o1[q] = (float)gx;
+}
+
+/* o1 = gp(w, gl) (negated when flag), element q: h = i0 (row stride a), x =
+ * i4, z = i1, w = i2, gl = i3. */
+NF_HD void nf__k_maf_gp(const nf_kargs *k, size_t q) {
+    size_t d = k->d, r = q / d, j = q % d, a = k->a;
+    double gx;
+    float *gp = k->o1 + r * a + j;
+    nf__eltx_grad(&k->tx, k->i0 + r * a + j, d, k->i4[q], k->i1[q], k->i2[q], k->i3[r], &gx, gp);
+    if (k->flag)
+        for (size_t m = 0; m < a; m += d) gp[m] = -gp[m];
+}
+
 /* One thread: the step's bookkeeping before Adam (f0 = the clip norm). */
 NF_HD void nf__k_step(const nf_kargs *k) {
     double *st = k->st;
@@ -285,6 +340,13 @@ NF_HD void nf__kern(int id, size_t i, const nf_kargs *k) {
     case K_MAF_INV_BWD: nf__k_maf_inv_bwd(k, i); break;
     case K_MAF_FWD: nf__k_maf_fwd(k, i); break;
     case K_NORMAL: nf__k_normal(k, i); break;
+    case K_ACTNORM: nf__k_actnorm(k, i); break;
+    case K_ACTNORM_BWD: nf__k_actnorm_bwd(k, i); break;
+    case K_MAF_FB_PREP: nf__k_maf_fb_prep(k, i); break;
+    case K_MAF_GP: nf__k_maf_gp(k, i); break;
+    case K_MAF_W: /* w = (g - r - glx) / T': o0 = w, i0 = g, i1 = r, i2 = glx, i3 = 1/T' */
+        k->o0[i] = (float)(((double)k->i0[i] - k->i1[i] - k->i2[i]) * k->i3[i]);
+        break;
     case K_STEP: nf__k_step(k); break;
     case K_ADAM: nf__k_adam(k, i); break;
     default: break;

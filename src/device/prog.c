@@ -26,7 +26,7 @@ typedef struct dmlp {
     const nf_mlp *host;
 } dmlp;
 
-enum { L_COUPLING, L_PERMUTE, L_MAF };
+enum { L_COUPLING, L_PERMUTE, L_MAF, L_ACTNORM };
 
 typedef struct dlayer {
     int kind;
@@ -42,6 +42,7 @@ typedef struct dlayer {
     nf_eltx tx;
     size_t npc; /* the transform's parameters per coordinate */
     int first_free;
+    int inv; /* an inverted MAF (IAF): its density is the MAF's sampling pass */
     const size_t *by_degree;
     /* tapes (training: this layer's own; else shared) */
     float *xc, *tape[2];
@@ -61,6 +62,7 @@ struct nf_dprog {
     float *dwbuf;           /* the largest weight matrix */
     float *gb[4];           /* MLP backward: R x widest each */
     float *dout, *dxc[2];   /* R x (widest output), R x widest input each */
+    float *fb[3];           /* R x d each: an IAF's backward (1/T', gl dlogT'/dx, w) */
     float *tapes;           /* every layer's tape, one block */
     float *hostbuf;         /* host: P floats (masked parameters on their way) */
     float *hrow;            /* host: R floats */
@@ -129,9 +131,12 @@ static nf_status check_layer(const nf_bijector *b, size_t l, const char *device)
         return NF_OK;
     }
     if (nf__maf_describe(b, &m)) return check_mlp(m.made, b->name, l, device);
+    const nf_bijector *inner;
+    if (nf__invert_describe(b, &inner) && nf__maf_describe(inner, &m)) return check_mlp(m.made, b->name, l, device);
+    if (nf__actnorm_describe(b)) return NF_OK;
     if (nf__permute_describe(b, &perm)) return NF_OK;
     return nf__err(NF_ERR_UNSUPPORTED, "--device %s: layer %zu (%s) has no device kernels; a device runs couplings "
-                   "(realnvp, nice, nsf), maf and permutations on a normal base", device, l, b->name);
+                   "(realnvp, nice, nsf), maf, iaf, actnorm and permutations on a normal base", device, l, b->name);
 }
 
 nf_status nf__dprog_check(const nf_flow *f, const char *device) {
@@ -216,6 +221,7 @@ static void build_layer(nf_dprog *p, dlayer *y, const nf_bijector *b, size_t off
     nf_coupling_desc c;
     nf_maf_desc m;
     const size_t *perm;
+    const nf_bijector *inner = NULL;
     y->off = off, y->np = b->nparams;
     if (nf__coupling_describe(b, &c)) {
         y->kind = L_COUPLING;
@@ -229,8 +235,11 @@ static void build_layer(nf_dprog *p, dlayer *y, const nf_bijector *b, size_t off
             make_mlp(p, &y->net[k], c.net[k], o, s);
             o += nf__mlp_param_count(c.net[k]);
         }
-    } else if (nf__maf_describe(b, &m)) {
+    } else if (nf__actnorm_describe(b)) {
+        y->kind = L_ACTNORM;
+    } else if (nf__maf_describe(b, &m) || (nf__invert_describe(b, &inner) && nf__maf_describe(inner, &m))) {
         y->kind = L_MAF;
+        y->inv = inner != NULL;
         y->tx = m.tx, y->npc = m.np, y->first_free = m.first_free, y->by_degree = m.by_degree;
         make_mlp(p, &y->net[0], m.made, off, s);
         y->nnets = 1;
@@ -281,6 +290,7 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
     p->dv = dv, p->d = d, p->L = L, p->R = R, p->train = train;
     nf_status s = NF_OK;
     size_t off = 0, tape = 0, widest = d, wmax = 1, outw = 1, inw = 1;
+    int iaf = 0;
     for (size_t l = 0; l < L && !s; l++) {
         dlayer *y = &p->lay[l];
         build_layer(p, y, parts[l], off, &s);
@@ -300,6 +310,9 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
         } else if (y->kind == L_MAF) {
             outw = y->npc * d > outw ? y->npc * d : outw;
             inw = d > inw ? d : inw;
+            iaf |= y->inv;
+        } else if (y->kind == L_ACTNORM) {
+            outw = 2 * d > outw ? 2 * d : outw;
         }
     }
     free(parts);
@@ -332,6 +345,7 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
         for (int k = 0; k < 4; k++) p->gb[k] = dalloc(p, R * widest * sizeof(float), &s);
         p->dout = dalloc(p, R * outw * sizeof(float), &s);
         for (int k = 0; k < 2; k++) p->dxc[k] = dalloc(p, R * inw * sizeof(float), &s);
+        for (int k = 0; k < 3; k++) p->fb[k] = iaf ? dalloc(p, R * d * sizeof(float), &s) : NULL;
         float *h1 = s ? NULL : malloc(R * sizeof(float));
         if (!s && !h1) s = nf__err(NF_ERR_NOMEM, "out of memory");
         for (size_t i = 0; !s && i < R; i++) h1[i] = 1.0f;
@@ -365,7 +379,7 @@ void nf__dprog_free(nf_dprog *p) {
     }
     void *bufs[] = {p->tapes, p->tb.p, p->tb.g, p->tb.mv, p->tb.state, p->loc, p->scale, p->u, p->ldj, p->rowv, p->gl,
                     p->gz[0], p->gz[1], p->ones, p->dwbuf, p->gb[0], p->gb[1], p->gb[2], p->gb[3], p->dout,
-                    p->dxc[0], p->dxc[1]};
+                    p->dxc[0], p->dxc[1], p->fb[0], p->fb[1], p->fb[2]};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) o->free(st, bufs[k]);
     free(p->lay);
     free(p->hostbuf);
@@ -557,11 +571,14 @@ static void layer_pass(nf_dprog *p, dlayer *y, float *out, float *ldj, const flo
         k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = v.s, k.i2 = v.sh, k.a = v.ss, k.b = v.shs;
         k.x0 = y->ci, k.x1 = y->ti, k.c = y->nc, k.e = y->nt, k.d = d, k.mode = fwd, k.flag = y->tanh_scale;
         launch(p, K_COUPLING, n, &k);
-    } else if (!fwd) { /* MAF density: one pass */
+    } else if (y->kind == L_ACTNORM) {
+        k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = p->tb.p + y->off, k.d = d, k.mode = fwd;
+        launch(p, K_ACTNORM, n, &k);
+    } else if (!(fwd ^ y->inv)) { /* MAF density (IAF sampling): one pass */
         const float *h = mlp_fwd(p, &y->net[0], y->tape[0], in, n);
         k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = h, k.a = y->npc * d, k.d = d, k.tx = y->tx;
         launch(p, K_MAF_INV, n, &k);
-    } else { /* MAF sampling: one pass per degree */
+    } else { /* MAF sampling (IAF density): one pass per degree */
         OPS(p)->zero(ST(p), out, n * d * sizeof(float));
         for (size_t q = 0; q < d; q++) {
             size_t j = y->by_degree[q], hs = y->npc * d;
@@ -575,6 +592,35 @@ static void layer_pass(nf_dprog *p, dlayer *y, float *out, float *ldj, const flo
             launch(p, K_MAF_FWD, n, &km);
         }
     }
+}
+
+/* Backward through an IAF's density pass, a MAF's sampling pass z -> x (z =
+ * yin, x = xout, the MADE's tape at x): maf.c's forward_backward, d sweeps
+ * of w = (g - MADE_x^T(gp(w)) - gl dlogT'/dx) / T', then the parameters get
+ * MADE_theta^T(-gp(w)); dy = w. */
+static void iaf_bwd(nf_dprog *p, const dlayer *y, float *dy, const float *g, const float *yin, const float *xout,
+                    size_t n) {
+    size_t d = p->d, a = y->npc * d;
+    const dmlp *m = &y->net[0];
+    const float *h = y->tape[0] + mlp_tape(m, n) - n * a;
+    float *itp = p->fb[0], *glx = p->fb[1], *w = dy ? dy : p->fb[2], *r = p->dxc[0];
+    nf_kargs k = {0};
+    k.o0 = itp, k.o1 = glx, k.o2 = p->dout, k.i0 = h, k.i1 = xout, k.i2 = yin, k.i3 = p->gl, k.a = a, k.d = d;
+    k.tx = y->tx;
+    launch(p, K_MAF_FB_PREP, n * d, &k);
+    OPS(p)->zero(ST(p), w, n * d * sizeof(float));
+    nf_kargs kg = {0};
+    kg.o1 = p->dout, kg.i0 = h, kg.i1 = yin, kg.i2 = w, kg.i3 = p->gl, kg.i4 = xout, kg.a = a, kg.d = d, kg.tx = y->tx;
+    nf_kargs kw = {0};
+    kw.o0 = w, kw.i0 = g, kw.i1 = r, kw.i2 = glx, kw.i3 = itp;
+    for (size_t sweep = 0; sweep < d; sweep++) {
+        launch(p, K_MAF_GP, n * d, &kg);
+        mlp_bwd(p, m, NULL, r, p->dout, y->tape[0], xout, n);
+        launch(p, K_MAF_W, n * d, &kw);
+    }
+    kg.flag = 1;
+    launch(p, K_MAF_GP, n * d, &kg);
+    mlp_bwd(p, m, p->tb.g + y->off, NULL, p->dout, y->tape[0], xout, n);
 }
 
 /* dy's conditioning columns: g's plus the nets' input gradient (dxc[0]). */
@@ -631,6 +677,13 @@ static void layer_inverse_bwd(nf_dprog *p, dlayer *y, float *dy, const float *g,
             }
             scatter_cond(p, y, dy, g, n);
         }
+    } else if (y->kind == L_ACTNORM) {
+        const float *P = p->tb.p + y->off;
+        k.o0 = dy, k.o1 = p->dout, k.i0 = g, k.i1 = p->gl, k.i2 = xout, k.i3 = P, k.d = d;
+        launch(p, K_ACTNORM_BWD, n * d, &k);
+        gemm(p, 0, 0, 1, 2 * d, n, 1.0f, p->ones, n, p->dout, 2 * d, 1.0f, dparams, 2 * d);
+    } else if (y->inv) {
+        iaf_bwd(p, y, dy, g, yin, xout, n);
     } else {
         const dmlp *m = &y->net[0];
         const float *h = y->tape[0] + mlp_tape(m, n) - n * y->npc * d;

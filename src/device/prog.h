@@ -3,8 +3,9 @@
  * parameters in one device buffer laid out as the flow's own (flow.h), and
  * workspaces sized once for batches of up to R rows.  The families a device
  * runs: couplings (RealNVP, NICE, spline couplings; MLP networks, plain or
- * residual), permutations, MAF layers, affine or spline (density in one
- * pass, sampling in d), on a diagonal normal base; anything else is refused by name when the program
+ * residual), permutations, ActNorm, MAF layers, affine or spline (density
+ * in one pass, sampling in d) and their inversions (IAF: density in d
+ * passes, its backward in d sweeps), on a diagonal normal base; anything else is refused by name when the program
  * is built.  A program is used by one thread at a time.
  */
 #ifndef NF_PROG_H

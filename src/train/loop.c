@@ -221,6 +221,7 @@ nf_status nf__train_loop(nf_trainer *t, nf_source *src, const nf_train_opts *o, 
         s = src->next(src, t, rng, &k);
         if (!s && c.step == 0 && t->obj == &nf__objective_nll && k)
             s = nf__bijector_data_init(t->f->bij, t->x, t->ctx, k); /* actnorm: the first batch */
+        if (!s && c.step == 0 && t->dev) s = nf__dtrain_upload(t); /* the initialised parameters */
         if (c.step == 0 && t->comm) s = first_step_sync(t, s);
         s = step(t, k, &l, s);
         if (!s && t->comm) s = check_same(t, t->stepno);
