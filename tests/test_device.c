@@ -187,6 +187,90 @@ static void divergence(const nf_dev_ops *ops, const char *dev) {
     nf_flow_free(c), nf_flow_free(g);
 }
 
+/* Conditional flows: log_prob, samples, one step's gradient and training, given context rows. */
+static void conditional(const nf_dev_ops *ops, const char *dev, double tol) {
+    static const struct {
+        const char *spec;
+        size_t d, dc;
+    } C[] = {
+        {"realnvp(layers=2, hidden=[8], context=2)", 3, 2},
+        {"maf(layers=2, hidden=[12,12], context=2)", 3, 2},
+        {"maf(layers=1, hidden=[8], context=1, bins=4, residual=0)", 2, 1},
+        {"nsf(layers=2, hidden=[8], context=1)", 3, 1},
+        {"iaf(layers=2, hidden=[8], context=2)", 3, 2},
+    };
+    for (size_t i = 0; i < sizeof C / sizeof C[0]; i++) {
+        const char *spec = C[i].spec;
+        size_t d = C[i].d, dc = C[i].dc, n = 200, D = d + dc;
+        nf_flow *c = NULL, *g = NULL;
+        CHECK_OK(nf_flow_from_spec(spec, d, 3, &c));
+        CHECK_OK(nf_flow_from_spec(spec, d, 3, &g));
+        if (!c || !g) continue;
+        CHECK_OK(on_device(g, ops));
+        float *x = malloc(n * d * sizeof(float)), *ctx = malloc(n * dc * sizeof(float)), *rows = malloc(n * D * sizeof(float));
+        float *l1 = malloc(n * sizeof(float)), *l2 = malloc(n * sizeof(float));
+        float *s1 = malloc(n * d * sizeof(float)), *s2 = malloc(n * d * sizeof(float));
+        fill(x, n * d, 31);
+        fill(ctx, n * dc, 32);
+        for (size_t r = 0; r < n; r++) {
+            memcpy(rows + r * D, x + r * d, d * sizeof(float));
+            memcpy(rows + r * D + d, ctx + r * dc, dc * sizeof(float));
+            rows[r * D] += 0.7f * ctx[r * dc]; /* the data depend on the context */
+        }
+        CHECK_OK(nf_flow_log_prob_ctx(c, x, ctx, n, l1));
+        CHECK_OK(nf_flow_log_prob_ctx(g, x, ctx, n, l2));
+        CHECK(rel_err(l2, l1, n) < tol, "%s on %s: log_prob given context differs by %g", spec, dev, rel_err(l2, l1, n));
+        nf_rng *r1, *r2;
+        nf_rng_create(6, &r1);
+        nf_rng_create(6, &r2);
+        CHECK_OK(nf_flow_sample_and_log_prob_ctx(c, r1, ctx, n, s1, l1));
+        CHECK_OK(nf_flow_sample_and_log_prob_ctx(g, r2, ctx, n, s2, l2));
+        CHECK(rel_err(s2, s1, n * d) < tol && rel_err(l2, l1, n) < tol, "%s on %s: samples given context differ by %g, %g",
+              spec, dev, rel_err(s2, s1, n * d), rel_err(l2, l1, n));
+        nf_rng_free(r1), nf_rng_free(r2);
+        /* one step's gradient */
+        size_t k = 40, P = nf_flow_param_count(c);
+        nf_train_opts o = nf_train_defaults();
+        nf_trainer t;
+        float *gd = malloc(P * sizeof(float));
+        CHECK_OK(nf__trainer_init(&t, c, &nf__objective_nll, k, &o));
+        memcpy(t.x, x, k * d * sizeof(float));
+        memcpy(t.ctx, ctx, k * dc * sizeof(float));
+        double loss = 0, sum = 0;
+        CHECK_OK(nf__trainer_eval(&t, k, 1, &loss));
+        nf_device *dv = NULL;
+        nf_dprog *p = NULL;
+        CHECK_OK(nf__device_open(ops, 0, &dv));
+        if (dv) CHECK_OK(nf__dprog_create(c, dv, k, 1, &p));
+        if (p) {
+            const nf_dprog_train *b = nf__dprog_buffers(p);
+            CHECK_OK(dv->ops->put(dv->st, b->batch, x, k * d * sizeof(float)));
+            CHECK_OK(dv->ops->put(dv->st, b->ctx, ctx, k * dc * sizeof(float)));
+            nf__dprog_nll(p, k, 1);
+            CHECK_OK(dv->ops->get(dv->st, gd, b->g, P * sizeof(float)));
+            CHECK_OK(dv->ops->get(dv->st, &sum, b->state + ST_LOSS, sizeof sum));
+            CHECK_NEAR(-sum / (double)k, loss, tol, "%s on %s: the step's loss given context", spec, dev);
+            CHECK(rel_err(gd, t.grad, P) < tol, "%s on %s: the gradient given context differs by %g", spec, dev,
+                  rel_err(gd, t.grad, P));
+        }
+        nf__dprog_free(p);
+        nf__device_close(dv);
+        nf__trainer_free(&t);
+        /* training on [x | context] rows */
+        o.batch = 50, o.epochs = 3, o.val_split = 0.25f, o.seed = 9, o.lr = 3e-3f;
+        nf_train_report rc = {0}, rg = {0};
+        CHECK_OK(nf_flow_fit(c, rows, n, &o, &rc));
+        CHECK_OK(nf_flow_fit(g, rows, n, &o, &rg));
+        for (size_t e = 0; e < rc.n_history && e < rg.n_history; e++)
+            CHECK_NEAR(rg.val_history[e], rc.val_history[e], 20 * tol, "%s on %s: epoch %zu's validation loss", spec, dev, e);
+        CHECK(rel_err(nf_flow_params(g), nf_flow_params(c), P) < 100 * tol, "%s on %s: trained parameters differ by %g",
+              spec, dev, rel_err(nf_flow_params(g), nf_flow_params(c), P));
+        nf_train_report_free(&rc), nf_train_report_free(&rg);
+        free(x), free(ctx), free(rows), free(l1), free(l2), free(s1), free(s2), free(gd);
+        nf_flow_free(c), nf_flow_free(g);
+    }
+}
+
 static void refusals(const nf_dev_ops *ops) {
     static const struct {
         const char *spec;
@@ -194,7 +278,6 @@ static void refusals(const nf_dev_ops *ops) {
         const char *needle;
     } NO[] = {
         {"chain(batchnorm, realnvp(layers=2, hidden=[8]))", 3, "(batchnorm) has no device kernels"},
-        {"realnvp(layers=2, hidden=[8], context=2)", 3, "conditional"},
         {"glow(levels=1, steps=1, hidden=[4], shape=[1,2,2])", 4, "convolutional network"},
     };
     for (size_t i = 0; i < sizeof NO / sizeof NO[0]; i++) {
@@ -224,6 +307,7 @@ static void suite_on(const nf_dev_ops *ops, const char *dev, double tol) {
         gradient(FAMILIES[i].spec, FAMILIES[i].d, ops, dev, tol);
         training(FAMILIES[i].spec, FAMILIES[i].d, ops, dev, tol);
     }
+    conditional(ops, dev, tol);
     divergence(ops, dev);
     refusals(ops);
 }

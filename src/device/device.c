@@ -103,7 +103,7 @@ static nf_status eval_prog(const nf_flow *f, nf_flow_dev *fd) {
     return nf__dprog_put_params(fd->eval, f->params); /* the host's values are the flow's */
 }
 
-nf_status nf__flow_dev_density(const nf_flow *f, const float *x, size_t n, float *lp, float *z) {
+nf_status nf__flow_dev_density(const nf_flow *f, const float *x, const float *ctx, size_t n, float *lp, float *z) {
     nf_flow_dev *fd = f->dev;
     size_t d = f->d, m = chunk_rows(f);
     float *buf = malloc((n < m ? n : m) * d * sizeof(float));
@@ -114,18 +114,18 @@ nf_status nf__flow_dev_density(const nf_flow *f, const float *x, size_t n, float
         size_t k = n - r < m ? n - r : m;
         memcpy(buf, x + r * d, k * d * sizeof(float));
         nf__flow_scale_in(f, buf, k);
-        s = nf__dprog_log_prob(fd->eval, buf, k, lp ? lp + r : NULL, z ? z + r * d : NULL);
+        s = nf__dprog_log_prob(fd->eval, buf, ctx ? ctx + r * f->bij->dc : NULL, k, lp ? lp + r : NULL, z ? z + r * d : NULL);
     }
     pthread_mutex_unlock(&fd->mu);
     free(buf);
     return s;
 }
 
-nf_status nf__flow_dev_forward(const nf_flow *f, float *x, size_t n, float *ldj) {
+nf_status nf__flow_dev_forward(const nf_flow *f, float *x, const float *ctx, size_t n, float *ldj) {
     nf_flow_dev *fd = f->dev;
     pthread_mutex_lock(&fd->mu);
     nf_status s = eval_prog(f, fd);
-    if (!s) s = nf__dprog_forward(fd->eval, x, n, x, ldj);
+    if (!s) s = nf__dprog_forward(fd->eval, x, ctx, n, x, ldj);
     pthread_mutex_unlock(&fd->mu);
     return s;
 }

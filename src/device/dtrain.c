@@ -88,6 +88,7 @@ nf_status nf__dtrain_step(nf_trainer *t, size_t k) {
     t->kglob = (double)k;
     if (!k) return NF_OK;
     NF_TRY(o->put(dt->dv->st, b->batch, t->x, k * t->d * sizeof(float)));
+    if (t->dc) NF_TRY(o->put(dt->dv->st, b->ctx, t->ctx, k * t->dc * sizeof(float)));
     if (k == b->R && o->graph_begin && !dt->graph_failed) {
         if (!dt->graph) { /* record a full batch's step once */
             nf_status s = o->graph_begin(dt->dv->st);
@@ -129,6 +130,7 @@ nf_status nf__dtrain_eval(nf_trainer *t, size_t k, double *loss) {
     *loss = 0;
     if (!k) return NF_OK;
     NF_TRY(o->put(dt->dv->st, b->batch, t->x, k * t->d * sizeof(float)));
+    if (t->dc) NF_TRY(o->put(dt->dv->st, b->ctx, t->ctx, k * t->dc * sizeof(float)));
     nf__dprog_nll(dt->p, k, 0);
     double s;
     NF_TRY(o->get(dt->dv->st, &s, b->state + ST_LOSS, sizeof s));

@@ -53,7 +53,9 @@ enum {
     K_ACTNORM_BWD, /* n*d: its inverse pass's backward (per-row parameter terms) */
     K_MAF_FB_PREP, /* n*d: backward through a MAF's forward pass: 1/T' and gl dlogT'/dx */
     K_MAF_GP,    /* n*d: the transform's parameter gradients at (w, gl) (negated with flag) */
-    K_MAF_W,     /* n*d: one sweep's w = (g - r - glx) / T' */
+    K_MAF_W,     /* n*d: one sweep's w = (g - r - glx) / T' (r's row stride a) */
+    K_PUT_COLS,  /* n*e: o0[r*a + c + j] = i0[r*e + j] (columns into a wider row) */
+    K_ADD_COLS,  /* n*e: o0[r*e + j] += i0[r*a + j] (the first e columns of wider rows) */
     K_STEP,      /* 1: counts the step, checks it, accumulates its loss */
     K_ADAM,      /* n params: clipped Adam update, g zeroed */
     K_COUNT
@@ -171,11 +173,13 @@ NF_HD void nf__k_maf_inv_bwd(const nf_kargs *k, size_t q) {
 }
 
 /* MAF forward, row r, coordinate j = flag: i0 = z, i1 = h (row stride a:
- * np d, or 0 for the output biases), o0 = x, o1 = ldj (or NULL). */
+ * np d, or 0 for the output biases), o0 = x, o1 = ldj (or NULL); o2 (or
+ * NULL): the MADE's input rows [x | context] (row stride b), kept in step. */
 NF_HD void nf__k_maf_fwd(const nf_kargs *k, size_t r) {
     size_t d = k->d, j = (size_t)k->flag;
     double x, l = nf__eltx_invert(&k->tx, k->i1 + r * k->a + j, d, k->i0[r * d + j], &x);
     k->o0[r * d + j] = (float)x;
+    if (k->o2) k->o2[r * k->b + j] = (float)x;
     if (k->o1) k->o1[r] -= (float)l;
 }
 
@@ -344,9 +348,11 @@ NF_HD void nf__kern(int id, size_t i, const nf_kargs *k) {
     case K_ACTNORM_BWD: nf__k_actnorm_bwd(k, i); break;
     case K_MAF_FB_PREP: nf__k_maf_fb_prep(k, i); break;
     case K_MAF_GP: nf__k_maf_gp(k, i); break;
-    case K_MAF_W: /* w = (g - r - glx) / T': o0 = w, i0 = g, i1 = r, i2 = glx, i3 = 1/T' */
-        k->o0[i] = (float)(((double)k->i0[i] - k->i1[i] - k->i2[i]) * k->i3[i]);
+    case K_MAF_W: /* w = (g - r - glx) / T': o0 = w, i0 = g, i1 = r (row stride a), i2 = glx, i3 = 1/T' */
+        k->o0[i] = (float)(((double)k->i0[i] - k->i1[(i / k->d) * k->a + i % k->d] - k->i2[i]) * k->i3[i]);
         break;
+    case K_PUT_COLS: k->o0[(i / k->e) * k->a + k->c + i % k->e] = k->i0[i]; break;
+    case K_ADD_COLS: k->o0[i] += k->i0[(i / k->e) * k->a + i % k->e]; break;
     case K_STEP: nf__k_step(k); break;
     case K_ADAM: nf__k_adam(k, i); break;
     default: break;

@@ -50,7 +50,8 @@ typedef struct dlayer {
 
 struct nf_dprog {
     nf_device *dv;
-    size_t d, L, R;
+    size_t d, dc, L, R;     /* dc: context values per row (conditional flows), 0: none */
+    float *xin;             /* R x (d + dc): a conditional MADE's input rows [x | context] */
     int train;
     dlayer *lay;
     nf_dprog_train tb;
@@ -124,8 +125,6 @@ static nf_status check_layer(const nf_bijector *b, size_t l, const char *device)
     nf_coupling_desc c;
     nf_maf_desc m;
     const size_t *perm;
-    if (b->dc) return nf__err(NF_ERR_UNSUPPORTED, "--device %s: layer %zu (%s) is conditional; conditional flows run "
-                              "on the CPU only", device, l, b->name);
     if (nf__coupling_describe(b, &c)) {
         for (int k = 0; k < c.nnets; k++) NF_TRY(check_mlp(c.net[k], b->name, l, device));
         return NF_OK;
@@ -287,7 +286,7 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
         free(parts);
         return nf__err(NF_ERR_NOMEM, "out of memory");
     }
-    p->dv = dv, p->d = d, p->L = L, p->R = R, p->train = train;
+    p->dv = dv, p->d = d, p->dc = f->bij->dc, p->L = L, p->R = R, p->train = train;
     nf_status s = NF_OK;
     size_t off = 0, tape = 0, widest = d, wmax = 1, outw = 1, inw = 1;
     int iaf = 0;
@@ -309,7 +308,7 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
             inw = y->ni > inw ? y->ni : inw;
         } else if (y->kind == L_MAF) {
             outw = y->npc * d > outw ? y->npc * d : outw;
-            inw = d > inw ? d : inw;
+            inw = d + p->dc > inw ? d + p->dc : inw;
             iaf |= y->inv;
         } else if (y->kind == L_ACTNORM) {
             outw = 2 * d > outw ? 2 * d : outw;
@@ -333,6 +332,10 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
         if (train) tp += layer_tape(&p->lay[l], R);
     }
     p->ldj = dalloc(p, R * sizeof(float), &s);
+    if (p->dc) {
+        p->tb.ctx = dalloc(p, R * p->dc * sizeof(float), &s);
+        p->xin = dalloc(p, R * (d + p->dc) * sizeof(float), &s);
+    }
     p->rowv = dalloc(p, R * sizeof(float), &s);
     p->tb.state = dalloc(p, ST_N * sizeof(double), &s);
     if (train) {
@@ -377,7 +380,7 @@ void nf__dprog_free(nf_dprog *p) {
         for (int k = 0; k < 2; k++)
             for (size_t q = 0; q < NF_MLP_MAX_LAYERS; q++) o->free(st, y->net[k].mask[q]);
     }
-    void *bufs[] = {p->tapes, p->tb.p, p->tb.g, p->tb.mv, p->tb.state, p->loc, p->scale, p->u, p->ldj, p->rowv, p->gl,
+    void *bufs[] = {p->tapes, p->tb.ctx, p->xin, p->tb.p, p->tb.g, p->tb.mv, p->tb.state, p->loc, p->scale, p->u, p->ldj, p->rowv, p->gl,
                     p->gz[0], p->gz[1], p->ones, p->dwbuf, p->gb[0], p->gb[1], p->gb[2], p->gb[3], p->dout,
                     p->dxc[0], p->dxc[1], p->fb[0], p->fb[1], p->fb[2]};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) o->free(st, bufs[k]);
@@ -541,10 +544,33 @@ typedef struct st_view {
     size_t ss, shs;
 } st_view;
 
+/* dst[r][c + j] = src[r][j] for e columns; dst rows of width a. */
+static void put_cols(nf_dprog *p, float *dst, size_t a, size_t c, const float *src, size_t e, size_t n) {
+    nf_kargs k = {0};
+    k.o0 = dst, k.i0 = src, k.a = a, k.c = c, k.e = e;
+    launch(p, K_PUT_COLS, n * e, &k);
+}
+
+/* A MADE's input rows: x itself, or [x | context] in p->xin (maf.c's made_in). */
+static const float *made_in(nf_dprog *p, const float *x, size_t n) {
+    if (!p->dc) return x;
+    put_cols(p, p->xin, p->d + p->dc, 0, x, p->d, n);
+    put_cols(p, p->xin, p->d + p->dc, p->d, p->tb.ctx, p->dc, n);
+    return p->xin;
+}
+
+/* dx (n x d) += the first d columns of g (n x (d + dc)); g = dx's own width when dc = 0. */
+static void add_x_part(nf_dprog *p, float *dx, const float *g, size_t n) {
+    nf_kargs k = {0};
+    k.o0 = dx, k.i0 = g, k.a = p->d + p->dc, k.e = p->d;
+    launch(p, K_ADD_COLS, n * p->d, &k);
+}
+
 static st_view coupling_nets(nf_dprog *p, dlayer *y, const float *in, size_t n) {
     nf_kargs k = {0};
     k.o0 = y->xc, k.i0 = in, k.x0 = y->ci, k.a = y->ni, k.c = y->nc, k.d = p->d;
     launch(p, K_GATHER, n * y->nc, &k);
+    if (p->dc) put_cols(p, y->xc, y->ni, y->nc, p->tb.ctx, p->dc, n);
     const float *o[2] = {NULL, NULL};
     for (int q = 0; q < y->nnets; q++) o[q] = mlp_fwd(p, &y->net[q], y->tape[q], y->xc, n);
     st_view v;
@@ -575,20 +601,22 @@ static void layer_pass(nf_dprog *p, dlayer *y, float *out, float *ldj, const flo
         k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = p->tb.p + y->off, k.d = d, k.mode = fwd;
         launch(p, K_ACTNORM, n, &k);
     } else if (!(fwd ^ y->inv)) { /* MAF density (IAF sampling): one pass */
-        const float *h = mlp_fwd(p, &y->net[0], y->tape[0], in, n);
+        const float *h = mlp_fwd(p, &y->net[0], y->tape[0], made_in(p, in, n), n);
         k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = h, k.a = y->npc * d, k.d = d, k.tx = y->tx;
         launch(p, K_MAF_INV, n, &k);
     } else { /* MAF sampling (IAF density): one pass per degree */
         OPS(p)->zero(ST(p), out, n * d * sizeof(float));
+        const float *min = made_in(p, out, n); /* [x | context], x kept in step below */
         for (size_t q = 0; q < d; q++) {
             size_t j = y->by_degree[q], hs = y->npc * d;
             const float *h;
             if (q == 0 && y->first_free)
                 h = p->tb.p + y->off + y->np - hs, hs = 0; /* the output biases, the same for every row */
             else
-                h = mlp_fwd(p, &y->net[0], y->tape[0], out, n);
+                h = mlp_fwd(p, &y->net[0], y->tape[0], min, n);
             nf_kargs km = {0};
             km.o0 = out, km.o1 = ldj, km.i0 = in, km.i1 = h, km.a = hs, km.d = d, km.tx = y->tx, km.flag = (int)j;
+            if (p->dc) km.o2 = p->xin, km.b = d + p->dc;
             launch(p, K_MAF_FWD, n, &km);
         }
     }
@@ -612,15 +640,16 @@ static void iaf_bwd(nf_dprog *p, const dlayer *y, float *dy, const float *g, con
     nf_kargs kg = {0};
     kg.o1 = p->dout, kg.i0 = h, kg.i1 = yin, kg.i2 = w, kg.i3 = p->gl, kg.i4 = xout, kg.a = a, kg.d = d, kg.tx = y->tx;
     nf_kargs kw = {0};
-    kw.o0 = w, kw.i0 = g, kw.i1 = r, kw.i2 = glx, kw.i3 = itp;
+    kw.o0 = w, kw.i0 = g, kw.i1 = r, kw.i2 = glx, kw.i3 = itp, kw.a = d + p->dc, kw.d = d;
+    const float *min = made_in(p, xout, n);
     for (size_t sweep = 0; sweep < d; sweep++) {
         launch(p, K_MAF_GP, n * d, &kg);
-        mlp_bwd(p, m, NULL, r, p->dout, y->tape[0], xout, n);
+        mlp_bwd(p, m, NULL, r, p->dout, y->tape[0], min, n);
         launch(p, K_MAF_W, n * d, &kw);
     }
     kg.flag = 1;
     launch(p, K_MAF_GP, n * d, &kg);
-    mlp_bwd(p, m, p->tb.g + y->off, NULL, p->dout, y->tape[0], xout, n);
+    mlp_bwd(p, m, p->tb.g + y->off, NULL, p->dout, y->tape[0], min, n);
 }
 
 /* dy's conditioning columns: g's plus the nets' input gradient (dxc[0]). */
@@ -690,12 +719,8 @@ static void layer_inverse_bwd(nf_dprog *p, dlayer *y, float *dy, const float *g,
         k.o0 = dy, k.o1 = p->dout, k.i0 = h, k.i1 = xout, k.i2 = g, k.i3 = p->gl, k.i4 = yin, k.a = y->npc * d, k.d = d;
         k.tx = y->tx;
         launch(p, K_MAF_INV_BWD, n * d, &k);
-        mlp_bwd(p, m, dparams, dy ? p->dxc[0] : NULL, p->dout, y->tape[0], yin, n);
-        if (dy) {
-            nf_kargs ka = {0};
-            ka.o0 = dy, ka.i0 = p->dxc[0];
-            launch(p, K_ADD, n * d, &ka);
-        }
+        mlp_bwd(p, m, dparams, dy ? p->dxc[0] : NULL, p->dout, y->tape[0], made_in(p, yin, n), n);
+        if (dy) add_x_part(p, dy, p->dxc[0], n);
     }
 }
 
@@ -733,12 +758,13 @@ void nf__dprog_nll(nf_dprog *p, size_t k, int grad) {
     OPS(p)->reduce(ST(p), p->tb.state + ST_SQ, p->tb.g, p->tb.P, 1, 0);
 }
 
-nf_status nf__dprog_log_prob(nf_dprog *p, const float *x, size_t n, float *lp, float *zout) {
+nf_status nf__dprog_log_prob(nf_dprog *p, const float *x, const float *ctx, size_t n, float *lp, float *zout) {
     size_t d = p->d, blk = p->R * d;
     float *in = p->train ? p->tb.batch : p->u + 0 * blk;
     for (size_t r = 0; r < n; r += p->R) {
         size_t k = n - r < p->R ? n - r : p->R;
         NF_TRY(OPS(p)->put(ST(p), in, x + r * d, k * d * sizeof(float)));
+        if (p->dc) NF_TRY(OPS(p)->put(ST(p), p->tb.ctx, ctx + r * p->dc, k * p->dc * sizeof(float)));
         const float *z = density(p, in, k);
         nf_kargs a = {0};
         a.o0 = p->rowv, a.i0 = z, a.i1 = p->loc, a.i2 = p->scale, a.i3 = p->ldj, a.d = d;
@@ -749,12 +775,13 @@ nf_status nf__dprog_log_prob(nf_dprog *p, const float *x, size_t n, float *lp, f
     return NF_OK;
 }
 
-nf_status nf__dprog_forward(nf_dprog *p, const float *z, size_t n, float *x, float *ldj) {
+nf_status nf__dprog_forward(nf_dprog *p, const float *z, const float *ctx, size_t n, float *x, float *ldj) {
     size_t d = p->d, blk = p->R * d;
     float *a = p->u, *b = p->u + blk;
     for (size_t r = 0; r < n; r += p->R) {
         size_t k = n - r < p->R ? n - r : p->R;
         NF_TRY(OPS(p)->put(ST(p), a, z + r * d, k * d * sizeof(float)));
+        if (p->dc) NF_TRY(OPS(p)->put(ST(p), p->tb.ctx, ctx + r * p->dc, k * p->dc * sizeof(float)));
         if (ldj) OPS(p)->zero(ST(p), p->ldj, k * sizeof(float));
         float *in = a, *out = b;
         for (size_t l = 0; l < p->L; l++) {

@@ -5,7 +5,8 @@
  * runs: couplings (RealNVP, NICE, spline couplings; MLP networks, plain or
  * residual), permutations, ActNorm, MAF layers, affine or spline (density
  * in one pass, sampling in d) and their inversions (IAF: density in d
- * passes, its backward in d sweeps), on a diagonal normal base; anything else is refused by name when the program
+ * passes, its backward in d sweeps), on a diagonal normal base, with or
+ * without context rows (conditional flows); anything else is refused by name when the program
  * is built.  A program is used by one thread at a time.
  */
 #ifndef NF_PROG_H
@@ -25,8 +26,8 @@ nf_status nf__flow_set_device_ops(nf_flow *f, const nf_dev_ops *ops, int index);
  * x in data units; lp and z as nf__dprog_log_prob's (without the scaler's
  * log std); forward maps the base points in x in place, adding the
  * forward log-det into ldj (may be NULL), in model space. */
-nf_status nf__flow_dev_density(const nf_flow *f, const float *x, size_t n, float *lp, float *z);
-nf_status nf__flow_dev_forward(const nf_flow *f, float *x, size_t n, float *ldj);
+nf_status nf__flow_dev_density(const nf_flow *f, const float *x, const float *ctx, size_t n, float *lp, float *z);
+nf_status nf__flow_dev_forward(const nf_flow *f, float *x, const float *ctx, size_t n, float *ldj);
 
 /* An opened device (one per flow that computes on one). */
 typedef struct nf_device {
@@ -55,18 +56,20 @@ size_t nf__dprog_rows_for(const nf_flow *f, size_t bytes, size_t cap);
 nf_status nf__dprog_put_params(nf_dprog *p, const float *params);
 nf_status nf__dprog_get_params(nf_dprog *p, float *params);
 /* The base log-density plus the inverse's log-det of n host rows in model
- * space, into host lp (n; may be NULL), and their base points into host z
- * (n x d; may be NULL).  Chunks of R.  The overlap of z and x is allowed. */
-nf_status nf__dprog_log_prob(nf_dprog *p, const float *x, size_t n, float *lp, float *z);
+ * space (with their n x dc context rows ctx, conditional flows), into host
+ * lp (n; may be NULL), and their base points into host z (n x d; may be
+ * NULL).  Chunks of R.  The overlap of z and x is allowed. */
+nf_status nf__dprog_log_prob(nf_dprog *p, const float *x, const float *ctx, size_t n, float *lp, float *z);
 /* The forward map of n host base points z into host x, and with ldj (host,
  * n) the forward log-det added into it.  Chunks of R. */
-nf_status nf__dprog_forward(nf_dprog *p, const float *z, size_t n, float *x, float *ldj);
+nf_status nf__dprog_forward(nf_dprog *p, const float *z, const float *ctx, size_t n, float *x, float *ldj);
 
 /* Training (dtrain.c uses these): the device buffers and one step's parts. */
 typedef struct nf_dprog_train {
     float *p, *g, *mv; /* parameters, gradient, Adam's m then v (2P) */
     double *state;     /* ST_N doubles (kern.h) */
     float *batch;      /* R x d: the step's rows */
+    float *ctx;        /* R x dc: their context (conditional flows; else NULL) */
     size_t P, R, d;
 } nf_dprog_train;
 const nf_dprog_train *nf__dprog_buffers(const nf_dprog *p);

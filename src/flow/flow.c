@@ -355,14 +355,15 @@ static nf_status density_chunk(const void *jp, fws *w, size_t r, size_t k) {
  * again by the CPU's passes (which tell a point the model maps out of range,
  * log p = -inf, from a NaN). */
 static nf_status dev_density(const nf_flow *f, const density_job *J, size_t n) {
-    NF_TRY(nf__flow_dev_density(f, J->x, n, J->lp, J->z));
+    NF_TRY(nf__flow_dev_density(f, J->x, J->ctx, n, J->lp, J->z));
     size_t d = f->d;
     for (size_t i = 0; i < n; i++) {
         int bad = J->lp ? !isfinite(J->lp[i]) : 0;
         for (size_t j = 0; J->z && j < d; j++) bad |= !isfinite(J->z[i * d + j]);
         if (J->lp && !bad) J->lp[i] = (float)((double)J->lp[i] - f->log_std_sum);
         if (!bad) continue;
-        density_job one = {f, J->x + i * d, NULL, J->lp ? J->lp + i : NULL, J->z ? J->z + i * d : NULL};
+        density_job one = {f, J->x + i * d, J->ctx ? J->ctx + i * f->bij->dc : NULL, J->lp ? J->lp + i : NULL,
+                           J->z ? J->z + i * d : NULL};
         nf_status s = run_chunks(f, 1, density_chunk, &one);
         if (s) {
             char head[64];
@@ -431,10 +432,10 @@ static nf_status draw_chunk(const void *jp, fws *w, size_t r, size_t k) {
 }
 
 /* The forward map of the base samples in x on the flow's device. */
-static nf_status dev_draw(const nf_flow *f, size_t n, float *x, float *lp) {
+static nf_status dev_draw(const nf_flow *f, const float *ctx, size_t n, float *x, float *lp) {
     float *fl = lp ? calloc(n, sizeof(float)) : NULL;
     if (lp && !fl) return nf__err(NF_ERR_NOMEM, "out of memory");
-    nf_status s = nf__flow_dev_forward(f, x, n, fl);
+    nf_status s = nf__flow_dev_forward(f, x, ctx, n, fl);
     if (!s) s = nonfinite_out("a sample", x, n, f->d, 0);
     if (!s) scale_out(f, x, n);
     for (size_t i = 0; !s && lp && i < n; i++) lp[i] = (float)((double)lp[i] - fl[i] - f->log_std_sum);
@@ -460,7 +461,7 @@ static nf_status draw(const char *fn, const nf_flow *f, nf_rng *rng, const float
     }
     nf__aligned_free(ds);
     draw_job J = {f, ctx, x, lp};
-    if (!s) s = f->dev ? dev_draw(f, n, x, lp) : run_chunks(f, n, draw_chunk, &J);
+    if (!s) s = f->dev ? dev_draw(f, ctx, n, x, lp) : run_chunks(f, n, draw_chunk, &J);
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
 
