@@ -33,6 +33,7 @@ static const struct {
     {"iaf(layers=2, hidden=[12,12])", 3},                          /* inverted MAF: density in d passes */
     {"iaf(layers=1, hidden=[8], bins=4)", 3},
     {"chain(actnorm, realnvp(layers=2, hidden=[8]), actnorm)", 3}, /* data-initialised */
+    {"chain(maf(hidden=[8]), lu_linear, maf(hidden=[8]), lu_linear)", 4}, /* Glow's LU mixing */
 };
 #define NFAM (sizeof FAMILIES / sizeof FAMILIES[0])
 
@@ -40,6 +41,16 @@ static void fill(float *x, size_t n, uint64_t seed) {
     nf_rng *r;
     nf_rng_create(seed, &r);
     for (size_t i = 0; i < n; i++) x[i] = (float)(1.3 * nf_rng_normal(r));
+    nf_rng_free(r);
+}
+
+/* Moves every parameter by N(0, 0.15^2) from `seed`: no layer starts at the
+ * identity (zero last layers, LU's all-zero start), so every path computes. */
+static void jitter(nf_flow *f, uint64_t seed) {
+    nf_rng *r;
+    nf_rng_create(seed, &r);
+    float *p = nf_flow_params(f);
+    for (size_t i = 0; i < nf_flow_param_count(f); i++) p[i] += (float)(0.15 * nf_rng_normal(r));
     nf_rng_free(r);
 }
 
@@ -62,6 +73,7 @@ static void one_offs(const char *spec, size_t d, const nf_dev_ops *ops, const ch
     CHECK_OK(nf_flow_from_spec(spec, d, 11, &c));
     CHECK_OK(nf_flow_from_spec(spec, d, 11, &g));
     if (!c || !g) return;
+    jitter(c, 77), jitter(g, 77);
     CHECK_OK(on_device(g, ops));
     size_t n = 300;
     float *x = malloc(n * d * sizeof(float)), *l1 = malloc(n * sizeof(float)), *l2 = malloc(n * sizeof(float));
@@ -95,6 +107,7 @@ static void gradient(const char *spec, size_t d, const nf_dev_ops *ops, const ch
     nf_flow *f = NULL;
     CHECK_OK(nf_flow_from_spec(spec, d, 13, &f));
     if (!f) return;
+    jitter(f, 78);
     size_t k = 50, P = nf_flow_param_count(f);
     nf_train_opts o = nf_train_defaults();
     nf_trainer t;
@@ -206,6 +219,7 @@ static void conditional(const nf_dev_ops *ops, const char *dev, double tol) {
         CHECK_OK(nf_flow_from_spec(spec, d, 3, &c));
         CHECK_OK(nf_flow_from_spec(spec, d, 3, &g));
         if (!c || !g) continue;
+        jitter(c, 79), jitter(g, 79);
         CHECK_OK(on_device(g, ops));
         float *x = malloc(n * d * sizeof(float)), *ctx = malloc(n * dc * sizeof(float)), *rows = malloc(n * D * sizeof(float));
         float *l1 = malloc(n * sizeof(float)), *l2 = malloc(n * sizeof(float));

@@ -34,6 +34,10 @@ int nf__actnorm_describe(const nf_bijector *b);
 /* Invert(inner): forward is inner's inverse (IAF = invert(maf)). */
 int nf__invert_describe(const nf_bijector *b, const nf_bijector **inner);
 
+/* Glow's LU linear map (lu_linear.c: parameters [b, L strict lower by rows,
+ * U strict upper by rows, log_s]): its permutation's d entries. */
+int nf__lu_describe(const nf_bijector *b, const size_t **perm);
+
 /* A permutation (y_j = x_{perm[j]}): its d entries. */
 int nf__permute_describe(const nf_bijector *b, const size_t **perm);
 

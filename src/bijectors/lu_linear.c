@@ -18,6 +18,7 @@
  * (dlog_s_i gets dU'_ii s_i).
  */
 #include "bijector_impl.h"
+#include "describe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,4 +232,10 @@ nf_status nf_bijector_lu_linear(size_t d, const size_t *perm, nf_bijector **out)
     }
     *out = &L->base;
     return NF_OK;
+}
+
+int nf__lu_describe(const nf_bijector *b, const size_t **perm) {
+    if (b->ops != &lu_ops) return 0;
+    *perm = ((const lu_linear *)b)->perm;
+    return 1;
 }

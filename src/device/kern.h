@@ -56,6 +56,9 @@ enum {
     K_MAF_W,     /* n*d: one sweep's w = (g - r - glx) / T' (r's row stride a) */
     K_PUT_COLS,  /* n*e: o0[r*a + c + j] = i0[r*e + j] (columns into a wider row) */
     K_ADD_COLS,  /* n*e: o0[r*e + j] += i0[r*a + j] (the first e columns of wider rows) */
+    K_LU,        /* n rows: Glow's LU linear map (mode 1 forward, 0 inverse) */
+    K_LU_BWD,    /* n rows: its inverse pass's backward (per-row vectors for the products) */
+    K_LU_PACK,   /* d*d: the products' sums into the packed parameter gradients */
     K_STEP,      /* 1: counts the step, checks it, accumulates its loss */
     K_ADAM,      /* n params: clipped Adam update, g zeroed */
     K_COUNT
@@ -282,6 +285,88 @@ NF_HD void nf__k_maf_gp(const nf_kargs *k, size_t q) {
         for (size_t m = 0; m < a; m += d) gp[m] = -gp[m];
 }
 
+/* Glow's LU map (lu_linear.c), d x d: strict lower L and strict upper U
+ * packed by rows after d shifts b, then d log-scales; P by x0. */
+NF_HD size_t nf__k_lo(size_t i, size_t j) { return i * (i - 1) / 2 + j; }
+NF_HD size_t nf__k_up(size_t d, size_t i, size_t j) { return i * d - i * (i + 1) / 2 + (j - i - 1); }
+
+/* Row r: i0 in, o0 out, o1 ldj (or NULL), i1 the parameters, st a row's 3d
+ * doubles of scratch (at st + 3 d r).  Forward: y = P L U' x + b; inverse:
+ * x = U'^-1 L^-1 P^T (y - b). */
+NF_HD void nf__k_lu(const nf_kargs *k, size_t r) {
+    size_t d = k->d, t = d * (d - 1) / 2;
+    const float *b = k->i1, *lo = k->i1 + d, *up = k->i1 + d + t, *ls = k->i1 + d + 2 * t, *in = k->i0 + r * d;
+    double *a = k->st + 3 * d * r, *c = a + d, *x = c + d, sl = 0;
+    for (size_t i = 0; i < d; i++) sl += ls[i];
+    if (k->mode) {
+        for (size_t i = 0; i < d; i++) {
+            double s = exp((double)ls[i]) * in[i];
+            for (size_t j = i + 1; j < d; j++) s += (double)up[nf__k_up(d, i, j)] * in[j];
+            a[i] = s;
+        }
+        for (size_t i = 0; i < d; i++) {
+            double s = a[i];
+            for (size_t j = 0; j < i; j++) s += (double)lo[nf__k_lo(i, j)] * a[j];
+            c[i] = s;
+        }
+        for (size_t j = 0; j < d; j++) k->o0[r * d + j] = (float)(c[k->x0[j]] + (double)b[j]);
+    } else {
+        for (size_t j = 0; j < d; j++) c[k->x0[j]] = (double)in[j] - (double)b[j];
+        for (size_t i = 0; i < d; i++) {
+            double s = c[i];
+            for (size_t j = 0; j < i; j++) s -= (double)lo[nf__k_lo(i, j)] * a[j];
+            a[i] = s;
+        }
+        for (size_t i = d; i-- > 0;) {
+            double s = a[i];
+            for (size_t j = i + 1; j < d; j++) s -= (double)up[nf__k_up(d, i, j)] * x[j];
+            x[i] = s * exp(-(double)ls[i]);
+        }
+        for (size_t j = 0; j < d; j++) k->o0[r * d + j] = (float)x[j];
+    }
+    if (k->o1) k->o1[r] += (float)(k->mode ? sl : -sl);
+}
+
+/* Its inverse pass's backward, row r: i0 = g (dL/dx), i2 = x (the pass
+ * output), i1 the parameters, st scratch; writes o0 = dy = P dc, o1 = [dc |
+ * a] (row stride 2d, a = U' x), o2 = da (U'^T da = g, L^T dc = da). */
+NF_HD void nf__k_lu_bwd(const nf_kargs *k, size_t r) {
+    size_t d = k->d, t = d * (d - 1) / 2;
+    const float *lo = k->i1 + d, *up = k->i1 + d + t, *ls = k->i1 + d + 2 * t, *x = k->i2 + r * d, *g = k->i0 + r * d;
+    double *a = k->st + 3 * d * r, *da = a + d, *dc = da + d;
+    for (size_t i = 0; i < d; i++) {
+        double s = exp((double)ls[i]) * x[i];
+        for (size_t j = i + 1; j < d; j++) s += (double)up[nf__k_up(d, i, j)] * x[j];
+        a[i] = s;
+    }
+    for (size_t i = 0; i < d; i++) {
+        double s = g[i];
+        for (size_t q = 0; q < i; q++) s -= (double)up[nf__k_up(d, q, i)] * da[q];
+        da[i] = s * exp(-(double)ls[i]);
+    }
+    for (size_t i = d; i-- > 0;) {
+        double s = da[i];
+        for (size_t q = i + 1; q < d; q++) s -= (double)lo[nf__k_lo(q, i)] * dc[q];
+        dc[i] = s;
+    }
+    for (size_t j = 0; j < d; j++) {
+        k->o0[r * d + j] = (float)dc[k->x0[j]];
+        k->o1[r * 2 * d + j] = (float)dc[j];
+        k->o1[r * 2 * d + d + j] = (float)a[j];
+        k->o2[r * d + j] = (float)da[j];
+    }
+}
+
+/* Thread q = i d + j: o0 the layer's parameter gradients, i0 = sum_r dc_i
+ * a_j, i1 = sum_r da_i x_j (d x d), i2 the parameters, i3[0] = sum_r gl
+ * (the inverse pass: every term negated). */
+NF_HD void nf__k_lu_pack(const nf_kargs *k, size_t q) {
+    size_t d = k->d, t = d * (d - 1) / 2, i = q / d, j = q % d;
+    if (i > j) k->o0[d + nf__k_lo(i, j)] -= k->i0[q];
+    else if (i < j) k->o0[d + t + nf__k_up(d, i, j)] -= k->i1[q];
+    else k->o0[d + 2 * t + i] -= (float)((double)k->i1[q] * exp((double)k->i2[d + 2 * t + i]) + k->i3[0]);
+}
+
 /* One thread: the step's bookkeeping before Adam (f0 = the clip norm). */
 NF_HD void nf__k_step(const nf_kargs *k) {
     double *st = k->st;
@@ -353,6 +438,9 @@ NF_HD void nf__kern(int id, size_t i, const nf_kargs *k) {
         break;
     case K_PUT_COLS: k->o0[(i / k->e) * k->a + k->c + i % k->e] = k->i0[i]; break;
     case K_ADD_COLS: k->o0[i] += k->i0[(i / k->e) * k->a + i % k->e]; break;
+    case K_LU: nf__k_lu(k, i); break;
+    case K_LU_BWD: nf__k_lu_bwd(k, i); break;
+    case K_LU_PACK: nf__k_lu_pack(k, i); break;
     case K_STEP: nf__k_step(k); break;
     case K_ADAM: nf__k_adam(k, i); break;
     default: break;

@@ -26,7 +26,7 @@ typedef struct dmlp {
     const nf_mlp *host;
 } dmlp;
 
-enum { L_COUPLING, L_PERMUTE, L_MAF, L_ACTNORM };
+enum { L_COUPLING, L_PERMUTE, L_MAF, L_ACTNORM, L_LU };
 
 typedef struct dlayer {
     int kind;
@@ -64,6 +64,8 @@ struct nf_dprog {
     float *gb[4];           /* MLP backward: R x widest each */
     float *dout, *dxc[2];   /* R x (widest output), R x widest input each */
     float *fb[3];           /* R x d each: an IAF's backward (1/T', gl dlogT'/dx, w) */
+    double *lust;           /* R x 3d: LU layers' per-row scratch */
+    float *lub;             /* LU backward: dy (R x d), [dc | a] (R x 2d), da (R x d), two d x d sums, sum gl */
     float *tapes;           /* every layer's tape, one block */
     float *hostbuf;         /* host: P floats (masked parameters on their way) */
     float *hrow;            /* host: R floats */
@@ -132,10 +134,10 @@ static nf_status check_layer(const nf_bijector *b, size_t l, const char *device)
     if (nf__maf_describe(b, &m)) return check_mlp(m.made, b->name, l, device);
     const nf_bijector *inner;
     if (nf__invert_describe(b, &inner) && nf__maf_describe(inner, &m)) return check_mlp(m.made, b->name, l, device);
-    if (nf__actnorm_describe(b)) return NF_OK;
+    if (nf__actnorm_describe(b) || nf__lu_describe(b, &perm)) return NF_OK;
     if (nf__permute_describe(b, &perm)) return NF_OK;
     return nf__err(NF_ERR_UNSUPPORTED, "--device %s: layer %zu (%s) has no device kernels; a device runs couplings "
-                   "(realnvp, nice, nsf), maf, iaf, actnorm and permutations on a normal base", device, l, b->name);
+                   "(realnvp, nice, nsf), maf, iaf, actnorm, lu_linear and permutations on a normal base", device, l, b->name);
 }
 
 nf_status nf__dprog_check(const nf_flow *f, const char *device) {
@@ -236,6 +238,9 @@ static void build_layer(nf_dprog *p, dlayer *y, const nf_bijector *b, size_t off
         }
     } else if (nf__actnorm_describe(b)) {
         y->kind = L_ACTNORM;
+    } else if (nf__lu_describe(b, &perm)) {
+        y->kind = L_LU;
+        y->perm = put_index(p, perm, b->d, s);
     } else if (nf__maf_describe(b, &m) || (nf__invert_describe(b, &inner) && nf__maf_describe(inner, &m))) {
         y->kind = L_MAF;
         y->inv = inner != NULL;
@@ -289,7 +294,7 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
     p->dv = dv, p->d = d, p->dc = f->bij->dc, p->L = L, p->R = R, p->train = train;
     nf_status s = NF_OK;
     size_t off = 0, tape = 0, widest = d, wmax = 1, outw = 1, inw = 1;
-    int iaf = 0;
+    int iaf = 0, lu = 0;
     for (size_t l = 0; l < L && !s; l++) {
         dlayer *y = &p->lay[l];
         build_layer(p, y, parts[l], off, &s);
@@ -312,6 +317,8 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
             iaf |= y->inv;
         } else if (y->kind == L_ACTNORM) {
             outw = 2 * d > outw ? 2 * d : outw;
+        } else if (y->kind == L_LU) {
+            lu = 1;
         }
     }
     free(parts);
@@ -332,6 +339,8 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
         if (train) tp += layer_tape(&p->lay[l], R);
     }
     p->ldj = dalloc(p, R * sizeof(float), &s);
+    if (lu) p->lust = dalloc(p, R * 3 * d * sizeof(double), &s);
+    if (lu && train) p->lub = dalloc(p, (R * 4 * d + 2 * d * d + 1) * sizeof(float), &s);
     if (p->dc) {
         p->tb.ctx = dalloc(p, R * p->dc * sizeof(float), &s);
         p->xin = dalloc(p, R * (d + p->dc) * sizeof(float), &s);
@@ -380,7 +389,7 @@ void nf__dprog_free(nf_dprog *p) {
         for (int k = 0; k < 2; k++)
             for (size_t q = 0; q < NF_MLP_MAX_LAYERS; q++) o->free(st, y->net[k].mask[q]);
     }
-    void *bufs[] = {p->tapes, p->tb.ctx, p->xin, p->tb.p, p->tb.g, p->tb.mv, p->tb.state, p->loc, p->scale, p->u, p->ldj, p->rowv, p->gl,
+    void *bufs[] = {p->lust, p->lub, p->tapes, p->tb.ctx, p->xin, p->tb.p, p->tb.g, p->tb.mv, p->tb.state, p->loc, p->scale, p->u, p->ldj, p->rowv, p->gl,
                     p->gz[0], p->gz[1], p->ones, p->dwbuf, p->gb[0], p->gb[1], p->gb[2], p->gb[3], p->dout,
                     p->dxc[0], p->dxc[1], p->fb[0], p->fb[1], p->fb[2]};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) o->free(st, bufs[k]);
@@ -600,6 +609,9 @@ static void layer_pass(nf_dprog *p, dlayer *y, float *out, float *ldj, const flo
     } else if (y->kind == L_ACTNORM) {
         k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = p->tb.p + y->off, k.d = d, k.mode = fwd;
         launch(p, K_ACTNORM, n, &k);
+    } else if (y->kind == L_LU) {
+        k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = p->tb.p + y->off, k.x0 = y->perm, k.st = p->lust, k.d = d, k.mode = fwd;
+        launch(p, K_LU, n, &k);
     } else if (!(fwd ^ y->inv)) { /* MAF density (IAF sampling): one pass */
         const float *h = mlp_fwd(p, &y->net[0], y->tape[0], made_in(p, in, n), n);
         k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = h, k.a = y->npc * d, k.d = d, k.tx = y->tx;
@@ -650,6 +662,26 @@ static void iaf_bwd(nf_dprog *p, const dlayer *y, float *dy, const float *g, con
     kg.flag = 1;
     launch(p, K_MAF_GP, n * d, &kg);
     mlp_bwd(p, m, p->tb.g + y->off, NULL, p->dout, y->tape[0], min, n);
+}
+
+/* Backward through an LU layer's inverse pass (lu_linear.c's backward):
+ * per-row vectors by K_LU_BWD, their products' sums by GEMMs, packed into
+ * the parameter gradients by K_LU_PACK; db = -sum dy. */
+static void lu_bwd(nf_dprog *p, const dlayer *y, float *dy, const float *g, const float *xout, size_t n) {
+    size_t d = p->d;
+    float *dyp = p->lub, *dca = dyp + p->R * d, *da = dca + p->R * 2 * d, *m1 = da + p->R * d, *m2 = m1 + d * d;
+    float *sgl = m2 + d * d, *P = p->tb.p + y->off, *dparams = p->tb.g + y->off;
+    nf_kargs k = {0};
+    k.o0 = dyp, k.o1 = dca, k.o2 = da, k.i0 = g, k.i1 = P, k.i2 = xout, k.x0 = y->perm, k.st = p->lust, k.d = d;
+    launch(p, K_LU_BWD, n, &k);
+    gemm(p, 1, 0, d, d, n, 1.0f, dca, 2 * d, dca + d, 2 * d, 0.0f, m1, d);
+    gemm(p, 1, 0, d, d, n, 1.0f, da, d, xout, d, 0.0f, m2, d);
+    gemm(p, 0, 0, 1, 1, n, 1.0f, p->ones, n, p->gl, 1, 0.0f, sgl, 1);
+    nf_kargs kp = {0};
+    kp.o0 = dparams, kp.i0 = m1, kp.i1 = m2, kp.i2 = P, kp.i3 = sgl, kp.d = d;
+    launch(p, K_LU_PACK, d * d, &kp);
+    gemm(p, 0, 0, 1, d, n, -1.0f, p->ones, n, dyp, d, 1.0f, dparams, d);
+    if (dy) OPS(p)->copy(ST(p), dy, dyp, n * d * sizeof(float));
 }
 
 /* dy's conditioning columns: g's plus the nets' input gradient (dxc[0]). */
@@ -711,6 +743,8 @@ static void layer_inverse_bwd(nf_dprog *p, dlayer *y, float *dy, const float *g,
         k.o0 = dy, k.o1 = p->dout, k.i0 = g, k.i1 = p->gl, k.i2 = xout, k.i3 = P, k.d = d;
         launch(p, K_ACTNORM_BWD, n * d, &k);
         gemm(p, 0, 0, 1, 2 * d, n, 1.0f, p->ones, n, p->dout, 2 * d, 1.0f, dparams, 2 * d);
+    } else if (y->kind == L_LU) {
+        lu_bwd(p, y, dy, g, xout, n);
     } else if (y->inv) {
         iaf_bwd(p, y, dy, g, yin, xout, n);
     } else {
