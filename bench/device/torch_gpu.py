@@ -11,7 +11,6 @@ sgemm rate (an 8192^3 product).  Prints "RESULT <name> <value> <unit>".
 
 Usage: /usr/bin/python3 bench/device/torch_gpu.py
 """
-import math
 import os
 import sys
 import time
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from torch_bench import MAF, RealNVP, make_moons  # noqa: E402
+from torch_bench import MAF, RealNVP, make_moons, step_ms  # noqa: E402
 
 DEV = "cuda"
 
@@ -31,28 +30,6 @@ def sync():
 
 def batch(b):
     return torch.from_numpy(make_moons(b, noise=0.05, random_state=3)[0].astype(np.float32)).to(DEV)
-
-
-def eager_ms(model, b, steps):
-    x = batch(b)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-
-    def run(k):
-        for _ in range(k):
-            loss = -model.log_prob(x).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-    run(5)
-    sync()
-    t = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        run(steps)
-        sync()
-        t.append((time.perf_counter() - t0) * 1000 / steps)
-    return sorted(t)[1]
 
 
 def graph_ms(model, b, steps):
@@ -120,7 +97,7 @@ def main():
         for b, steps in ((100, 200), (1024, 100), (16384, 30)):
             if name == "maf" and b == 16384:
                 continue
-            print(f"RESULT {name}_step_b{b}_eager {eager_ms(make().to(DEV), b, steps):.4f} ms", flush=True)
+            print(f"RESULT {name}_step_b{b}_eager {step_ms(make().to(DEV), b, steps, DEV):.4f} ms", flush=True)
             print(f"RESULT {name}_step_b{b}_graph {graph_ms(make().to(DEV), b, steps):.4f} ms", flush=True)
     n = 1 << 20
     x = torch.from_numpy(make_moons(n, noise=0.05, random_state=4)[0].astype(np.float32)).to(DEV)

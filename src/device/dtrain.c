@@ -81,14 +81,21 @@ static void step_work(nf_trainer *t, size_t k) {
     dt->dv->ops->launch(dt->dv->st, K_ADAM, t->P, &a);
 }
 
+/* The k rows in t->x (and their context) into the device's batch buffer. */
+static nf_status put_batch(nf_trainer *t, size_t k) {
+    nf_dtrain *dt = t->dev;
+    const nf_dprog_train *b = nf__dprog_buffers(dt->p);
+    NF_TRY(dt->dv->ops->put(dt->dv->st, b->batch, t->x, k * t->d * sizeof(float)));
+    return t->dc ? dt->dv->ops->put(dt->dv->st, b->ctx, t->ctx, k * t->dc * sizeof(float)) : NF_OK;
+}
+
 nf_status nf__dtrain_step(nf_trainer *t, size_t k) {
     nf_dtrain *dt = t->dev;
     const nf_dev_ops *o = dt->dv->ops;
     const nf_dprog_train *b = nf__dprog_buffers(dt->p);
     t->kglob = (double)k;
     if (!k) return NF_OK;
-    NF_TRY(o->put(dt->dv->st, b->batch, t->x, k * t->d * sizeof(float)));
-    if (t->dc) NF_TRY(o->put(dt->dv->st, b->ctx, t->ctx, k * t->dc * sizeof(float)));
+    NF_TRY(put_batch(t, k));
     if (k == b->R && o->graph_begin && !dt->graph_failed) {
         if (!dt->graph) { /* record a full batch's step once */
             nf_status s = o->graph_begin(dt->dv->st);
@@ -129,8 +136,7 @@ nf_status nf__dtrain_eval(nf_trainer *t, size_t k, double *loss) {
     t->kglob = (double)k;
     *loss = 0;
     if (!k) return NF_OK;
-    NF_TRY(o->put(dt->dv->st, b->batch, t->x, k * t->d * sizeof(float)));
-    if (t->dc) NF_TRY(o->put(dt->dv->st, b->ctx, t->ctx, k * t->dc * sizeof(float)));
+    NF_TRY(put_batch(t, k));
     nf__dprog_nll(dt->p, k, 0);
     double s;
     NF_TRY(o->get(dt->dv->st, &s, b->state + ST_LOSS, sizeof s));

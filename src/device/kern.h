@@ -290,6 +290,15 @@ NF_HD void nf__k_maf_gp(const nf_kargs *k, size_t q) {
 NF_HD size_t nf__k_lo(size_t i, size_t j) { return i * (i - 1) / 2 + j; }
 NF_HD size_t nf__k_up(size_t d, size_t i, size_t j) { return i * d - i * (i + 1) / 2 + (j - i - 1); }
 
+/* a = U' x = (U + diag e^ls) x for one row */
+NF_HD void nf__k_lu_ux(size_t d, const float *up, const float *ls, const float *x, double *a) {
+    for (size_t i = 0; i < d; i++) {
+        double s = exp((double)ls[i]) * x[i];
+        for (size_t j = i + 1; j < d; j++) s += (double)up[nf__k_up(d, i, j)] * x[j];
+        a[i] = s;
+    }
+}
+
 /* Row r: i0 in, o0 out, o1 ldj (or NULL), i1 the parameters, st a row's 3d
  * doubles of scratch (at st + 3 d r).  Forward: y = P L U' x + b; inverse:
  * x = U'^-1 L^-1 P^T (y - b). */
@@ -299,11 +308,7 @@ NF_HD void nf__k_lu(const nf_kargs *k, size_t r) {
     double *a = k->st + 3 * d * r, *c = a + d, *x = c + d, sl = 0;
     for (size_t i = 0; i < d; i++) sl += ls[i];
     if (k->mode) {
-        for (size_t i = 0; i < d; i++) {
-            double s = exp((double)ls[i]) * in[i];
-            for (size_t j = i + 1; j < d; j++) s += (double)up[nf__k_up(d, i, j)] * in[j];
-            a[i] = s;
-        }
+        nf__k_lu_ux(d, up, ls, in, a);
         for (size_t i = 0; i < d; i++) {
             double s = a[i];
             for (size_t j = 0; j < i; j++) s += (double)lo[nf__k_lo(i, j)] * a[j];
@@ -334,11 +339,7 @@ NF_HD void nf__k_lu_bwd(const nf_kargs *k, size_t r) {
     size_t d = k->d, t = d * (d - 1) / 2;
     const float *lo = k->i1 + d, *up = k->i1 + d + t, *ls = k->i1 + d + 2 * t, *x = k->i2 + r * d, *g = k->i0 + r * d;
     double *a = k->st + 3 * d * r, *da = a + d, *dc = da + d;
-    for (size_t i = 0; i < d; i++) {
-        double s = exp((double)ls[i]) * x[i];
-        for (size_t j = i + 1; j < d; j++) s += (double)up[nf__k_up(d, i, j)] * x[j];
-        a[i] = s;
-    }
+    nf__k_lu_ux(d, up, ls, x, a);
     for (size_t i = 0; i < d; i++) {
         double s = g[i];
         for (size_t q = 0; q < i; q++) s -= (double)up[nf__k_up(d, q, i)] * da[q];
