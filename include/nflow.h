@@ -592,7 +592,7 @@ nf_status nf_flow_set_threads(nf_flow *flow, size_t threads);
  * Rows the device gives a non-finite log-density are done again on the CPU.
  * The families a GPU runs: couplings with MLP networks, affine or spline
  * (realnvp, nice, nsf, coupling), maf and iaf (affine or spline), actnorm,
- * lu_linear, permutations (reverse, permute) on a normal base, conditional or not;
+ * batchnorm, lu_linear, permutations (reverse, permute) on a normal base, conditional or not;
  * NF_ERR_UNSUPPORTED names the first layer it cannot run (nothing falls back
  * silently).  Model files stay device-neutral.  Calls on a flow that
  * computes on a device are serialised; not to be called while another

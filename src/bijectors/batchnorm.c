@@ -19,13 +19,14 @@
  * the statistics are those of the data).
  */
 #include "bijector_impl.h"
+#include "describe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define BN_EPS 1e-5
-#define BN_MOMENTUM 0.1
+#define BN_EPS NF_BN_EPS /* (describe.h: the device's kernels use them too) */
+#define BN_MOMENTUM NF_BN_MOMENTUM
 
 typedef struct batchnorm {
     nf_bijector base;
@@ -196,3 +197,5 @@ nf_status nf_bijector_batchnorm_running(nf_bijector *b, float **mean, float **va
     *mean = ((batchnorm *)b)->run, *var = ((batchnorm *)b)->run + b->d;
     return NF_OK;
 }
+
+float *nf__batchnorm_describe(const nf_bijector *b) { return b->ops == &batchnorm_ops ? ((batchnorm *)b)->run : NULL; }

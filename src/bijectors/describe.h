@@ -31,6 +31,12 @@ int nf__maf_describe(const nf_bijector *b, nf_maf_desc *o);
 
 /* ActNorm (parameters: d shifts, then d log-scales). */
 int nf__actnorm_describe(const nf_bijector *b);
+/* Batch normalisation (batchnorm.c: parameters [log gamma (d), beta (d)]):
+ * its running mean and variance (2d floats of state, host memory; NULL
+ * for any other bijector). */
+float *nf__batchnorm_describe(const nf_bijector *b);
+#define NF_BN_EPS 1e-5
+#define NF_BN_MOMENTUM 0.1
 /* Invert(inner): forward is inner's inverse (IAF = invert(maf)). */
 int nf__invert_describe(const nf_bijector *b, const nf_bijector **inner);
 

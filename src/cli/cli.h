@@ -130,8 +130,9 @@ typedef struct engine_opts {
 #define DEVICE_HELP                                                                     \
     "  --device D        cpu (default), cuda or cuda:K: compute on GPU K (an nflow built\n" \
     "                    with make CUDA=1; nflow --version says): couplings (realnvp,\n"   \
-    "                    nice, nsf), maf, iaf, actnorm, lu_linear and permutations on\n" \
-    "                    a normal base; other flows are refused by name (docs/cli.md)\n"
+    "                    nice, nsf), maf, iaf, actnorm, batchnorm, lu_linear and\n"      \
+    "                    permutations on a normal base; other flows are refused by\n"    \
+    "                    name (docs/cli.md)\n"
 void engine_opts_parse(args *a, engine_opts *e);
 /* Puts f on `device` (NULL: leaves it on the CPU); 0, or EXIT_USAGE with the
  * reason printed (no CUDA in this build, no GPU, a layer the GPU cannot run). */

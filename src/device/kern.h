@@ -59,6 +59,12 @@ enum {
     K_LU,        /* n rows: Glow's LU linear map (mode 1 forward, 0 inverse) */
     K_LU_BWD,    /* n rows: its inverse pass's backward (per-row vectors for the products) */
     K_LU_PACK,   /* d*d: the products' sums into the packed parameter gradients */
+    K_BN_SQ,     /* n*d: batch norm: (y - mean)^2 from the column sums */
+    K_BN_STATS,  /* d: batch norm's mean and 1/sqrt(var + eps), from the batch or the running averages */
+    K_BN,        /* n rows: batch norm pass (mode 1 forward, 0 inverse) */
+    K_BN_TERMS,  /* n*d: its backward's per-row terms (du, du u, g) */
+    K_BN_BWD,    /* n*d: dy */
+    K_BN_PGRAD,  /* d: the parameters' gradients from the column sums */
     K_STEP,      /* 1: counts the step, checks it, accumulates its loss */
     K_ADAM,      /* n params: clipped Adam update, g zeroed */
     K_COUNT
@@ -368,6 +374,71 @@ NF_HD void nf__k_lu_pack(const nf_kargs *k, size_t q) {
     else k->o0[d + 2 * t + i] -= (float)((double)k->i1[q] * exp((double)k->i2[d + 2 * t + i]) + k->i3[0]);
 }
 
+/* Batch normalisation (batchnorm.c).  Its statistics st[j] = mean, st[d +
+ * j] = r = 1 / sqrt(var + eps) (doubles); the running averages i3 / o2
+ * (mean, then variance: 2d floats); f0 = eps, f1 = momentum. */
+
+/* element q: o0[q] = (y - sum_j / n)^2, i0 = y, i1 = the column sums */
+NF_HD void nf__k_bn_sq(const nf_kargs *k, size_t q) {
+    double m = (double)k->i1[q % k->d] / (double)k->n, v = (double)k->i0[q] - m;
+    k->o0[q] = (float)(v * v);
+}
+
+/* column j: flag 1: from the batch's column sums i1 (sums of y, then of
+ * squares about the mean) and, with mode 2, the running averages o2
+ * updated (unbiased variance); flag 0: from the running averages. */
+NF_HD void nf__k_bn_stats(const nf_kargs *k, size_t j) {
+    size_t d = k->d;
+    double *st = k->st;
+    if (!k->flag) {
+        st[j] = k->o2[j], st[d + j] = 1 / sqrt((double)k->o2[d + j] + k->f0);
+        return;
+    }
+    double n = (double)k->n, m = (double)k->i1[j] / n, ss = k->i1[d + j];
+    st[j] = m, st[d + j] = 1 / sqrt(ss / n + k->f0);
+    if (k->mode == 2) {
+        k->o2[j] += (float)(k->f1 * (m - k->o2[j]));
+        k->o2[d + j] += (float)(k->f1 * (ss / (n - 1) - k->o2[d + j]));
+    }
+}
+
+/* row r: i0 in, o0 out, o1 ldj (or NULL), i1 the parameters (log gamma,
+ * beta); inverse: x = (y - m) r e^gamma + beta, forward: y = (x - beta)
+ * e^-gamma / r + m. */
+NF_HD void nf__k_bn(const nf_kargs *k, size_t r) {
+    size_t d = k->d;
+    const double *st = k->st;
+    const float *gam = k->i1, *bet = k->i1 + d;
+    double sl = 0;
+    for (size_t j = 0; j < d; j++) {
+        double v = k->i0[r * d + j], m = st[j], rr = st[d + j];
+        k->o0[r * d + j] = (float)(k->mode ? (v - bet[j]) * exp(-(double)gam[j]) / rr + m
+                                           : (v - m) * rr * exp((double)gam[j]) + bet[j]);
+        sl += (double)gam[j] + log(rr);
+    }
+    if (k->o1) k->o1[r] += (float)(k->mode ? -sl : sl);
+}
+
+/* element q = r d + j: o0 (row stride 3d) = [du, du u, g], du = g e^gamma,
+ * u = (y - m) r; i0 = g, i2 = y, i1 the parameters */
+NF_HD void nf__k_bn_terms(const nf_kargs *k, size_t q) {
+    size_t d = k->d, r = q / d, j = q % d;
+    double u = ((double)k->i2[q] - k->st[j]) * k->st[d + j], du = k->i0[q] * exp((double)k->i1[j]);
+    k->o0[r * 3 * d + j] = (float)du;
+    k->o0[r * 3 * d + d + j] = (float)(du * u);
+    k->o0[r * 3 * d + 2 * d + j] = k->i0[q];
+}
+
+/* element q: dy = r (du - s_du / n - u s_duu / n) - G u r / n (flag: batch
+ * statistics), else r du; i0 = g, i2 = y, i1 the parameters, i3 = the
+ * column sums [s_du, s_duu, s_g] then G. */
+NF_HD void nf__k_bn_bwd(const nf_kargs *k, size_t q) {
+    size_t d = k->d, j = q % d;
+    double n = (double)k->n, rr = k->st[d + j], u = ((double)k->i2[q] - k->st[j]) * rr;
+    double du = k->i0[q] * exp((double)k->i1[j]), G = k->i3[3 * d];
+    k->o0[q] = (float)(k->flag ? rr * (du - k->i3[j] / n - u * k->i3[d + j] / n) - G * u * rr / n : rr * du);
+}
+
 /* One thread: the step's bookkeeping before Adam (f0 = the clip norm). */
 NF_HD void nf__k_step(const nf_kargs *k) {
     double *st = k->st;
@@ -442,6 +513,14 @@ NF_HD void nf__kern(int id, size_t i, const nf_kargs *k) {
     case K_LU: nf__k_lu(k, i); break;
     case K_LU_BWD: nf__k_lu_bwd(k, i); break;
     case K_LU_PACK: nf__k_lu_pack(k, i); break;
+    case K_BN_SQ: nf__k_bn_sq(k, i); break;
+    case K_BN_STATS: nf__k_bn_stats(k, i); break;
+    case K_BN: nf__k_bn(k, i); break;
+    case K_BN_TERMS: nf__k_bn_terms(k, i); break;
+    case K_BN_BWD: nf__k_bn_bwd(k, i); break;
+    case K_BN_PGRAD: /* o0 = dparams: dgamma += s_duu + G, dbeta += s_g; i3 the sums */
+        k->o0[i] += k->i3[k->d + i] + k->i3[3 * k->d], k->o0[k->d + i] += k->i3[2 * k->d + i];
+        break;
     case K_STEP: nf__k_step(k); break;
     case K_ADAM: nf__k_adam(k, i); break;
     default: break;

@@ -26,7 +26,7 @@ typedef struct dmlp {
     const nf_mlp *host;
 } dmlp;
 
-enum { L_COUPLING, L_PERMUTE, L_MAF, L_ACTNORM, L_LU };
+enum { L_COUPLING, L_PERMUTE, L_MAF, L_ACTNORM, L_LU, L_BN };
 
 typedef struct dlayer {
     int kind;
@@ -43,6 +43,9 @@ typedef struct dlayer {
     size_t npc; /* the transform's parameters per coordinate */
     int first_free;
     int inv; /* an inverted MAF (IAF): its density is the MAF's sampling pass */
+    /* batch norm: running averages (device; the host's state at host_run), its statistics (2d doubles) */
+    float *run, *host_run;
+    double *mr;
     const size_t *by_degree;
     /* tapes (training: this layer's own; else shared) */
     float *xc, *tape[2];
@@ -65,6 +68,8 @@ struct nf_dprog {
     float *dout, *dxc[2];   /* R x (widest output), R x widest input each */
     float *fb[3];           /* R x d each: an IAF's backward (1/T', gl dlogT'/dx, w) */
     double *lust;           /* R x 3d: LU layers' per-row scratch */
+    float *bnt, *bns;       /* batch norm: per-row terms (R x 3d), column sums (3d + 1) */
+    int bn_mode;            /* batch norm in density passes: 0 running averages, 2 the batch's (and update them) */
     float *lub;             /* LU backward: dy (R x d), [dc | a] (R x 2d), da (R x d), two d x d sums, sum gl */
     float *tapes;           /* every layer's tape, one block */
     float *hostbuf;         /* host: P floats (masked parameters on their way) */
@@ -134,10 +139,10 @@ static nf_status check_layer(const nf_bijector *b, size_t l, const char *device)
     if (nf__maf_describe(b, &m)) return check_mlp(m.made, b->name, l, device);
     const nf_bijector *inner;
     if (nf__invert_describe(b, &inner) && nf__maf_describe(inner, &m)) return check_mlp(m.made, b->name, l, device);
-    if (nf__actnorm_describe(b) || nf__lu_describe(b, &perm)) return NF_OK;
+    if (nf__actnorm_describe(b) || nf__lu_describe(b, &perm) || nf__batchnorm_describe(b)) return NF_OK;
     if (nf__permute_describe(b, &perm)) return NF_OK;
     return nf__err(NF_ERR_UNSUPPORTED, "--device %s: layer %zu (%s) has no device kernels; a device runs couplings "
-                   "(realnvp, nice, nsf), maf, iaf, actnorm, lu_linear and permutations on a normal base", device, l, b->name);
+                   "(realnvp, nice, nsf), maf, iaf, actnorm, batchnorm, lu_linear and permutations on a normal base", device, l, b->name);
 }
 
 nf_status nf__dprog_check(const nf_flow *f, const char *device) {
@@ -238,6 +243,11 @@ static void build_layer(nf_dprog *p, dlayer *y, const nf_bijector *b, size_t off
         }
     } else if (nf__actnorm_describe(b)) {
         y->kind = L_ACTNORM;
+    } else if (nf__batchnorm_describe(b)) {
+        y->kind = L_BN;
+        y->host_run = nf__batchnorm_describe(b);
+        y->run = dalloc(p, 2 * b->d * sizeof(float), s);
+        y->mr = dalloc(p, 2 * b->d * sizeof(double), s);
     } else if (nf__lu_describe(b, &perm)) {
         y->kind = L_LU;
         y->perm = put_index(p, perm, b->d, s);
@@ -294,7 +304,7 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
     p->dv = dv, p->d = d, p->dc = f->bij->dc, p->L = L, p->R = R, p->train = train;
     nf_status s = NF_OK;
     size_t off = 0, tape = 0, widest = d, wmax = 1, outw = 1, inw = 1;
-    int iaf = 0, lu = 0;
+    int iaf = 0, lu = 0, bn = 0;
     for (size_t l = 0; l < L && !s; l++) {
         dlayer *y = &p->lay[l];
         build_layer(p, y, parts[l], off, &s);
@@ -319,6 +329,8 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
             outw = 2 * d > outw ? 2 * d : outw;
         } else if (y->kind == L_LU) {
             lu = 1;
+        } else if (y->kind == L_BN) {
+            bn = 1;
         }
     }
     free(parts);
@@ -340,6 +352,8 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
     }
     p->ldj = dalloc(p, R * sizeof(float), &s);
     if (lu) p->lust = dalloc(p, R * 3 * d * sizeof(double), &s);
+    if (bn) p->bnt = dalloc(p, R * 3 * d * sizeof(float), &s);
+    if (bn) p->bns = dalloc(p, (3 * d + 1) * sizeof(float), &s);
     if (lu && train) p->lub = dalloc(p, (R * 4 * d + 2 * d * d + 1) * sizeof(float), &s);
     if (p->dc) {
         p->tb.ctx = dalloc(p, R * p->dc * sizeof(float), &s);
@@ -385,11 +399,11 @@ void nf__dprog_free(nf_dprog *p) {
     const nf_dev_ops *o = OPS(p);
     for (size_t l = 0; l < p->L; l++) {
         dlayer *y = &p->lay[l];
-        o->free(st, y->ci), o->free(st, y->ti), o->free(st, y->perm);
+        o->free(st, y->ci), o->free(st, y->ti), o->free(st, y->perm), o->free(st, y->run), o->free(st, y->mr);
         for (int k = 0; k < 2; k++)
             for (size_t q = 0; q < NF_MLP_MAX_LAYERS; q++) o->free(st, y->net[k].mask[q]);
     }
-    void *bufs[] = {p->lust, p->lub, p->tapes, p->tb.ctx, p->xin, p->tb.p, p->tb.g, p->tb.mv, p->tb.state, p->loc, p->scale, p->u, p->ldj, p->rowv, p->gl,
+    void *bufs[] = {p->bnt, p->bns, p->lust, p->lub, p->tapes, p->tb.ctx, p->xin, p->tb.p, p->tb.g, p->tb.mv, p->tb.state, p->loc, p->scale, p->u, p->ldj, p->rowv, p->gl,
                     p->gz[0], p->gz[1], p->ones, p->dwbuf, p->gb[0], p->gb[1], p->gb[2], p->gb[3], p->dout,
                     p->dxc[0], p->dxc[1], p->fb[0], p->fb[1], p->fb[2]};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) o->free(st, bufs[k]);
@@ -414,10 +428,15 @@ nf_status nf__dprog_put_params(nf_dprog *p, const float *params) {
                 w += a * b + b;
             }
         }
-    return OPS(p)->put(ST(p), p->tb.p, p->hostbuf, P * sizeof(float));
+    NF_TRY(OPS(p)->put(ST(p), p->tb.p, p->hostbuf, P * sizeof(float)));
+    for (size_t l = 0; l < p->L; l++) /* batch norm's running averages (state) */
+        if (p->lay[l].kind == L_BN) NF_TRY(OPS(p)->put(ST(p), p->lay[l].run, p->lay[l].host_run, 2 * p->d * sizeof(float)));
+    return NF_OK;
 }
 
 nf_status nf__dprog_get_params(nf_dprog *p, float *params) {
+    for (size_t l = 0; l < p->L; l++)
+        if (p->lay[l].kind == L_BN) NF_TRY(OPS(p)->get(ST(p), p->lay[l].host_run, p->lay[l].run, 2 * p->d * sizeof(float)));
     return p->tb.P ? OPS(p)->get(ST(p), params, p->tb.p, p->tb.P * sizeof(float)) : NF_OK;
 }
 
@@ -589,6 +608,26 @@ static st_view coupling_nets(nf_dprog *p, dlayer *y, const float *in, size_t n) 
     return v;
 }
 
+/* Whether a batch norm layer's density pass of n rows uses the batch's statistics. */
+static int bn_batch(const nf_dprog *p, size_t n) { return p->bn_mode && n >= 2; }
+
+/* Batch norm's statistics into y->mr: of the n rows y (a density pass in
+ * training: the batch's, the running averages updated) or the running averages. */
+static void bn_stats(nf_dprog *p, dlayer *y, const float *rows, size_t n) {
+    size_t d = p->d;
+    nf_kargs k = {0};
+    k.st = y->mr, k.o2 = y->run, k.d = d, k.n = n, k.f0 = (float)NF_BN_EPS, k.f1 = (float)NF_BN_MOMENTUM;
+    if (rows && bn_batch(p, n)) {
+        gemm(p, 0, 0, 1, d, n, 1.0f, p->ones, n, rows, d, 0.0f, p->bns, d);
+        nf_kargs q = {0};
+        q.o0 = p->bnt, q.i0 = rows, q.i1 = p->bns, q.d = d, q.n = n;
+        launch(p, K_BN_SQ, n * d, &q);
+        gemm(p, 0, 0, 1, d, n, 1.0f, p->ones, n, p->bnt, d, 0.0f, p->bns + d, d);
+        k.i1 = p->bns, k.flag = 1, k.mode = p->bn_mode;
+    }
+    launch(p, K_BN_STATS, d, &k);
+}
+
 /* One layer's pass: fwd 1 (base -> data) or 0 (data -> base). */
 static void layer_pass(nf_dprog *p, dlayer *y, float *out, float *ldj, const float *in, size_t n, int fwd) {
     size_t d = p->d;
@@ -612,6 +651,10 @@ static void layer_pass(nf_dprog *p, dlayer *y, float *out, float *ldj, const flo
     } else if (y->kind == L_LU) {
         k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = p->tb.p + y->off, k.x0 = y->perm, k.st = p->lust, k.d = d, k.mode = fwd;
         launch(p, K_LU, n, &k);
+    } else if (y->kind == L_BN) {
+        bn_stats(p, y, fwd ? NULL : in, n);
+        k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = p->tb.p + y->off, k.st = y->mr, k.d = d, k.mode = fwd;
+        launch(p, K_BN, n, &k);
     } else if (!(fwd ^ y->inv)) { /* MAF density (IAF sampling): one pass */
         const float *h = mlp_fwd(p, &y->net[0], y->tape[0], made_in(p, in, n), n);
         k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = h, k.a = y->npc * d, k.d = d, k.tx = y->tx;
@@ -745,6 +788,19 @@ static void layer_inverse_bwd(nf_dprog *p, dlayer *y, float *dy, const float *g,
         gemm(p, 0, 0, 1, 2 * d, n, 1.0f, p->ones, n, p->dout, 2 * d, 1.0f, dparams, 2 * d);
     } else if (y->kind == L_LU) {
         lu_bwd(p, y, dy, g, xout, n);
+    } else if (y->kind == L_BN) {
+        const float *P = p->tb.p + y->off;
+        k.o0 = p->bnt, k.i0 = g, k.i1 = P, k.i2 = yin, k.st = y->mr, k.d = d;
+        launch(p, K_BN_TERMS, n * d, &k);
+        gemm(p, 0, 0, 1, 3 * d, n, 1.0f, p->ones, n, p->bnt, 3 * d, 0.0f, p->bns, 3 * d);
+        gemm(p, 0, 0, 1, 1, n, 1.0f, p->ones, n, p->gl, 1, 0.0f, p->bns + 3 * d, 1);
+        nf_kargs kb = {0};
+        kb.o0 = dy, kb.i0 = g, kb.i1 = P, kb.i2 = yin, kb.i3 = p->bns, kb.st = y->mr, kb.d = d, kb.n = n;
+        kb.flag = bn_batch(p, n);
+        if (dy) launch(p, K_BN_BWD, n * d, &kb);
+        nf_kargs kp = {0};
+        kp.o0 = dparams, kp.i3 = p->bns, kp.d = d;
+        launch(p, K_BN_PGRAD, d, &kp);
     } else if (y->inv) {
         iaf_bwd(p, y, dy, g, yin, xout, n);
     } else {
@@ -775,6 +831,7 @@ static const float *density(nf_dprog *p, const float *x, size_t k) {
 }
 
 void nf__dprog_nll(nf_dprog *p, size_t k, int grad) {
+    p->bn_mode = grad ? 2 : 0; /* batch norm: a training step's statistics (validation: the running averages) */
     const float *z = density(p, p->tb.batch, k);
     nf_kargs a = {0};
     a.o0 = p->rowv, a.i0 = z, a.i1 = p->loc, a.i2 = p->scale, a.i3 = p->ldj, a.d = p->d;
@@ -782,6 +839,7 @@ void nf__dprog_nll(nf_dprog *p, size_t k, int grad) {
     launch(p, K_NORMAL, k, &a);
     OPS(p)->reduce(ST(p), p->tb.state + ST_LOSS, p->rowv, k, 0, 0);
     if (!grad) return;
+    /* (p->bn_mode stays 2 through the backward pass: the forward's statistics) */
     size_t blk = p->R * p->d;
     int cur = 0;
     for (size_t l = 0; l < p->L; l++) { /* u[l] = inverse_l(u[l + 1]) */
@@ -790,6 +848,7 @@ void nf__dprog_nll(nf_dprog *p, size_t k, int grad) {
         cur ^= 1;
     }
     OPS(p)->reduce(ST(p), p->tb.state + ST_SQ, p->tb.g, p->tb.P, 1, 0);
+    p->bn_mode = 0;
 }
 
 nf_status nf__dprog_log_prob(nf_dprog *p, const float *x, const float *ctx, size_t n, float *lp, float *zout) {

@@ -3,7 +3,8 @@
  * parameters in one device buffer laid out as the flow's own (flow.h), and
  * workspaces sized once for batches of up to R rows.  The families a device
  * runs: couplings (RealNVP, NICE, spline couplings; MLP networks, plain or
- * residual), permutations, ActNorm, Glow's LU map, MAF layers, affine or spline (density
+ * residual), permutations, ActNorm, batch norm (a training step's
+ * statistics and running averages, as batchnorm.c), Glow's LU map, MAF layers, affine or spline (density
  * in one pass, sampling in d) and their inversions (IAF: density in d
  * passes, its backward in d sweeps), on a diagonal normal base, with or
  * without context rows (conditional flows); anything else is refused by name when the program
