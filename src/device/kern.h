@@ -37,7 +37,7 @@ enum {
     K_COPY_ACT,  /* n: o0[i] = act(i0[i]) */
     K_ACT_BWD,   /* n: o0[i] *= act'(.) through the output i0[i] */
     K_ADD,       /* n: o0[i] += i0[i] */
-    K_MASK_ADD,  /* n: o0[i] += i0[i] * i1[i] (a masked weight gradient) */
+    K_MUL,       /* n: o0[i] *= i0[i] (masked weights' gradients) */
     K_GATHER,    /* n*c rows x columns: o0[r*a + j] = i0[r*d + x0[j]] */
     K_COUPLING,  /* n rows: affine coupling pass (mode 1 forward, 0 inverse) */
     K_COUPLING_BWD, /* n rows: its backward through the elementwise part */
@@ -480,7 +480,7 @@ NF_HD void nf__kern(int id, size_t i, const nf_kargs *k) {
     case K_COPY_ACT: k->o0[i] = nf__k_act(k->act, k->i0[i]); break;
     case K_ACT_BWD: k->o0[i] *= nf__k_dact(k->act, k->i0[i]); break;
     case K_ADD: k->o0[i] += k->i0[i]; break;
-    case K_MASK_ADD: k->o0[i] += k->i0[i] * k->i1[i]; break;
+    case K_MUL: k->o0[i] *= k->i0[i]; break;
     case K_GATHER: k->o0[(i / k->c) * k->a + i % k->c] = k->i0[(i / k->c) * k->d + (size_t)k->x0[i % k->c]]; break;
     case K_COUPLING: nf__k_coupling(k, i); break;
     case K_COUPLING_BWD: nf__k_coupling_bwd(k, i); break;

@@ -18,11 +18,12 @@
 #include <string.h>
 
 /* An MLP on the device: nn.h's nf_mlp with its parameters at `off` of the
- * flat buffer, and device copies of its masks (for masked gradients). */
+ * flat buffer (MADE masks: the weights are uploaded masked, and a training
+ * program's gradient is masked once per step, nf_dprog.gmask). */
 typedef struct dmlp {
     size_t nlin, w[NF_MLP_MAX_LAYERS + 1], off;
     int act, residual;
-    float *mask[NF_MLP_MAX_LAYERS];
+    unsigned char masked[NF_MLP_MAX_LAYERS]; /* the layer has a MADE mask (host->masks[l]) */
     const nf_mlp *host;
 } dmlp;
 
@@ -63,7 +64,7 @@ struct nf_dprog {
     float *ldj, *rowv, *gl; /* R each */
     float *gz[2];           /* R x d each */
     float *ones;            /* R ones (bias gradients as products) */
-    float *dwbuf;           /* the largest weight matrix */
+    float *gmask;           /* P: 0 at MADE-masked weights, else 1 (training; NULL: no masks) */
     float *gb[4];           /* MLP backward: R x widest each */
     float *dout, *dxc[2];   /* R x (widest output), R x widest input each */
     float *fb[3];           /* R x d each: an IAF's backward (1/T', gl dlogT'/dx, w) */
@@ -192,16 +193,24 @@ static size_t mlp_widest(const dmlp *m) {
     return w;
 }
 
-static void make_mlp(nf_dprog *p, dmlp *m, const nf_mlp *h, size_t off, nf_status *s) {
+static void make_mlp(dmlp *m, const nf_mlp *h, size_t off) {
     memset(m, 0, sizeof *m);
     m->nlin = h->nlin, m->off = off, m->act = (int)h->act, m->residual = h->residual, m->host = h;
     memcpy(m->w, h->w, sizeof m->w);
-    for (size_t l = 0; l < h->nlin; l++)
-        if (h->masks[l] && !h->ones[l]) {
-            size_t k = h->w[l] * h->w[l + 1];
-            m->mask[l] = dalloc(p, k * sizeof(float), s);
-            if (!*s) *s = OPS(p)->put(ST(p), m->mask[l], h->masks[l], k * sizeof(float));
-        }
+    for (size_t l = 0; l < h->nlin; l++) m->masked[l] = h->masks[l] && !h->ones[l];
+}
+
+/* Every masked weight of an MLP in the all-parameter mask gm (1 elsewhere);
+ * returns whether there was one. */
+static int mark_masks(const dmlp *m, float *gm) {
+    float *w = gm + m->off;
+    int any = 0;
+    for (size_t q = 0; q < m->nlin; q++) {
+        size_t a = m->w[q], b = m->w[q + 1];
+        if (m->masked[q]) memcpy(w, m->host->masks[q], a * b * sizeof(float)), any = 1;
+        w += a * b + b;
+    }
+    return any;
 }
 
 /* Floats of layer l's tape for n rows (xc and the nets'). */
@@ -238,7 +247,7 @@ static void build_layer(nf_dprog *p, dlayer *y, const nf_bijector *b, size_t off
         y->ti = put_index(p, c.ti, c.nt, s);
         size_t o = off;
         for (int k = 0; k < c.nnets; k++) {
-            make_mlp(p, &y->net[k], c.net[k], o, s);
+            make_mlp(&y->net[k], c.net[k], o);
             o += nf__mlp_param_count(c.net[k]);
         }
     } else if (nf__actnorm_describe(b)) {
@@ -255,7 +264,7 @@ static void build_layer(nf_dprog *p, dlayer *y, const nf_bijector *b, size_t off
         y->kind = L_MAF;
         y->inv = inner != NULL;
         y->tx = m.tx, y->npc = m.np, y->first_free = m.first_free, y->by_degree = m.by_degree;
-        make_mlp(p, &y->net[0], m.made, off, s);
+        make_mlp(&y->net[0], m.made, off);
         y->nnets = 1;
     } else if (nf__permute_describe(b, &perm)) {
         y->kind = L_PERMUTE;
@@ -303,7 +312,7 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
     }
     p->dv = dv, p->d = d, p->dc = f->bij->dc, p->L = L, p->R = R, p->train = train;
     nf_status s = NF_OK;
-    size_t off = 0, tape = 0, widest = d, wmax = 1, outw = 1, inw = 1;
+    size_t off = 0, tape = 0, widest = d, outw = 1, inw = 1;
     int iaf = 0, lu = 0, bn = 0;
     for (size_t l = 0; l < L && !s; l++) {
         dlayer *y = &p->lay[l];
@@ -315,7 +324,6 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
             const dmlp *m = &y->net[k];
             size_t w = mlp_widest(m);
             widest = w > widest ? w : widest;
-            for (size_t q = 0; q < m->nlin; q++) wmax = m->w[q] * m->w[q + 1] > wmax ? m->w[q] * m->w[q + 1] : wmax;
         }
         if (y->kind == L_COUPLING) {
             size_t ow = y->shift_only ? y->nt : y->npc * y->nt;
@@ -367,7 +375,15 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
         p->gl = dalloc(p, R * sizeof(float), &s);
         for (int k = 0; k < 2; k++) p->gz[k] = dalloc(p, R * d * sizeof(float), &s);
         p->ones = dalloc(p, R * sizeof(float), &s);
-        p->dwbuf = dalloc(p, wmax * sizeof(float), &s);
+        float *gm = s ? NULL : malloc((P ? P : 1) * sizeof(float));
+        if (!s && !gm) s = nf__err(NF_ERR_NOMEM, "out of memory");
+        int any = 0;
+        for (size_t i = 0; gm && i < P; i++) gm[i] = 1.0f;
+        for (size_t l = 0; gm && l < L; l++)
+            for (int k = 0; k < p->lay[l].nnets; k++) any |= mark_masks(&p->lay[l].net[k], gm);
+        if (any) p->gmask = dalloc(p, P * sizeof(float), &s);
+        if (any && !s) s = OPS(p)->put(ST(p), p->gmask, gm, P * sizeof(float));
+        free(gm);
         for (int k = 0; k < 4; k++) p->gb[k] = dalloc(p, R * widest * sizeof(float), &s);
         p->dout = dalloc(p, R * outw * sizeof(float), &s);
         for (int k = 0; k < 2; k++) p->dxc[k] = dalloc(p, R * inw * sizeof(float), &s);
@@ -400,12 +416,11 @@ void nf__dprog_free(nf_dprog *p) {
     for (size_t l = 0; l < p->L; l++) {
         dlayer *y = &p->lay[l];
         o->free(st, y->ci), o->free(st, y->ti), o->free(st, y->perm), o->free(st, y->run), o->free(st, y->mr);
-        for (int k = 0; k < 2; k++)
-            for (size_t q = 0; q < NF_MLP_MAX_LAYERS; q++) o->free(st, y->net[k].mask[q]);
     }
-    void *bufs[] = {p->bnt, p->bns, p->lust, p->lub, p->tapes, p->tb.ctx, p->xin, p->tb.p, p->tb.g, p->tb.mv, p->tb.state, p->loc, p->scale, p->u, p->ldj, p->rowv, p->gl,
-                    p->gz[0], p->gz[1], p->ones, p->dwbuf, p->gb[0], p->gb[1], p->gb[2], p->gb[3], p->dout,
-                    p->dxc[0], p->dxc[1], p->fb[0], p->fb[1], p->fb[2]};
+    void *bufs[] = {p->bnt,  p->bns,   p->lust,   p->lub,   p->tapes, p->tb.ctx, p->xin,   p->tb.p,
+                    p->tb.g, p->tb.mv, p->tb.state, p->loc, p->scale, p->u,      p->ldj,   p->rowv,
+                    p->gl,   p->gz[0], p->gz[1],  p->ones,  p->gmask, p->gb[0],  p->gb[1], p->gb[2],
+                    p->gb[3], p->dout, p->dxc[0], p->dxc[1], p->fb[0], p->fb[1], p->fb[2]};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) o->free(st, bufs[k]);
     free(p->lay);
     free(p->hostbuf);
@@ -423,7 +438,7 @@ nf_status nf__dprog_put_params(nf_dprog *p, const float *params) {
             float *w = p->hostbuf + m->off;
             for (size_t q = 0; q < m->nlin; q++) {
                 size_t a = m->w[q], b = m->w[q + 1];
-                if (m->mask[q])
+                if (m->masked[q])
                     for (size_t i = 0; i < a * b; i++) w[i] *= m->host->masks[q][i];
                 w += a * b + b;
             }
@@ -492,17 +507,11 @@ static const float *mlp_fwd(nf_dprog *p, const dmlp *m, float *tape, const float
     return in;
 }
 
-/* dW += g^T in (masked), db += sum_rows g */
+/* dW += g^T in, db += sum_rows g (a MADE's masked entries are zeroed once
+ * the whole step's gradient is in: nf__dprog_nll) */
 static void param_grad(nf_dprog *p, const dmlp *m, size_t l, float *dW, const float *g, const float *in, size_t n) {
     size_t a = m->w[l], b = m->w[l + 1];
-    if (m->mask[l]) {
-        gemm(p, 1, 0, b, a, n, 1.0f, g, b, in, a, 0.0f, p->dwbuf, a);
-        nf_kargs k = {0};
-        k.o0 = dW, k.i0 = p->dwbuf, k.i1 = m->mask[l];
-        launch(p, K_MASK_ADD, a * b, &k);
-    } else {
-        gemm(p, 1, 0, b, a, n, 1.0f, g, b, in, a, 1.0f, dW, a);
-    }
+    gemm(p, 1, 0, b, a, n, 1.0f, g, b, in, a, 1.0f, dW, a);
     gemm(p, 0, 0, 1, b, n, 1.0f, p->ones, n, g, b, 1.0f, dW + a * b, b);
 }
 
@@ -846,6 +855,11 @@ void nf__dprog_nll(nf_dprog *p, size_t k, int grad) {
         float *dy = l + 1 < p->L ? p->gz[cur ^ 1] : NULL;
         layer_inverse_bwd(p, &p->lay[l], dy, p->gz[cur], p->u + (l + 1) * blk, p->u + l * blk, k);
         cur ^= 1;
+    }
+    if (p->gmask) { /* MADE masks: masked weights get no gradient */
+        nf_kargs m = {0};
+        m.o0 = p->tb.g, m.i0 = p->gmask;
+        launch(p, K_MUL, p->tb.P, &m);
     }
     OPS(p)->reduce(ST(p), p->tb.state + ST_SQ, p->tb.g, p->tb.P, 1, 0);
     p->bn_mode = 0;
