@@ -25,6 +25,7 @@ static const struct {
     {"realnvp(layers=3, hidden=[16,16])", 3, 0},                       /* separate s/t nets, tanh scales */
     {"realnvp(layers=2, hidden=[8], separate=0, tanh_scale=0)", 4, 0}, /* one net [shift | scale] */
     {"nice(layers=3, hidden=[16,16])", 4, 0},
+    {"realnvp(layers=3, hidden=[8,8], residual=1, activation=tanh)", 3, 0}, /* twin residual nets */
     {"maf(layers=2, hidden=[16,16])", 3, 0},                           /* residual MADE, tanh scale */
     {"maf(layers=2, hidden=[12,12], residual=0, scale=unbounded, activation=tanh)", 4, 0},
     {"maf(layers=1, hidden=[8], residual=0, scale=sigmoid, activation=elu)", 3, 0},

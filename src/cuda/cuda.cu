@@ -214,6 +214,17 @@ void c_gemm(void *st, int ta, int tb, size_t m, size_t n, size_t k, float alpha,
                 &alpha, B, (int)ldb, A, (int)lda, &beta, C, (int)ldc);
 }
 
+void c_gemm_batched(void *st, int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
+                    size_t sa, const float *B, size_t ldb, size_t sb, float beta, float *C, size_t ldc, size_t sc,
+                    size_t count) {
+    cuda_state *c = (cuda_state *)st;
+    use(c);
+    if (!m || !n || !count) return;
+    cublasSgemmStridedBatched(c->blas, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, (int)n, (int)m,
+                              (int)k, &alpha, B, (int)ldb, (long long)sb, A, (int)lda, (long long)sa, &beta, C, (int)ldc,
+                              (long long)sc, (int)count);
+}
+
 static_assert(K_COUNT == 34, "c_launch lists every kernel of kern.h");
 
 void c_launch(void *st, int id, size_t count, const nf_kargs *a) {
@@ -281,6 +292,6 @@ const char *c_describe(void *st) { return ((cuda_state *)st)->desc; }
 
 extern "C" const nf_dev_ops nf__dev_cuda = {
     "cuda",       (size_t)1 << 20, c_open,         c_close,        c_alloc,      c_free,
-    c_put,        c_get,           c_copy,         c_zero,         c_gemm,       c_launch,
+    c_put,        c_get,           c_copy,         c_zero,         c_gemm,       c_gemm_batched, c_launch,
     c_reduce,     c_graph_begin,   c_graph_end,    c_graph_replay, c_graph_free, c_describe,
 };

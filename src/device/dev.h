@@ -42,6 +42,10 @@ typedef struct nf_dev_ops {
     /* row-major C (m x n) = alpha op(A) op(B) + beta C, as nf_backend.gemm */
     void (*gemm)(void *st, int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
                  const float *B, size_t ldb, float beta, float *C, size_t ldc);
+    /* the same for `count` products at fixed strides (floats) sa, sb, sc */
+    void (*gemm_batched)(void *st, int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
+                         size_t lda, size_t sa, const float *B, size_t ldb, size_t sb, float beta, float *C,
+                         size_t ldc, size_t sc, size_t count);
     /* count threads of kernel id (kern.h), each with the same args */
     void (*launch)(void *st, int id, size_t count, const nf_kargs *a);
     /* out[0] (+)= sum of the n values x[i] (squares when `sq`) in double,

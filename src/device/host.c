@@ -45,6 +45,12 @@ static void h_gemm(void *st, int ta, int tb, size_t m, size_t n, size_t k, float
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
                 alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
+static void h_gemm_batched(void *st, int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
+                           size_t lda, size_t sa, const float *B, size_t ldb, size_t sb, float beta, float *C, size_t ldc,
+                           size_t sc, size_t count) {
+    for (size_t q = 0; q < count; q++)
+        h_gemm(st, ta, tb, m, n, k, alpha, A + q * sa, lda, B + q * sb, ldb, beta, C + q * sc, ldc);
+}
 static void h_launch(void *st, int id, size_t count, const nf_kargs *a) {
     (void)st;
     for (size_t i = 0; i < count; i++) nf__kern(id, i, a);
@@ -61,6 +67,6 @@ static const char *h_describe(void *st) {
 }
 
 const nf_dev_ops nf__dev_host = {
-    "host", 4096, h_open, h_close, h_alloc, h_free, h_put, h_put, h_copy, h_zero, h_gemm, h_launch, h_reduce,
+    "host", 4096, h_open, h_close, h_alloc, h_free, h_put, h_put, h_copy, h_zero, h_gemm, h_gemm_batched, h_launch, h_reduce,
     NULL, NULL, NULL, NULL, h_describe,
 };

@@ -30,13 +30,15 @@ typedef struct nf_kargs {
     int act, mode, flag;
     float f0, f1, f2, f3, f4, f5;
     nf_eltx tx; /* the elementwise transform of MAF and spline layers (transform.h) */
+    size_t tn, s0, s1; /* twin launches (K_BIAS_ACT, K_COPY_ACT, K_ACT_BWD, K_ADD): copies of tn
+                          elements, copy q's o0 at q s0 and i0 at q s1 (tn = 0: one copy) */
 } nf_kargs;
 
 enum {
-    K_BIAS_ACT,  /* n*b: o0[i] = act(o0[i] + i0[i % b]) */
-    K_COPY_ACT,  /* n: o0[i] = act(i0[i]) */
-    K_ACT_BWD,   /* n: o0[i] *= act'(.) through the output i0[i] */
-    K_ADD,       /* n: o0[i] += i0[i] */
+    K_BIAS_ACT,  /* n*b: o0[i] = act(o0[i] + i0[i % b]) (twin) */
+    K_COPY_ACT,  /* n: o0[i] = act(i0[i]) (twin) */
+    K_ACT_BWD,   /* n: o0[i] *= act'(.) through the output i0[i] (twin) */
+    K_ADD,       /* n: o0[i] += i0[i] (twin) */
     K_MUL,       /* n: o0[i] *= i0[i] (masked weights' gradients) */
     K_GATHER,    /* n*c rows x columns: o0[r*a + j] = i0[r*d + x0[j]] */
     K_COUPLING,  /* n rows: affine coupling pass (mode 1 forward, 0 inverse) */
@@ -473,13 +475,24 @@ NF_HD void nf__k_adam(const nf_kargs *k, size_t i) {
     g[i] = 0;
 }
 
+/* A twin launch's thread i: the element r of copy q, as offsets into o0 and i0. */
+NF_HD void nf__k_twin(const nf_kargs *k, size_t i, size_t *o, size_t *in, size_t *r) {
+    size_t q = k->tn ? i / k->tn : 0;
+    *r = k->tn ? i % k->tn : i;
+    *o = q * k->s0 + *r, *in = q * k->s1 + *r;
+}
+
 /* Thread i of kernel id. */
 NF_HD void nf__kern(int id, size_t i, const nf_kargs *k) {
+    size_t o, in, r;
     switch (id) {
-    case K_BIAS_ACT: k->o0[i] = nf__k_act(k->act, k->o0[i] + k->i0[i % k->b]); break;
-    case K_COPY_ACT: k->o0[i] = nf__k_act(k->act, k->i0[i]); break;
-    case K_ACT_BWD: k->o0[i] *= nf__k_dact(k->act, k->i0[i]); break;
-    case K_ADD: k->o0[i] += k->i0[i]; break;
+    case K_BIAS_ACT: /* the bias of copy q at i0 + q s1 */
+        nf__k_twin(k, i, &o, &in, &r);
+        k->o0[o] = nf__k_act(k->act, k->o0[o] + k->i0[in - r + r % k->b]);
+        break;
+    case K_COPY_ACT: nf__k_twin(k, i, &o, &in, &r), k->o0[o] = nf__k_act(k->act, k->i0[in]); break;
+    case K_ACT_BWD: nf__k_twin(k, i, &o, &in, &r), k->o0[o] *= nf__k_dact(k->act, k->i0[in]); break;
+    case K_ADD: nf__k_twin(k, i, &o, &in, &r), k->o0[o] += k->i0[in]; break;
     case K_MUL: k->o0[i] *= k->i0[i]; break;
     case K_GATHER: k->o0[(i / k->c) * k->a + i % k->c] = k->i0[(i / k->c) * k->d + (size_t)k->x0[i % k->c]]; break;
     case K_COUPLING: nf__k_coupling(k, i); break;
@@ -487,12 +500,12 @@ NF_HD void nf__kern(int id, size_t i, const nf_kargs *k) {
     case K_SPLINE_COUPLING: nf__k_spline_coupling(k, i); break;
     case K_SPLINE_COUPLING_BWD: nf__k_spline_coupling_bwd(k, i); break;
     case K_SCATTER_ADD: {
-        size_t r = i / k->c, q = r * k->d + (size_t)k->x0[i % k->c];
-        k->o0[q] = k->i0[q] + k->i1[r * k->a + i % k->c];
+        size_t row = i / k->c, q = row * k->d + (size_t)k->x0[i % k->c];
+        k->o0[q] = k->i0[q] + k->i1[row * k->a + i % k->c];
         break;
     }
     case K_PERMUTE: {
-        size_t r = i / k->d, j = i % k->d, pj = r * k->d + (size_t)k->x0[j];
+        size_t row = i / k->d, j = i % k->d, pj = row * k->d + (size_t)k->x0[j];
         if (k->mode) k->o0[i] = k->i0[pj];
         else k->o0[pj] = k->i0[i];
         break;

@@ -65,7 +65,8 @@ struct nf_dprog {
     float *gz[2];           /* R x d each */
     float *ones;            /* R ones (bias gradients as products) */
     float *gmask;           /* P: 0 at MADE-masked weights, else 1 (training; NULL: no masks) */
-    float *gb[4];           /* MLP backward: R x widest each */
+    float *gb[4];           /* MLP backward: 2 R x widest each (twin nets: the second copy at sG) */
+    size_t sG;              /* R x widest */
     float *dout, *dxc[2];   /* R x (widest output), R x widest input each */
     float *fb[3];           /* R x d each: an IAF's backward (1/T', gl dlogT'/dx, w) */
     double *lust;           /* R x 3d: LU layers' per-row scratch */
@@ -343,6 +344,7 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
     }
     free(parts);
     size_t P = f->P;
+    p->sG = R * widest;
     p->tb.P = P, p->tb.R = R, p->tb.d = d;
     p->tb.p = dalloc(p, (P ? P : 1) * sizeof(float), &s);
     const float *loc, *scale;
@@ -384,9 +386,10 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
         if (any) p->gmask = dalloc(p, P * sizeof(float), &s);
         if (any && !s) s = OPS(p)->put(ST(p), p->gmask, gm, P * sizeof(float));
         free(gm);
-        for (int k = 0; k < 4; k++) p->gb[k] = dalloc(p, R * widest * sizeof(float), &s);
+        for (int k = 0; k < 4; k++) p->gb[k] = dalloc(p, 2 * R * widest * sizeof(float), &s);
         p->dout = dalloc(p, R * outw * sizeof(float), &s);
-        for (int k = 0; k < 2; k++) p->dxc[k] = dalloc(p, R * inw * sizeof(float), &s);
+        p->dxc[0] = dalloc(p, 2 * R * inw * sizeof(float), &s); /* the twin nets' input gradients: dxc[1] */
+        p->dxc[1] = p->dxc[0] ? p->dxc[0] + R * inw : NULL;
         for (int k = 0; k < 3; k++) p->fb[k] = iaf ? dalloc(p, R * d * sizeof(float), &s) : NULL;
         float *h1 = s ? NULL : malloc(R * sizeof(float));
         if (!s && !h1) s = nf__err(NF_ERR_NOMEM, "out of memory");
@@ -396,7 +399,7 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
         if (!s) OPS(p)->zero(ST(p), p->tb.g, (P ? P : 1) * sizeof(float));
         if (!s) OPS(p)->zero(ST(p), p->tb.mv, (P ? 2 * P : 1) * sizeof(float));
     } else {
-        p->gb[0] = dalloc(p, R * widest * sizeof(float), &s); /* a residual net's act(input) */
+        p->gb[0] = dalloc(p, 2 * R * widest * sizeof(float), &s); /* a residual net's act(input) (twins: two) */
     }
     if (!s) OPS(p)->zero(ST(p), p->tb.state, ST_N * sizeof(double));
     if (!s) s = nf__dprog_put_params(p, f->params);
@@ -420,7 +423,7 @@ void nf__dprog_free(nf_dprog *p) {
     void *bufs[] = {p->bnt,  p->bns,   p->lust,   p->lub,   p->tapes, p->tb.ctx, p->xin,   p->tb.p,
                     p->tb.g, p->tb.mv, p->tb.state, p->loc, p->scale, p->u,      p->ldj,   p->rowv,
                     p->gl,   p->gz[0], p->gz[1],  p->ones,  p->gmask, p->gb[0],  p->gb[1], p->gb[2],
-                    p->gb[3], p->dout, p->dxc[0], p->dxc[1], p->fb[0], p->fb[1], p->fb[2]};
+                    p->gb[3], p->dout, p->dxc[0], p->fb[0], p->fb[1], p->fb[2]};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) o->free(st, bufs[k]);
     free(p->lay);
     free(p->hostbuf);
@@ -469,62 +472,92 @@ static void gemm(nf_dprog *p, int ta, int tb, size_t m, size_t n, size_t k, floa
     OPS(p)->gemm(ST(p), ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* out (n x b) = act(in (n x a) W^T + bias) */
-static void linear(nf_dprog *p, int act, const float *in, const float *W, float *out, size_t n, size_t a, size_t b) {
-    gemm(p, 0, 1, n, b, a, 1.0f, in, a, W, a, 0.0f, out, b);
-    nf_kargs k = {0};
-    k.o0 = out, k.i0 = W + a * b, k.b = b, k.act = act;
-    launch(p, K_BIAS_ACT, n * b, &k);
+/* Twin networks (a coupling's s and t nets, of the same widths) run as one:
+ * batched products and twin kernel launches over cnt copies at fixed
+ * strides in floats: sP the parameters (and their gradients), sT the tapes,
+ * sX the input (0: shared), sD the output gradients, sDX the input
+ * gradients; the backward's scratch blocks (gb) at p->sG.  cnt = 1: one net. */
+typedef struct twin {
+    size_t cnt, sP, sT, sX, sD, sDX;
+} twin;
+static const twin ONE = {1, 0, 0, 0, 0, 0};
+
+static void gemm_tw(nf_dprog *p, const twin *tw, int ta, int tb, size_t m, size_t n, size_t k, const float *A,
+                    size_t lda, size_t sa, const float *B, size_t ldb, size_t sb, float beta, float *C, size_t ldc,
+                    size_t sc) {
+    if (tw->cnt == 1) gemm(p, ta, tb, m, n, k, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    else OPS(p)->gemm_batched(ST(p), ta, tb, m, n, k, 1.0f, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, tw->cnt);
 }
 
-/* nn/mlp.c's forward (plain and residual) on the device; returns the output block. */
-static const float *mlp_fwd(nf_dprog *p, const dmlp *m, float *tape, const float *x, size_t n) {
+/* Kernel id over tw->cnt copies of `per` elements, o0's at stride s0, i0's at s1. */
+static void launch_tw(nf_dprog *p, const twin *tw, int id, size_t per, nf_kargs *k, size_t s0, size_t s1) {
+    k->tn = per, k->s0 = s0, k->s1 = s1;
+    launch(p, id, per * tw->cnt, k);
+}
+
+/* out (n x b) = act(in (n x a) W^T + bias), the input at stride sin */
+static void linear(nf_dprog *p, const twin *tw, int act, const float *in, size_t sin, const float *W, float *out,
+                   size_t n, size_t a, size_t b) {
+    gemm_tw(p, tw, 0, 1, n, b, a, in, a, sin, W, a, tw->sP, 0.0f, out, b, tw->sT);
+    nf_kargs k = {0};
+    k.o0 = out, k.i0 = W + a * b, k.b = b, k.act = act;
+    launch_tw(p, tw, K_BIAS_ACT, n * b, &k, tw->sT, tw->sP);
+}
+
+/* nn/mlp.c's forward (plain and residual) on the device; returns the
+ * (first copy's) output block. */
+static const float *mlp_fwd(nf_dprog *p, const dmlp *m, float *tape, const float *x, size_t n, const twin *tw) {
     const float *in = x, *P = p->tb.p + m->off;
+    size_t sin = tw->sX;
     float *t = tape;
     for (size_t l = 0; l < m->nlin; l++) {
         size_t a = m->w[l], b = m->w[l + 1];
         if (!m->residual) {
-            linear(p, l + 1 < m->nlin ? m->act : NF_ACT_IDENTITY, in, P, t, n, a, b);
+            linear(p, tw, l + 1 < m->nlin ? m->act : NF_ACT_IDENTITY, in, sin, P, t, n, a, b);
         } else {
             const float *src = in;
+            size_t ssrc = sin;
             if (l > 0 && l + 1 < m->nlin) { /* reads act(its input) */
                 nf_kargs k = {0};
                 k.o0 = p->gb[0], k.i0 = in, k.act = m->act;
-                launch(p, K_COPY_ACT, n * a, &k);
-                src = p->gb[0];
+                launch_tw(p, tw, K_COPY_ACT, n * a, &k, p->sG, sin);
+                src = p->gb[0], ssrc = p->sG;
             }
-            linear(p, NF_ACT_IDENTITY, src, P, t, n, a, b);
+            linear(p, tw, NF_ACT_IDENTITY, src, ssrc, P, t, n, a, b);
             if (l > 0 && l % 2 == 0 && l + 1 < m->nlin) { /* adds its block's input */
                 nf_kargs k = {0};
                 k.o0 = t, k.i0 = t - n * b - n * a;
-                launch(p, K_ADD, n * b, &k);
+                launch_tw(p, tw, K_ADD, n * b, &k, tw->sT, tw->sT);
             }
         }
-        in = t;
+        in = t, sin = tw->sT;
         t += n * b;
         P += a * b + b;
     }
     return in;
 }
 
-/* dW += g^T in, db += sum_rows g (a MADE's masked entries are zeroed once
- * the whole step's gradient is in: nf__dprog_nll) */
-static void param_grad(nf_dprog *p, const dmlp *m, size_t l, float *dW, const float *g, const float *in, size_t n) {
+/* dW += g^T in, db += sum_rows g (g at stride sg, in at sin; a MADE's
+ * masked entries are zeroed once the whole step's gradient is in:
+ * nf__dprog_nll) */
+static void param_grad(nf_dprog *p, const dmlp *m, const twin *tw, size_t l, float *dW, const float *g, size_t sg,
+                       const float *in, size_t sin, size_t n) {
     size_t a = m->w[l], b = m->w[l + 1];
-    gemm(p, 1, 0, b, a, n, 1.0f, g, b, in, a, 1.0f, dW, a);
-    gemm(p, 0, 0, 1, b, n, 1.0f, p->ones, n, g, b, 1.0f, dW + a * b, b);
+    gemm_tw(p, tw, 1, 0, b, a, n, g, b, sg, in, a, sin, 1.0f, dW, a, tw->sP);
+    gemm_tw(p, tw, 0, 0, 1, b, n, p->ones, n, 0, g, b, sg, 1.0f, dW + a * b, b, tw->sP);
 }
 
-static void act_bwd(nf_dprog *p, int act, float *g, const float *h, size_t cnt) {
+/* g *= act'(.) through h (strides sg, sh) */
+static void act_bwd(nf_dprog *p, const twin *tw, int act, float *g, size_t sg, const float *h, size_t sh, size_t cnt) {
     nf_kargs k = {0};
     k.o0 = g, k.i0 = h, k.act = act;
-    launch(p, K_ACT_BWD, cnt, &k);
+    launch_tw(p, tw, K_ACT_BWD, cnt, &k, sg, sh);
 }
 
 /* nn/mlp.c's backward: dparams (device, may be NULL) +=, dx (may be NULL) =. */
 static void mlp_bwd(nf_dprog *p, const dmlp *m, float *dparams, float *dx, float *dout, const float *tape,
-                    const float *x, size_t n) {
-    size_t off[NF_MLP_MAX_LAYERS], toff[NF_MLP_MAX_LAYERS], o = 0, to = 0;
+                    const float *x, size_t n, const twin *tw) {
+    size_t off[NF_MLP_MAX_LAYERS], toff[NF_MLP_MAX_LAYERS], o = 0, to = 0, sG = p->sG;
     for (size_t l = 0; l < m->nlin; l++) {
         off[l] = o, toff[l] = to;
         o += m->w[l] * m->w[l + 1] + m->w[l + 1];
@@ -533,42 +566,45 @@ static void mlp_bwd(nf_dprog *p, const dmlp *m, float *dparams, float *dx, float
     const float *P = p->tb.p + m->off;
     if (m->residual) {
         float *gs = p->gb[0], *gt = p->gb[1], *ga = p->gb[2], *abuf = p->gb[3];
-        size_t L = m->nlin - 1, w = m->w[1];
-        if (dparams) param_grad(p, m, L, dparams + off[L], dout, tape + toff[L - 1], n);
-        gemm(p, 0, 0, n, w, m->w[L + 1], 1.0f, dout, m->w[L + 1], P + off[L], w, 0.0f, gs, w);
+        size_t L = m->nlin - 1, w = m->w[1], wo = m->w[L + 1];
+        if (dparams) param_grad(p, m, tw, L, dparams + off[L], dout, tw->sD, tape + toff[L - 1], tw->sT, n);
+        gemm_tw(p, tw, 0, 0, n, w, wo, dout, wo, tw->sD, P + off[L], w, tw->sP, 0.0f, gs, w, sG);
         for (size_t l = L - 1; l >= 2; l -= 2)
             for (size_t j = 0; j < 2; j++) {
                 size_t q = l - j;
                 const float *g = j ? gt : gs;
                 nf_kargs k = {0};
                 k.o0 = abuf, k.i0 = tape + toff[q - 1], k.act = m->act;
-                launch(p, K_COPY_ACT, n * w, &k);
-                if (dparams) param_grad(p, m, q, dparams + off[q], g, abuf, n);
+                launch_tw(p, tw, K_COPY_ACT, n * w, &k, sG, tw->sT);
+                if (dparams) param_grad(p, m, tw, q, dparams + off[q], g, sG, abuf, sG, n);
                 float *dst = j ? ga : gt;
-                gemm(p, 0, 0, n, w, w, 1.0f, g, w, P + off[q], w, 0.0f, dst, w);
-                act_bwd(p, m->act, dst, abuf, n * w);
+                gemm_tw(p, tw, 0, 0, n, w, w, g, w, sG, P + off[q], w, tw->sP, 0.0f, dst, w, sG);
+                act_bwd(p, tw, m->act, dst, sG, abuf, sG, n * w);
                 if (j) {
                     nf_kargs ka = {0};
                     ka.o0 = gs, ka.i0 = ga;
-                    launch(p, K_ADD, n * w, &ka);
+                    launch_tw(p, tw, K_ADD, n * w, &ka, sG, sG);
                 }
             }
-        if (dparams) param_grad(p, m, 0, dparams + off[0], gs, x, n);
-        if (dx) gemm(p, 0, 0, n, m->w[0], w, 1.0f, gs, w, P + off[0], m->w[0], 0.0f, dx, m->w[0]);
+        if (dparams) param_grad(p, m, tw, 0, dparams + off[0], gs, sG, x, tw->sX, n);
+        if (dx) gemm_tw(p, tw, 0, 0, n, m->w[0], w, gs, w, sG, P + off[0], m->w[0], tw->sP, 0.0f, dx, m->w[0], tw->sDX);
         return;
     }
     float *g = dout;
+    size_t sg = tw->sD;
     int which = 0;
     for (size_t l = m->nlin; l-- > 0;) {
         size_t a = m->w[l], b = m->w[l + 1];
         const float *outp = tape + toff[l], *in = l ? tape + toff[l - 1] : x;
-        if (l + 1 < m->nlin) act_bwd(p, m->act, g, outp, n * b);
-        if (dparams) param_grad(p, m, l, dparams + off[l], g, in, n);
+        size_t sin = l ? tw->sT : tw->sX;
+        if (l + 1 < m->nlin) act_bwd(p, tw, m->act, g, sg, outp, tw->sT, n * b);
+        if (dparams) param_grad(p, m, tw, l, dparams + off[l], g, sg, in, sin, n);
         if (l == 0 && !dx) break;
         float *next = l == 0 ? dx : p->gb[which];
+        size_t snext = l == 0 ? tw->sDX : sG;
         which ^= 1;
-        gemm(p, 0, 0, n, a, b, 1.0f, g, b, P + off[l], a, 0.0f, next, a);
-        g = next;
+        gemm_tw(p, tw, 0, 0, n, a, b, g, b, sg, P + off[l], a, tw->sP, 0.0f, next, a, snext);
+        g = next, sg = snext;
     }
 }
 
@@ -603,13 +639,24 @@ static void add_x_part(nf_dprog *p, float *dx, const float *g, size_t n) {
     launch(p, K_ADD_COLS, n * p->d, &k);
 }
 
+/* A coupling's nets as twins: two (separate s and t nets, batched) or one. */
+static twin coupling_twin(const nf_dprog *p, const dlayer *y, size_t n) {
+    twin tw = ONE;
+    if (y->nnets == 2)
+        tw = (twin){2, y->net[1].off - y->net[0].off, (size_t)(y->tape[1] - y->tape[0]), 0, n * y->nt,
+                    p->dxc[0] ? (size_t)(p->dxc[1] - p->dxc[0]) : 0};
+    return tw;
+}
+
 static st_view coupling_nets(nf_dprog *p, dlayer *y, const float *in, size_t n) {
     nf_kargs k = {0};
     k.o0 = y->xc, k.i0 = in, k.x0 = y->ci, k.a = y->ni, k.c = y->nc, k.d = p->d;
     launch(p, K_GATHER, n * y->nc, &k);
     if (p->dc) put_cols(p, y->xc, y->ni, y->nc, p->tb.ctx, p->dc, n);
     const float *o[2] = {NULL, NULL};
-    for (int q = 0; q < y->nnets; q++) o[q] = mlp_fwd(p, &y->net[q], y->tape[q], y->xc, n);
+    twin tw = coupling_twin(p, y, n);
+    o[0] = mlp_fwd(p, &y->net[0], y->tape[0], y->xc, n, &tw);
+    if (y->nnets == 2) o[1] = o[0] + tw.sT; /* the twin's output block */
     st_view v;
     if (y->shift_only || y->tx.bins) v = (st_view){NULL, o[0], 0, y->nt}; /* (a spline's parameters: sh) */
     else if (y->separate) v = (st_view){o[0], o[1], y->nt, y->nt};
@@ -665,7 +712,7 @@ static void layer_pass(nf_dprog *p, dlayer *y, float *out, float *ldj, const flo
         k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = p->tb.p + y->off, k.st = y->mr, k.d = d, k.mode = fwd;
         launch(p, K_BN, n, &k);
     } else if (!(fwd ^ y->inv)) { /* MAF density (IAF sampling): one pass */
-        const float *h = mlp_fwd(p, &y->net[0], y->tape[0], made_in(p, in, n), n);
+        const float *h = mlp_fwd(p, &y->net[0], y->tape[0], made_in(p, in, n), n, &ONE);
         k.o0 = out, k.o1 = ldj, k.i0 = in, k.i1 = h, k.a = y->npc * d, k.d = d, k.tx = y->tx;
         launch(p, K_MAF_INV, n, &k);
     } else { /* MAF sampling (IAF density): one pass per degree */
@@ -677,7 +724,7 @@ static void layer_pass(nf_dprog *p, dlayer *y, float *out, float *ldj, const flo
             if (q == 0 && y->first_free)
                 h = p->tb.p + y->off + y->np - hs, hs = 0; /* the output biases, the same for every row */
             else
-                h = mlp_fwd(p, &y->net[0], y->tape[0], min, n);
+                h = mlp_fwd(p, &y->net[0], y->tape[0], min, n, &ONE);
             nf_kargs km = {0};
             km.o0 = out, km.o1 = ldj, km.i0 = in, km.i1 = h, km.a = hs, km.d = d, km.tx = y->tx, km.flag = (int)j;
             if (p->dc) km.o2 = p->xin, km.b = d + p->dc;
@@ -708,12 +755,12 @@ static void iaf_bwd(nf_dprog *p, const dlayer *y, float *dy, const float *g, con
     const float *min = made_in(p, xout, n);
     for (size_t sweep = 0; sweep < d; sweep++) {
         launch(p, K_MAF_GP, n * d, &kg);
-        mlp_bwd(p, m, NULL, r, p->dout, y->tape[0], min, n);
+        mlp_bwd(p, m, NULL, r, p->dout, y->tape[0], min, n, &ONE);
         launch(p, K_MAF_W, n * d, &kw);
     }
     kg.flag = 1;
     launch(p, K_MAF_GP, n * d, &kg);
-    mlp_bwd(p, m, p->tb.g + y->off, NULL, p->dout, y->tape[0], min, n);
+    mlp_bwd(p, m, p->tb.g + y->off, NULL, p->dout, y->tape[0], min, n, &ONE);
 }
 
 /* Backward through an LU layer's inverse pass (lu_linear.c's backward):
@@ -761,7 +808,7 @@ static void layer_inverse_bwd(nf_dprog *p, dlayer *y, float *dy, const float *g,
         k.o0 = dy, k.o1 = p->dout, k.i0 = g, k.i1 = p->gl, k.i2 = yin, k.i3 = o, k.a = y->npc * y->nt, k.tx = y->tx;
         k.x1 = y->ti, k.e = y->nt, k.d = d;
         launch(p, K_SPLINE_COUPLING_BWD, n * y->nt, &k);
-        mlp_bwd(p, m, dparams, dy ? p->dxc[0] : NULL, p->dout, y->tape[0], y->xc, n);
+        mlp_bwd(p, m, dparams, dy ? p->dxc[0] : NULL, p->dout, y->tape[0], y->xc, n, &ONE);
         if (dy) scatter_cond(p, y, dy, g, n);
     } else if (y->kind == L_COUPLING) {
         size_t nt = y->nt, ni = y->ni;
@@ -777,11 +824,9 @@ static void layer_inverse_bwd(nf_dprog *p, dlayer *y, float *dy, const float *g,
         k.o0 = dy, k.o1 = dsh, k.o2 = ds, k.i0 = g, k.i1 = p->gl, k.i2 = xout, k.i3 = s, k.i4 = sh;
         k.a = ss, k.b = shs, k.n = dstride, k.x1 = y->ti, k.e = nt, k.d = d, k.mode = 0, k.flag = y->tanh_scale;
         launch(p, K_COUPLING_BWD, n, &k);
-        for (int q = 0; q < y->nnets; q++) {
-            float *dk = y->separate && q == 1 ? p->dout + n * nt : p->dout;
-            float *dxq = dy ? p->dxc[q] : NULL;
-            mlp_bwd(p, &y->net[q], dparams + (y->net[q].off - y->off), dxq, dk, y->tape[q], y->xc, n);
-        }
+        twin tw = coupling_twin(p, y, n); /* separate nets: s's output gradients at dout, t's at dout + n nt */
+        mlp_bwd(p, &y->net[0], dparams + (y->net[0].off - y->off), dy ? p->dxc[0] : NULL, p->dout, y->tape[0], y->xc, n,
+                &tw);
         if (dy) {
             if (y->nnets == 2) {
                 nf_kargs ka = {0};
@@ -818,7 +863,7 @@ static void layer_inverse_bwd(nf_dprog *p, dlayer *y, float *dy, const float *g,
         k.o0 = dy, k.o1 = p->dout, k.i0 = h, k.i1 = xout, k.i2 = g, k.i3 = p->gl, k.i4 = yin, k.a = y->npc * d, k.d = d;
         k.tx = y->tx;
         launch(p, K_MAF_INV_BWD, n * d, &k);
-        mlp_bwd(p, m, dparams, dy ? p->dxc[0] : NULL, p->dout, y->tape[0], made_in(p, yin, n), n);
+        mlp_bwd(p, m, dparams, dy ? p->dxc[0] : NULL, p->dout, y->tape[0], made_in(p, yin, n), n, &ONE);
         if (dy) add_x_part(p, dy, p->dxc[0], n);
     }
 }
