@@ -13,6 +13,7 @@
 #include "../src/train/trainer.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 /* The families a device runs, small (d = 3 or 4). */
 static const struct {
@@ -297,6 +298,74 @@ static void conditional(const nf_dev_ops *ops, const char *dev, double tol) {
     }
 }
 
+static int stop_after(void *u, const nf_train_progress *p) {
+    const size_t *at = u;
+    return (p->epoch ? p->epoch : p->step) >= *at;
+}
+
+static int draw_rows(void *u, nf_rng *r, float *x, size_t n) {
+    (void)u;
+    for (size_t i = 0; i < 3 * n; i++) x[i] = (float)nf_rng_normal(r);
+    for (size_t i = 0; i < n; i++) x[i * 3 + 1] += 0.5f * x[i * 3] * x[i * 3];
+    return 0;
+}
+
+/* On a device, an interrupted run resumed from its checkpoint ends
+ * bit-identical to an uninterrupted one (epochs with validation, a stream),
+ * batch norm's running averages included: checkpoints read the device's
+ * parameters, moments and state, a resume puts them back. */
+static void resume(const nf_dev_ops *ops, const char *dev) {
+    const char *t = getenv("TMPDIR");
+    char ck[512];
+    snprintf(ck, sizeof ck, "%s/nflow_dev_ckpt_%d.nflow", t && *t ? t : "/tmp", (int)getpid());
+    const char *spec = "chain(batchnorm, maf(hidden=[12,12]), realnvp(layers=2, hidden=[8]))";
+    size_t n = 300;
+    float *x = malloc(n * 3 * sizeof(float));
+    fill(x, n * 3, 41);
+    for (int stream = 0; stream < 2; stream++) {
+        nf_flow *fl[3] = {NULL, NULL, NULL};
+        for (int k = 0; k < 3; k++) {
+            CHECK_OK(nf_flow_from_spec(spec, 3, 7, &fl[k]));
+            if (fl[k]) CHECK_OK(on_device(fl[k], ops));
+        }
+        if (!fl[0] || !fl[1] || !fl[2]) continue;
+        nf_train_opts o = nf_train_defaults();
+        o.seed = 3, o.lr = 3e-3f, o.batch = 50;
+        nf_train_report a = {0}, b = {0}, c = {0};
+        size_t at = stream ? 40 : 4;
+        remove(ck);
+        if (stream) {
+            o.steps = 100, o.log_every = 20;
+            CHECK_OK(nf_flow_fit_stream(fl[0], draw_rows, NULL, &o, &a));
+            o.checkpoint_path = ck, o.checkpoint_every = 20, o.callback = stop_after, o.user = &at;
+            CHECK_OK(nf_flow_fit_stream(fl[1], draw_rows, NULL, &o, &b));
+            o.callback = NULL, o.resume_path = ck;
+            CHECK_OK(nf_flow_fit_stream(fl[2], draw_rows, NULL, &o, &c));
+        } else {
+            o.epochs = 8, o.val_split = 0.2f;
+            CHECK_OK(nf_flow_fit(fl[0], x, n, &o, &a));
+            o.checkpoint_path = ck, o.checkpoint_every = 2, o.callback = stop_after, o.user = &at;
+            CHECK_OK(nf_flow_fit(fl[1], x, n, &o, &b));
+            o.callback = NULL, o.resume_path = ck;
+            CHECK_OK(nf_flow_fit(fl[2], x, n, &o, &c));
+        }
+        size_t P = nf_flow_param_count(fl[0]);
+        float l0[8], l2[8];
+        CHECK_OK(nf_flow_log_prob(fl[0], x, 8, l0));
+        CHECK_OK(nf_flow_log_prob(fl[2], x, 8, l2)); /* (the running averages) */
+        CHECK(b.steps < a.steps && c.steps == a.steps, "on %s (%s): stopped at %zu, resumed to %zu of %zu steps", dev,
+              stream ? "stream" : "epochs", b.steps, c.steps, a.steps);
+        CHECK(!memcmp(nf_flow_params(fl[0]), nf_flow_params(fl[2]), P * sizeof(float)) && !memcmp(l0, l2, sizeof l0),
+              "on %s (%s): the resumed run ends bit-identical to the uninterrupted one", dev, stream ? "stream" : "epochs");
+        CHECK(c.n_history == a.n_history && !memcmp(c.train_history, a.train_history, a.n_history * sizeof(double)),
+              "on %s (%s): the resumed history equals the uninterrupted one", dev, stream ? "stream" : "epochs");
+        nf_train_report_free(&a), nf_train_report_free(&b), nf_train_report_free(&c);
+        for (int k = 0; k < 3; k++) nf_flow_free(fl[k]);
+    }
+    remove(ck);
+    free(x);
+}
+
 static void refusals(const nf_dev_ops *ops) {
     static const struct {
         const char *spec;
@@ -335,6 +404,7 @@ static void suite_on(const nf_dev_ops *ops, const char *dev, double tol) {
         training(FAMILIES[i].spec, FAMILIES[i].d, ops, dev, tol, FAMILIES[i].shift_into_bn);
     }
     conditional(ops, dev, tol);
+    resume(ops, dev);
     divergence(ops, dev);
     refusals(ops);
 }
