@@ -21,9 +21,8 @@ static const char *HELP_SAMPLE =
     "one-thread run's.  Samples are drawn in blocks of 65,536 rows, each from its\n"
     "own stream of the seed, so `mpirun -np N nflow sample` (MPI build) writes\n"
     "the same file as one process, each rank drawing and writing its rows.\n"
-    "--device cuda[:K] maps the samples on GPU K (make CUDA=1 builds it): the\n"
-    "base samples are drawn as on the CPU, so the samples equal the CPU's to\n"
-    "rounding.\n";
+    "--device cuda[:K] samples on GPU K (make CUDA=1 builds it) from the same\n"
+    "random words as the CPU, so the samples equal the CPU's to rounding.\n";
 static const char *HELP_LOGPROB =
     "usage: nflow logprob --model M --in FILE --out FILE [--threads T] [--device cpu|cuda[:K]]\n"
     "\n"

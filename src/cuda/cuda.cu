@@ -225,7 +225,7 @@ void c_gemm_batched(void *st, int ta, int tb, size_t m, size_t n, size_t k, floa
                               (long long)sc, (int)count);
 }
 
-static_assert(K_COUNT == 34, "c_launch lists every kernel of kern.h");
+static_assert(K_COUNT == 35, "c_launch lists every kernel of kern.h");
 
 void c_launch(void *st, int id, size_t count, const nf_kargs *a) {
     cuda_state *c = (cuda_state *)st;
@@ -238,7 +238,7 @@ void c_launch(void *st, int id, size_t count, const nf_kargs *a) {
     switch (id) {
 #define L(ID) \
     case ID: kern<ID><<<g, THREADS, 0, s>>>(count, *a); break;
-        L(0) L(1) L(2) L(3) L(4) L(5) L(6) L(7) L(8) L(9) L(10) L(11) L(12) L(13) L(14) L(15) L(16) L(17) L(18) L(19) L(20) L(21) L(22) L(23) L(24) L(25) L(26) L(27) L(28) L(29) L(30) L(31) L(32) L(33)
+        L(0) L(1) L(2) L(3) L(4) L(5) L(6) L(7) L(8) L(9) L(10) L(11) L(12) L(13) L(14) L(15) L(16) L(17) L(18) L(19) L(20) L(21) L(22) L(23) L(24) L(25) L(26) L(27) L(28) L(29) L(30) L(31) L(32) L(33) L(34)
 #undef L
     default: break;
     }

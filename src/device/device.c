@@ -130,4 +130,14 @@ nf_status nf__flow_dev_forward(const nf_flow *f, float *x, const float *ctx, siz
     return s;
 }
 
+nf_status nf__flow_dev_sample(const nf_flow *f, nf_rng *rng, const float *ctx, size_t n, float *x, float *lpb,
+                              float *ldj) {
+    nf_flow_dev *fd = f->dev;
+    pthread_mutex_lock(&fd->mu);
+    nf_status s = eval_prog(f, fd);
+    if (!s) s = nf__dprog_sample(fd->eval, rng, ctx, n, x, lpb, ldj);
+    pthread_mutex_unlock(&fd->mu);
+    return s;
+}
+
 nf_device *nf__flow_dev_device(const nf_flow *f) { return f->dev ? f->dev->dv : NULL; }

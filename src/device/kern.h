@@ -30,6 +30,8 @@ typedef struct nf_kargs {
     int act, mode, flag;
     float f0, f1, f2, f3, f4, f5;
     nf_eltx tx; /* the elementwise transform of MAF and spline layers (transform.h) */
+    const unsigned long long *u; /* raw generator output (K_NORMAL_DRAW) */
+    double dd;                   /* a double constant (K_NORMAL_DRAW: the generator's spare normal) */
     size_t tn, s0, s1; /* twin launches (K_BIAS_ACT, K_COPY_ACT, K_ACT_BWD, K_ADD): copies of tn
                           elements, copy q's o0 at q s0 and i0 at q s1 (tn = 0: one copy) */
 } nf_kargs;
@@ -67,6 +69,7 @@ enum {
     K_BN_TERMS,  /* n*d: its backward's per-row terms (du, du u, g) */
     K_BN_BWD,    /* n*d: dy */
     K_BN_PGRAD,  /* d: the parameters' gradients from the column sums */
+    K_NORMAL_DRAW, /* n*d: base points loc + scale z, z by Box-Muller from the host generator's words */
     K_STEP,      /* 1: counts the step, checks it, accumulates its loss */
     K_ADAM,      /* n params: clipped Adam update, g zeroed */
     K_COUNT
@@ -441,6 +444,26 @@ NF_HD void nf__k_bn_bwd(const nf_kargs *k, size_t q) {
     k->o0[q] = (float)(k->flag ? rr * (du - k->i3[j] / n - u * k->i3[d + j] / n) - G * u * rr / n : rr * du);
 }
 
+/* Element e of a chunk of base points (core/rng.c's normal draws, done
+ * here): its global index g = a + e among the draws; the first draw is the
+ * generator's spare (dd) when flag; draw g >= flag comes from pair q = (g -
+ * flag) / 2 (cos for the even ones, sin for the odd), whose two words are
+ * u[2 (q - b)], u[2 (q - b) + 1] (b: the chunk's first pair); o0[e] = loc
+ * i1[j] + scale i2[j] z, j = g mod d. */
+NF_HD void nf__k_normal_draw(const nf_kargs *k, size_t e) {
+    size_t g = k->a + e, j = g % k->d;
+    double z;
+    if (k->flag && g == 0) {
+        z = k->dd;
+    } else {
+        size_t m = g - (size_t)k->flag, q = m / 2 - k->b;
+        double u1 = ((double)(k->u[2 * q] >> 11) + 0.5) * 0x1.0p-53, u2 = ((double)(k->u[2 * q + 1] >> 11) + 0.5) * 0x1.0p-53;
+        double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586476925 * u2;
+        z = m % 2 ? rad * sin(th) : rad * cos(th);
+    }
+    k->o0[e] = k->i1[j] + k->i2[j] * (float)z;
+}
+
 /* One thread: the step's bookkeeping before Adam (f0 = the clip norm). */
 NF_HD void nf__k_step(const nf_kargs *k) {
     double *st = k->st;
@@ -531,6 +554,7 @@ NF_HD void nf__kern(int id, size_t i, const nf_kargs *k) {
     case K_BN: nf__k_bn(k, i); break;
     case K_BN_TERMS: nf__k_bn_terms(k, i); break;
     case K_BN_BWD: nf__k_bn_bwd(k, i); break;
+    case K_NORMAL_DRAW: nf__k_normal_draw(k, i); break;
     case K_BN_PGRAD: /* o0 = dparams: dgamma += s_duu + G, dbeta += s_g; i3 the sums */
         k->o0[i] += k->i3[k->d + i] + k->i3[3 * k->d], k->o0[k->d + i] += k->i3[2 * k->d + i];
         break;

@@ -10,6 +10,7 @@
  * network tape stay on the device for the backward pass.
  */
 #include "prog.h"
+#include "../core/core.h"
 #include "../bijectors/describe.h"
 #include "../dist/dist_impl.h"
 
@@ -74,6 +75,7 @@ struct nf_dprog {
     int bn_mode;            /* batch norm in density passes: 0 running averages, 2 the batch's (and update them) */
     float *lub;             /* LU backward: dy (R x d), [dc | a] (R x 2d), da (R x d), two d x d sums, sum gl */
     float *tapes;           /* every layer's tape, one block */
+    void *words;            /* a chunk's generator words (sampling; allocated on first use) */
     float *hostbuf;         /* host: P floats (masked parameters on their way) */
     float *hrow;            /* host: R floats */
     size_t bytes;           /* device memory held */
@@ -420,7 +422,7 @@ void nf__dprog_free(nf_dprog *p) {
         dlayer *y = &p->lay[l];
         o->free(st, y->ci), o->free(st, y->ti), o->free(st, y->perm), o->free(st, y->run), o->free(st, y->mr);
     }
-    void *bufs[] = {p->bnt,  p->bns,   p->lust,   p->lub,   p->tapes, p->tb.ctx, p->xin,   p->tb.p,
+    void *bufs[] = {p->words, p->bnt, p->bns, p->lust, p->lub, p->tapes, p->tb.ctx, p->xin, p->tb.p,
                     p->tb.g, p->tb.mv, p->tb.state, p->loc, p->scale, p->u,      p->ldj,   p->rowv,
                     p->gl,   p->gz[0], p->gz[1],  p->ones,  p->gmask, p->gb[0],  p->gb[1], p->gb[2],
                     p->gb[3], p->dout, p->dxc[0], p->fb[0], p->fb[1], p->fb[2]};
@@ -927,25 +929,85 @@ nf_status nf__dprog_log_prob(nf_dprog *p, const float *x, const float *ctx, size
     return NF_OK;
 }
 
+/* The forward map of the k base points in device block u[0] (context in
+ * place): into host x, and with ldj the forward log-det added into host ldj. */
+static nf_status forward_chunk(nf_dprog *p, size_t k, float *x, float *ldj) {
+    size_t blk = p->R * p->d;
+    float *in = p->u, *out = p->u + blk;
+    if (ldj) OPS(p)->zero(ST(p), p->ldj, k * sizeof(float));
+    for (size_t l = 0; l < p->L; l++) {
+        layer_pass(p, &p->lay[l], out, ldj ? p->ldj : NULL, in, k, 1);
+        float *t = in;
+        in = out, out = t;
+    }
+    NF_TRY(OPS(p)->get(ST(p), x, in, k * p->d * sizeof(float)));
+    if (ldj) {
+        NF_TRY(OPS(p)->get(ST(p), p->hrow, p->ldj, k * sizeof(float)));
+        for (size_t i = 0; i < k; i++) ldj[i] += p->hrow[i];
+    }
+    return NF_OK;
+}
+
 nf_status nf__dprog_forward(nf_dprog *p, const float *z, const float *ctx, size_t n, float *x, float *ldj) {
-    size_t d = p->d, blk = p->R * d;
-    float *a = p->u, *b = p->u + blk;
+    size_t d = p->d;
     for (size_t r = 0; r < n; r += p->R) {
         size_t k = n - r < p->R ? n - r : p->R;
-        NF_TRY(OPS(p)->put(ST(p), a, z + r * d, k * d * sizeof(float)));
+        NF_TRY(OPS(p)->put(ST(p), p->u, z + r * d, k * d * sizeof(float)));
         if (p->dc) NF_TRY(OPS(p)->put(ST(p), p->tb.ctx, ctx + r * p->dc, k * p->dc * sizeof(float)));
-        if (ldj) OPS(p)->zero(ST(p), p->ldj, k * sizeof(float));
-        float *in = a, *out = b;
-        for (size_t l = 0; l < p->L; l++) {
-            layer_pass(p, &p->lay[l], out, ldj ? p->ldj : NULL, in, k, 1);
-            float *t = in;
-            in = out, out = t;
-        }
-        NF_TRY(OPS(p)->get(ST(p), x + r * d, in, k * d * sizeof(float)));
-        if (ldj) {
-            NF_TRY(OPS(p)->get(ST(p), p->hrow, p->ldj, k * sizeof(float)));
-            for (size_t i = 0; i < k; i++) ldj[r + i] += p->hrow[i];
-        }
+        NF_TRY(forward_chunk(p, k, x + r * d, ldj ? ldj + r : NULL));
     }
+    return NF_OK;
+}
+
+nf_status nf__dprog_sample(nf_dprog *p, nf_rng *rng, const float *ctx, size_t n, float *x, float *lpb, float *ldj) {
+    size_t d = p->d, N = n * d;
+    if (!N) return NF_OK;
+    uint64_t st[6];
+    nf__rng_get_state(rng, st);
+    int spare0 = st[4] != 0;
+    double spare;
+    memcpy(&spare, &st[5], sizeof spare);
+    size_t maxw = 2 * (p->R * d / 2 + 2); /* words of a chunk's pairs */
+    uint64_t *w = malloc(maxw * sizeof(uint64_t));
+    if (!w) return nf__err(NF_ERR_NOMEM, "out of memory");
+    if (!p->words) p->words = OPS(p)->alloc(ST(p), maxw * sizeof(uint64_t));
+    nf_status s = p->words ? NF_OK : nf__err(NF_ERR_NOMEM, "%s: out of device memory", p->dv->name);
+    size_t next = 0;         /* the next pair the generator has not given yet */
+    uint64_t last[2] = {0, 0}; /* the words of pair next - 1 */
+    for (size_t r = 0; r < n && !s; r += p->R) {
+        size_t k = n - r < p->R ? n - r : p->R, e0 = r * d, e1 = e0 + k * d;
+        size_t g0 = e0 > (size_t)spare0 ? e0 : (size_t)spare0; /* the chunk's first draw from a pair */
+        size_t b = g0 < e1 ? (g0 - (size_t)spare0) / 2 : next, q1 = g0 < e1 ? (e1 - 1 - (size_t)spare0) / 2 : 0, m = 0;
+        if (g0 < e1) {
+            if (b < next) w[0] = last[0], w[1] = last[1], m = 1; /* a pair this chunk shares with the last */
+            for (; next <= q1; next++, m++) w[2 * m] = nf_rng_u64(rng), w[2 * m + 1] = nf_rng_u64(rng);
+            last[0] = w[2 * m - 2], last[1] = w[2 * m - 1];
+            s = OPS(p)->put(ST(p), p->words, w, 2 * m * sizeof(uint64_t));
+        }
+        nf_kargs a = {0};
+        a.o0 = p->u, a.i1 = p->loc, a.i2 = p->scale, a.u = (const unsigned long long *)p->words, a.a = e0, a.b = b;
+        a.flag = spare0, a.dd = spare, a.d = d;
+        if (!s) launch(p, K_NORMAL_DRAW, k * d, &a);
+        if (!s && p->dc) s = OPS(p)->put(ST(p), p->tb.ctx, ctx + r * p->dc, k * p->dc * sizeof(float));
+        if (!s && lpb) {
+            nf_kargs q = {0};
+            q.o0 = p->rowv, q.i0 = p->u, q.i1 = p->loc, q.i2 = p->scale, q.d = d;
+            launch(p, K_NORMAL, k, &q);
+            s = OPS(p)->get(ST(p), lpb + r, p->rowv, k * sizeof(float));
+        }
+        if (!s) s = forward_chunk(p, k, x + r * d, ldj ? ldj + r : NULL);
+    }
+    free(w);
+    if (s) return s;
+    /* the generator's state as after N draws: a pair's sine kept when an odd number was used */
+    nf__rng_get_state(rng, st);
+    size_t used = N - (size_t)spare0;
+    st[4] = used % 2;
+    if (used % 2) {
+        double u1 = ((double)(last[0] >> 11) + 0.5) * 0x1.0p-53, u2 = ((double)(last[1] >> 11) + 0.5) * 0x1.0p-53;
+        double sp = sqrt(-2.0 * log(u1)) * sin(6.283185307179586476925 * u2);
+        memcpy(&st[5], &sp, sizeof sp);
+    }
+    nf__rng_set_state(rng, st);
     return NF_OK;
 }

@@ -29,6 +29,10 @@ nf_status nf__flow_set_device_ops(nf_flow *f, const nf_dev_ops *ops, int index);
  * forward log-det into ldj (may be NULL), in model space. */
 nf_status nf__flow_dev_density(const nf_flow *f, const float *x, const float *ctx, size_t n, float *lp, float *z);
 nf_status nf__flow_dev_forward(const nf_flow *f, float *x, const float *ctx, size_t n, float *ldj);
+/* n samples drawn as nf__dprog_sample does, in model space; lpb (may be
+ * NULL) their base log-densities, ldj (may be NULL) += the forward log-det. */
+nf_status nf__flow_dev_sample(const nf_flow *f, nf_rng *rng, const float *ctx, size_t n, float *x, float *lpb,
+                              float *ldj);
 
 /* An opened device (one per flow that computes on one). */
 typedef struct nf_device {
@@ -64,6 +68,13 @@ nf_status nf__dprog_log_prob(nf_dprog *p, const float *x, const float *ctx, size
 /* The forward map of n host base points z into host x, and with ldj (host,
  * n) the forward log-det added into it.  Chunks of R. */
 nf_status nf__dprog_forward(nf_dprog *p, const float *z, const float *ctx, size_t n, float *x, float *ldj);
+
+/* n samples: base points drawn from the host generator rng as the CPU's
+ * normal base draws them (the same words, the Box-Muller transform on the
+ * device; rng left as after the CPU's draws), mapped forward: into host x,
+ * their base log-densities into lpb (may be NULL), the forward log-det
+ * added into ldj (may be NULL).  Chunks of R rows. */
+nf_status nf__dprog_sample(nf_dprog *p, nf_rng *rng, const float *ctx, size_t n, float *x, float *lpb, float *ldj);
 
 /* Training (dtrain.c uses these): the device buffers and one step's parts. */
 typedef struct nf_dprog_train {

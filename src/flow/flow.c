@@ -431,11 +431,12 @@ static nf_status draw_chunk(const void *jp, fws *w, size_t r, size_t k) {
     return NF_OK;
 }
 
-/* The forward map of the base samples in x on the flow's device. */
-static nf_status dev_draw(const nf_flow *f, const float *ctx, size_t n, float *x, float *lp) {
+/* Samples on the flow's device: the base points from rng's words as the
+ * CPU draws them (nf__dprog_sample), mapped forward there. */
+static nf_status dev_draw(const nf_flow *f, nf_rng *rng, const float *ctx, size_t n, float *x, float *lp) {
     float *fl = lp ? calloc(n, sizeof(float)) : NULL;
     if (lp && !fl) return nf__err(NF_ERR_NOMEM, "out of memory");
-    nf_status s = nf__flow_dev_forward(f, x, ctx, n, fl);
+    nf_status s = nf__flow_dev_sample(f, rng, ctx, n, x, lp, fl);
     if (!s) s = nonfinite_out("a sample", x, n, f->d, 0);
     if (!s) scale_out(f, x, n);
     for (size_t i = 0; !s && lp && i < n; i++) lp[i] = (float)((double)lp[i] - fl[i] - f->log_std_sum);
@@ -452,6 +453,10 @@ static nf_status draw(const char *fn, const nf_flow *f, nf_rng *rng, const float
     if (!rng) return nf__err(NF_ERR_ARG, "%s: rng is NULL", fn);
     if (n == 0) return NF_OK;
     NF_TRY(check_ctx(fn, f, ctx, n));
+    if (f->dev) {
+        nf_status ds = dev_draw(f, rng, ctx, n, x, lp);
+        return ds ? nf__err_prefix(ds, fn) : NF_OK;
+    }
     size_t d = f->d, m = chunk_of(n);
     void *ds = nf__aligned_alloc(nf__dist_scratch(f->base, m));
     nf_status s = ds ? NF_OK : nf__err(NF_ERR_NOMEM, "out of memory");
@@ -461,7 +466,7 @@ static nf_status draw(const char *fn, const nf_flow *f, nf_rng *rng, const float
     }
     nf__aligned_free(ds);
     draw_job J = {f, ctx, x, lp};
-    if (!s) s = f->dev ? dev_draw(f, ctx, n, x, lp) : run_chunks(f, n, draw_chunk, &J);
+    if (!s) s = run_chunks(f, n, draw_chunk, &J);
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }
 
