@@ -483,9 +483,10 @@ static int save(const train_cfg *c, train_run *r, const par *procs) {
     if (!isnan(r->test_nll) && c->o.dequantize) snprintf(bpd, sizeof bpd, "%.6g", r->test_nll / ((double)r->d * log(2.0)));
     snprintf(summary, sizeof summary,
              "{\"data\": \"%s\", \"steps\": %zu, \"epochs\": %zu, \"seconds\": %.3f, \"train_nll\": %.6g, "
-             "\"val_nll\": %s, \"test_nll\": %s, \"test_bits_per_dim\": %s, \"kept_epoch\": %zu, \"seed\": %llu}",
+             "\"val_nll\": %s, \"test_nll\": %s, \"test_bits_per_dim\": %s, \"kept_epoch\": %zu, \"seed\": %llu, "
+             "\"device\": \"%s\"}",
              r->generated ? c->data : "file", rep->steps, rep->epochs, rep->seconds, rep->train_loss, val, test, bpd,
-             rep->restored ? rep->best_epoch : rep->epochs, (unsigned long long)c->seed);
+             rep->restored ? rep->best_epoch : rep->epochs, (unsigned long long)c->seed, nf_flow_device(r->flow));
     snprintf(path, sizeof path, "%s/model.nflow", c->out);
     if (nf_flow_save(r->flow, path, summary)) return fail(cmd, EXIT_DATA, "%s", nf_last_error());
     snprintf(path, sizeof path, "%s/history.csv", c->out);
@@ -533,6 +534,7 @@ static int report(const train_cfg *c, const train_run *r, int argc, char **argv)
         printf("trained: %zu steps, %zu epochs in %.1f s", rep->steps, rep->epochs, rep->seconds);
     else
         printf("trained: %zu steps on fresh batches in %.1f s", rep->steps, rep->seconds);
+    if (strcmp(nf_flow_device(r->flow), "cpu")) printf(" on %s", nf_flow_device(r->flow));
     if (rep->restored)
         printf("; kept epoch %zu's parameters (best validation NLL; %zu epochs without improvement)\n"
                "         train NLL %.4f (epoch %zu's mean), validation %.4f\n",
