@@ -215,11 +215,15 @@ static void divergence(const nf_dev_ops *ops, const char *dev) {
     nf_status sg = nf_flow_fit(g, x, n, &o, NULL);
     const char *mg = nf_last_error();
     CHECK(sc == NF_ERR_NUMERIC && sg == NF_ERR_NUMERIC, "lr 1e4 diverges on both: %s / %s", mc, mg);
+    /* the host device rounds as the CPU does: the same step fails; a GPU's rounding may move the
+     * overflow by a step, and then the kept parameters are compared only for being finite */
     const char *a = strstr(mc, "step "), *b = strstr(mg, "step ");
-    CHECK(a && b && atoi(a + 5) == atoi(b + 5) && atoi(a + 5) > 1, "on %s the same step fails: \"%s\" and \"%s\"", dev,
+    int sa = a ? atoi(a + 5) : -1, sb = b ? atoi(b + 5) : -2, exact = ops == &nf__dev_host;
+    CHECK(sa > 1 && (sa == sb || (!exact && abs(sa - sb) <= 1)), "on %s the same step fails: \"%s\" and \"%s\"", dev,
           mc, mg);
     double e = rel_err(nf_flow_params(g), nf_flow_params(c), P);
-    CHECK(e < 1e-2, "on %s the parameters of the last good step are kept (they differ from the CPU's by %g)", dev, e);
+    CHECK(isfinite(e) && (sa != sb || e < 1e-2),
+          "on %s the parameters of the last good step are kept (they differ from the CPU's by %g)", dev, e);
     free(x);
     nf_flow_free(c), nf_flow_free(g);
 }
