@@ -22,6 +22,7 @@ struct nf_dtrain {
     nf_device *dv;
     void *graph;    /* a full batch's step, recorded (NULL: none yet or not offered) */
     int graph_failed;
+    int warm;       /* a full batch's step has run once eagerly (cuBLAS initialised before recording) */
 };
 
 nf_status nf__dtrain_init(nf_trainer *t) {
@@ -96,8 +97,8 @@ nf_status nf__dtrain_step(nf_trainer *t, size_t k) {
     t->kglob = (double)k;
     if (!k) return NF_OK;
     NF_TRY(put_batch(t, k));
-    if (k == b->R && o->graph_begin && !dt->graph_failed) {
-        if (!dt->graph) { /* record a full batch's step once */
+    if (k == b->R && o->graph_begin && !dt->graph_failed && dt->warm++) {
+        if (!dt->graph) { /* record a full batch's step once (the second one) */
             nf_status s = o->graph_begin(dt->dv->st);
             if (!s) {
                 step_work(t, k);
