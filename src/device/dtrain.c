@@ -97,7 +97,9 @@ nf_status nf__dtrain_step(nf_trainer *t, size_t k) {
     t->kglob = (double)k;
     if (!k) return NF_OK;
     NF_TRY(put_batch(t, k));
-    if (k == b->R && o->graph_begin && !dt->graph_failed && dt->warm++) {
+    int warm = dt->warm;
+    if (k == b->R) dt->warm = 1;
+    if (k == b->R && o->graph_begin && !dt->graph_failed && warm) {
         if (!dt->graph) { /* record a full batch's step once (the second one) */
             nf_status s = o->graph_begin(dt->dv->st);
             if (!s) {
