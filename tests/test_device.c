@@ -76,13 +76,25 @@ static double rel_err(const float *a, const float *b, size_t n) {
 /* f on ops' unit 0. */
 static nf_status on_device(nf_flow *f, const nf_dev_ops *ops) { return nf__flow_set_device_ops(f, ops, 0); }
 
+/* The same flow twice from spec and seed (parameters jittered from `jit`
+ * unless 0): *c on the CPU, *g on ops' device.  0 when either failed. */
+static int pair(const char *spec, size_t d, uint64_t seed, uint64_t jit, const nf_dev_ops *ops, nf_flow **c,
+                nf_flow **g) {
+    *c = *g = NULL;
+    CHECK_OK(nf_flow_from_spec(spec, d, seed, c));
+    CHECK_OK(nf_flow_from_spec(spec, d, seed, g));
+    if (!*c || !*g) {
+        nf_flow_free(*c), nf_flow_free(*g);
+        return 0;
+    }
+    if (jit) jitter(*c, jit), jitter(*g, jit);
+    CHECK_OK(on_device(*g, ops));
+    return 1;
+}
+
 static void one_offs(const char *spec, size_t d, const nf_dev_ops *ops, const char *dev, double tol) {
-    nf_flow *c = NULL, *g = NULL;
-    CHECK_OK(nf_flow_from_spec(spec, d, 11, &c));
-    CHECK_OK(nf_flow_from_spec(spec, d, 11, &g));
-    if (!c || !g) return;
-    jitter(c, 77), jitter(g, 77);
-    CHECK_OK(on_device(g, ops));
+    nf_flow *c, *g;
+    if (!pair(spec, d, 11, 77, ops, &c, &g)) return;
     size_t n = 300;
     float *x = malloc(n * d * sizeof(float)), *l1 = malloc(n * sizeof(float)), *l2 = malloc(n * sizeof(float));
     float *z1 = malloc(n * d * sizeof(float)), *z2 = malloc(n * d * sizeof(float));
@@ -162,11 +174,8 @@ static void gradient(const char *spec, size_t d, const nf_dev_ops *ops, const ch
 /* Seeded training (epochs with validation, early stopping; then a stream
  * with clipping): the device's run ends where the CPU's does. */
 static void training(const char *spec, size_t d, const nf_dev_ops *ops, const char *dev, double tol, int loose) {
-    nf_flow *c = NULL, *g = NULL;
-    CHECK_OK(nf_flow_from_spec(spec, d, 17, &c));
-    CHECK_OK(nf_flow_from_spec(spec, d, 17, &g));
-    if (!c || !g) return;
-    CHECK_OK(on_device(g, ops));
+    nf_flow *c, *g;
+    if (!pair(spec, d, 17, 0, ops, &c, &g)) return;
     size_t n = 400, P = nf_flow_param_count(c);
     float *x = malloc(n * d * sizeof(float));
     fill(x, n * d, 21);
@@ -199,11 +208,8 @@ static void training(const char *spec, size_t d, const nf_dev_ops *ops, const ch
  * after the step before it kept. */
 static void divergence(const nf_dev_ops *ops, const char *dev) {
     const char *spec = "maf(layers=2, hidden=[16,16], residual=0, scale=unbounded)";
-    nf_flow *c = NULL, *g = NULL;
-    CHECK_OK(nf_flow_from_spec(spec, 3, 5, &c));
-    CHECK_OK(nf_flow_from_spec(spec, 3, 5, &g));
-    if (!c || !g) return;
-    CHECK_OK(on_device(g, ops));
+    nf_flow *c, *g;
+    if (!pair(spec, 3, 5, 0, ops, &c, &g)) return;
     size_t n = 256, P = nf_flow_param_count(c);
     float *x = malloc(n * 3 * sizeof(float));
     fill(x, n * 3, 8);
@@ -243,12 +249,8 @@ static void conditional(const nf_dev_ops *ops, const char *dev, double tol) {
     for (size_t i = 0; i < sizeof C / sizeof C[0]; i++) {
         const char *spec = C[i].spec;
         size_t d = C[i].d, dc = C[i].dc, n = 200, D = d + dc;
-        nf_flow *c = NULL, *g = NULL;
-        CHECK_OK(nf_flow_from_spec(spec, d, 3, &c));
-        CHECK_OK(nf_flow_from_spec(spec, d, 3, &g));
-        if (!c || !g) continue;
-        jitter(c, 79), jitter(g, 79);
-        CHECK_OK(on_device(g, ops));
+        nf_flow *c, *g;
+        if (!pair(spec, d, 3, 79, ops, &c, &g)) continue;
         float *x = malloc(n * d * sizeof(float)), *ctx = malloc(n * dc * sizeof(float)), *rows = malloc(n * D * sizeof(float));
         float *l1 = malloc(n * sizeof(float)), *l2 = malloc(n * sizeof(float));
         float *s1 = malloc(n * d * sizeof(float)), *s2 = malloc(n * d * sizeof(float));
