@@ -216,15 +216,27 @@ NF_HD void nf__k_spline_coupling(const nf_kargs *k, size_t r) {
     if (k->o1) k->o1[r] += (float)acc;
 }
 
-/* Its inverse pass's backward, element q = r e + j: i0 = g, i1 = gl, i2 =
- * the pass input y, i3 the net's outputs (row stride a); o0 = the
- * transformed columns' input gradients (or NULL), o1 = the net outputs'
- * gradients (the same layout as i3). */
+/* Its backward, element q = r e + j: i0 = g, i1 = gl, i2 = the data-side
+ * rows (the inverse pass's input, the forward pass's output), i3 the net's
+ * outputs (row stride a); o0 = the transformed columns' input gradients (or
+ * NULL), o1 = the net outputs' gradients (i3's layout).  mode 1, the
+ * forward pass y = S^{-1}(x): dx = w = (g - gl dlogS'/dy) / S'(y) and the
+ * parameters get -gp(w, gl) (coupling.c's spline_backward). */
 NF_HD void nf__k_spline_coupling_bwd(const nf_kargs *k, size_t q) {
     size_t d = k->d, r = q / k->e, j = q % k->e, col = (size_t)k->x1[j];
-    double gx;
-    nf__eltx_grad(&k->tx, k->i3 + r * k->a + j, k->e, k->i2[r * d + col], 0, k->i0[r * d + col], k->i1[r], &gx,
-                  k->o1 + r * k->a + j);
+    const float *pp = k->i3 + r * k->a + j;
+    float *dp = k->o1 + r * k->a + j;
+    double y = k->i2[r * d + col], gg = k->i0[r * d + col], gx;
+    if (k->mode) {
+        double z, l = nf__eltx_eval(&k->tx, pp, k->e, y, &z), glx;
+        nf__eltx_grad(&k->tx, pp, k->e, y, z, 0, k->i1[r], &glx, dp);
+        double wv = (gg - glx) / exp(l);
+        nf__eltx_grad(&k->tx, pp, k->e, y, z, wv, k->i1[r], &gx, dp);
+        for (size_t m = 0; m < k->a; m += k->e) dp[m] = -dp[m];
+        gx = wv;
+    } else {
+        nf__eltx_grad(&k->tx, pp, k->e, y, 0, gg, k->i1[r], &gx, dp);
+    }
     if (k->o0) k->o0[r * d + col] = (float)gx;
 }
 
@@ -261,15 +273,17 @@ NF_HD void nf__k_actnorm(const nf_kargs *k, size_t r) {
     if (k->o1) k->o1[r] += (float)(k->mode ? sl : -sl);
 }
 
-/* Its inverse pass's backward, element q = r d + j: i0 = g, i1 = gl, i2 =
- * the pass output x, i3 the parameters; o0 = dy (or NULL), o1 = the
+/* Its backward, element q = r d + j: i0 = g, i1 = gl, i3 the parameters;
+ * mode 0 (inverse) i2 = the pass output x: dy = g e^-s, terms -g e^-s and
+ * -g x - gl; mode 1 (forward) i2 = the pass input x: dx = g e^s, terms g
+ * and g x e^s + gl.  o0 = the input gradient (or NULL), o1 = the
  * parameters' per-row terms (row stride 2d; summed over rows by the caller). */
 NF_HD void nf__k_actnorm_bwd(const nf_kargs *k, size_t q) {
     size_t d = k->d, r = q / d, j = q % d;
-    double gg = k->i0[q], e = exp(-(double)k->i3[d + j]);
+    double gg = k->i0[q], e = exp(k->mode ? (double)k->i3[d + j] : -(double)k->i3[d + j]), x = k->i2[q];
     if (k->o0) k->o0[q] = (float)(gg * e);
-    k->o1[r * 2 * d + j] = (float)(-gg * e);
-    k->o1[r * 2 * d + d + j] = (float)(-gg * (double)k->i2[q] - k->i1[r]);
+    k->o1[r * 2 * d + j] = (float)(k->mode ? gg : -gg * e);
+    k->o1[r * 2 * d + d + j] = (float)(k->mode ? gg * x * e + k->i1[r] : -gg * x - k->i1[r]);
 }
 
 /* Backward through a MAF's forward pass z -> x (maf.c's forward_backward),
@@ -343,26 +357,43 @@ NF_HD void nf__k_lu(const nf_kargs *k, size_t r) {
     if (k->o1) k->o1[r] += (float)(k->mode ? sl : -sl);
 }
 
-/* Its inverse pass's backward, row r: i0 = g (dL/dx), i2 = x (the pass
- * output), i1 the parameters, st scratch; writes o0 = dy = P dc, o1 = [dc |
- * a] (row stride 2d, a = U' x), o2 = da (U'^T da = g, L^T dc = da). */
+/* Its backward, row r: i0 = g (the pass output's gradient), i2 = x (the
+ * base-side rows: the inverse pass's output, the forward pass's input), i1
+ * the parameters, st scratch; writes o1 = [dc | a] (row stride 2d, a = U'
+ * x), o2 = da, and o0 = the input gradient: mode 0 (inverse: U'^T da = g,
+ * L^T dc = da, dy = P dc), mode 1 (forward: dc = P^T g, da = L^T dc, dx =
+ * U'^T da). */
 NF_HD void nf__k_lu_bwd(const nf_kargs *k, size_t r) {
     size_t d = k->d, t = d * (d - 1) / 2;
     const float *lo = k->i1 + d, *up = k->i1 + d + t, *ls = k->i1 + d + 2 * t, *x = k->i2 + r * d, *g = k->i0 + r * d;
     double *a = k->st + 3 * d * r, *da = a + d, *dc = da + d;
     nf__k_lu_ux(d, up, ls, x, a);
-    for (size_t i = 0; i < d; i++) {
-        double s = g[i];
-        for (size_t q = 0; q < i; q++) s -= (double)up[nf__k_up(d, q, i)] * da[q];
-        da[i] = s * exp(-(double)ls[i]);
-    }
-    for (size_t i = d; i-- > 0;) {
-        double s = da[i];
-        for (size_t q = i + 1; q < d; q++) s -= (double)lo[nf__k_lo(q, i)] * dc[q];
-        dc[i] = s;
+    if (k->mode) {
+        for (size_t j = 0; j < d; j++) dc[k->x0[j]] = g[j];
+        for (size_t j = 0; j < d; j++) {
+            double s = dc[j];
+            for (size_t i = j + 1; i < d; i++) s += (double)lo[nf__k_lo(i, j)] * dc[i];
+            da[j] = s;
+        }
+        for (size_t j = 0; j < d; j++) {
+            double s = exp((double)ls[j]) * da[j];
+            for (size_t i = 0; i < j; i++) s += (double)up[nf__k_up(d, i, j)] * da[i];
+            k->o0[r * d + j] = (float)s;
+        }
+    } else {
+        for (size_t i = 0; i < d; i++) {
+            double s = g[i];
+            for (size_t q = 0; q < i; q++) s -= (double)up[nf__k_up(d, q, i)] * da[q];
+            da[i] = s * exp(-(double)ls[i]);
+        }
+        for (size_t i = d; i-- > 0;) {
+            double s = da[i];
+            for (size_t q = i + 1; q < d; q++) s -= (double)lo[nf__k_lo(q, i)] * dc[q];
+            dc[i] = s;
+        }
+        for (size_t j = 0; j < d; j++) k->o0[r * d + j] = (float)dc[k->x0[j]];
     }
     for (size_t j = 0; j < d; j++) {
-        k->o0[r * d + j] = (float)dc[k->x0[j]];
         k->o1[r * 2 * d + j] = (float)dc[j];
         k->o1[r * 2 * d + d + j] = (float)a[j];
         k->o2[r * d + j] = (float)da[j];
@@ -370,13 +401,14 @@ NF_HD void nf__k_lu_bwd(const nf_kargs *k, size_t r) {
 }
 
 /* Thread q = i d + j: o0 the layer's parameter gradients, i0 = sum_r dc_i
- * a_j, i1 = sum_r da_i x_j (d x d), i2 the parameters, i3[0] = sum_r gl
- * (the inverse pass: every term negated). */
+ * a_j, i1 = sum_r da_i x_j (d x d), i2 the parameters, i3[0] = sum_r gl;
+ * added (mode 1, the forward pass) or subtracted (the inverse pass). */
 NF_HD void nf__k_lu_pack(const nf_kargs *k, size_t q) {
     size_t d = k->d, t = d * (d - 1) / 2, i = q / d, j = q % d;
-    if (i > j) k->o0[d + nf__k_lo(i, j)] -= k->i0[q];
-    else if (i < j) k->o0[d + t + nf__k_up(d, i, j)] -= k->i1[q];
-    else k->o0[d + 2 * t + i] -= (float)((double)k->i1[q] * exp((double)k->i2[d + 2 * t + i]) + k->i3[0]);
+    float sg = k->mode ? 1.0f : -1.0f;
+    if (i > j) k->o0[d + nf__k_lo(i, j)] += sg * k->i0[q];
+    else if (i < j) k->o0[d + t + nf__k_up(d, i, j)] += sg * k->i1[q];
+    else k->o0[d + 2 * t + i] += sg * (float)((double)k->i1[q] * exp((double)k->i2[d + 2 * t + i]) + k->i3[0]);
 }
 
 /* Batch normalisation (batchnorm.c).  Its statistics st[j] = mean, st[d +
@@ -425,9 +457,16 @@ NF_HD void nf__k_bn(const nf_kargs *k, size_t r) {
 }
 
 /* element q = r d + j: o0 (row stride 3d) = [du, du u, g], du = g e^gamma,
- * u = (y - m) r; i0 = g, i2 = y, i1 the parameters */
+ * u = (y - m) r; i0 = g, i2 = y, i1 the parameters.  mode 1 (the forward
+ * pass, i2 = its input x): [g (x - beta), g, 0]. */
 NF_HD void nf__k_bn_terms(const nf_kargs *k, size_t q) {
     size_t d = k->d, r = q / d, j = q % d;
+    if (k->mode) {
+        k->o0[r * 3 * d + j] = (float)(k->i0[q] * ((double)k->i2[q] - k->i1[d + j]));
+        k->o0[r * 3 * d + d + j] = k->i0[q];
+        k->o0[r * 3 * d + 2 * d + j] = 0;
+        return;
+    }
     double u = ((double)k->i2[q] - k->st[j]) * k->st[d + j], du = k->i0[q] * exp((double)k->i1[j]);
     k->o0[r * 3 * d + j] = (float)du;
     k->o0[r * 3 * d + d + j] = (float)(du * u);
@@ -439,6 +478,10 @@ NF_HD void nf__k_bn_terms(const nf_kargs *k, size_t q) {
  * column sums [s_du, s_duu, s_g] then G. */
 NF_HD void nf__k_bn_bwd(const nf_kargs *k, size_t q) {
     size_t d = k->d, j = q % d;
+    if (k->mode) { /* the forward pass (running averages): dx = g e^-gamma / r */
+        k->o0[q] = (float)(k->i0[q] * exp(-(double)k->i1[j]) / k->st[d + j]);
+        return;
+    }
     double n = (double)k->n, rr = k->st[d + j], u = ((double)k->i2[q] - k->st[j]) * rr;
     double du = k->i0[q] * exp((double)k->i1[j]), G = k->i3[3 * d];
     k->o0[q] = (float)(k->flag ? rr * (du - k->i3[j] / n - u * k->i3[d + j] / n) - G * u * rr / n : rr * du);
@@ -555,8 +598,14 @@ NF_HD void nf__kern(int id, size_t i, const nf_kargs *k) {
     case K_BN_TERMS: nf__k_bn_terms(k, i); break;
     case K_BN_BWD: nf__k_bn_bwd(k, i); break;
     case K_NORMAL_DRAW: nf__k_normal_draw(k, i); break;
-    case K_BN_PGRAD: /* o0 = dparams: dgamma += s_duu + G, dbeta += s_g; i3 the sums */
-        k->o0[i] += k->i3[k->d + i] + k->i3[3 * k->d], k->o0[k->d + i] += k->i3[2 * k->d + i];
+    case K_BN_PGRAD: /* o0 = dparams, i3 the sums: dgamma += s_duu + G, dbeta += s_g; mode 1 (the forward
+                        pass, K = e^-gamma / r): dgamma -= s_gx K + G, dbeta -= s_g K (i1 the parameters) */
+        if (k->mode) {
+            double K = exp(-(double)k->i1[i]) / k->st[k->d + i];
+            k->o0[i] += (float)(-(double)k->i3[i] * K - k->i3[3 * k->d]), k->o0[k->d + i] += (float)(-(double)k->i3[k->d + i] * K);
+        } else {
+            k->o0[i] += k->i3[k->d + i] + k->i3[3 * k->d], k->o0[k->d + i] += k->i3[2 * k->d + i];
+        }
         break;
     case K_STEP: nf__k_step(k); break;
     case K_ADAM: nf__k_adam(k, i); break;

@@ -765,24 +765,26 @@ static void iaf_bwd(nf_dprog *p, const dlayer *y, float *dy, const float *g, con
     mlp_bwd(p, m, p->tb.g + y->off, NULL, p->dout, y->tape[0], min, n, &ONE);
 }
 
-/* Backward through an LU layer's inverse pass (lu_linear.c's backward):
- * per-row vectors by K_LU_BWD, their products' sums by GEMMs, packed into
- * the parameter gradients by K_LU_PACK; db = -sum dy. */
-static void lu_bwd(nf_dprog *p, const dlayer *y, float *dy, const float *g, const float *xout, size_t n) {
+/* Backward through an LU layer's pass (lu_linear.c's backward; x the
+ * base-side rows): per-row vectors by K_LU_BWD, their products' sums by
+ * GEMMs, packed into the parameter gradients by K_LU_PACK; db = -sum dy
+ * (inverse) or sum g (forward). */
+static void lu_bwd(nf_dprog *p, const dlayer *y, int fwd, float *din, const float *g, const float *x, size_t n) {
     size_t d = p->d;
     float *dyp = p->lub, *dca = dyp + p->R * d, *da = dca + p->R * 2 * d, *m1 = da + p->R * d, *m2 = m1 + d * d;
     float *sgl = m2 + d * d, *P = p->tb.p + y->off, *dparams = p->tb.g + y->off;
     nf_kargs k = {0};
-    k.o0 = dyp, k.o1 = dca, k.o2 = da, k.i0 = g, k.i1 = P, k.i2 = xout, k.x0 = y->perm, k.st = p->lust, k.d = d;
+    k.o0 = dyp, k.o1 = dca, k.o2 = da, k.i0 = g, k.i1 = P, k.i2 = x, k.x0 = y->perm, k.st = p->lust, k.d = d, k.mode = fwd;
     launch(p, K_LU_BWD, n, &k);
     gemm(p, 1, 0, d, d, n, 1.0f, dca, 2 * d, dca + d, 2 * d, 0.0f, m1, d);
-    gemm(p, 1, 0, d, d, n, 1.0f, da, d, xout, d, 0.0f, m2, d);
+    gemm(p, 1, 0, d, d, n, 1.0f, da, d, x, d, 0.0f, m2, d);
     gemm(p, 0, 0, 1, 1, n, 1.0f, p->ones, n, p->gl, 1, 0.0f, sgl, 1);
     nf_kargs kp = {0};
-    kp.o0 = dparams, kp.i0 = m1, kp.i1 = m2, kp.i2 = P, kp.i3 = sgl, kp.d = d;
+    kp.o0 = dparams, kp.i0 = m1, kp.i1 = m2, kp.i2 = P, kp.i3 = sgl, kp.d = d, kp.mode = fwd;
     launch(p, K_LU_PACK, d * d, &kp);
-    gemm(p, 0, 0, 1, d, n, -1.0f, p->ones, n, dyp, d, 1.0f, dparams, d);
-    if (dy) OPS(p)->copy(ST(p), dy, dyp, n * d * sizeof(float));
+    if (fwd) gemm(p, 0, 0, 1, d, n, 1.0f, p->ones, n, g, d, 1.0f, dparams, d);
+    else gemm(p, 0, 0, 1, d, n, -1.0f, p->ones, n, dyp, d, 1.0f, dparams, d);
+    if (din) OPS(p)->copy(ST(p), din, dyp, n * d * sizeof(float));
 }
 
 /* dy's conditioning columns: g's plus the nets' input gradient (dxc[0]). */
@@ -792,26 +794,27 @@ static void scatter_cond(nf_dprog *p, const dlayer *y, float *dy, const float *g
     launch(p, K_SCATTER_ADD, n * y->nc, &k);
 }
 
-/* Backward through layer y's inverse pass (y_in -> x_out): g = dL/dx_out,
- * gl = dL/dldj; writes dy (dL/dy_in, may be NULL), adds the parameters'
- * gradients into the device gradient. */
-static void layer_inverse_bwd(nf_dprog *p, dlayer *y, float *dy, const float *g, const float *yin,
-                              const float *xout, size_t n) {
+/* Backward through one pass of layer y (fwd 1: its forward, base -> data;
+ * 0: its inverse) from input `in` to output `out`: g = dL/dout, gl =
+ * dL/dldj (p->gl); writes din = dL/din (may be NULL) and adds the
+ * parameters' gradients into the device gradient. */
+static void layer_bwd(nf_dprog *p, dlayer *y, int fwd, float *din, const float *g, const float *in, const float *out,
+                      size_t n) {
     size_t d = p->d;
     float *dparams = p->tb.g + y->off;
     nf_kargs k = {0};
     if (y->kind == L_PERMUTE) {
-        if (!dy) return;
-        k.o0 = dy, k.i0 = g, k.x0 = y->perm, k.d = d, k.mode = 1;
+        if (!din) return;
+        k.o0 = din, k.i0 = g, k.x0 = y->perm, k.d = d, k.mode = !fwd;
         launch(p, K_PERMUTE, n * d, &k);
     } else if (y->kind == L_COUPLING && y->tx.bins) {
         const dmlp *m = &y->net[0];
         const float *o = y->tape[0] + mlp_tape(m, n) - n * m->w[m->nlin];
-        k.o0 = dy, k.o1 = p->dout, k.i0 = g, k.i1 = p->gl, k.i2 = yin, k.i3 = o, k.a = y->npc * y->nt, k.tx = y->tx;
-        k.x1 = y->ti, k.e = y->nt, k.d = d;
+        k.o0 = din, k.o1 = p->dout, k.i0 = g, k.i1 = p->gl, k.i2 = fwd ? out : in, k.i3 = o, k.a = y->npc * y->nt;
+        k.tx = y->tx, k.x1 = y->ti, k.e = y->nt, k.d = d, k.mode = fwd;
         launch(p, K_SPLINE_COUPLING_BWD, n * y->nt, &k);
-        mlp_bwd(p, m, dparams, dy ? p->dxc[0] : NULL, p->dout, y->tape[0], y->xc, n, &ONE);
-        if (dy) scatter_cond(p, y, dy, g, n);
+        mlp_bwd(p, m, dparams, din ? p->dxc[0] : NULL, p->dout, y->tape[0], y->xc, n, &ONE);
+        if (din) scatter_cond(p, y, din, g, n);
     } else if (y->kind == L_COUPLING) {
         size_t nt = y->nt, ni = y->ni;
         const float *o[2] = {NULL, NULL};
@@ -823,50 +826,50 @@ static void layer_inverse_bwd(nf_dprog *p, dlayer *y, float *dy, const float *g,
         if (y->shift_only) dsh = p->dout, ds = NULL, dstride = nt, s = NULL, sh = o[0], ss = 0, shs = nt;
         else if (y->separate) ds = p->dout, dsh = p->dout + n * nt, dstride = nt, s = o[0], sh = o[1], ss = shs = nt;
         else dsh = p->dout, ds = p->dout + nt, dstride = 2 * nt, s = o[0] + nt, sh = o[0], ss = shs = 2 * nt;
-        k.o0 = dy, k.o1 = dsh, k.o2 = ds, k.i0 = g, k.i1 = p->gl, k.i2 = xout, k.i3 = s, k.i4 = sh;
-        k.a = ss, k.b = shs, k.n = dstride, k.x1 = y->ti, k.e = nt, k.d = d, k.mode = 0, k.flag = y->tanh_scale;
+        k.o0 = din, k.o1 = dsh, k.o2 = ds, k.i0 = g, k.i1 = p->gl, k.i2 = out, k.i3 = s, k.i4 = sh;
+        k.a = ss, k.b = shs, k.n = dstride, k.x1 = y->ti, k.e = nt, k.d = d, k.mode = fwd, k.flag = y->tanh_scale;
         launch(p, K_COUPLING_BWD, n, &k);
         twin tw = coupling_twin(p, y, n); /* separate nets: s's output gradients at dout, t's at dout + n nt */
-        mlp_bwd(p, &y->net[0], dparams + (y->net[0].off - y->off), dy ? p->dxc[0] : NULL, p->dout, y->tape[0], y->xc, n,
-                &tw);
-        if (dy) {
+        mlp_bwd(p, &y->net[0], dparams + (y->net[0].off - y->off), din ? p->dxc[0] : NULL, p->dout, y->tape[0], y->xc,
+                n, &tw);
+        if (din) {
             if (y->nnets == 2) {
                 nf_kargs ka = {0};
                 ka.o0 = p->dxc[0], ka.i0 = p->dxc[1];
                 launch(p, K_ADD, n * ni, &ka);
             }
-            scatter_cond(p, y, dy, g, n);
+            scatter_cond(p, y, din, g, n);
         }
     } else if (y->kind == L_ACTNORM) {
         const float *P = p->tb.p + y->off;
-        k.o0 = dy, k.o1 = p->dout, k.i0 = g, k.i1 = p->gl, k.i2 = xout, k.i3 = P, k.d = d;
+        k.o0 = din, k.o1 = p->dout, k.i0 = g, k.i1 = p->gl, k.i2 = fwd ? in : out, k.i3 = P, k.d = d, k.mode = fwd;
         launch(p, K_ACTNORM_BWD, n * d, &k);
         gemm(p, 0, 0, 1, 2 * d, n, 1.0f, p->ones, n, p->dout, 2 * d, 1.0f, dparams, 2 * d);
     } else if (y->kind == L_LU) {
-        lu_bwd(p, y, dy, g, xout, n);
+        lu_bwd(p, y, fwd, din, g, fwd ? in : out, n);
     } else if (y->kind == L_BN) {
         const float *P = p->tb.p + y->off;
-        k.o0 = p->bnt, k.i0 = g, k.i1 = P, k.i2 = yin, k.st = y->mr, k.d = d;
+        k.o0 = p->bnt, k.i0 = g, k.i1 = P, k.i2 = in, k.st = y->mr, k.d = d, k.mode = fwd;
         launch(p, K_BN_TERMS, n * d, &k);
         gemm(p, 0, 0, 1, 3 * d, n, 1.0f, p->ones, n, p->bnt, 3 * d, 0.0f, p->bns, 3 * d);
         gemm(p, 0, 0, 1, 1, n, 1.0f, p->ones, n, p->gl, 1, 0.0f, p->bns + 3 * d, 1);
         nf_kargs kb = {0};
-        kb.o0 = dy, kb.i0 = g, kb.i1 = P, kb.i2 = yin, kb.i3 = p->bns, kb.st = y->mr, kb.d = d, kb.n = n;
-        kb.flag = bn_batch(p, n);
-        if (dy) launch(p, K_BN_BWD, n * d, &kb);
+        kb.o0 = din, kb.i0 = g, kb.i1 = P, kb.i2 = in, kb.i3 = p->bns, kb.st = y->mr, kb.d = d, kb.n = n, kb.mode = fwd;
+        kb.flag = !fwd && bn_batch(p, n);
+        if (din) launch(p, K_BN_BWD, n * d, &kb);
         nf_kargs kp = {0};
-        kp.o0 = dparams, kp.i3 = p->bns, kp.d = d;
+        kp.o0 = dparams, kp.i1 = P, kp.i3 = p->bns, kp.st = y->mr, kp.d = d, kp.mode = fwd;
         launch(p, K_BN_PGRAD, d, &kp);
-    } else if (y->inv) {
-        iaf_bwd(p, y, dy, g, yin, xout, n);
-    } else {
+    } else if (fwd ^ y->inv) { /* a MAF's sampling pass (IAF's density): z = in -> x = out */
+        iaf_bwd(p, y, din, g, in, out, n);
+    } else { /* a MAF's density pass (IAF's sampling): x = in -> z = out */
         const dmlp *m = &y->net[0];
         const float *h = y->tape[0] + mlp_tape(m, n) - n * y->npc * d;
-        k.o0 = dy, k.o1 = p->dout, k.i0 = h, k.i1 = xout, k.i2 = g, k.i3 = p->gl, k.i4 = yin, k.a = y->npc * d, k.d = d;
+        k.o0 = din, k.o1 = p->dout, k.i0 = h, k.i1 = out, k.i2 = g, k.i3 = p->gl, k.i4 = in, k.a = y->npc * d, k.d = d;
         k.tx = y->tx;
         launch(p, K_MAF_INV_BWD, n * d, &k);
-        mlp_bwd(p, m, dparams, dy ? p->dxc[0] : NULL, p->dout, y->tape[0], made_in(p, yin, n), n, &ONE);
-        if (dy) add_x_part(p, dy, p->dxc[0], n);
+        mlp_bwd(p, m, dparams, din ? p->dxc[0] : NULL, p->dout, y->tape[0], made_in(p, in, n), n, &ONE);
+        if (din) add_x_part(p, din, p->dxc[0], n);
     }
 }
 
@@ -900,7 +903,7 @@ void nf__dprog_nll(nf_dprog *p, size_t k, int grad) {
     int cur = 0;
     for (size_t l = 0; l < p->L; l++) { /* u[l] = inverse_l(u[l + 1]) */
         float *dy = l + 1 < p->L ? p->gz[cur ^ 1] : NULL;
-        layer_inverse_bwd(p, &p->lay[l], dy, p->gz[cur], p->u + (l + 1) * blk, p->u + l * blk, k);
+        layer_bwd(p, &p->lay[l], 0, dy, p->gz[cur], p->u + (l + 1) * blk, p->u + l * blk, k);
         cur ^= 1;
     }
     if (p->gmask) { /* MADE masks: masked weights get no gradient */
