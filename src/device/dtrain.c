@@ -1,5 +1,6 @@
 /*
- * dtrain.c - the training engine's step on a flow's device (trainer.h).
+ * dtrain.c - the training engine's step on a flow's device (trainer.h):
+ * maximum likelihood and (kl_step) reverse KL.
  * The loop (train/loop.c) is the same; what changes is where a step runs:
  * the batch is copied into a fixed device buffer, then the NLL's forward and
  * backward passes, the gradient's norm, the step's bookkeeping (kern.h
@@ -14,12 +15,14 @@
 #include "prog.h"
 #include "../train/trainer.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct nf_dtrain {
     nf_dprog *p;
     nf_device *dv;
+    float *host;    /* reverse KL: y, x, gx (B x d each), fldj, lpt, gl (B each) on the host */
     void *graph;    /* a full batch's step, recorded (NULL: none yet or not offered) */
     int graph_failed;
     int warm;       /* a full batch's step has run once eagerly (cuBLAS initialised before recording) */
@@ -28,16 +31,20 @@ struct nf_dtrain {
 nf_status nf__dtrain_init(nf_trainer *t) {
     nf_device *dv = nf__flow_dev_device(t->f);
     if (!dv) return NF_OK;
-    if (t->obj != &nf__objective_nll)
-        return nf__err(NF_ERR_UNSUPPORTED, "--device %s: training by %s runs on the CPU only (maximum likelihood runs "
-                       "on the device)", dv->name, t->obj->name);
+    if (t->obj != &nf__objective_nll && t->obj != &nf__objective_reverse_kl)
+        return nf__err(NF_ERR_UNSUPPORTED, "--device %s: training by %s runs on the CPU only", dv->name, t->obj->name);
     if (t->comm || t->reduce)
         return nf__err(NF_ERR_UNSUPPORTED, "--device %s: training across processes (MPI) or with a reduce hook runs on "
                        "the CPU only", dv->name);
     nf_dtrain *dt = calloc(1, sizeof *dt);
     if (!dt) return nf__err(NF_ERR_NOMEM, "out of memory");
     nf_status s = nf__dprog_create(t->f, dv, t->B, 1, &dt->p);
+    if (!s && t->obj == &nf__objective_reverse_kl) {
+        dt->host = malloc((3 * t->d + 3) * t->B * sizeof(float));
+        if (!dt->host) s = nf__err(NF_ERR_NOMEM, "out of memory");
+    }
     if (s) {
+        nf__dprog_free(dt->p);
         free(dt);
         return s;
     }
@@ -51,6 +58,7 @@ void nf__dtrain_free(nf_trainer *t) {
     if (!dt) return;
     if (dt->graph) dt->dv->ops->graph_free(dt->dv->st, dt->graph);
     nf__dprog_free(dt->p);
+    free(dt->host);
     free(dt);
     t->dev = NULL;
 }
@@ -67,11 +75,10 @@ nf_status nf__dtrain_upload(nf_trainer *t) {
     return o->put(dt->dv->st, b->state, st, sizeof st);
 }
 
-/* The step's device work on the k rows already in the batch buffer. */
-static void step_work(nf_trainer *t, size_t k) {
+/* The step's bookkeeping and Adam (the gradient and the loss terms are in). */
+static void step_update(nf_trainer *t, size_t k) {
     nf_dtrain *dt = t->dev;
     const nf_dprog_train *b = nf__dprog_buffers(dt->p);
-    nf__dprog_nll(dt->p, k, 1);
     nf_kargs a;
     memset(&a, 0, sizeof a);
     a.st = b->state, a.n = k;
@@ -80,6 +87,46 @@ static void step_work(nf_trainer *t, size_t k) {
     a.o0 = b->p, a.o1 = b->g, a.o2 = b->mv, a.e = t->P;
     a.f0 = t->adam.lr, a.f1 = t->adam.b1, a.f2 = t->adam.b2, a.f3 = t->adam.eps, a.f4 = t->adam.wd, a.f5 = t->clip;
     dt->dv->ops->launch(dt->dv->st, K_ADAM, t->P, &a);
+}
+
+/* The step's device work on the k rows already in the batch buffer. */
+static void step_work(nf_trainer *t, size_t k) {
+    nf__dprog_nll(t->dev->p, k, 1);
+    step_update(t, k);
+}
+
+/* A reverse-KL step (objective_kl.c's maths; the target runs on the host,
+ * so each step waits for the device): the k base points in t->x (their
+ * log-densities in t->lpb) mapped forward on the device, the target and the
+ * loss on the host, the gradient back through the forward pass on the
+ * device, then the update there. */
+static nf_status kl_step(nf_trainer *t, size_t k) {
+    nf_dtrain *dt = t->dev;
+    const nf_flow *f = t->f;
+    size_t d = t->d;
+    float *y = dt->host, *x = y + t->B * d, *gx = x + t->B * d, *fl = gx + t->B * d, *lpt = fl + t->B, *gl = lpt + t->B;
+    NF_TRY(nf__dprog_kl_forward(dt->p, t->x, k, y, fl));
+    memcpy(x, y, k * d * sizeof(float));
+    if (f->has_scaler)
+        for (size_t i = 0; i < k; i++)
+            for (size_t j = 0; j < d; j++) x[i * d + j] = f->mean[j] + f->std[j] * x[i * d + j];
+    size_t bad = nf__first_nonfinite(x, k * d);
+    if (bad < k * d) return nf__err(NF_ERR_NUMERIC, "a sample is non-finite (row %zu)", bad / d);
+    if (t->target(t->target_user, x, k, d, lpt, gx)) return nf__err(NF_ERR_ARG, "the target log-density reported failure");
+    double sum = 0;
+    for (size_t i = 0; i < k; i++) sum += (double)t->lpb[i] - fl[i] - f->log_std_sum - lpt[i];
+    if (!isfinite(sum) || nf__first_nonfinite(gx, k * d) < k * d)
+        return nf__err(NF_ERR_NUMERIC, "the loss or the target's gradient is non-finite (loss %g)", sum / (double)k);
+    double beta = t->anneal_steps ? fmin(1.0, 0.01 + (double)(t->stepno - 1) / (double)t->anneal_steps) : 1.0;
+    for (size_t i = 0; i < k; i++)
+        for (size_t j = 0; j < d; j++)
+            gx[i * d + j] = (float)(-beta * gx[i * d + j] * (f->has_scaler ? f->std[j] : 1.0f) / (double)k);
+    for (size_t i = 0; i < k; i++) gl[i] = -1.0f / (float)k;
+    NF_TRY(nf__dprog_kl_backward(dt->p, k, gx, gl));
+    const nf_dprog_train *b = nf__dprog_buffers(dt->p);
+    NF_TRY(dt->dv->ops->put(dt->dv->st, b->state + ST_LOSS, &sum, sizeof sum));
+    step_update(t, k);
+    return NF_OK;
 }
 
 /* The k rows in t->x (and their context) into the device's batch buffer. */
@@ -96,6 +143,7 @@ nf_status nf__dtrain_step(nf_trainer *t, size_t k) {
     const nf_dprog_train *b = nf__dprog_buffers(dt->p);
     t->kglob = (double)k;
     if (!k) return NF_OK;
+    if (t->obj == &nf__objective_reverse_kl) return kl_step(t, k);
     NF_TRY(put_batch(t, k));
     int warm = dt->warm;
     if (k == b->R) dt->warm = 1;

@@ -335,7 +335,7 @@ nf_status nf__dprog_create(const nf_flow *f, nf_device *dv, size_t R, int train,
         } else if (y->kind == L_MAF) {
             outw = y->npc * d > outw ? y->npc * d : outw;
             inw = d + p->dc > inw ? d + p->dc : inw;
-            iaf |= y->inv;
+            iaf = 1; /* (a MAF's sampling-pass backward: reverse KL, IAF densities) */
         } else if (y->kind == L_ACTNORM) {
             outw = 2 * d > outw ? 2 * d : outw;
         } else if (y->kind == L_LU) {
@@ -889,6 +889,16 @@ static const float *density(nf_dprog *p, const float *x, size_t k) {
     return in;
 }
 
+/* The step's gradient is in: MADE masks applied, its squared norm (ST_SQ). */
+static void grad_done(nf_dprog *p) {
+    if (p->gmask) { /* MADE masks: masked weights get no gradient */
+        nf_kargs m = {0};
+        m.o0 = p->tb.g, m.i0 = p->gmask;
+        launch(p, K_MUL, p->tb.P, &m);
+    }
+    OPS(p)->reduce(ST(p), p->tb.state + ST_SQ, p->tb.g, p->tb.P, 1, 0);
+}
+
 void nf__dprog_nll(nf_dprog *p, size_t k, int grad) {
     p->bn_mode = grad ? 2 : 0; /* batch norm: a training step's statistics (validation: the running averages) */
     const float *z = density(p, p->tb.batch, k);
@@ -906,13 +916,32 @@ void nf__dprog_nll(nf_dprog *p, size_t k, int grad) {
         layer_bwd(p, &p->lay[l], 0, dy, p->gz[cur], p->u + (l + 1) * blk, p->u + l * blk, k);
         cur ^= 1;
     }
-    if (p->gmask) { /* MADE masks: masked weights get no gradient */
-        nf_kargs m = {0};
-        m.o0 = p->tb.g, m.i0 = p->gmask;
-        launch(p, K_MUL, p->tb.P, &m);
-    }
-    OPS(p)->reduce(ST(p), p->tb.state + ST_SQ, p->tb.g, p->tb.P, 1, 0);
+    grad_done(p);
     p->bn_mode = 0;
+}
+
+nf_status nf__dprog_kl_forward(nf_dprog *p, const float *z, size_t k, float *y, float *fldj) {
+    size_t d = p->d, blk = p->R * d;
+    NF_TRY(OPS(p)->put(ST(p), p->u, z, k * d * sizeof(float)));
+    OPS(p)->zero(ST(p), p->ldj, k * sizeof(float));
+    for (size_t l = 0; l < p->L; l++) /* u[l + 1] = forward_l(u[l]), taped */
+        layer_pass(p, &p->lay[l], p->u + (l + 1) * blk, p->ldj, p->u + l * blk, k, 1);
+    NF_TRY(OPS(p)->get(ST(p), y, p->u + p->L * blk, k * d * sizeof(float)));
+    return OPS(p)->get(ST(p), fldj, p->ldj, k * sizeof(float));
+}
+
+nf_status nf__dprog_kl_backward(nf_dprog *p, size_t k, const float *gy, const float *gl) {
+    size_t d = p->d, blk = p->R * d;
+    NF_TRY(OPS(p)->put(ST(p), p->gz[0], gy, k * d * sizeof(float)));
+    NF_TRY(OPS(p)->put(ST(p), p->gl, gl, k * sizeof(float)));
+    int cur = 0;
+    for (size_t l = p->L; l-- > 0;) {
+        float *dx = l ? p->gz[cur ^ 1] : NULL;
+        layer_bwd(p, &p->lay[l], 1, dx, p->gz[cur], p->u + l * blk, p->u + (l + 1) * blk, k);
+        cur ^= 1;
+    }
+    grad_done(p);
+    return NF_OK;
 }
 
 nf_status nf__dprog_log_prob(nf_dprog *p, const float *x, const float *ctx, size_t n, float *lp, float *zout) {

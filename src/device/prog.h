@@ -90,5 +90,11 @@ nf_device *nf__dprog_device(const nf_dprog *p);
  * of log p) and, with grad, the gradient of the mean NLL into g and its
  * squared norm (ST_SQ).  No host synchronisation. */
 void nf__dprog_nll(nf_dprog *p, size_t k, int grad);
+/* Reverse KL (training through the sampling direction): the forward pass of
+ * k host base points z, taped, into host y and the forward log-det fldj;
+ * then, given the host gradients gy = dL/dy and gl = dL/dfldj, the
+ * backward pass into the device gradient and its squared norm (ST_SQ). */
+nf_status nf__dprog_kl_forward(nf_dprog *p, const float *z, size_t k, float *y, float *fldj);
+nf_status nf__dprog_kl_backward(nf_dprog *p, size_t k, const float *gy, const float *gl);
 
 #endif

@@ -126,7 +126,7 @@ static nf_status end_period(nf_trainer *t, nf_source *src, const nf_train_opts *
         size_t bad;
         NF_TRY(nf__dtrain_sync(t, &sum, &rows, &bad));
         if (bad) return step_error(nf__err(NF_ERR_NUMERIC, "the loss or the gradient is not finite"), bad);
-        tl = -sum / rows + t->f->log_std_sum;
+        tl = t->obj->loss(t, sum, (size_t)rows); /* (the objectives' losses are affine in the sum of per-row terms) */
     }
     if (pl->epochs) c->epoch++;
     if (src->nval) {
