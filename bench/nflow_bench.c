@@ -15,7 +15,9 @@
  * points (in chunks of 2048, as the library does); IAF sampling (its fast
  * direction); a 10000x256x256 sgemm; the process's peak resident memory.
  *
- * Usage: nflow_bench [--part steps|passes|sgemm] [--device D] [--gpu]   (default: steps and passes)
+ * Usage: nflow_bench [--part steps|passes|sgemm|rows] [--device D] [--gpu]   (default: steps and passes)
+ * --part rows: one thread's step time at batch 6 to 200 (what a slot of a
+ * row-split step costs: its fixed part bounds how far rows can be split).
  *        nflow_bench --blas-better           (for bench/run: a faster kernel set, or nothing)
  * --device D runs the flows on D (cuda, cuda:K; an nflow built with make
  * CUDA=1).  --gpu: the configurations of bench/device/run instead: steps at
@@ -98,13 +100,14 @@ int main(int argc, char **argv) {
         if (better) puts(better);
         return 0;
     }
-    int steps = 1, passes = 1, sgemm = 1, gpu = 0;
+    int steps = 1, passes = 1, sgemm = 1, gpu = 0, rows = 0;
     const char *device = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--part") && i + 1 < argc) {
             const char *p = argv[++i];
             steps = !strcmp(p, "steps"), passes = !strcmp(p, "passes"), sgemm = passes || !strcmp(p, "sgemm");
-            if (!steps && !sgemm) i = argc + 1;
+            rows = !strcmp(p, "rows");
+            if (!steps && !sgemm && !rows) i = argc + 1;
         } else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
             device = argv[++i];
         } else if (!strcmp(argv[i], "--gpu")) {
@@ -113,7 +116,7 @@ int main(int argc, char **argv) {
             i = argc + 1;
         }
         if (i > argc) {
-            fprintf(stderr, "usage: nflow_bench [--part steps|passes|sgemm] [--device D] [--gpu] | --blas-better\n");
+            fprintf(stderr, "usage: nflow_bench [--part steps|passes|sgemm|rows] [--device D] [--gpu] | --blas-better\n");
             return 2;
         }
     }
@@ -135,6 +138,14 @@ int main(int argc, char **argv) {
         getrusage(RUSAGE_SELF, &ru);
         printf("RESULT peak_rss %.1f MiB\n", ru.ru_maxrss / 1024.0);
         fflush(stdout);
+    }
+    if (rows) {
+        size_t bs[6] = {6, 12, 25, 50, 100, 200};
+        for (int q = 0; q < 6; q++) {
+            printf("RESULT realnvp_step_rows%zu %.4f ms\n", bs[q], step_ms(rnvp, bs[q], 200, 1, device));
+            printf("RESULT maf_step_rows%zu %.4f ms\n", bs[q], step_ms(maf, bs[q], 200, 1, device));
+            fflush(stdout);
+        }
     }
     if (!sgemm) return 0;
 

@@ -87,6 +87,14 @@ def main():
             nf16 = r.get(("cpu16", "nflow", n))
             tgs = "-" if tg is None else f"{fmt(tg)}" + ("" if nf16 is None else (" met" if nf16 <= tg else " missed"))
             print(f"| {n} | " + " | ".join(cells) + f" | {tgs} |")
+        rows = [(m, r.get(("cpu1", "nflow", f"realnvp_step_rows{m}")), r.get(("cpu1", "nflow", f"maf_step_rows{m}")))
+                for m in (6, 12, 25, 50, 100, 200)]
+        if any(a for _, a, _ in rows):
+            print("\nOne thread's step by batch rows (a row-split step's slot costs at least the smallest):\n")
+            print("| rows | " + " | ".join(str(m) for m, _, _ in rows) + " |")
+            print("|---|" + "---|" * len(rows))
+            print("| RealNVP | " + " | ".join(fmt(a) for _, a, _ in rows) + " |")
+            print("| MAF | " + " | ".join(fmt(b) for _, _, b in rows) + " |")
         one = r.get(("cpu1", "nflow", "sgemm_10000x256x256"))
         lp = r.get(("cpu16", "nflow", "realnvp_logprob_2p20"))
         if one and lp:
