@@ -585,7 +585,8 @@ size_t nf_flow_context_dim(const nf_flow *flow);
 nf_status nf_flow_set_threads(nf_flow *flow, size_t threads);
 
 /* Where the flow computes: "cpu" (the default), "cuda" or "cuda:K" (GPU K;
- * needs an nflow built with make CUDA=1, see nf_cuda_available).  On a GPU
+ * needs an nflow built with make CUDA=1, see nf_cuda_available); a ",tf32"
+ * suffix ("cuda,tf32") lets the matrix products use TF32 (fp32 otherwise).  On a GPU
  * the flow's parameters are copied to the device; log_prob, to_base, the
  * sample calls and training (nf_flow_fit and the other fit calls) run there
  * in large chunks, and results agree with the CPU's to rounding (fp32).

@@ -66,7 +66,7 @@ void test_cli(const char *build) {
                                   "fit-density --target u1 --flow \"realnvp(layers=2, hidden=[8])\" --steps 5"};
         for (int i = 0; i < 2; i++) {
             CHECK(run(out, sizeof out, "%s %s --out %s/dev --device tpu 2>&1", bin, dev_cmds[i], tmp) == 1 &&
-                      strstr(out, "unknown device \"tpu\" (cpu, cuda or cuda:K)") && !exists(tmp, "dev"),
+                      strstr(out, "unknown device \"tpu\" (cpu, cuda or cuda:K") && !exists(tmp, "dev"),
                   "%s --device tpu: exit 1 naming the devices (%s)", dev_cmds[i], out);
             int rc = run(out, sizeof out, "%s %s --out %s/dev --device cuda 2>&1", bin, dev_cmds[i], tmp);
             if (!nf_cuda_available())

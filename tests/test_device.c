@@ -454,6 +454,32 @@ static void suite_on(const nf_dev_ops *ops, const char *dev, double tol) {
     refusals(ops);
 }
 
+#ifdef NF_CUDA
+/* TF32 products on a GPU: log_prob of the seed RealNVP against fp32 on the same GPU; the
+ * difference is printed (docs/performance.md quotes it) and must stay under 1e-2 relative. */
+static void tf32_error(void) {
+    nf_flow *a = NULL, *b = NULL;
+    CHECK_OK(nf_flow_from_spec("realnvp(layers=6, hidden=[256,256])", 2, 1, &a));
+    CHECK_OK(nf_flow_from_spec("realnvp(layers=6, hidden=[256,256])", 2, 1, &b));
+    if (!a || !b) return;
+    jitter(a, 5), jitter(b, 5);
+    CHECK_OK(nf_flow_set_device(a, "cuda"));
+    CHECK_OK(nf_flow_set_device(b, "cuda,tf32"));
+    CHECK(strcmp(nf_flow_device(b), "cuda:0,tf32") == 0, "the TF32 device's name: %s", nf_flow_device(b));
+    size_t n = 4096;
+    float *x = malloc(n * 2 * sizeof(float)), *la = malloc(n * sizeof(float)), *lb = malloc(n * sizeof(float));
+    fill(x, n * 2, 12);
+    CHECK_OK(nf_flow_log_prob(a, x, n, la));
+    CHECK_OK(nf_flow_log_prob(b, x, n, lb));
+    double e = rel_err(lb, la, n);
+    printf("INFO device: TF32 against fp32 on the GPU, the seed RealNVP's log_prob of %zu points: max |difference| "
+           "/ (1 + max |log p|) = %.3g\n", n, e);
+    CHECK(e < 1e-2, "TF32's log_prob differs from fp32's by %g", e);
+    free(x), free(la), free(lb);
+    nf_flow_free(a), nf_flow_free(b);
+}
+#endif
+
 void test_device(void) {
     suite_on(&nf__dev_host, "host:0", 2e-5);
     nf_flow *f = NULL;
@@ -461,6 +487,10 @@ void test_device(void) {
     if (!f) return;
     CHECK_ERR(nf_flow_set_device(f, "tpu"), NF_ERR_ARG, "unknown device \"tpu\"");
     CHECK_ERR(nf_flow_set_device(f, "cuda:x"), NF_ERR_ARG, "must be 0..1024");
+    CHECK_ERR(nf_flow_set_device(f, "cuda:0,tf3"), NF_ERR_ARG, "must be 0..1024");
+    CHECK_ERR(nf_flow_set_device(f, "cpu,tf32"), NF_ERR_ARG, "unknown device");
+    if (!nf_cuda_available())
+        CHECK_ERR(nf_flow_set_device(f, "cuda,tf32"), NF_ERR_UNSUPPORTED, "built without CUDA");
     nf_status s = nf_flow_set_device(f, "cuda");
     if (!nf_cuda_available()) {
         CHECK(s == NF_ERR_UNSUPPORTED && strstr(nf_last_error(), "built without CUDA (build with make CUDA=1)"),
@@ -473,6 +503,7 @@ void test_device(void) {
     } else {
 #ifdef NF_CUDA
         suite_on(&nf__dev_cuda, "cuda:0", 1e-4);
+        tf32_error();
 #endif
     }
     nf_flow_free(f);

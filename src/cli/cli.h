@@ -128,11 +128,11 @@ typedef struct engine_opts {
     "                    data: its own draws); gradients are summed every step; rank\n" \
     "                    0 writes the outputs and checkpoints (docs/scaling.md)\n"
 #define DEVICE_HELP                                                                     \
-    "  --device D        cpu (default), cuda or cuda:K: compute on GPU K (an nflow built\n" \
-    "                    with make CUDA=1; nflow --version says): couplings (realnvp,\n"   \
-    "                    nice, nsf), maf, iaf, actnorm, batchnorm, lu_linear and\n"      \
-    "                    permutations on a normal base; other flows are refused by\n"    \
-    "                    name (docs/cli.md)\n"
+    "  --device D        cpu (default), cuda or cuda:K (cuda,tf32: TF32 products): compute\n" \
+    "                    on GPU K (an nflow built with make CUDA=1; nflow --version\n"     \
+    "                    says): couplings (realnvp, nice, nsf), maf, iaf, actnorm,\n"       \
+    "                    batchnorm, lu_linear and permutations on a normal base; other\n"   \
+    "                    flows are refused by name (docs/cli.md)\n"
 void engine_opts_parse(args *a, engine_opts *e);
 /* Puts f on `device` (NULL: leaves it on the CPU); 0, or EXIT_USAGE with the
  * reason printed (no CUDA in this build, no GPU, a layer the GPU cannot run). */

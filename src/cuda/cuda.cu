@@ -4,7 +4,8 @@
  * number, so each compiles to its own code), a fixed-order block reduction,
  * and CUDA graphs for whole training steps.  Everything is queued on one
  * stream per device; only get() waits for it.  fp32 throughout (cuBLAS's
- * default math mode: no TF32).
+ * default math mode) unless TF32 is asked for (c_set_tf32: the products
+ * only; the kernels stay fp32/fp64).
  */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -288,10 +289,16 @@ void c_graph_free(void *st, void *graph) {
 
 const char *c_describe(void *st) { return ((cuda_state *)st)->desc; }
 
+/* TF32 tensor cores for the products (10-bit mantissas in the products' inputs), or fp32. */
+void c_set_tf32(void *st, int on) {
+    cuda_state *c = (cuda_state *)st;
+    cublasSetMathMode(c->blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH);
+}
+
 } // namespace
 
 extern "C" const nf_dev_ops nf__dev_cuda = {
     "cuda",       (size_t)1 << 20, c_open,         c_close,        c_alloc,      c_free,
     c_put,        c_get,           c_copy,         c_zero,         c_gemm,       c_gemm_batched, c_launch,
-    c_reduce,     c_graph_begin,   c_graph_end,    c_graph_replay, c_graph_free, c_describe,
+    c_reduce,     c_graph_begin,   c_graph_end,    c_graph_replay, c_graph_free, c_describe, c_set_tf32,
 };

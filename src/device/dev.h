@@ -59,6 +59,8 @@ typedef struct nf_dev_ops {
     void (*graph_free)(void *st, void *graph);
     /* a description for messages and --version ("NVIDIA H200, sm_90") */
     const char *(*describe)(void *st);
+    /* optional (NULL: fp32 only): let the products use TF32 (on) or not */
+    void (*set_tf32)(void *st, int on);
 } nf_dev_ops;
 
 /* The CPU pretending to be a device (host.c): for the tests. */

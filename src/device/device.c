@@ -24,10 +24,17 @@ struct nf_flow_dev {
     pthread_mutex_t mu;
 };
 
-static nf_status open_on(nf_flow *f, const nf_dev_ops *ops, int index) {
+static nf_status open_on(nf_flow *f, const nf_dev_ops *ops, int index, int tf32) {
     nf_device *dv = NULL;
     NF_TRY(nf__device_open(ops, index, &dv));
-    nf_status s = nf__dprog_check(f, dv->name);
+    nf_status s = NF_OK;
+    if (tf32 && !ops->set_tf32) s = nf__err(NF_ERR_UNSUPPORTED, "%s does not offer TF32", dv->name);
+    if (tf32 && !s) {
+        ops->set_tf32(dv->st, 1);
+        size_t len = strlen(dv->name);
+        snprintf(dv->name + len, sizeof dv->name - len, ",tf32");
+    }
+    if (!s) s = nf__dprog_check(f, dv->name);
     nf_flow_dev *fd = s ? NULL : calloc(1, sizeof *fd);
     if (!s && !fd) s = nf__err(NF_ERR_NOMEM, "out of memory");
     if (s) {
@@ -55,7 +62,7 @@ nf_status nf__flow_set_device_ops(nf_flow *f, const nf_dev_ops *ops, int index) 
         f->dev = NULL;
         return NF_OK;
     }
-    return open_on(f, ops, index);
+    return open_on(f, ops, index, 0);
 }
 
 int nf_cuda_available(void) {
@@ -71,23 +78,27 @@ nf_status nf_flow_set_device(nf_flow *f, const char *device) {
     if (!f || !device) return nf__err(NF_ERR_ARG, "%s: flow and device must not be NULL", fn);
     if (strcmp(device, "cpu") == 0) return nf__flow_set_device_ops(f, NULL, 0);
     int index = 0;
-    if (strncmp(device, "cuda", 4) == 0 && (device[4] == 0 || device[4] == ':')) {
-        if (device[4] == ':') {
+    size_t len = strlen(device);
+    int tf32 = len > 5 && strcmp(device + len - 5, ",tf32") == 0; /* "cuda,tf32", "cuda:1,tf32" */
+    if (tf32) len -= 5;
+    if (len >= 4 && strncmp(device, "cuda", 4) == 0 && (len == 4 || device[4] == ':')) {
+        if (len > 4) {
             char *end;
             long k = strtol(device + 5, &end, 10);
-            if (end == device + 5 || *end || k < 0 || k > 1024)
+            if (end == device + 5 || end != device + len || k < 0 || k > 1024)
                 return nf__err(NF_ERR_ARG, "%s: \"%s\": the GPU's number after cuda: must be 0..1024", fn, device);
             index = (int)k;
         }
 #ifdef NF_CUDA
-        return nf__err_prefix(open_on(f, &nf__dev_cuda, index), fn);
+        return nf__err_prefix(open_on(f, &nf__dev_cuda, index, tf32), fn);
 #else
         (void)index;
         return nf__err(NF_ERR_UNSUPPORTED, "%s: \"%s\": this nflow was built without CUDA (build with make CUDA=1)", fn,
                        device);
 #endif
     }
-    return nf__err(NF_ERR_ARG, "%s: unknown device \"%s\" (cpu, cuda or cuda:K)", fn, device);
+    return nf__err(NF_ERR_ARG, "%s: unknown device \"%s\" (cpu, cuda or cuda:K, with ,tf32 for TF32 products)", fn,
+                   device);
 }
 
 const char *nf_flow_device(const nf_flow *f) { return f && f->dev ? f->dev->dv->name : "cpu"; }

@@ -68,5 +68,5 @@ static const char *h_describe(void *st) {
 
 const nf_dev_ops nf__dev_host = {
     "host", 4096, h_open, h_close, h_alloc, h_free, h_put, h_put, h_copy, h_zero, h_gemm, h_gemm_batched, h_launch, h_reduce,
-    NULL, NULL, NULL, NULL, h_describe,
+    NULL, NULL, NULL, NULL, h_describe, NULL,
 };
