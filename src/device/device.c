@@ -132,15 +132,6 @@ nf_status nf__flow_dev_density(const nf_flow *f, const float *x, const float *ct
     return s;
 }
 
-nf_status nf__flow_dev_forward(const nf_flow *f, float *x, const float *ctx, size_t n, float *ldj) {
-    nf_flow_dev *fd = f->dev;
-    pthread_mutex_lock(&fd->mu);
-    nf_status s = eval_prog(f, fd);
-    if (!s) s = nf__dprog_forward(fd->eval, x, ctx, n, x, ldj);
-    pthread_mutex_unlock(&fd->mu);
-    return s;
-}
-
 nf_status nf__flow_dev_sample(const nf_flow *f, nf_rng *rng, const float *ctx, size_t n, float *x, float *lpb,
                               float *ldj) {
     nf_flow_dev *fd = f->dev;

@@ -945,8 +945,8 @@ nf_status nf__dprog_kl_backward(nf_dprog *p, size_t k, const float *gy, const fl
 }
 
 nf_status nf__dprog_log_prob(nf_dprog *p, const float *x, const float *ctx, size_t n, float *lp, float *zout) {
-    size_t d = p->d, blk = p->R * d;
-    float *in = p->train ? p->tb.batch : p->u + 0 * blk;
+    size_t d = p->d;
+    float *in = p->train ? p->tb.batch : p->u;
     for (size_t r = 0; r < n; r += p->R) {
         size_t k = n - r < p->R ? n - r : p->R;
         NF_TRY(OPS(p)->put(ST(p), in, x + r * d, k * d * sizeof(float)));
@@ -976,17 +976,6 @@ static nf_status forward_chunk(nf_dprog *p, size_t k, float *x, float *ldj) {
     if (ldj) {
         NF_TRY(OPS(p)->get(ST(p), p->hrow, p->ldj, k * sizeof(float)));
         for (size_t i = 0; i < k; i++) ldj[i] += p->hrow[i];
-    }
-    return NF_OK;
-}
-
-nf_status nf__dprog_forward(nf_dprog *p, const float *z, const float *ctx, size_t n, float *x, float *ldj) {
-    size_t d = p->d;
-    for (size_t r = 0; r < n; r += p->R) {
-        size_t k = n - r < p->R ? n - r : p->R;
-        NF_TRY(OPS(p)->put(ST(p), p->u, z + r * d, k * d * sizeof(float)));
-        if (p->dc) NF_TRY(OPS(p)->put(ST(p), p->tb.ctx, ctx + r * p->dc, k * p->dc * sizeof(float)));
-        NF_TRY(forward_chunk(p, k, x + r * d, ldj ? ldj + r : NULL));
     }
     return NF_OK;
 }

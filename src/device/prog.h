@@ -25,10 +25,8 @@ void nf__flow_dev_free(nf_flow_dev *fd);
 nf_status nf__flow_set_device_ops(nf_flow *f, const nf_dev_ops *ops, int index);
 /* The one-off calls on f's device (flow.c calls them after its checks):
  * x in data units; lp and z as nf__dprog_log_prob's (without the scaler's
- * log std); forward maps the base points in x in place, adding the
- * forward log-det into ldj (may be NULL), in model space. */
+ * log std). */
 nf_status nf__flow_dev_density(const nf_flow *f, const float *x, const float *ctx, size_t n, float *lp, float *z);
-nf_status nf__flow_dev_forward(const nf_flow *f, float *x, const float *ctx, size_t n, float *ldj);
 /* n samples drawn as nf__dprog_sample does, in model space; lpb (may be
  * NULL) their base log-densities, ldj (may be NULL) += the forward log-det. */
 nf_status nf__flow_dev_sample(const nf_flow *f, nf_rng *rng, const float *ctx, size_t n, float *x, float *lpb,
@@ -65,10 +63,6 @@ nf_status nf__dprog_get_params(nf_dprog *p, float *params);
  * lp (n; may be NULL), and their base points into host z (n x d; may be
  * NULL).  Chunks of R.  The overlap of z and x is allowed. */
 nf_status nf__dprog_log_prob(nf_dprog *p, const float *x, const float *ctx, size_t n, float *lp, float *z);
-/* The forward map of n host base points z into host x, and with ldj (host,
- * n) the forward log-det added into it.  Chunks of R. */
-nf_status nf__dprog_forward(nf_dprog *p, const float *z, const float *ctx, size_t n, float *x, float *ldj);
-
 /* n samples: base points drawn from the host generator rng as the CPU's
  * normal base draws them (the same words, the Box-Muller transform on the
  * device; rng left as after the CPU's draws), mapped forward: into host x,
