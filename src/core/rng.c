@@ -88,9 +88,7 @@ uint64_t nf_rng_below(nf_rng *r, uint64_t bound) {
 float nf_rng_uniform(nf_rng *r) { return (float)(nf_rng_u64(r) >> 40) * 0x1.0p-24f; }
 
 /* Uniform on (0, 1) in double, never 0 (53 bits). */
-static double uniform_open(nf_rng *r) {
-    return ((double)(nf_rng_u64(r) >> 11) + 0.5) * 0x1.0p-53;
-}
+static double uniform_open(nf_rng *r) { return nf__u53(nf_rng_u64(r)); }
 
 static double normal_double(nf_rng *r) {
     if (r->has_spare) {
@@ -98,11 +96,8 @@ static double normal_double(nf_rng *r) {
         return r->spare;
     }
     double u1 = uniform_open(r), u2 = uniform_open(r);
-    double rad = sqrt(-2.0 * log(u1));
-    double th = 6.283185307179586476925 * u2;
-    r->spare = rad * sin(th);
     r->has_spare = 1;
-    return rad * cos(th);
+    return nf__box_muller(u1, u2, &r->spare);
 }
 
 float nf_rng_normal(nf_rng *r) { return (float)normal_double(r); }

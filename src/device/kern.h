@@ -247,7 +247,7 @@ NF_HD void nf__k_spline_coupling_bwd(const nf_kargs *k, size_t q) {
 NF_HD void nf__k_normal(const nf_kargs *k, size_t r) {
     size_t d = k->d;
     double s = 0;
-    for (size_t j = 0; j < d; j++) s -= log((double)k->i2[j]) + 0.91893853320467274178;
+    for (size_t j = 0; j < d; j++) s -= log((double)k->i2[j]) + NF_LOG_SQRT_2PI;
     for (size_t j = 0; j < d; j++) {
         double sc = k->i2[j], z = ((double)k->i0[r * d + j] - k->i1[j]) / sc;
         s -= 0.5 * z * z;
@@ -500,9 +500,8 @@ NF_HD void nf__k_normal_draw(const nf_kargs *k, size_t e) {
         z = k->dd;
     } else {
         size_t m = g - (size_t)k->flag, q = m / 2 - k->b;
-        double u1 = ((double)(k->u[2 * q] >> 11) + 0.5) * 0x1.0p-53, u2 = ((double)(k->u[2 * q + 1] >> 11) + 0.5) * 0x1.0p-53;
-        double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586476925 * u2;
-        z = m % 2 ? rad * sin(th) : rad * cos(th);
+        double sine, cosine = nf__box_muller(nf__u53(k->u[2 * q]), nf__u53(k->u[2 * q + 1]), &sine);
+        z = m % 2 ? sine : cosine;
     }
     k->o0[e] = k->i1[j] + k->i2[j] * (float)z;
 }

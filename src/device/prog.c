@@ -1025,8 +1025,8 @@ nf_status nf__dprog_sample(nf_dprog *p, nf_rng *rng, const float *ctx, size_t n,
     size_t used = N - (size_t)spare0;
     st[4] = used % 2;
     if (used % 2) {
-        double u1 = ((double)(last[0] >> 11) + 0.5) * 0x1.0p-53, u2 = ((double)(last[1] >> 11) + 0.5) * 0x1.0p-53;
-        double sp = sqrt(-2.0 * log(u1)) * sin(6.283185307179586476925 * u2);
+        double sp;
+        nf__box_muller(nf__u53(last[0]), nf__u53(last[1]), &sp);
         memcpy(&st[5], &sp, sizeof sp);
     }
     nf__rng_set_state(rng, st);
