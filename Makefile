@@ -194,7 +194,7 @@ valgrind: $(BUILD)/tests/run
 # The thread-safety tests under ThreadSanitizer (one BLAS thread per caller).
 tsan:
 	$(MAKE) SAN=thread $(if $(filter clang,$(CC)),,CC=clang) build-tsan/tests/run
-	NF_TEST_ONLY=threads,comm OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1 ./build-tsan/tests/run
+	NF_TEST_ONLY=threads,comm,team OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1 ./build-tsan/tests/run
 
 # The MPI build's tests under mpirun (Open MPI: openmpi-bin libopenmpi-dev): tests/mpi/run.
 test-mpi:

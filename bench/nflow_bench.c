@@ -15,7 +15,9 @@
  * points (in chunks of 2048, as the library does); IAF sampling (its fast
  * direction); a 10000x256x256 sgemm; the process's peak resident memory.
  *
- * Usage: nflow_bench [--part steps|passes|sgemm|rows] [--device D] [--gpu]   (default: steps and passes)
+ * Usage: nflow_bench [--part steps|passes|sgemm|rows] [--split rows|columns|auto] [--device D] [--gpu]
+ *        (default: steps and passes, the library's split)
+ * --split: how the T threads share a training step (nf_train_opts.split).
  * --part rows: one thread's step time at batch 6 to 200 (what a slot of a
  * row-split step costs: its fixed part bounds how far rows can be split).
  *        nflow_bench --blas-better           (for bench/run: a faster kernel set, or nothing)
@@ -66,7 +68,7 @@ static int same_batch(void *u, nf_rng *r, float *x, size_t n) {
 
 /* ms per training step at batch b (median of 3 timed runs of `steps`),
  * with the batch split over `threads` threads. */
-static double step_ms(const char *spec, size_t b, size_t steps, size_t threads, const char *device) {
+static double step_ms(const char *spec, size_t b, size_t steps, size_t threads, int split, const char *device) {
     nf_flow *f = NULL;
     TRY(nf_flow_from_spec(spec, 2, 1, &f));
     if (device) TRY(nf_flow_set_device(f, device));
@@ -76,7 +78,7 @@ static double step_ms(const char *spec, size_t b, size_t steps, size_t threads, 
     TRY(nf_data_moons(rng, b, 0.05f, x, NULL));
     fixed fx = {x};
     nf_train_opts o = nf_train_defaults();
-    o.batch = b, o.lr = 1e-4f, o.log_every = 0, o.threads = threads;
+    o.batch = b, o.lr = 1e-4f, o.log_every = 0, o.threads = threads, o.split = split;
     double t[3];
     o.steps = 5;
     TRY(nf_flow_fit_stream(f, same_batch, &fx, &o, NULL)); /* warm up */
@@ -102,6 +104,7 @@ int main(int argc, char **argv) {
     }
     int steps = 1, passes = 1, sgemm = 1, gpu = 0, rows = 0;
     const char *device = NULL;
+    int split = NF_SPLIT_AUTO;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--part") && i + 1 < argc) {
             const char *p = argv[++i];
@@ -110,17 +113,22 @@ int main(int argc, char **argv) {
             if (!steps && !sgemm && !rows) i = argc + 1;
         } else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
             device = argv[++i];
+        } else if (!strcmp(argv[i], "--split") && i + 1 < argc) {
+            const char *p = argv[++i];
+            split = !strcmp(p, "rows") ? NF_SPLIT_ROWS : !strcmp(p, "columns") ? NF_SPLIT_COLUMNS : !strcmp(p, "auto") ? NF_SPLIT_AUTO : -1;
+            if (split < 0) i = argc + 1;
         } else if (!strcmp(argv[i], "--gpu")) {
             gpu = 1;
         } else {
             i = argc + 1;
         }
         if (i > argc) {
-            fprintf(stderr, "usage: nflow_bench [--part steps|passes|sgemm|rows] [--device D] [--gpu] | --blas-better\n");
+            fprintf(stderr, "usage: nflow_bench [--part steps|passes|sgemm|rows] [--split rows|columns|auto] [--device D] [--gpu] | --blas-better\n");
             return 2;
         }
     }
-    printf("INFO nflow blas %s device %s\n", blas, device ? device : "cpu");
+    printf("INFO nflow blas %s device %s split %s\n", blas, device ? device : "cpu",
+           split == NF_SPLIT_ROWS ? "rows" : split == NF_SPLIT_COLUMNS ? "columns" : "auto");
     const char *rnvp = "realnvp(layers=6, hidden=[256,256])",
                *maf = gpu ? "maf(layers=5, hidden=[256,256], residual=0, scale=unbounded)" : "maf(layers=5, hidden=[256,256])",
                *iaf = "iaf(layers=5, hidden=[256,256])";
@@ -129,12 +137,12 @@ int main(int argc, char **argv) {
     if (T > 1 && openblas_set_num_threads) openblas_set_num_threads(1); /* training: nflow's threads */
     struct rusage ru;
     if (steps) {
-        printf("RESULT realnvp_step_b100 %.4f ms\n", step_ms(rnvp, 100, 200, T, device));
+        printf("RESULT realnvp_step_b100 %.4f ms\n", step_ms(rnvp, 100, 200, T, split, device));
         size_t big = device ? 100 : 30; /* steps at batch 1024: a GPU's take far less time */
-        printf("RESULT realnvp_step_b1024 %.4f ms\n", step_ms(rnvp, 1024, big, T, device));
-        if (device) printf("RESULT realnvp_step_b16384 %.4f ms\n", step_ms(rnvp, 16384, 30, T, device));
-        printf("RESULT maf_step_b100 %.4f ms\n", step_ms(maf, 100, 200, T, device));
-        printf("RESULT maf_step_b1024 %.4f ms\n", step_ms(maf, 1024, big, T, device));
+        printf("RESULT realnvp_step_b1024 %.4f ms\n", step_ms(rnvp, 1024, big, T, split, device));
+        if (device) printf("RESULT realnvp_step_b16384 %.4f ms\n", step_ms(rnvp, 16384, 30, T, split, device));
+        printf("RESULT maf_step_b100 %.4f ms\n", step_ms(maf, 100, 200, T, split, device));
+        printf("RESULT maf_step_b1024 %.4f ms\n", step_ms(maf, 1024, big, T, split, device));
         getrusage(RUSAGE_SELF, &ru);
         printf("RESULT peak_rss %.1f MiB\n", ru.ru_maxrss / 1024.0);
         fflush(stdout);
@@ -142,8 +150,8 @@ int main(int argc, char **argv) {
     if (rows) {
         size_t bs[6] = {6, 12, 25, 50, 100, 200};
         for (int q = 0; q < 6; q++) {
-            printf("RESULT realnvp_step_rows%zu %.4f ms\n", bs[q], step_ms(rnvp, bs[q], 200, 1, device));
-            printf("RESULT maf_step_rows%zu %.4f ms\n", bs[q], step_ms(maf, bs[q], 200, 1, device));
+            printf("RESULT realnvp_step_rows%zu %.4f ms\n", bs[q], step_ms(rnvp, bs[q], 200, 1, split, device));
+            printf("RESULT maf_step_rows%zu %.4f ms\n", bs[q], step_ms(maf, bs[q], 200, 1, split, device));
             fflush(stdout);
         }
     }

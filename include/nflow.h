@@ -700,10 +700,9 @@ typedef struct nf_train_opts {
     const char *checkpoint_path;
     size_t checkpoint_every;
     const char *resume_path;
-    /* Threads that share each batch (0 or 1: the calling thread alone).  Each
-     * takes a slice of the rows with its own workspace; gradients are summed
-     * in a fixed order, so results are reproducible for a given thread count.
-     * BLAS runs one thread inside nflow's calls, whatever the host set. */
+    /* Threads that share each step (0 or 1: the calling thread alone), as
+     * `split` says.  Results are reproducible for a given split and thread
+     * count.  BLAS runs one thread inside nflow's calls, whatever the host set. */
     size_t threads;
     /* nf_flow_fit_reverse_kl: the target's weight beta rises linearly from
      * 0.01 to 1 over this many steps (Rezende & Mohamed's annealing, which
@@ -728,7 +727,20 @@ typedef struct nf_train_opts {
     int dequantize;
     /* Data-parallel training across processes (see nf_comm); NULL: one. */
     const nf_comm *comm;
+    /* How `threads` share a step (nf_split): NF_SPLIT_ROWS gives each thread
+     * a slice of the batch's rows with its own workspace and gradient, summed
+     * in a fixed order; NF_SPLIT_COLUMNS runs the whole batch on the calling
+     * thread and shares each of the networks' matrix products and element-
+     * wise passes (and Adam) across the threads by its output's columns: one
+     * gradient, nothing to sum, and no thread's cost fixed by the full-size
+     * weights whatever its rows (the CPU backend only; a flow on another
+     * backend or a device splits rows).  NF_SPLIT_AUTO (0) takes columns
+     * when each thread would get fewer than NF_SPLIT_AUTO_ROWS rows. */
+    int split;
 } nf_train_opts;
+
+enum nf_split { NF_SPLIT_AUTO = 0, NF_SPLIT_ROWS = 1, NF_SPLIT_COLUMNS = 2 };
+#define NF_SPLIT_AUTO_ROWS 32
 
 /* lr 1e-3, betas 0.9/0.999, eps 1e-8, batch 100, epochs 100, steps 1000,
  * val_split 0, patience 0, clip_norm 0, seed 0, log_every 100. */

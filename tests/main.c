@@ -53,6 +53,7 @@ int main(int argc, char **argv) {
     suite("spline", test_spline);
     suite("threads", test_threads);
     suite("train", test_train);
+    suite("team", test_team);
     suite("device", test_device);
     suite("comm", test_comm);
     suite("torch_flows", test_torch_flows);

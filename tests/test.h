@@ -67,6 +67,7 @@ void test_bijectors(void);
 void test_dist(void);
 void test_spline(void);
 void test_threads(void);
+void test_team(void);
 void test_comm(void);
 void test_train(void);
 void test_device(void);

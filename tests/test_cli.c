@@ -72,6 +72,18 @@ void test_cli(const char *build) {
             if (!nf_cuda_available())
                 CHECK(rc == 1 && strstr(out, "built without CUDA (build with make CUDA=1)"),
                       "%s --device cuda without CUDA: exit 1 saying so (%s)", dev_cmds[i], out);
+            /* --split: a bad value is a usage error; columns and rows both train */
+            CHECK(run(out, sizeof out, "%s %s --out %s/split --threads 2 --split diagonal 2>&1", bin, dev_cmds[i], tmp) == 1 &&
+                      strstr(out, "--split must be rows, columns or auto, got 'diagonal'") && !exists(tmp, "split"),
+                  "%s --split diagonal: exit 1 (%s)", dev_cmds[i], out);
+            for (int k = 0; k < 2; k++)
+            {
+                char model[64];
+                snprintf(model, sizeof model, "split%d%d/model.nflow", i, k);
+                CHECK(run(out, sizeof out, "%s %s --out %s/split%d%d --threads 3 --split %s --quiet 2>&1", bin, dev_cmds[i],
+                          tmp, i, k, k ? "rows" : "columns") == 0 && exists(tmp, model),
+                      "%s --threads 3 --split %s (%s)", dev_cmds[i], k ? "rows" : "columns", out);
+            }
         }
     }
 

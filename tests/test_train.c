@@ -354,8 +354,9 @@ static void test_logdet_accumulation(void) {
     }
 }
 
-/* Batch-parallel training: the same gradients as one thread up to float
- * rounding, and reproducible for a given thread count. */
+/* Batch-parallel training split by rows: the same gradients as one thread
+ * up to float rounding, and reproducible for a given thread count
+ * (test_team.c: the split by columns). */
 static void test_threaded_training(void) {
     float *p[3];
     size_t np = 0;
@@ -363,7 +364,7 @@ static void test_threaded_training(void) {
         nf_flow *f = NULL;
         CHECK_OK(nf_flow_from_spec("realnvp(layers=4, hidden=[32,32])", 2, 8, &f));
         nf_train_opts o = nf_train_defaults();
-        o.batch = 101, o.steps = 40, o.seed = 4, o.threads = run == 0 ? 1 : 3;
+        o.batch = 101, o.steps = 40, o.seed = 4, o.threads = run == 0 ? 1 : 3, o.split = NF_SPLIT_ROWS;
         CHECK_OK(nf_flow_fit_stream(f, draw_moons, NULL, &o, NULL));
         np = nf_flow_param_count(f);
         p[run] = malloc(np * sizeof(float));
@@ -956,14 +957,15 @@ static void test_fit_gives_memory_back(void) {
  * passes and training really go through the table: every network product,
  * every Adam update. */
 static size_t be_gemm, be_adam;
-static void count_gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
-                       const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+static void count_gemm(const nf_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
+                       size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
     __atomic_add_fetch(&be_gemm, 1, __ATOMIC_RELAXED);
-    nf__backend_cpu.gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    nf__backend_cpu.gemm(be, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
-static void count_adam(const nf_adam *a, float gscale, float *p, float *g, float *m, float *v, size_t n) {
+static void count_adam(const nf_backend *be, const nf_adam *a, float gscale, float *p, float *g, float *m, float *v,
+                       size_t n) {
     __atomic_add_fetch(&be_adam, 1, __ATOMIC_RELAXED);
-    nf__backend_cpu.adam(a, gscale, p, g, m, v, n);
+    nf__backend_cpu.adam(be, a, gscale, p, g, m, v, n);
 }
 
 static void test_backend_seam(void) {
@@ -981,7 +983,7 @@ static void test_backend_seam(void) {
     CHECK_OK(nf_flow_log_prob(b, x, 64, lb));
     CHECK(be_gemm > 0 && !memcmp(la, lb, sizeof la), "log_prob through the table: %zu products, same values", be_gemm);
     nf_train_opts o = nf_train_defaults();
-    o.batch = 64, o.steps = 10, o.log_every = 5, o.threads = 2;
+    o.batch = 64, o.steps = 10, o.log_every = 5, o.threads = 2, o.split = NF_SPLIT_ROWS;
     be_gemm = 0;
     CHECK_OK(nf_flow_fit_stream(a, draw_moons, NULL, &o, NULL));
     CHECK_OK(nf_flow_fit_stream(b, draw_moons, NULL, &o, NULL));
@@ -989,6 +991,11 @@ static void test_backend_seam(void) {
     CHECK(be_adam == 20 && be_gemm > 0, "training through the table: %zu Adam updates (10 steps x 2 threads), %zu products",
           be_adam, be_gemm);
     CHECK(!memcmp(nf_flow_params(a), nf_flow_params(b), np * sizeof(float)), "trained through the table: same parameters");
+    /* a split by columns is the CPU backend's team: a flow on another backend keeps it and splits rows */
+    o.split = NF_SPLIT_COLUMNS;
+    be_adam = 0;
+    CHECK_OK(nf_flow_fit_stream(b, draw_moons, NULL, &o, NULL));
+    CHECK(be_adam == 20, "columns asked of a flow on its own backend: rows, %zu Adam updates through it (want 20)", be_adam);
     nf_flow_free(a), nf_flow_free(b);
     nf_rng_free(rng);
 }
@@ -1030,7 +1037,7 @@ static void test_reverse_kl_threads(void) {
     for (int k = 0; k < 3; k++) {
         CHECK_OK(nf_flow_from_spec("iaf(layers=2, hidden=[16,16])", 2, 3, &f[k]));
         nf_train_opts o = nf_train_defaults();
-        o.lr = 5e-3f, o.batch = 128, o.steps = 200, o.log_every = 50, o.threads = threads[k];
+        o.lr = 5e-3f, o.batch = 128, o.steps = 200, o.log_every = 50, o.threads = threads[k], o.split = NF_SPLIT_ROWS;
         CHECK_OK(nf_flow_fit_reverse_kl(f[k], u1, NULL, &o, &r[k]));
     }
     size_t np = nf_flow_param_count(f[0]);

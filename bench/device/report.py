@@ -16,6 +16,7 @@ import sys
 FLOP = {"realnvp": 6 * 2 * 2 * (1 * 256 + 256 * 256 + 256 * 1), "maf": 5 * 2 * (2 * 256 + 256 * 256 + 256 * 4)}
 GPU_TARGET_MS = {"realnvp_step_b100": 0.40, "realnvp_step_b16384": 2.5, "maf_step_b100": 0.25,
                  "realnvp_logprob_2p20": 30, "maf_logprob_2p20": 12, "realnvp_sample_2p20": 30, "maf_sample_2p20": 12}
+AUTO_ROWS = 32  # NF_SPLIT_AUTO_ROWS (include/nflow.h)
 CPU16_TARGET_MS = {"realnvp_step_b100": 1.0, "realnvp_step_b1024": 5.0, "maf_step_b100": 0.5}
 
 
@@ -76,17 +77,25 @@ def main():
     threads = sorted({int(k[0][3:]) for k in r if k[0].startswith("cpu")})
     if threads:
         print("\n## CPU: nflow against PyTorch's CPU, by threads\n")
-        print("| step | " + " | ".join(f"{t} thr: nflow / PyTorch / ratio" for t in threads) + " | target (16) |")
-        print("|---|" + "---|" * (len(threads) + 1))
+        print("nflow shares a step among its threads by rows or by columns (`--split`); "
+              f"auto takes columns below {AUTO_ROWS} rows per thread.\n")
+        print("| step | who | " + " | ".join(f"{t} thr" for t in threads) + " | target (16) |")
+        print("|---|---|" + "---|" * (len(threads) + 1))
         for n in ["realnvp_step_b100", "realnvp_step_b1024", "maf_step_b100", "maf_step_b1024"]:
-            cells = []
-            for t in threads:
-                a, b = r.get((f"cpu{t}", "nflow", n)), r.get((f"cpu{t}", "torch", n))
-                cells.append(f"{fmt(a)} / {fmt(b)} / {ratio(b, a)}")
-            tg = CPU16_TARGET_MS.get(n)
-            nf16 = r.get(("cpu16", "nflow", n))
-            tgs = "-" if tg is None else f"{fmt(tg)}" + ("" if nf16 is None else (" met" if nf16 <= tg else " missed"))
-            print(f"| {n} | " + " | ".join(cells) + f" | {tgs} |")
+            batch = int(n.rsplit("_b", 1)[1])
+            auto = {t: "columns" if t > 1 and batch < AUTO_ROWS * t else "rows" for t in threads}
+            for who in ("nflow-rows", "nflow-columns", "nflow-auto", "torch"):
+                cells = []
+                for t in threads:
+                    lib = f"nflow-{auto[t]}" if who == "nflow-auto" else who
+                    a, b = r.get((f"cpu{t}", lib, n)), r.get((f"cpu{t}", "torch", n))
+                    cells.append(fmt(a) + ("" if who == "torch" or not a or not b else f" ({ratio(b, a)})"))
+                tg = CPU16_TARGET_MS.get(n)
+                nf16 = r.get(("cpu16", f"nflow-{auto.get(16, 'rows')}", n))
+                tgs = "-" if tg is None or who != "nflow-auto" else f"{fmt(tg)}" + (
+                    "" if nf16 is None else (" met" if nf16 <= tg else f" missed ({nf16 / tg:.1f}x)"))
+                print(f"| {n} | {who} | " + " | ".join(cells) + f" | {tgs} |")
+        print("\n(nflow's cells: time (PyTorch's time / nflow's); auto: the split the library picks.)")
         rows = [(m, r.get(("cpu1", "nflow", f"realnvp_step_rows{m}")), r.get(("cpu1", "nflow", f"maf_step_rows{m}")))
                 for m in (6, 12, 25, 50, 100, 200)]
         if any(a for _, a, _ in rows):

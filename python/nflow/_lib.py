@@ -97,7 +97,10 @@ class TrainOpts(ctypes.Structure):
         ("reduce_user", ctypes.c_void_p),
         ("dequantize", ctypes.c_int),
         ("comm", ctypes.c_void_p),
+        ("split", ctypes.c_int),
     ]
+
+SPLITS = {"auto": 0, "rows": 1, "columns": 2}  # enum nf_split
 
 
 class TrainReport(ctypes.Structure):

@@ -10,7 +10,8 @@ import tempfile
 import numpy as np
 
 from . import errors
-from ._lib import (LOG_DENSITY_FN, PROGRESS_FN, Owned, Rng, TrainOpts, TrainReport, c_float_p, check, f32, lib, ptr)
+from ._lib import (LOG_DENSITY_FN, PROGRESS_FN, SPLITS, Owned, Rng, TrainOpts, TrainReport, c_float_p, check, f32, lib,
+                   ptr)
 
 
 class History(dict):
@@ -63,12 +64,15 @@ class _Progress:
         self.c = PROGRESS_FN(cb)
 
 
-def _opts(batch, lr, clip, threads, seed, callback, **extra):
+def _opts(batch, lr, clip, threads, seed, callback, split="auto", **extra):
     o = lib.nf_train_defaults()
     o.batch = int(batch)
     o.lr = float(lr)
     o.clip_norm = float(clip or 0)
     o.threads = int(threads)
+    if split not in SPLITS:
+        raise errors.ArgumentError(f"split must be 'rows', 'columns' or 'auto', got {split!r}")
+    o.split = SPLITS[split]
     o.seed = int(seed) & (2**64 - 1)
     prog = _Progress(callback)
     o.callback = prog.c
@@ -188,16 +192,18 @@ class Flow(Owned):
         return x, lp
 
     def fit(self, X, *, epochs=None, steps=None, batch=100, lr=1e-3, val_split=0.0, patience=None, standardize=False,
-            clip=None, threads=1, callback=None, seed=0, dequantize=False):
+            clip=None, threads=1, split="auto", callback=None, seed=0, dequantize=False):
         """Maximum likelihood on the rows of X ([x | context] for a conditional
         flow): `epochs` passes, or whole epochs covering `steps` steps.
         callback(step, train_loss, val_loss) after every epoch; returning
-        False stops.  Returns a History; Ctrl-C stops between steps and
-        raises KeyboardInterrupt with the flow usable."""
+        False stops.  `threads` share each step by `split`: "rows" (slices
+        of the batch), "columns" (each product of the whole batch) or "auto"
+        (columns below 32 rows a thread).  Returns a History; Ctrl-C stops
+        between steps and raises KeyboardInterrupt with the flow usable."""
         if epochs and steps:
             raise errors.ArgumentError("give epochs or steps, not both")
         X = f32(X, self.dim + self.context_dim, "X")
-        o, prog = _opts(batch, lr, clip, threads, seed, callback,
+        o, prog = _opts(batch, lr, clip, threads, seed, callback, split,
                         epochs=int(epochs or (0 if steps else 100)), steps=int(steps or 1000),
                         val_split=float(val_split), patience=int(patience or 0), standardize=int(bool(standardize)),
                         dequantize=int(bool(dequantize)))
@@ -240,7 +246,7 @@ def _from_bytes(data):
 
 
 def fit_density(target, spec, dim=2, *, steps=10000, batch=256, lr=1e-3, seed=0, anneal=0, clip=None, threads=1,
-                callback=None):
+                split="auto", callback=None):
     """Reverse-KL fit of a flow to an unnormalised log-density: a name
     ("u1".."u4", Rezende & Mohamed's energies) or a callable
     target(x) -> (log_p, grad) on an (n x dim) float32 array.  Returns
@@ -269,7 +275,7 @@ def fit_density(target, spec, dim=2, *, steps=10000, batch=256, lr=1e-3, seed=0,
         keep = (fn, failure)
     else:
         raise errors.ArgumentError("target must be a name (u1..u4) or a callable")
-    o, prog = _opts(batch, lr, clip, threads, seed + 1, callback, steps=int(steps),
+    o, prog = _opts(batch, lr, clip, threads, seed + 1, callback, split, steps=int(steps),
                     log_every=max(1, int(steps) // 100), anneal_steps=int(anneal))
     rep = TrainReport()
     status = lib.nf_flow_fit_reverse_kl(flow._h, fn, None, ctypes.byref(o), ctypes.byref(rep))

@@ -53,6 +53,22 @@ def test_fit_and_cli_agree_bit_for_bit(tmp_path, moons):
     assert np.array_equal(g.parameters, f.parameters)
 
 
+def test_threads_split(moons):
+    """The split reaches the library: by columns a 4-thread fit repeats and follows one thread;
+    rows sum the threads' gradients in another order; a bad split is an ArgumentError."""
+    fits = {}
+    for threads, split in ((1, "rows"), (4, "columns"), (4, "columns"), (4, "rows")):
+        f = nflow.Flow("realnvp(layers=2, hidden=[32,32])", 2, seed=3)
+        f.fit(moons, steps=20, batch=100, threads=threads, split=split)
+        fits.setdefault((threads, split), []).append(f.parameters.copy())
+    cols = fits[(4, "columns")]
+    assert np.array_equal(cols[0], cols[1])
+    assert np.abs(cols[0] - fits[(1, "rows")][0]).max() < 1e-4
+    assert not np.array_equal(fits[(4, "rows")][0], cols[0])
+    with pytest.raises(nflow.ArgumentError):
+        nflow.Flow("maf(hidden=[8])", 2).fit(moons, steps=2, threads=2, split="diagonal")
+
+
 def test_steps_callback_and_stop(moons):
     f = nflow.Flow("realnvp(layers=2, hidden=[16])", 2, seed=2)
     seen = []

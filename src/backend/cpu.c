@@ -2,24 +2,61 @@
  * cpu.c - the CPU's compute backend: matrix products through CBLAS
  * (OpenBLAS), and the vectorised element-wise kernels of nn/activation.c and
  * train/adam.c (compiled for AVX-512, AVX2 and the baseline, picked at load).
+ * The functions are also the parts the CPU team (team.c) runs on its threads.
  */
-#include "../core/backend.h"
+#include "cpu.h"
+
 #include "../nn/nn.h"
 #include "../train/adam.h"
 
 #include <cblas.h>
 
-static void cpu_gemm(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda,
-                     const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+void nf__cpu_gemm(const nf_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
+                  size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    (void)be;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
                 alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
-static void cpu_gemv(int ta, size_t m, size_t n, float alpha, const float *A, size_t lda, const float *x, float beta,
-                     float *y) {
+void nf__cpu_gemv(const nf_backend *be, int ta, size_t m, size_t n, float alpha, const float *A, size_t lda,
+                  const float *x, float beta, float *y) {
+    (void)be;
     cblas_sgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, (int)m, (int)n, alpha, A, (int)lda, x, 1, beta, y, 1);
 }
 
+static void cpu_bias_act_forward(const nf_backend *be, nf_activation a, float *h, const float *bias, size_t n,
+                                 size_t b) {
+    (void)be;
+    nf__bias_act_forward(a, h, bias, n, b);
+}
+
+static void cpu_act_backward(const nf_backend *be, nf_activation a, float *g, const float *h, size_t m) {
+    (void)be;
+    nf__act_backward(a, g, h, m);
+}
+
+static void cpu_bias_grad(const nf_backend *be, float *db, const float *g, size_t n, size_t b) {
+    (void)be;
+    nf__bias_grad(db, g, n, b, b);
+}
+
+static void cpu_adam(const nf_backend *be, const nf_adam *a, float gscale, float *p, float *g, float *m, float *v,
+                     size_t n) {
+    (void)be;
+    nf__adam_apply(a, gscale, p, g, m, v, n);
+}
+
+static double cpu_sum_squares(const nf_backend *be, const float *g, size_t n) {
+    (void)be;
+    return nf__sum_squares(g, n);
+}
+
+static void cpu_mask_acc(const nf_backend *be, float *dW, const float *G, const float *M, size_t n) {
+    (void)be;
+    nf__mask_acc(dW, G, M, n);
+}
+
 const nf_backend nf__backend_cpu = {
-    "cpu", cpu_gemm, cpu_gemv, nf__bias_act_forward, nf__act_backward, nf__bias_grad, nf__adam_apply, nf__sum_squares,
+    "cpu",       nf__cpu_gemm,    nf__cpu_gemv,    cpu_bias_act_forward, cpu_act_backward,
+    cpu_bias_grad, cpu_adam, cpu_sum_squares, cpu_mask_acc,
 };

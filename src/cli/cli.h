@@ -105,6 +105,7 @@ void rmdir_made(const char *dir, const char *made);
  * --threads N, --checkpoint-every N, --resume (DIR/checkpoint.nflow). */
 typedef struct engine_opts {
     size_t threads, ck_every;
+    int split;          /* --split: nf_split */
     const char *device; /* --device (NULL: the CPU) */
     int resume;
     char ckpath[4200];
@@ -119,8 +120,13 @@ typedef struct engine_opts {
     "                    uninterrupted run; without a checkpoint it starts afresh.  The\n"\
     "                    checkpoint is removed when the run completes (the model holds\n" \
     "                    the final parameters) and kept, and named, when it fails\n"     \
-    "  --threads N       split each batch over N threads (BLAS then runs one thread\n"    \
-    "                    inside each); results are reproducible for a given N\n"         \
+    "  --threads N       share each step among N threads (BLAS then runs one thread\n"   \
+    "                    inside each); results are reproducible for a given N and split\n" \
+    "  --split S         how: rows (each thread a slice of the batch, its own gradient,\n" \
+    "                    summed), columns (every product and pass of the whole batch\n"  \
+    "                    cut by its output columns: one gradient; for small batches) or\n" \
+    "                    auto (default: columns when each thread would get fewer than\n"  \
+    "                    32 rows)\n"                                                       \
     DEVICE_HELP                                                                        \
     "  mpirun -np N nflow ...  (the MPI build, make MPI=1) N processes train one model:\n" \
     "                    --batch is the global batch, each process takes its part of\n" \

@@ -168,6 +168,10 @@ void rmdir_made(const char *dir, const char *made) {
 void engine_opts_parse(args *a, engine_opts *e) {
     e->ck_every = (size_t)opt_num(a, "--checkpoint-every", 0, 1, 1e12);
     e->threads = (size_t)opt_num(a, "--threads", 1, 1, 64);
+    const char *split = opt_str(a, "--split", "auto");
+    e->split = !strcmp(split, "auto") ? NF_SPLIT_AUTO : !strcmp(split, "rows") ? NF_SPLIT_ROWS
+             : !strcmp(split, "columns") ? NF_SPLIT_COLUMNS : -1;
+    if (e->split < 0) exit(fail(a->cmd, EXIT_USAGE, "--split must be rows, columns or auto, got '%s'", split));
     e->resume = opt_flag(a, "--resume");
     e->device = opt_str(a, "--device", NULL);
 }
@@ -207,6 +211,7 @@ void engine_opts_apply(const char *cmd, engine_opts *e, const char *out, int qui
         }
     }
     o->threads = e->threads; /* the library runs BLAS single-threaded inside them */
+    o->split = e->split;
 }
 
 void cmdline_join(char *buf, size_t cap, const char *prog, int argc, char **argv) {

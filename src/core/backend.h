@@ -5,7 +5,9 @@
  * (row-major, as CBLAS), shared by every flow that uses it; a flow names its
  * backend (nf_flow.be, NULL: the CPU's) and every pass carries it
  * (nf_pass.be) down to the networks (nn/mlp.c); the trainer runs Adam and
- * the gradient norm through it.  The bijector files keep their maths: a
+ * the gradient norm through it.  Every function gets its table as `be`, so a
+ * backend with state embeds the table first in its own struct (the CPU
+ * team, backend/team.c, finds its threads that way).  The bijector files keep their maths: a
  * second backend (a GPU's) supplies these kernels, plus batched kernels for
  * the bijector families it supports, and refuses the rest by name.
  * docs/architecture.md shows where each call is made.
@@ -28,22 +30,24 @@ typedef struct nf_adam {
 typedef struct nf_backend {
     const char *name;
     /* C (m x n) = alpha op(A) op(B) + beta C; op transposes when ta / tb */
-    void (*gemm)(int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda, const float *B,
+    void (*gemm)(const struct nf_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda, const float *B,
                  size_t ldb, float beta, float *C, size_t ldc);
     /* y = alpha op(A) x + beta y, A (m x n) */
-    void (*gemv)(int ta, size_t m, size_t n, float alpha, const float *A, size_t lda, const float *x, float beta,
+    void (*gemv)(const struct nf_backend *be, int ta, size_t m, size_t n, float alpha, const float *A, size_t lda, const float *x, float beta,
                  float *y);
     /* h = act(h + bias) over n rows of width b */
-    void (*bias_act_forward)(nf_activation a, float *h, const float *bias, size_t n, size_t b);
+    void (*bias_act_forward)(const struct nf_backend *be, nf_activation a, float *h, const float *bias, size_t n, size_t b);
     /* g *= act'(.) through the activation's output h, m values */
-    void (*act_backward)(nf_activation a, float *g, const float *h, size_t m);
+    void (*act_backward)(const struct nf_backend *be, nf_activation a, float *g, const float *h, size_t m);
     /* db[j] += sum_i g[i][j] over n rows of width b */
-    void (*bias_grad)(float *db, const float *g, size_t n, size_t b);
+    void (*bias_grad)(const struct nf_backend *be, float *db, const float *g, size_t n, size_t b);
     /* The Adam update of step a->t on n parameters with the gradient
      * g * gscale (a clipping factor); g is left zeroed. */
-    void (*adam)(const nf_adam *a, float gscale, float *p, float *g, float *m, float *v, size_t n);
+    void (*adam)(const struct nf_backend *be, const nf_adam *a, float gscale, float *p, float *g, float *m, float *v, size_t n);
     /* sum of g[i]^2 in a fixed order */
-    double (*sum_squares)(const float *g, size_t n);
+    double (*sum_squares)(const struct nf_backend *be, const float *g, size_t n);
+    /* dW[i] += G[i] M[i] over n values (a MADE layer's masked weight gradient) */
+    void (*mask_acc)(const struct nf_backend *be, float *dW, const float *G, const float *M, size_t n);
 } nf_backend;
 
 /* The CPU's backend (src/backend/cpu.c): CBLAS and vectorised loops. */

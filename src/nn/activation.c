@@ -10,9 +10,13 @@
 
 #define LEAK 0.01f
 
-NF_VEC static void bias_grad(float *restrict db, const float *restrict g, size_t n, size_t b) {
+NF_VEC static void bias_grad(float *restrict db, const float *restrict g, size_t n, size_t b, size_t ldg) {
     for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < b; j++) db[j] += g[i * b + j];
+        for (size_t j = 0; j < b; j++) db[j] += g[i * ldg + j];
+}
+
+NF_VEC static void mask_acc(float *restrict dW, const float *restrict G, const float *restrict M, size_t n) {
+    for (size_t i = 0; i < n; i++) dW[i] += G[i] * M[i];
 }
 
 const char *nf__act_name(nf_activation a) {
@@ -89,4 +93,5 @@ void nf__act_backward(nf_activation a, float *g, const float *h, size_t m) { act
 void nf__bias_act_forward(nf_activation a, float *h, const float *bias, size_t n, size_t b) {
     bias_act_forward(a, h, bias, n, b);
 }
-void nf__bias_grad(float *db, const float *g, size_t n, size_t b) { bias_grad(db, g, n, b); }
+void nf__bias_grad(float *db, const float *g, size_t n, size_t b, size_t ldg) { bias_grad(db, g, n, b, ldg); }
+void nf__mask_acc(float *dW, const float *G, const float *M, size_t n) { mask_acc(dW, G, M, n); }

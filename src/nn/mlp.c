@@ -176,11 +176,11 @@ static void linear(const nf_backend *be, nf_activation act, const float *in, con
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < b; j++) out[i * b + j] = in[i] * W[j];
     } else if (b == 1) {
-        be->gemv(0, n, a, 1.0f, in, a, W, 0.0f, out);
+        be->gemv(be, 0, n, a, 1.0f, in, a, W, 0.0f, out);
     } else {
-        be->gemm(0, 1, n, b, a, 1.0f, in, a, W, a, 0.0f, out, b);
+        be->gemm(be, 0, 1, n, b, a, 1.0f, in, a, W, a, 0.0f, out, b);
     }
-    be->bias_act_forward(act, out, bias, n, b);
+    be->bias_act_forward(be, act, out, bias, n, b);
 }
 
 /* dW += g^T in, db += sum g (masked: only the unmasked weights; one output or one input: GEMV). */
@@ -188,17 +188,16 @@ static void param_grad(const nf_mlp *m, const nf_backend *be, size_t l, float *d
                        const float *in, size_t n) {
     size_t a = m->w[l], b = m->w[l + 1];
     if (masked(m, l)) {
-        be->gemm(1, 0, b, a, n, 1.0f, g, b, in, a, 0.0f, dwbuf, a);
-        const float *M = m->masks[l];
-        for (size_t k = 0; k < a * b; k++) dW[k] += dwbuf[k] * M[k];
+        be->gemm(be, 1, 0, b, a, n, 1.0f, g, b, in, a, 0.0f, dwbuf, a);
+        be->mask_acc(be, dW, dwbuf, m->masks[l], a * b);
     } else if (b == 1) {
-        be->gemv(1, n, a, 1.0f, in, a, g, 1.0f, dW);
+        be->gemv(be, 1, n, a, 1.0f, in, a, g, 1.0f, dW);
     } else if (a == 1) {
-        be->gemv(1, n, b, 1.0f, g, b, in, 1.0f, dW);
+        be->gemv(be, 1, n, b, 1.0f, g, b, in, 1.0f, dW);
     } else {
-        be->gemm(1, 0, b, a, n, 1.0f, g, b, in, a, 1.0f, dW, a);
+        be->gemm(be, 1, 0, b, a, n, 1.0f, g, b, in, a, 1.0f, dW, a);
     }
-    be->bias_grad(dW + a * b, g, n, b);
+    be->bias_grad(be, dW + a * b, g, n, b);
 }
 
 /* next (n x a) = g (n x b) W (b x a): one output an outer product, one input a GEMV. */
@@ -207,9 +206,9 @@ static void input_grad(const nf_backend *be, const float *g, const float *W, flo
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < a; j++) next[i * a + j] = g[i] * W[j];
     } else if (a == 1) {
-        be->gemv(0, n, b, 1.0f, g, b, W, 0.0f, next);
+        be->gemv(be, 0, n, b, 1.0f, g, b, W, 0.0f, next);
     } else {
-        be->gemm(0, 0, n, a, b, 1.0f, g, b, W, a, 0.0f, next, a);
+        be->gemm(be, 0, 0, n, a, b, 1.0f, g, b, W, a, 0.0f, next, a);
     }
 }
 
@@ -284,7 +283,7 @@ static void backward_res(const nf_mlp *m, const nf_backend *be, const float *par
             if (dparams) param_grad(m, be, q, dparams + off[q], dwbuf, g, abuf, n);
             float *dst = j ? ga : gt; /* dL/dT_{l-1}, then the block's part of dL/dT_{l-2} */
             input_grad(be, g, weights(m, q, params + off[q], wbuf), dst, n, w, w);
-            be->act_backward(m->act, dst, abuf, n * w);
+            be->act_backward(be, m->act, dst, abuf, n * w);
             if (j)
                 for (size_t k = 0; k < n * w; k++) gs[k] += ga[k]; /* dL/dT_{l-2}: the skip plus the block */
         }
@@ -318,7 +317,7 @@ void nf__mlp_backward(const nf_mlp *m, const nf_backend *be, const float *params
     for (size_t l = m->nlin; l-- > 0;) {
         size_t a = m->w[l], b = m->w[l + 1];
         const float *out = tape + toff[l], *in = l ? tape + toff[l - 1] : x;
-        if (l + 1 < m->nlin) be->act_backward(m->act, g, out, n * b);
+        if (l + 1 < m->nlin) be->act_backward(be, m->act, g, out, n * b);
         if (dparams) param_grad(m, be, l, dparams + off[l], dwbuf, g, in, n);
         if (l == 0 && !dx) break;
         float *next = l == 0 ? dx : gbuf[which];

@@ -59,8 +59,11 @@ typedef struct nf_mlp {
 void nf__act_forward(nf_activation a, float *h, size_t m);
 /* Fused pass over n rows of width b: h = act(h + bias). */
 void nf__bias_act_forward(nf_activation a, float *h, const float *bias, size_t n, size_t b);
-/* db[j] += sum_i g[i][j] over an n x b row-major block. */
-void nf__bias_grad(float *db, const float *g, size_t n, size_t b);
+/* db[j] += sum_i g[i][j] over an n x b block of rows ldg floats apart (the
+ * rows in order: a block of columns sums as the whole does). */
+void nf__bias_grad(float *db, const float *g, size_t n, size_t b, size_t ldg);
+/* dW[i] += G[i] M[i] (a masked layer's weight gradient) */
+void nf__mask_acc(float *dW, const float *G, const float *M, size_t n);
 /* g[i] *= act'(pre) expressed through h[i] = act(pre) */
 void nf__act_backward(nf_activation a, float *g, const float *h, size_t m);
 const char *nf__act_name(nf_activation a);

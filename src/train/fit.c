@@ -43,6 +43,8 @@ static nf_status check_opts(const char *fn, nf_flow *f, const nf_train_opts *o, 
     if (!(o->clip_norm >= 0) || !(o->weight_decay >= 0))
         return nf__err(NF_ERR_ARG, "%s: clip_norm and weight_decay must be >= 0", fn);
     if (f->P == 0) return nf__err(NF_ERR_ARG, "%s: the flow has no trainable parameters", fn);
+    if (o->split < NF_SPLIT_AUTO || o->split > NF_SPLIT_COLUMNS)
+        return nf__err(NF_ERR_ARG, "%s: split must be NF_SPLIT_AUTO, NF_SPLIT_ROWS or NF_SPLIT_COLUMNS, got %d", fn, o->split);
     nf_status s = nf__comm_check(o->comm);
     return s ? nf__err_prefix(s, fn) : NF_OK;
 }

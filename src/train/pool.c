@@ -10,6 +10,9 @@
  */
 #include "trainer.h"
 
+#include "../backend/team.h"
+#include "../device/prog.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -66,14 +69,14 @@ static void slot_reduce(nf_trainer *t, size_t s) {
             g[j] = 0;
         }
     }
-    t->slots[s].sq = t->be->sum_squares(t->grad + p0, p1 - p0);
+    t->slots[s].sq = t->be->sum_squares(t->be, t->grad + p0, p1 - p0);
 }
 
 /* Thread s's share of the Adam update (the step is counted by the caller). */
 static void slot_adam(nf_trainer *t, size_t s) {
     size_t p0, p1;
     param_share(t, s, &p0, &p1);
-    t->be->adam(&t->adam, t->gscale, t->f->params + p0, t->grad + p0, t->m + p0, t->v + p0, p1 - p0);
+    t->be->adam(t->be, &t->adam, t->gscale, t->f->params + p0, t->grad + p0, t->m + p0, t->v + p0, p1 - p0);
 }
 
 static void *pool_main(void *arg) {
@@ -200,11 +203,11 @@ nf_status nf__trainer_eval(nf_trainer *t, size_t k, int grad, double *loss) {
             memset(t->grad, 0, t->P * sizeof(float));
             return nf__err(NF_ERR_ARG, "the reduce hook reported failure (code %d)", rc);
         }
-        sq = t->be->sum_squares(t->grad, t->P);
+        sq = t->be->sum_squares(t->be, t->grad, t->P);
     } else if (t->pool) {
         for (size_t q = 0; q < t->T; q++) sq += t->slots[q].sq;
     } else {
-        sq = t->be->sum_squares(t->grad, t->P);
+        sq = t->be->sum_squares(t->be, t->grad, t->P);
     }
     t->norm = sqrt(sq);
     t->gscale = nf__clip_scale(t->norm, t->clip); /* applied inside the Adam update */
@@ -213,6 +216,8 @@ nf_status nf__trainer_eval(nf_trainer *t, size_t k, int grad, double *loss) {
 
 void nf__trainer_free(nf_trainer *t) {
     nf__dtrain_free(t);
+    nf__team_free(t->team);
+    t->team = NULL;
     if (t->pool) {
         t->quit = 1;
         pthread_barrier_wait(&t->bar);
@@ -259,6 +264,12 @@ static nf_status start_pool(nf_trainer *t) {
     return s;
 }
 
+/* Whether `threads` share each step by columns (a team) rather than rows. */
+static int split_columns(const nf_flow *f, const nf_train_opts *o, size_t T, size_t B) {
+    if (T < 2 || f->be || nf__flow_dev_device(f) || o->split == NF_SPLIT_ROWS) return 0;
+    return o->split == NF_SPLIT_COLUMNS || B < (size_t)NF_SPLIT_AUTO_ROWS * T;
+}
+
 nf_status nf__trainer_init(nf_trainer *t, nf_flow *f, const nf_objective *obj, size_t B, const nf_train_opts *o) {
     memset(t, 0, sizeof *t);
     t->f = f;
@@ -273,6 +284,12 @@ nf_status nf__trainer_init(nf_trainer *t, nf_flow *f, const nf_objective *obj, s
     nf__bijector_premask(f->bij, NF_PREMASK_APPLY); /* MADE masks: applied once, kept by masked gradients */
     t->T = o->threads > 1 ? o->threads : 1;
     if (t->T > NF_MAX_THREADS) return nf__err(NF_ERR_ARG, "threads must be at most %d, got %zu", NF_MAX_THREADS, t->T);
+    if (split_columns(f, o, t->T, B)) { /* one slot; the backend's passes on a team */
+        nf_status s = nf__team_create(t->T, &t->team);
+        if (s) return s;
+        t->be = nf__team_backend(t->team);
+        t->T = 1;
+    }
     if (t->T > B) t->T = B ? B : 1;
     size_t pb = nf__align(t->P * sizeof(float) + 1), db = nf__dist_scratch(f->base, B);
     t->dc = f->bij->dc;

@@ -26,6 +26,7 @@
 
 typedef struct nf_trainer nf_trainer;
 typedef struct nf_dtrain nf_dtrain; /* device/dtrain.c */
+typedef struct nf_team nf_team;     /* backend/team.c */
 
 /* One thread's share of a step: rows [r0, r0 + m) of the batch, its own
  * workspace and (but for slot 0, which uses the trainer's) gradient buffer. */
@@ -115,6 +116,7 @@ struct nf_trainer {
     int (*reduce)(void *user, float *grad, size_t n, double *loss);
     void *reduce_user;
     nf_dtrain *dev; /* the step runs on the flow's device (NULL: the CPU) */
+    nf_team *team;  /* split by columns: the CPU backend on `team`'s threads (t->be), one slot */
     nf_slot slots[NF_MAX_THREADS];
     /* the pool (pool.c): T - 1 workers */
     pthread_t th[NF_MAX_THREADS];

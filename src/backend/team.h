@@ -1,0 +1,22 @@
+/*
+ * team.h - the CPU backend on a team of threads (team.c): each product and
+ * element-wise pass of a training step split across the threads by its
+ * output's columns, for small batches (nf_train_opts.split).
+ */
+#ifndef NF_BACKEND_TEAM_H
+#define NF_BACKEND_TEAM_H
+
+#include "../core/backend.h"
+#include "../core/core.h"
+
+#define NF_TEAM_MAX 64
+
+typedef struct nf_team nf_team;
+
+/* Starts T - 1 workers (2 <= T <= NF_TEAM_MAX); the caller is the team's first thread. */
+nf_status nf__team_create(size_t T, nf_team **out);
+void nf__team_free(nf_team *t);
+/* The team's backend: calls must come from the thread that uses the team, one at a time. */
+const nf_backend *nf__team_backend(const nf_team *t);
+
+#endif
