@@ -30,22 +30,35 @@ static double max_rel(const float *a, const float *b, size_t n) {
     return w;
 }
 
-static void check_gemm(const nf_backend *tb, size_t T, nf_rng *rng, int ta, int tb_, size_t m, size_t n, size_t k) {
+/* One product on the team against the CPU's, with epilogue `epi`: 0 none, 1 bias + tanh,
+ * 2 the ELU's backward through outputs H, 3 a bias gradient over C's rows. */
+static void check_gemm(const nf_backend *tb, size_t T, nf_rng *rng, int ta, int tb_, size_t m, size_t n, size_t k,
+                       int epi) {
     const nf_backend *cpu = &nf__backend_cpu;
     size_t lda = (ta ? m : k) + 3, ldb = (tb_ ? k : n) + 1, ldc = n + 5;
-    size_t ra = ta ? k : m, rb = tb_ ? n : k;
+    size_t ra = ta ? k : m, rb = tb_ ? n : k, gn = 7, ldg = m + 2;
     float *A = randn(rng, ra * lda), *B = randn(rng, rb * ldb), *C0 = randn(rng, m * ldc);
-    float *C1 = malloc(m * ldc * sizeof(float));
+    float *C1 = malloc(m * ldc * sizeof(float)), *bias = randn(rng, n), *H = randn(rng, m * (n + 1));
+    float *G = randn(rng, gn * ldg), *db0 = randn(rng, m), *db1 = malloc(m * sizeof(float));
+    for (size_t i = 0; i < m * (n + 1); i++) H[i] = fmaxf(H[i] * 0.5f, -0.9f); /* ELU outputs, > -1 */
     memcpy(C1, C0, m * ldc * sizeof(float));
-    cpu->gemm(cpu, ta, tb_, m, n, k, 0.7f, A, lda, B, ldb, 0.3f, C0, ldc);
-    tb->gemm(tb, ta, tb_, m, n, k, 0.7f, A, lda, B, ldb, 0.3f, C1, ldc);
-    CHECK(max_rel(C1, C0, m * ldc) <= 1e-5, "team of %zu: gemm(%d, %d, %zu x %zu x %zu) differs by %g", T, ta, tb_, m, n, k,
-          max_rel(C1, C0, m * ldc));
+    memcpy(db1, db0, m * sizeof(float));
+    nf_epi e0 = {NF_ACT_TANH, bias, NULL, 0, NULL, NULL, 0, 0}, e1 = e0;
+    if (epi == 2) e0 = e1 = (nf_epi){NF_ACT_ELU, NULL, H, n + 1, NULL, NULL, 0, 0};
+    if (epi == 3) e0 = (nf_epi){NF_ACT_IDENTITY, NULL, NULL, 0, db0, G, gn, ldg}, e1 = e0, e1.db = db1;
+    cpu->gemm(cpu, ta, tb_, m, n, k, 0.7f, A, lda, B, ldb, 0.3f, C0, ldc, epi ? &e0 : NULL);
+    tb->gemm(tb, ta, tb_, m, n, k, 0.7f, A, lda, B, ldb, 0.3f, C1, ldc, epi ? &e1 : NULL);
+    /* (a block may sum its k products in another order than the whole: float rounding) */
+    CHECK(max_rel(C1, C0, m * ldc) <= 4e-5, "team of %zu: gemm(%d, %d, %zu x %zu x %zu, epilogue %d) differs by %g", T, ta,
+          tb_, m, n, k, epi, max_rel(C1, C0, m * ldc));
     int pad_ok = 1; /* the columns between n and ldc were never written */
     for (size_t i = 0; i < m; i++)
         for (size_t j = n; j < ldc; j++) pad_ok &= C1[i * ldc + j] == C0[i * ldc + j];
     CHECK(pad_ok, "team of %zu: gemm(%d, %d, %zu x %zu x %zu) wrote into the padding", T, ta, tb_, m, n, k);
-    free(A), free(B), free(C0), free(C1);
+    if (epi == 3)
+        CHECK(!memcmp(db0, db1, m * sizeof(float)), "team of %zu: gemm(%d, %d, %zu x %zu x %zu): the bias gradient, bit for bit",
+              T, ta, tb_, m, n, k);
+    free(A), free(B), free(C0), free(C1), free(bias), free(H), free(G), free(db0), free(db1);
 }
 
 static void check_gemv(const nf_backend *tb, size_t T, nf_rng *rng, int ta, size_t m, size_t n) {
@@ -114,29 +127,57 @@ static void test_team_calls(void) {
     nf_rng_create(17, &rng);
     for (size_t q = 0; q < NTEAM; q++) {
         nf_team *team = NULL;
-        CHECK_OK(nf__team_create(team_sizes[q], &team));
+        CHECK_OK(nf__team_create(team_sizes[q], 0, &team));
         if (!team) continue;
         const nf_backend *tb = nf__team_backend(team);
         size_t T = team_sizes[q];
         /* a layer's forward, weight gradient and input gradient at batch 100 */
-        check_gemm(tb, T, rng, 0, 1, 100, 256, 256);
-        check_gemm(tb, T, rng, 1, 0, 256, 256, 100);
-        check_gemm(tb, T, rng, 0, 0, 100, 256, 256);
+        /* a layer's forward (bias and activation), weight gradient (and the bias's), input gradient
+         * (through the activation) at batch 100 */
+        check_gemm(tb, T, rng, 0, 1, 100, 256, 256, 1);
+        check_gemm(tb, T, rng, 1, 0, 256, 256, 100, 3);
+        check_gemm(tb, T, rng, 0, 0, 100, 256, 256, 2);
         /* uneven cuts, both operands transposed, a narrow output (cut by rows), one too small to share */
-        check_gemm(tb, T, rng, 0, 0, 37, 333, 129);
-        check_gemm(tb, T, rng, 1, 1, 70, 90, 300);
-        check_gemm(tb, T, rng, 0, 1, 1000, 3, 64);
-        check_gemm(tb, T, rng, 1, 0, 999, 2, 77);
-        check_gemm(tb, T, rng, 0, 1, 5, 2, 3);
+        for (int epi = 0; epi < 4; epi++) {
+            check_gemm(tb, T, rng, 0, 0, 37, 333, 129, epi);
+            check_gemm(tb, T, rng, 1, 1, 70, 90, 300, epi);
+            check_gemm(tb, T, rng, 0, 1, 1000, 3, 64, epi);
+            check_gemm(tb, T, rng, 1, 0, 999, 2, 77, epi);
+            check_gemm(tb, T, rng, 0, 1, 5, 2, 3, epi);
+        }
         check_gemv(tb, T, rng, 0, 3000, 57);
         check_gemv(tb, T, rng, 1, 64, 5000);
         check_gemv(tb, T, rng, 1, 3, 4);
         check_elementwise(tb, T, rng);
         nf__team_free(team);
     }
+    /* the parts of a team of 6 run on 6, 4, 2 threads or the caller alone: the same bits */
+    size_t m = 100, n = 256, k = 256, N = 100003;
+    float *A = randn(rng, m * k), *B = randn(rng, k * n), *C[4], *bias = randn(rng, n);
+    double ss[4];
+    size_t W[4] = {6, 4, 2, 1};
+    for (int w = 0; w < 4; w++) {
+        nf_team *team = NULL;
+        C[w] = malloc(m * n * sizeof(float));
+        CHECK_OK(nf__team_create(6, W[w], &team));
+        if (!team) continue;
+        const nf_backend *tb = nf__team_backend(team);
+        nf_epi e = {NF_ACT_RELU, bias, NULL, 0, NULL, NULL, 0, 0};
+        tb->gemm(tb, 0, 1, m, n, k, 1, A, k, B, k, 0, C[w], n, &e);
+        float *g = malloc(N * sizeof(float));
+        for (size_t i = 0; i < N; i++) g[i] = (float)(i % 97) * 0.01f - 0.3f;
+        ss[w] = tb->sum_squares(tb, g, N);
+        free(g);
+        nf__team_free(team);
+        if (w)
+            CHECK(!memcmp(C[w], C[0], m * n * sizeof(float)) && ss[w] == ss[0],
+                  "a team of 6 on %zu threads gives what it gives on 6", W[w]);
+    }
+    for (int w = 0; w < 4; w++) free(C[w]);
+    free(A), free(B), free(bias);
     nf_team *bad = NULL;
-    CHECK_ERR(nf__team_create(1, &bad), NF_ERR_ARG, "2 to 64 threads");
-    CHECK_ERR(nf__team_create(65, &bad), NF_ERR_ARG, "2 to 64 threads");
+    CHECK_ERR(nf__team_create(1, 0, &bad), NF_ERR_ARG, "2 to 64 threads");
+    CHECK_ERR(nf__team_create(65, 0, &bad), NF_ERR_ARG, "2 to 64 threads");
     nf_rng_free(rng);
 }
 

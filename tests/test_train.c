@@ -958,9 +958,9 @@ static void test_fit_gives_memory_back(void) {
  * every Adam update. */
 static size_t be_gemm, be_adam;
 static void count_gemm(const nf_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
-                       size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+                       size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc, const nf_epi *e) {
     __atomic_add_fetch(&be_gemm, 1, __ATOMIC_RELAXED);
-    nf__backend_cpu.gemm(be, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    nf__backend_cpu.gemm(be, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, e);
 }
 static void count_adam(const nf_backend *be, const nf_adam *a, float gscale, float *p, float *g, float *m, float *v,
                        size_t n) {

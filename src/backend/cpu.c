@@ -11,11 +11,20 @@
 
 #include <cblas.h>
 
+void nf__epi_apply(const nf_epi *e, float *C, size_t ldc, size_t r0, size_t r1, size_t c0, size_t c1) {
+    if (!e || r1 <= r0 || c1 <= c0) return;
+    float *blk = C + r0 * ldc + c0;
+    if (e->bias) nf__bias_act_forward(e->act, blk, e->bias + c0, r1 - r0, c1 - c0, ldc);
+    if (e->H) nf__act_backward_2d(e->act, blk, ldc, e->H + r0 * e->ldh + c0, e->ldh, r1 - r0, c1 - c0);
+    if (e->db && c0 == 0) nf__bias_grad(e->db + r0, e->G + r0, e->gn, r1 - r0, e->ldg);
+}
+
 void nf__cpu_gemm(const nf_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
-                  size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+                  size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc, const nf_epi *e) {
     (void)be;
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
                 alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+    nf__epi_apply(e, C, ldc, 0, m, 0, n);
 }
 
 void nf__cpu_gemv(const nf_backend *be, int ta, size_t m, size_t n, float alpha, const float *A, size_t lda,
@@ -27,7 +36,7 @@ void nf__cpu_gemv(const nf_backend *be, int ta, size_t m, size_t n, float alpha,
 static void cpu_bias_act_forward(const nf_backend *be, nf_activation a, float *h, const float *bias, size_t n,
                                  size_t b) {
     (void)be;
-    nf__bias_act_forward(a, h, bias, n, b);
+    nf__bias_act_forward(a, h, bias, n, b, b);
 }
 
 static void cpu_act_backward(const nf_backend *be, nf_activation a, float *g, const float *h, size_t m) {

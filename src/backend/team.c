@@ -14,6 +14,9 @@
  * on a condition variable.  Jobs too small to share run on the caller alone.
  * The cuts depend on T and the shapes only, so a result is reproducible for
  * a given T; across T, products may round differently in their last bits.
+ * The parts run on min(T, the CPUs online) threads, each taking every W-th
+ * part: T threads on fewer cores would spin against each other, and the
+ * results do not depend on W.
  */
 #include "team.h"
 
@@ -32,6 +35,7 @@
 #define CPU_RELAX() ((void)0)
 #endif
 #include <sched.h>
+#include <unistd.h>
 
 /* Below these sizes a job runs on the caller alone (waking a team costs a
  * few microseconds): multiply-adds of a product, values of a pass. */
@@ -45,7 +49,8 @@ typedef void (*part_fn)(const void *args, size_t part, size_t parts);
 
 struct nf_team {
     nf_backend be; /* first: the backend's functions get the team from `be` */
-    size_t T;
+    size_t T;                  /* the parts a job may be cut into */
+    size_t W;                  /* the threads that run them: the caller and W - 1 workers */
     pthread_t th[NF_TEAM_MAX];
     size_t nth; /* workers started */
     pthread_mutex_t mu;
@@ -103,16 +108,16 @@ static void *worker_main(void *arg) {
     for (;;) {
         worker_wait_job(t, &seen);
         if (atomic_load(&t->quit)) break;
-        if (q < t->parts) t->fn(t->args, q, t->parts);
+        for (size_t p = q; p < t->parts; p += t->W) t->fn(t->args, p, t->parts);
         atomic_fetch_add_explicit(&t->done, 1, memory_order_release);
     }
     return NULL;
 }
 
-/* Runs fn on `parts` parts, the caller doing part 0; returns when all are done. */
+/* Runs fn on `parts` parts, the caller doing parts 0, W, 2W, ...; returns when all are done. */
 static void run(nf_team *t, part_fn fn, const void *args, size_t parts) {
-    if (parts <= 1) {
-        fn(args, 0, 1);
+    if (parts <= 1 || t->W == 1) {
+        for (size_t p = 0; p < parts; p++) fn(args, p, parts);
         return;
     }
     t->fn = fn, t->args = args, t->parts = parts;
@@ -123,7 +128,7 @@ static void run(nf_team *t, part_fn fn, const void *args, size_t parts) {
         pthread_cond_broadcast(&t->cv);
         pthread_mutex_unlock(&t->mu);
     }
-    fn(args, 0, parts);
+    for (size_t p = 0; p < parts; p += t->W) fn(args, p, parts);
     size_t want = t->nth;
     for (unsigned i = 0; atomic_load_explicit(&t->done, memory_order_acquire) != want; i++) {
         if (i >= YIELD_AFTER) sched_yield();
@@ -140,6 +145,7 @@ typedef struct gemm_args {
     float alpha, beta;
     const float *A, *B;
     float *C;
+    const nf_epi *e;
 } gemm_args;
 
 /* Part q: block (q / pc, q % pc) of C, from the same rows of op(A) and columns of op(B). */
@@ -152,7 +158,8 @@ static void gemm_part(const void *p, size_t q, size_t parts) {
     if (r1 <= r0 || c1 <= c0) return;
     const float *A = g->ta ? g->A + r0 : g->A + r0 * g->lda, *B = g->tb ? g->B + c0 * g->ldb : g->B + c0;
     nf__cpu_gemm(NULL, g->ta, g->tb, r1 - r0, c1 - c0, g->k, g->alpha, A, g->lda, B, g->ldb, g->beta,
-                 g->C + r0 * g->ldc + c0, g->ldc);
+                 g->C + r0 * g->ldc + c0, g->ldc, NULL);
+    nf__epi_apply(g->e, g->C, g->ldc, r0, r1, c0, c1); /* this block's share of the layer's passes */
 }
 
 /* The grid of a product on the team: a thread's time taken as its share of
@@ -171,9 +178,9 @@ static void gemm_grid(const nf_team *t, size_t m, size_t n, size_t k, size_t *pr
 }
 
 static void team_gemm(const nf_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
-                      size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+                      size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc, const nf_epi *e) {
     nf_team *t = (nf_team *)be;
-    gemm_args g = {ta, tb, 1, 1, m, n, k, lda, ldb, ldc, alpha, beta, A, B, C};
+    gemm_args g = {ta, tb, 1, 1, m, n, k, lda, ldb, ldc, alpha, beta, A, B, C, e};
     gemm_grid(t, m, n, k, &g.pr, &g.pc);
     run(t, gemm_part, &g, g.pr * g.pc);
 }
@@ -225,7 +232,7 @@ static void bias_act_part(const void *p, size_t q, size_t parts) {
     const ew_args *e = p;
     size_t a, b;
     cut(e->n, parts, q, 1, &a, &b);
-    if (b > a) nf__bias_act_forward(e->act, e->h + a * e->b, e->src, b - a, e->b);
+    if (b > a) nf__bias_act_forward(e->act, e->h + a * e->b, e->src, b - a, e->b, e->b);
 }
 
 static void team_bias_act_forward(const nf_backend *be, nf_activation act, float *h, const float *bias, size_t n,
@@ -322,21 +329,27 @@ void nf__team_free(nf_team *t) {
     free(t);
 }
 
-nf_status nf__team_create(size_t T, nf_team **out) {
+nf_status nf__team_create(size_t T, size_t W, nf_team **out) {
     *out = NULL;
     if (T < 2 || T > NF_TEAM_MAX) return nf__err(NF_ERR_ARG, "a team needs 2 to %d threads, got %zu", NF_TEAM_MAX, T);
+    if (!W) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        W = cpus > 0 && (size_t)cpus < T ? (size_t)cpus : T;
+    }
+    if (W > T) W = T;
     nf_team *t = calloc(1, sizeof *t);
     if (!t) return nf__err(NF_ERR_NOMEM, "out of memory for a team of %zu threads", T);
     t->be = (nf_backend){"cpu team",     team_gemm, team_gemv,        team_bias_act_forward, team_act_backward,
                          team_bias_grad, team_adam, team_sum_squares, team_mask_acc};
     t->T = T;
+    t->W = W;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     atomic_init(&t->gen, 0);
     atomic_init(&t->done, 0);
     atomic_init(&t->sleepers, 0);
     atomic_init(&t->quit, 0);
-    for (size_t q = 1; q < T; q++) {
+    for (size_t q = 1; q < W; q++) {
         worker_arg *w = malloc(sizeof *w);
         if (w) *w = (worker_arg){t, q};
         if (!w || pthread_create(&t->th[t->nth], NULL, worker_main, w)) {

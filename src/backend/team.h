@@ -13,8 +13,10 @@
 
 typedef struct nf_team nf_team;
 
-/* Starts T - 1 workers (2 <= T <= NF_TEAM_MAX); the caller is the team's first thread. */
-nf_status nf__team_create(size_t T, nf_team **out);
+/* A team whose jobs are cut into up to T parts (2 <= T <= NF_TEAM_MAX), run
+ * by W threads, the caller the first (W = 0: min(T, the CPUs online)); the
+ * results depend on T only. */
+nf_status nf__team_create(size_t T, size_t W, nf_team **out);
 void nf__team_free(nf_team *t);
 /* The team's backend: calls must come from the thread that uses the team, one at a time. */
 const nf_backend *nf__team_backend(const nf_team *t);

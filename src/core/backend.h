@@ -27,11 +27,29 @@ typedef struct nf_adam {
     size_t t; /* steps taken */
 } nf_adam;
 
+/* What a product then does to its output C (m x n), so that a layer's
+ * element-wise passes run in the product's call (on a team: each thread on
+ * its own block, with no hand-off between them); NULL: nothing.
+ *   bias: C = act(C + bias[column])          (a layer's forward)
+ *   H:    C *= act'(.) through the activation outputs H (rows ldh apart)
+ *                                             (the gradient entering a hidden layer)
+ *   db:   db[i] += sum_r G[r][i] over C's rows i, G gn rows ldg apart
+ *                                             (a weight gradient's bias gradient) */
+typedef struct nf_epi {
+    nf_activation act;
+    const float *bias;
+    const float *H;
+    size_t ldh;
+    float *db;
+    const float *G;
+    size_t gn, ldg;
+} nf_epi;
+
 typedef struct nf_backend {
     const char *name;
-    /* C (m x n) = alpha op(A) op(B) + beta C; op transposes when ta / tb */
-    void (*gemm)(const struct nf_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A, size_t lda, const float *B,
-                 size_t ldb, float beta, float *C, size_t ldc);
+    /* C (m x n) = alpha op(A) op(B) + beta C; op transposes when ta / tb; then e (may be NULL) */
+    void (*gemm)(const struct nf_backend *be, int ta, int tb, size_t m, size_t n, size_t k, float alpha, const float *A,
+                 size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc, const nf_epi *e);
     /* y = alpha op(A) x + beta y, A (m x n) */
     void (*gemv)(const struct nf_backend *be, int ta, size_t m, size_t n, float alpha, const float *A, size_t lda, const float *x, float beta,
                  float *y);

@@ -56,9 +56,9 @@ NF_VEC static void act_forward(nf_activation a, float *h, size_t m) {
     }
 }
 
-NF_VEC static void bias_act_forward(nf_activation a, float *h, const float *bias, size_t n, size_t b) {
+NF_VEC static void bias_act_forward(nf_activation a, float *h, const float *bias, size_t n, size_t b, size_t ldh) {
     for (size_t i = 0; i < n; i++) {
-        float *r = h + i * b;
+        float *r = h + i * ldh;
         for (size_t j = 0; j < b; j++) r[j] += bias[j];
         act_forward(a, r, b);
     }
@@ -90,8 +90,15 @@ NF_VEC static void act_backward(nf_activation a, float *g, const float *h, size_
  * multiversioned functions declared in one file and defined in another). */
 void nf__act_forward(nf_activation a, float *h, size_t m) { act_forward(a, h, m); }
 void nf__act_backward(nf_activation a, float *g, const float *h, size_t m) { act_backward(a, g, h, m); }
-void nf__bias_act_forward(nf_activation a, float *h, const float *bias, size_t n, size_t b) {
-    bias_act_forward(a, h, bias, n, b);
+void nf__bias_act_forward(nf_activation a, float *h, const float *bias, size_t n, size_t b, size_t ldh) {
+    bias_act_forward(a, h, bias, n, b, ldh);
+}
+void nf__act_backward_2d(nf_activation a, float *g, size_t ldg, const float *h, size_t ldh, size_t n, size_t b) {
+    if (ldg == b && ldh == b) {
+        act_backward(a, g, h, n * b);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) act_backward(a, g + i * ldg, h + i * ldh, b);
 }
 void nf__bias_grad(float *db, const float *g, size_t n, size_t b, size_t ldg) { bias_grad(db, g, n, b, ldg); }
 void nf__mask_acc(float *dW, const float *G, const float *M, size_t n) { mask_acc(dW, G, M, n); }

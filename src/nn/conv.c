@@ -198,7 +198,7 @@ const float *nf__conv_forward(const nf_mlp *m, const nf_backend *be, const float
     for (size_t l = 0; l < m->nlin; l++) {
         size_t a = cv->ch[l] * KS * KS, b = cv->ch[l + 1];
         im2col(cv, in, cv->ch[l], n, col);
-        be->gemm(be, 0, 0, b, N, a, 1.0f, p, a, col, N, 0.0f, t, N);
+        be->gemm(be, 0, 0, b, N, a, 1.0f, p, a, col, N, 0.0f, t, N, NULL);
         for (size_t co = 0; co < b; co++) {
             float *r = t + co * N, bias = p[a * b + co];
             for (size_t q = 0; q < N; q++) r[q] += bias;
@@ -242,7 +242,7 @@ void nf__conv_backward(const nf_mlp *m, const nf_backend *be, const float *param
         im2col(cv, in, cv->ch[l], n, col);
         if (dparams) {
             float *dW = dparams + off[l], *db = dW + a * b;
-            be->gemm(be, 0, 1, b, a, N, 1.0f, G, N, col, N, 1.0f, dW, a);
+            be->gemm(be, 0, 1, b, a, N, 1.0f, G, N, col, N, 1.0f, dW, a, NULL);
             for (size_t co = 0; co < b; co++) {
                 double s = 0;
                 for (size_t q = 0; q < N; q++) s += G[co * N + q];
@@ -250,7 +250,7 @@ void nf__conv_backward(const nf_mlp *m, const nf_backend *be, const float *param
             }
         }
         if (l == 0 && !dx) break;
-        be->gemm(be, 1, 0, a, N, b, 1.0f, W, a, G, N, 0.0f, dcol, N);
+        be->gemm(be, 1, 0, a, N, b, 1.0f, W, a, G, N, 0.0f, dcol, N, NULL);
         float *dA = G == gb[0] ? gb[1] : gb[0];
         col2im(cv, dcol, cv->ch[l], n, dA);
         G = dA;

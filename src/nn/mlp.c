@@ -169,7 +169,8 @@ static int res_act_in(const nf_mlp *m, size_t l) { return l > 0 && l + 1 < m->nl
 static int res_skip(const nf_mlp *m, size_t l) { return l > 0 && l % 2 == 0 && l + 1 < m->nlin; }
 
 /* out (n x b) = act(in (n x a) W^T + bias): one input an outer product, one
- * output a matrix-vector product, else a GEMM; bias and activation fused. */
+ * output a matrix-vector product, else a GEMM with bias and activation as
+ * its epilogue. */
 static void linear(const nf_backend *be, nf_activation act, const float *in, const float *W, const float *bias,
                    float *out, size_t n, size_t a, size_t b) {
     if (a == 1) {
@@ -178,38 +179,50 @@ static void linear(const nf_backend *be, nf_activation act, const float *in, con
     } else if (b == 1) {
         be->gemv(be, 0, n, a, 1.0f, in, a, W, 0.0f, out);
     } else {
-        be->gemm(be, 0, 1, n, b, a, 1.0f, in, a, W, a, 0.0f, out, b);
+        nf_epi e = {.act = act, .bias = bias};
+        be->gemm(be, 0, 1, n, b, a, 1.0f, in, a, W, a, 0.0f, out, b, &e);
+        return;
     }
     be->bias_act_forward(be, act, out, bias, n, b);
 }
 
-/* dW += g^T in, db += sum g (masked: only the unmasked weights; one output or one input: GEMV). */
+/* dW += g^T in, db += sum g (masked: only the unmasked weights; one output or one input: GEMV).
+ * A GEMM adds the bias gradient as its epilogue. */
 static void param_grad(const nf_mlp *m, const nf_backend *be, size_t l, float *dW, float *dwbuf, const float *g,
                        const float *in, size_t n) {
     size_t a = m->w[l], b = m->w[l + 1];
+    nf_epi e = {.db = dW + a * b, .G = g, .gn = n, .ldg = b};
     if (masked(m, l)) {
-        be->gemm(be, 1, 0, b, a, n, 1.0f, g, b, in, a, 0.0f, dwbuf, a);
+        be->gemm(be, 1, 0, b, a, n, 1.0f, g, b, in, a, 0.0f, dwbuf, a, &e);
         be->mask_acc(be, dW, dwbuf, m->masks[l], a * b);
+        return;
     } else if (b == 1) {
         be->gemv(be, 1, n, a, 1.0f, in, a, g, 1.0f, dW);
     } else if (a == 1) {
         be->gemv(be, 1, n, b, 1.0f, g, b, in, 1.0f, dW);
     } else {
-        be->gemm(be, 1, 0, b, a, n, 1.0f, g, b, in, a, 1.0f, dW, a);
+        be->gemm(be, 1, 0, b, a, n, 1.0f, g, b, in, a, 1.0f, dW, a, &e);
+        return;
     }
     be->bias_grad(be, dW + a * b, g, n, b);
 }
 
-/* next (n x a) = g (n x b) W (b x a): one output an outer product, one input a GEMV. */
-static void input_grad(const nf_backend *be, const float *g, const float *W, float *next, size_t n, size_t a, size_t b) {
+/* next (n x a) = g (n x b) W (b x a): one output an outer product, one input a GEMV.
+ * With h (the input's activation outputs, n x a), next *= act'(.) too: a
+ * GEMM's epilogue. */
+static void input_grad(const nf_backend *be, const float *g, const float *W, float *next, size_t n, size_t a, size_t b,
+                       nf_activation act, const float *h) {
     if (b == 1) {
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < a; j++) next[i * a + j] = g[i] * W[j];
     } else if (a == 1) {
         be->gemv(be, 0, n, b, 1.0f, g, b, W, 0.0f, next);
     } else {
-        be->gemm(be, 0, 0, n, a, b, 1.0f, g, b, W, a, 0.0f, next, a);
+        nf_epi e = {.act = act, .H = h, .ldh = a};
+        be->gemm(be, 0, 0, n, a, b, 1.0f, g, b, W, a, 0.0f, next, a, h ? &e : NULL);
+        return;
     }
+    if (h) be->act_backward(be, act, next, h, n * a);
 }
 
 static const float *forward_res(const nf_mlp *m, const nf_backend *be, const float *params, float *tape, void *scratch,
@@ -273,7 +286,7 @@ static void backward_res(const nf_mlp *m, const nf_backend *be, const float *par
     size_t L = m->nlin - 1, w = m->w[1];
     /* the output layer: reads T_{L-1} as it is */
     if (dparams) param_grad(m, be, L, dparams + off[L], dwbuf, dout, tape + toff[L - 1], n);
-    input_grad(be, dout, weights(m, L, params + off[L], wbuf), gs, n, w, m->w[L + 1]);
+    input_grad(be, dout, weights(m, L, params + off[L], wbuf), gs, n, w, m->w[L + 1], m->act, NULL);
     for (size_t l = L - 1; l >= 2; l -= 2) { /* block (l - 1, l): gs is dL/dT_l; T_l = f(T_{l-2}) + T_{l-2} */
         for (size_t j = 0; j < 2; j++) {
             size_t q = l - j; /* layer q reads act(T_{q-1}) */
@@ -282,14 +295,14 @@ static void backward_res(const nf_mlp *m, const nf_backend *be, const float *par
             nf__act_forward(m->act, abuf, n * w);
             if (dparams) param_grad(m, be, q, dparams + off[q], dwbuf, g, abuf, n);
             float *dst = j ? ga : gt; /* dL/dT_{l-1}, then the block's part of dL/dT_{l-2} */
-            input_grad(be, g, weights(m, q, params + off[q], wbuf), dst, n, w, w);
+            input_grad(be, g, weights(m, q, params + off[q], wbuf), dst, n, w, w, m->act, NULL);
             be->act_backward(be, m->act, dst, abuf, n * w);
             if (j)
                 for (size_t k = 0; k < n * w; k++) gs[k] += ga[k]; /* dL/dT_{l-2}: the skip plus the block */
         }
     }
     if (dparams) param_grad(m, be, 0, dparams + off[0], dwbuf, gs, x, n);
-    if (dx) input_grad(be, gs, weights(m, 0, params + off[0], wbuf), dx, n, m->w[0], w);
+    if (dx) input_grad(be, gs, weights(m, 0, params + off[0], wbuf), dx, n, m->w[0], w, m->act, NULL);
 }
 
 void nf__mlp_backward(const nf_mlp *m, const nf_backend *be, const float *params, float *dparams, float *dx,
@@ -312,17 +325,16 @@ void nf__mlp_backward(const nf_mlp *m, const nf_backend *be, const float *params
         o += m->w[l] * m->w[l + 1] + m->w[l + 1];
         to += n * m->w[l + 1];
     }
-    float *g = dout;
+    float *g = dout; /* the gradient at layer l's output, through its activation (the output layer has none) */
     int which = 0;
     for (size_t l = m->nlin; l-- > 0;) {
         size_t a = m->w[l], b = m->w[l + 1];
-        const float *out = tape + toff[l], *in = l ? tape + toff[l - 1] : x;
-        if (l + 1 < m->nlin) be->act_backward(be, m->act, g, out, n * b);
+        const float *in = l ? tape + toff[l - 1] : x; /* layer l - 1's activation outputs */
         if (dparams) param_grad(m, be, l, dparams + off[l], dwbuf, g, in, n);
         if (l == 0 && !dx) break;
         float *next = l == 0 ? dx : gbuf[which];
         which ^= 1;
-        input_grad(be, g, weights(m, l, params + off[l], wbuf), next, n, a, b);
+        input_grad(be, g, weights(m, l, params + off[l], wbuf), next, n, a, b, m->act, l ? in : NULL);
         g = next;
     }
 }

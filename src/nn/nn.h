@@ -57,8 +57,8 @@ typedef struct nf_mlp {
 /* Activation functions applied in place; the derivative is computed from the
  * activation's OUTPUT h, so only outputs need saving. */
 void nf__act_forward(nf_activation a, float *h, size_t m);
-/* Fused pass over n rows of width b: h = act(h + bias). */
-void nf__bias_act_forward(nf_activation a, float *h, const float *bias, size_t n, size_t b);
+/* Fused pass over n rows of width b, ldh floats apart: h = act(h + bias). */
+void nf__bias_act_forward(nf_activation a, float *h, const float *bias, size_t n, size_t b, size_t ldh);
 /* db[j] += sum_i g[i][j] over an n x b block of rows ldg floats apart (the
  * rows in order: a block of columns sums as the whole does). */
 void nf__bias_grad(float *db, const float *g, size_t n, size_t b, size_t ldg);
@@ -66,6 +66,8 @@ void nf__bias_grad(float *db, const float *g, size_t n, size_t b, size_t ldg);
 void nf__mask_acc(float *dW, const float *G, const float *M, size_t n);
 /* g[i] *= act'(pre) expressed through h[i] = act(pre) */
 void nf__act_backward(nf_activation a, float *g, const float *h, size_t m);
+/* The same over an n x b block of g (rows ldg apart) and h (rows ldh apart). */
+void nf__act_backward_2d(nf_activation a, float *g, size_t ldg, const float *h, size_t ldh, size_t n, size_t b);
 const char *nf__act_name(nf_activation a);
 
 /* Sets up widths in, hidden..., out.  Returns NF_ERR_ARG with a message on bad sizes. */

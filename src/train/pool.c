@@ -285,7 +285,7 @@ nf_status nf__trainer_init(nf_trainer *t, nf_flow *f, const nf_objective *obj, s
     t->T = o->threads > 1 ? o->threads : 1;
     if (t->T > NF_MAX_THREADS) return nf__err(NF_ERR_ARG, "threads must be at most %d, got %zu", NF_MAX_THREADS, t->T);
     if (split_columns(f, o, t->T, B)) { /* one slot; the backend's passes on a team */
-        nf_status s = nf__team_create(t->T, &t->team);
+        nf_status s = nf__team_create(t->T, 0, &t->team);
         if (s) return s;
         t->be = nf__team_backend(t->team);
         t->T = 1;
