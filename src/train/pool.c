@@ -1,9 +1,11 @@
 /*
  * pool.c - the trainer's workspaces and threads.
  *
- * A batch of k rows is cut into T slices, one per slot; slot 0 is the calling
- * thread, slots 1..T-1 are workers that wait on one barrier.  A task is two
- * functions run on every slot, a then b, with a barrier after each.  After
+ * A batch of k rows is cut into T slices, one per slot, run by W = min(T,
+ * the CPUs online) threads: thread w takes slots w, w + W, ...; thread 0 is
+ * the caller, threads 1..W-1 are workers that wait on one barrier (so the
+ * results depend on T, never on W).  A task is two functions run on every
+ * slot, a then b, with a barrier after each.  After
  * the objective (task a), task b sums the slots' gradients into t->grad over
  * each slot's share of the parameters, always in slot order, so a result
  * depends on T but not on timing.  Adam runs over the same shares.
@@ -15,6 +17,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static nf_status slot_init(nf_trainer *t, nf_slot *w, size_t rows, int own_grad) {
     const nf_flow *f = t->f;
@@ -91,29 +94,31 @@ static void *pool_main(void *arg) {
         pthread_barrier_wait(&t->bar);
         if (t->quit) break;
         void (*b)(nf_trainer *, size_t) = t->task_b;
-        t->task_a(t, s);
+        for (size_t q = s; q < t->T; q += t->W) t->task_a(t, q);
         pthread_barrier_wait(&t->bar);
         if (b) {
-            b(t, s);
+            for (size_t q = s; q < t->T; q += t->W) b(t, q);
             pthread_barrier_wait(&t->bar);
         }
     }
     return NULL;
 }
 
-/* Runs a, then b (may be NULL), on every slot; the caller is slot 0. */
+/* Runs a, then b (may be NULL), on every slot; the caller takes slots 0, W, 2W, ... */
 static void run_task(nf_trainer *t, void (*a)(nf_trainer *, size_t), void (*b)(nf_trainer *, size_t)) {
     if (!t->pool) {
-        a(t, 0);
+        for (size_t q = 0; q < t->T; q++) a(t, q);
+        if (b)
+            for (size_t q = 0; q < t->T; q++) b(t, q);
         return;
     }
     t->task_a = a;
     t->task_b = b;
     pthread_barrier_wait(&t->bar);
-    a(t, 0);
+    for (size_t q = 0; q < t->T; q += t->W) a(t, q);
     pthread_barrier_wait(&t->bar);
     if (b) {
-        b(t, 0);
+        for (size_t q = 0; q < t->T; q += t->W) b(t, q);
         pthread_barrier_wait(&t->bar);
     }
 }
@@ -204,7 +209,7 @@ nf_status nf__trainer_eval(nf_trainer *t, size_t k, int grad, double *loss) {
             return nf__err(NF_ERR_ARG, "the reduce hook reported failure (code %d)", rc);
         }
         sq = t->be->sum_squares(t->be, t->grad, t->P);
-    } else if (t->pool) {
+    } else if (t->T > 1) { /* (slot_reduce summed each share's squares) */
         for (size_t q = 0; q < t->T; q++) sq += t->slots[q].sq;
     } else {
         sq = t->be->sum_squares(t->be, t->grad, t->P);
@@ -221,7 +226,7 @@ void nf__trainer_free(nf_trainer *t) {
     if (t->pool) {
         t->quit = 1;
         pthread_barrier_wait(&t->bar);
-        for (size_t s = 1; s < t->T; s++) pthread_join(t->th[s], NULL);
+        for (size_t s = 1; s < t->W; s++) pthread_join(t->th[s], NULL);
         pthread_barrier_destroy(&t->bar);
         pthread_mutex_destroy(&t->mu);
         pthread_cond_destroy(&t->cv);
@@ -242,11 +247,11 @@ static nf_status start_pool(nf_trainer *t) {
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     size_t started = 1;
-    for (; started < t->T; started++) {
+    for (; started < t->W; started++) {
         t->slots[started].owner = t;
         if (pthread_create(&t->th[started], NULL, pool_main, &t->slots[started])) break;
     }
-    if (started == t->T && pthread_barrier_init(&t->bar, NULL, (unsigned)t->T) == 0) {
+    if (started == t->W && pthread_barrier_init(&t->bar, NULL, (unsigned)t->W) == 0) {
         t->pool = 1;
     } else {
         t->start_failed = 1;
@@ -318,7 +323,9 @@ nf_status nf__trainer_init(nf_trainer *t, nf_flow *f, const nf_objective *obj, s
     size_t rows = (B + t->T - 1) / t->T;
     nf_status s = NF_OK;
     for (size_t q = 0; q < t->T && !s; q++) s = slot_init(t, &t->slots[q], rows, q > 0);
-    if (!s && t->T > 1) s = start_pool(t);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    t->W = cpus > 0 && (size_t)cpus < t->T ? (size_t)cpus : t->T;
+    if (!s && t->W > 1) s = start_pool(t);
     if (!s) s = nf__dtrain_init(t);
     if (s) nf__trainer_free(t);
     return s;

@@ -92,7 +92,8 @@ struct nf_trainer {
     nf_flow *f;
     const nf_objective *obj;
     const nf_backend *be; /* the flow's compute backend: networks, Adam, the norm */
-    size_t B, d, P, T;
+    size_t B, d, P, T; /* T: slots (the batch's slices) */
+    size_t W;          /* threads that run the slots (pool.c) */
     unsigned char *mem;
     float *x;       /* B x d: the batch (model space; base samples for reverse KL) */
     size_t dc;      /* conditional flows: context values per row */
