@@ -307,6 +307,65 @@ static void test_image_layers(void) {
     }
 }
 
+/* TFP's own test cases, at their parameters and points, against the reference formulas
+ * those tests use (evaluated in double precision offline): rational_quadratic_spline_test's
+ * testTheoreticalFldjSimple (bin widths [1, 1], heights [sqrt(.5), 2 - sqrt(.5)], slopes 1, x =
+ * linspace(-1.05, 1.05, 10): values and forward log-dets, the ends outside the range
+ * unchanged), sinh_arcsinh_test's testBijectorVersusNumpyRewriteOfBasicFunctions (skewness
+ * 0.2, tailweight 2 at x = [-2.01, 2, 1e-4]: y and the ildj), softplus_test's
+ * hinge_softness 1.5 (y = 1.5 softplus(x / 1.5)). */
+static void test_tfp_test_cases(void) {
+    nf_bijector *b = NULL;
+    float bw[2] = {1, 1}, bh[2] = {0.70710678f, 2 - 0.70710678f}, ks[1] = {1};
+    CHECK_OK(nf_bijector_rq_spline(1, 2, bw, bh, ks, -1, &b));
+    if (b) {
+        const double want_y[10] = {-1.04999995, -0.845655133, -0.695495899, -0.557200542, -0.396710026,
+                                   -0.166330402, 0.137332154, 0.474627656, 0.792764051, 1.04999995};
+        const double want_l[10] = {0, -0.325640064, -0.520490799, -0.488352399, -0.226116841,
+                                   0.154252269, 0.342672651, 0.366459061, 0.224564132, 0};
+        float x[10], y[10], l[10] = {0}, back[10];
+        for (int i = 0; i < 10; i++) x[i] = (float)(-1.05 + 2.1 * i / 9);
+        CHECK_OK(nf_bijector_forward(b, x, 10, y, l));
+        CHECK_OK(nf_bijector_inverse(b, y, 10, back, NULL));
+        for (int i = 0; i < 10; i++) {
+            CHECK_NEAR(y[i], want_y[i], 2e-6, "rational_quadratic_spline (TFP's testTheoreticalFldjSimple) at %g", (double)x[i]);
+            CHECK_NEAR(l[i], want_l[i], 2e-6, "its forward log-det at %g", (double)x[i]);
+            CHECK_NEAR(back[i], x[i], 2e-6, "its round trip at %g", (double)x[i]);
+        }
+        nf_bijector_free(b);
+    }
+    CHECK_OK(nf_bijector_sinh_arcsinh(1, 0.2f, 2, &b));
+    if (b) {
+        const float x[3] = {-2.01f, 2, 1e-4f};
+        const double want_y[3] = {-6.0269293208427825, 13.366176180336195, 0.41096854848784836};
+        const double want_ildj[3] = {-1.6942508512497605, -2.4839464664363287, -0.77117666785009042};
+        float y[3], l[3] = {0}, back[3], il[3] = {0};
+        CHECK_OK(nf_bijector_forward(b, x, 3, y, l));
+        CHECK_OK(nf_bijector_inverse(b, y, 3, back, il));
+        for (int i = 0; i < 3; i++) {
+            CHECK_NEAR(y[i], want_y[i], 2e-6, "sinh_arcsinh(0.2, 2) (TFP's test) at %g", (double)x[i]);
+            CHECK_NEAR(il[i], want_ildj[i], 2e-6, "sinh_arcsinh(0.2, 2) ildj at %g", (double)x[i]);
+            CHECK_NEAR(l[i], -want_ildj[i], 1e-4, "sinh_arcsinh(0.2, 2) fldj = -ildj at %g (TFP's rtol)", (double)x[i]);
+            CHECK_NEAR(back[i], x[i], 2e-6, "sinh_arcsinh(0.2, 2) round trip at %g", (double)x[i]);
+        }
+        nf_bijector_free(b);
+    }
+    CHECK_OK(nf_bijector_softplus_hinge(1, 1.5f, 0, &b));
+    if (b) {
+        const float x[5] = {-3, -0.5f, 0, 2.2f, 6};
+        const double want[5] = {0.19039201656445875, 0.81045836203411259, 1.0397207708399179, 2.5113663601770355,
+                                6.0272248918767142};
+        float y[5], back[5];
+        CHECK_OK(nf_bijector_forward(b, x, 5, y, NULL));
+        CHECK_OK(nf_bijector_inverse(b, y, 5, back, NULL));
+        for (int i = 0; i < 5; i++) {
+            CHECK_NEAR(y[i], want[i], 2e-6, "softplus(hinge_softness=1.5) (TFP's test) at %g", (double)x[i]);
+            CHECK_NEAR(back[i], x[i], 1e-5, "softplus(hinge_softness=1.5) round trip at %g", (double)x[i]);
+        }
+        nf_bijector_free(b);
+    }
+}
+
 /* TFP's Sigmoid(low, high), Softplus(hinge_softness, low) and PowerTransform against their
  * closed forms (TFP's definitions), and Sigmoid's outputs strictly inside (low, high). */
 static void test_fixed_argument_forms(void) {
@@ -431,6 +490,7 @@ static void test_fixed_argument_forms(void) {
 
 void test_bijectors(void) {
     test_fixed_argument_forms();
+    test_tfp_test_cases();
     test_image_layers();
     test_tfp_elementwise();
     test_reference_values();
