@@ -194,6 +194,10 @@ static nf_status mk_realnvp_joint(size_t d, nf_rng *r, nf_bijector **o) {
     nf_coupling_opts c = {.net = small_net(NF_ACT_ELU), .num_masked = 1};
     return nf_bijector_coupling(d, &c, r, o);
 }
+/* TFP's RealNVP with a negative num_masked: the last coordinate conditions */
+static nf_status mk_coupling_reversed(size_t d, nf_rng *r, nf_bijector **o) {
+    return nf_bijector_from_spec("coupling(num_masked=-1, hidden=[6], activation=tanh, zero_last=0)", d, r, o);
+}
 static nf_status mk_nice(size_t d, nf_rng *r, nf_bijector **o) {
     nf_coupling_opts c = {.net = small_net(NF_ACT_SIGMOID), .num_masked = 2, .shift_only = 1};
     return nf_bijector_coupling(d, &c, r, o);
@@ -480,6 +484,7 @@ static const bcase cases[] = {
     {"my_leaky_relu", mk_inline, 2, -2, 2, 0.2f, NAN, 0, 0, 0},
     {"realnvp", mk_realnvp_sep, 3, -2, 2, 0, NAN, 0, 0, 0},
     {"realnvp", mk_realnvp_joint, 3, -2, 2, 0, NAN, 0, 0, 0},
+    {"realnvp", mk_coupling_reversed, 3, -2, 2, 0, NAN, 0, 0, 0},
     {"nice", mk_nice, 4, -2, 2, 0, NAN, 0, 0, 0},
     {"chain", mk_realnvp_stack, 2, -2, 2, 0, NAN, 0, 0, 0},
     {"maf", mk_maf, 3, -2, 2, 0, NAN, 0, 0, 0},
