@@ -186,7 +186,7 @@ clean:
 	rm -rf build build-san build-tsan build-clang build-fuzz
 
 # valgrind memcheck on the suites that fit CI's time (no leaks, no invalid reads).
-VALGRIND_SUITES ?= core,dist,spec,io,model,fuzz_replay,device
+VALGRIND_SUITES ?= core,dist,spec,io,model,fuzz_replay,device,team
 valgrind: $(BUILD)/tests/run
 	NF_TEST_ONLY=$(VALGRIND_SUITES) OPENBLAS_NUM_THREADS=1 valgrind -q --error-exitcode=9 --leak-check=full \
 	    --errors-for-leak-kinds=definite ./$(BUILD)/tests/run
