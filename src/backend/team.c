@@ -329,13 +329,16 @@ void nf__team_free(nf_team *t) {
     free(t);
 }
 
+size_t nf__threads_for(size_t T) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t w = cpus > 0 && (size_t)cpus < T ? (size_t)cpus : T;
+    return w ? w : 1;
+}
+
 nf_status nf__team_create(size_t T, size_t W, nf_team **out) {
     *out = NULL;
     if (T < 2 || T > NF_TEAM_MAX) return nf__err(NF_ERR_ARG, "a team needs 2 to %d threads, got %zu", NF_TEAM_MAX, T);
-    if (!W) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        W = cpus > 0 && (size_t)cpus < T ? (size_t)cpus : T;
-    }
+    if (!W) W = nf__threads_for(T);
     if (W > T) W = T;
     nf_team *t = calloc(1, sizeof *t);
     if (!t) return nf__err(NF_ERR_NOMEM, "out of memory for a team of %zu threads", T);

@@ -13,6 +13,11 @@
 
 typedef struct nf_team nf_team;
 
+/* The threads that run T parts (a team's, or the trainer's row slots):
+ * min(T, the CPUs online), at least 1; T threads on fewer cores would spin
+ * or wait on each other, and the parts' results never depend on it. */
+size_t nf__threads_for(size_t T);
+
 /* A team whose jobs are cut into up to T parts (2 <= T <= NF_TEAM_MAX), run
  * by W threads, the caller the first (W = 0: min(T, the CPUs online)); the
  * results depend on T only. */

@@ -17,7 +17,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 static nf_status slot_init(nf_trainer *t, nf_slot *w, size_t rows, int own_grad) {
     const nf_flow *f = t->f;
@@ -323,8 +322,7 @@ nf_status nf__trainer_init(nf_trainer *t, nf_flow *f, const nf_objective *obj, s
     size_t rows = (B + t->T - 1) / t->T;
     nf_status s = NF_OK;
     for (size_t q = 0; q < t->T && !s; q++) s = slot_init(t, &t->slots[q], rows, q > 0);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    t->W = cpus > 0 && (size_t)cpus < t->T ? (size_t)cpus : t->T;
+    t->W = nf__threads_for(t->T);
     if (!s && t->W > 1) s = start_pool(t);
     if (!s) s = nf__dtrain_init(t);
     if (s) nf__trainer_free(t);
