@@ -327,6 +327,11 @@ static int draw_rows(void *u, nf_rng *r, float *x, size_t n) {
     return 0;
 }
 
+/* A fit on the stream of draw_rows, or on the n rows of x. */
+static nf_status fit_rows(nf_flow *f, int stream, const float *x, size_t n, const nf_train_opts *o, nf_train_report *r) {
+    return stream ? nf_flow_fit_stream(f, draw_rows, NULL, o, r) : nf_flow_fit(f, x, n, o, r);
+}
+
 /* On a device, an interrupted run resumed from its checkpoint ends
  * bit-identical to an uninterrupted one (epochs with validation, a stream),
  * batch norm's running averages included: checkpoints read the device's
@@ -351,21 +356,13 @@ static void resume(const nf_dev_ops *ops, const char *dev) {
         nf_train_report a = {0}, b = {0}, c = {0};
         size_t at = stream ? 40 : 4;
         remove(ck);
-        if (stream) {
-            o.steps = 100, o.log_every = 20;
-            CHECK_OK(nf_flow_fit_stream(fl[0], draw_rows, NULL, &o, &a));
-            o.checkpoint_path = ck, o.checkpoint_every = 20, o.callback = stop_after, o.user = &at;
-            CHECK_OK(nf_flow_fit_stream(fl[1], draw_rows, NULL, &o, &b));
-            o.callback = NULL, o.resume_path = ck;
-            CHECK_OK(nf_flow_fit_stream(fl[2], draw_rows, NULL, &o, &c));
-        } else {
-            o.epochs = 8, o.val_split = 0.2f;
-            CHECK_OK(nf_flow_fit(fl[0], x, n, &o, &a));
-            o.checkpoint_path = ck, o.checkpoint_every = 2, o.callback = stop_after, o.user = &at;
-            CHECK_OK(nf_flow_fit(fl[1], x, n, &o, &b));
-            o.callback = NULL, o.resume_path = ck;
-            CHECK_OK(nf_flow_fit(fl[2], x, n, &o, &c));
-        }
+        if (stream) o.steps = 100, o.log_every = 20;
+        else o.epochs = 8, o.val_split = 0.2f;
+        CHECK_OK(fit_rows(fl[0], stream, x, n, &o, &a)); /* uninterrupted */
+        o.checkpoint_path = ck, o.checkpoint_every = stream ? 20 : 2, o.callback = stop_after, o.user = &at;
+        CHECK_OK(fit_rows(fl[1], stream, x, n, &o, &b)); /* stopped at `at` */
+        o.callback = NULL, o.resume_path = ck;
+        CHECK_OK(fit_rows(fl[2], stream, x, n, &o, &c)); /* resumed */
         size_t P = nf_flow_param_count(fl[0]);
         float l0[8], l2[8];
         CHECK_OK(nf_flow_log_prob(fl[0], x, 8, l0));
